@@ -1,0 +1,223 @@
+//! [`AuditLayerBuilder`]: the options of an audit layer, their defaults, and `build`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::fields::FieldLimits;
+use crate::guard::AuditGuard;
+use crate::health::Health;
+use crate::layer::AuditLayer;
+use crate::store;
+use crate::writer::{self, WriterConfig};
+
+/// The environment variable that overrides the default database path.
+pub const DB_PATH_ENV: &str = "REASONKIT_AUDIT_DB";
+/// How many records the queue between the layer and the writer holds.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+/// The longest a record waits on the writer thread before it is committed.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// The most records committed in one transaction.
+pub const DEFAULT_MAX_BATCH: usize = 4_096;
+/// How long one SQLite statement waits for another process's lock before failing (and
+/// being retried).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest [`AuditGuard::flush`] waits for the writer.
+pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest dropping the [`AuditGuard`] waits for the writer to commit and stop.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest field value kept, in bytes; longer ones are cut and marked.
+pub const DEFAULT_MAX_FIELD_LEN: usize = 64 * 1024;
+
+/// What the layer does when the queue to the writer is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// The instrumented thread waits until there is room: nothing is lost. The default.
+    #[default]
+    Block,
+    /// The record is dropped and counted ([`AuditStats::dropped_records`]); the
+    /// instrumented thread never waits.
+    ///
+    /// [`AuditStats::dropped_records`]: crate::AuditStats::dropped_records
+    Drop,
+}
+
+/// The database an audit layer writes when no path is given: `$REASONKIT_AUDIT_DB` if set
+/// and not empty, else `~/.reasonkit/audit.db`.
+///
+/// # Errors
+/// [`Error::NoDefaultPath`] when neither is available.
+pub fn default_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(DB_PATH_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    std::env::home_dir()
+        .filter(|home| !home.as_os_str().is_empty())
+        .map(|home| home.join(".reasonkit").join("audit.db"))
+        .ok_or(Error::NoDefaultPath)
+}
+
+/// Configures and builds an [`AuditLayer`] and its [`AuditGuard`].
+///
+/// Every option has a default that suits a reasoning application; `build()` alone writes
+/// to [`default_path`].
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let dir = tempfile::tempdir()?;
+/// let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+///     .path(dir.path().join("audit.db"))
+///     .flush_interval(Duration::from_millis(20))
+///     .store_inputs(true)
+///     .build()?;
+/// assert_eq!(guard.path(), dir.path().join("audit.db"));
+/// # drop(layer);
+/// # Ok::<(), reasonkit_audit::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct AuditLayerBuilder {
+    path: Option<PathBuf>,
+    store_inputs: bool,
+    queue_capacity: usize,
+    overflow: OverflowPolicy,
+    flush_interval: Duration,
+    max_batch: usize,
+    busy_timeout: Duration,
+    flush_timeout: Duration,
+    shutdown_timeout: Duration,
+    max_field_len: usize,
+}
+
+impl Default for AuditLayerBuilder {
+    fn default() -> Self {
+        AuditLayerBuilder {
+            path: None,
+            store_inputs: false,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            overflow: OverflowPolicy::Block,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            max_batch: DEFAULT_MAX_BATCH,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            flush_timeout: DEFAULT_FLUSH_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            max_field_len: DEFAULT_MAX_FIELD_LEN,
+        }
+    }
+}
+
+impl AuditLayerBuilder {
+    /// The database file; default: [`default_path`]. Parent directories are created.
+    pub fn path(mut self, path: impl AsRef<Path>) -> Self {
+        self.path = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Also store each session's raw `input` text in `sessions.input`. Off by default:
+    /// only its SHA-256 (`input_hash`) is stored, so the file holds no prompt text.
+    pub fn store_inputs(mut self, store: bool) -> Self {
+        self.store_inputs = store;
+        self
+    }
+
+    /// How many records the queue holds (at least 1); default
+    /// [`DEFAULT_QUEUE_CAPACITY`]. Bounds the memory the audit trail can take.
+    pub fn queue_capacity(mut self, records: usize) -> Self {
+        self.queue_capacity = records.max(1);
+        self
+    }
+
+    /// What to do when the queue is full; default [`OverflowPolicy::Block`].
+    pub fn overflow(mut self, policy: OverflowPolicy) -> Self {
+        self.overflow = policy;
+        self
+    }
+
+    /// The longest a record waits before it is committed; default
+    /// [`DEFAULT_FLUSH_INTERVAL`]. A crash loses at most this much.
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// The most records per transaction (at least 1); default [`DEFAULT_MAX_BATCH`].
+    pub fn max_batch(mut self, records: usize) -> Self {
+        self.max_batch = records.max(1);
+        self
+    }
+
+    /// How long a statement waits for another process's lock; default
+    /// [`DEFAULT_BUSY_TIMEOUT`].
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// The longest [`AuditGuard::flush`] waits; default [`DEFAULT_FLUSH_TIMEOUT`].
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// The longest dropping the guard waits for the writer; default
+    /// [`DEFAULT_SHUTDOWN_TIMEOUT`].
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The longest field value kept, in bytes; default [`DEFAULT_MAX_FIELD_LEN`]. Longer
+    /// values are cut at a character boundary, end with a visible marker, and are counted
+    /// in [`AuditStats::truncated_fields`](crate::AuditStats::truncated_fields).
+    pub fn max_field_len(mut self, bytes: usize) -> Self {
+        self.max_field_len = bytes;
+        self
+    }
+
+    /// Opens (creating and migrating if needed) the database and starts the writer thread.
+    ///
+    /// # Errors
+    /// An [`Error`] naming the path when the database cannot be created, opened, or
+    /// migrated: a directory in the way, a file that is not SQLite, a read-only file, a
+    /// schema newer than this release. The file is left untouched in those cases.
+    pub fn build(self) -> Result<(AuditLayer, AuditGuard)> {
+        static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+        let path = match self.path {
+            Some(path) => path,
+            None => default_path()?,
+        };
+        let conn = store::open_for_writing(&path, self.busy_timeout)?;
+        let limits = FieldLimits::new(self.max_field_len);
+        let health = Health::new(path.clone(), limits.clone());
+        let (sender, receiver) = crossbeam_channel::bounded(self.queue_capacity);
+        let (done_sender, done) = crossbeam_channel::bounded(0);
+        let config = WriterConfig {
+            flush_interval: self.flush_interval,
+            max_batch: self.max_batch,
+            store_inputs: self.store_inputs,
+        };
+        let writer = writer::spawn(conn, receiver, config, health.clone(), done_sender)
+            .map_err(|source| Error::Spawn { path, source })?;
+
+        let layer = AuditLayer {
+            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            sender: sender.clone(),
+            policy: self.overflow,
+            limits,
+            health: health.clone(),
+        };
+        let guard = AuditGuard {
+            sender,
+            writer: Some(writer),
+            done,
+            health,
+            flush_timeout: self.flush_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+        };
+        Ok((layer, guard))
+    }
+}

@@ -1,0 +1,153 @@
+//! Per-span audit state, kept in the registry's span extensions, and the lookups that find
+//! the session and step a span or event belongs to.
+//!
+//! The state of an audited span says which session and which step its children belong to.
+//! A new span finds it by walking up its ancestors to the nearest audited one, which works
+//! through any number of unrelated spans, across threads (the registry records the parent
+//! when the span is created, wherever it is later entered) and through `.instrument(span)`
+//! futures. Unrelated spans carry no state and cost nothing here.
+
+use tracing::Subscriber;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::fields::{FieldValue, Fields};
+use crate::ids::AuditId;
+use crate::record::Kind;
+
+/// What one layer knows about one audited span while it is open.
+#[derive(Debug)]
+pub(crate) struct SpanState {
+    pub(crate) kind: Kind,
+    pub(crate) id: AuditId,
+    /// The session the span belongs to (a session's is itself).
+    pub(crate) session: AuditId,
+    /// The step its children belong to: a step's is itself, a decision's is its step, a
+    /// session's is none.
+    pub(crate) step: Option<AuditId>,
+    /// Fields recorded after creation with `Span::record`.
+    pub(crate) recorded: Fields,
+    pub(crate) returned: Option<FieldValue>,
+    pub(crate) error: Option<FieldValue>,
+    pub(crate) error_event: bool,
+    /// Rows the layer made up to hold this span (an implicit step, an implicit session),
+    /// innermost first; they close when the span closes.
+    pub(crate) implicit: Vec<AuditId>,
+}
+
+/// The extension stored in each audited span. Usually one layer audits a span; when
+/// several audit layers share a registry, each keeps its own state under its own key.
+#[derive(Debug)]
+pub(crate) struct Audited {
+    first: (u64, SpanState),
+    others: Vec<(u64, SpanState)>,
+}
+
+impl Audited {
+    pub(crate) fn get(&self, layer: u64) -> Option<&SpanState> {
+        if self.first.0 == layer {
+            return Some(&self.first.1);
+        }
+        self.others.iter().find(|(k, _)| *k == layer).map(|(_, s)| s)
+    }
+
+    pub(crate) fn get_mut(&mut self, layer: u64) -> Option<&mut SpanState> {
+        if self.first.0 == layer {
+            return Some(&mut self.first.1);
+        }
+        self.others.iter_mut().find(|(k, _)| *k == layer).map(|(_, s)| s)
+    }
+
+    /// Any layer's state: for [`current_session_id`], which is not tied to one layer.
+    fn any(&self) -> &SpanState {
+        &self.first.1
+    }
+}
+
+/// Stores `state` as `layer`'s state of `span`.
+pub(crate) fn insert<S>(span: &SpanRef<'_, S>, layer: u64, state: SpanState)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut extensions = span.extensions_mut();
+    match extensions.get_mut::<Audited>() {
+        Some(audited) => audited.others.push((layer, state)),
+        None => extensions.insert(Audited {
+            first: (layer, state),
+            others: Vec::new(),
+        }),
+    }
+}
+
+/// Removes `layer`'s state of `span`, when it closes.
+pub(crate) fn remove<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<SpanState>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut extensions = span.extensions_mut();
+    let audited = extensions.get_mut::<Audited>()?;
+    if audited.first.0 == layer {
+        if audited.others.is_empty() {
+            return extensions.remove::<Audited>().map(|a| a.first.1);
+        }
+        let next = audited.others.remove(0);
+        return Some(std::mem::replace(&mut audited.first, next).1);
+    }
+    let index = audited.others.iter().position(|(k, _)| *k == layer)?;
+    Some(audited.others.remove(index).1)
+}
+
+/// The session and step a child of `span` (or `span` itself, when `include_self`) belongs
+/// to, from the nearest audited span at or above it.
+pub(crate) fn enclosing<S>(
+    span: Option<&SpanRef<'_, S>>,
+    layer: u64,
+    include_self: bool,
+) -> Option<(AuditId, Option<AuditId>)>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let span = span?;
+    let skip = usize::from(!include_self);
+    span.scope().skip(skip).find_map(|ancestor| {
+        let extensions = ancestor.extensions();
+        let state = extensions.get::<Audited>()?.get(layer)?;
+        Some((state.session.clone(), state.step.clone()))
+    })
+}
+
+/// The id of the reasoning session the current span belongs to, as written in the
+/// `sessions.id` column; `None` outside every session, or when no [`AuditLayer`] is
+/// installed in the current subscriber.
+///
+/// Use it to link the audit trail to your own records (a response header, a ticket).
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let dir = tempfile::tempdir()?;
+/// let (audit, _guard) = reasonkit_audit::AuditLayer::builder()
+///     .path(dir.path().join("audit.db"))
+///     .build()?;
+/// let subscriber = tracing_subscriber::registry().with(audit);
+/// tracing::subscriber::with_default(subscriber, || {
+///     assert_eq!(reasonkit_audit::current_session_id(), None);
+///     let session = tracing::info_span!("session", id = "sess_abc123");
+///     let _entered = session.enter();
+///     let step = tracing::info_span!("step", module = "gigathink");
+///     let _in_step = step.enter();
+///     assert_eq!(reasonkit_audit::current_session_id().as_deref(), Some("sess_abc123"));
+/// });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`AuditLayer`]: crate::AuditLayer
+pub fn current_session_id() -> Option<String> {
+    tracing::Span::current().with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
+        let span = registry.span(id)?;
+        span.scope().find_map(|ancestor| {
+            let extensions = ancestor.extensions();
+            Some(extensions.get::<Audited>()?.any().session.to_string())
+        })
+    })?
+}

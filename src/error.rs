@@ -1,0 +1,141 @@
+//! The crate's error type.
+//!
+//! Every variant that concerns the database names its path, says what went wrong, and —
+//! where there is one — what the user can do about it. The layer itself never returns
+//! errors to instrumented code: it reports write problems on stderr and in the
+//! database's own `audit_health` table instead. Only [`AuditLayerBuilder::build`],
+//! [`AuditGuard::flush`] and [`AuditGuard::shutdown`] return this type.
+//!
+//! [`AuditLayerBuilder::build`]: crate::AuditLayerBuilder::build
+//! [`AuditGuard::flush`]: crate::AuditGuard::flush
+//! [`AuditGuard::shutdown`]: crate::AuditGuard::shutdown
+
+use std::path::PathBuf;
+
+/// What went wrong while opening, migrating or writing an audit database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No path was given, `$REASONKIT_AUDIT_DB` is unset, and the home directory is unknown.
+    #[error(
+        "cannot choose a default audit database: $REASONKIT_AUDIT_DB is unset and the home \
+         directory is unknown; set REASONKIT_AUDIT_DB or call AuditLayer::builder().path(..)"
+    )]
+    NoDefaultPath,
+
+    /// The database's parent directory could not be created.
+    #[error("cannot create directory {path} for the audit database: {source}")]
+    CreateDir {
+        /// The directory that could not be created.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+
+    /// The database file could not be created or opened.
+    #[error(
+        "cannot open audit database {path}: {source}; check that the path is a file in a \
+         writable directory"
+    )]
+    Open {
+        /// The database path.
+        path: PathBuf,
+        /// The underlying SQLite error.
+        source: rusqlite::Error,
+    },
+
+    /// The path is a directory, not a database file.
+    #[error("cannot open audit database {path}: it is a directory; give the path of a file")]
+    IsDirectory {
+        /// The database path.
+        path: PathBuf,
+    },
+
+    /// The file exists but is not a SQLite database; it was left untouched.
+    #[error(
+        "cannot open audit database {path}: the file is not a SQLite database (left untouched); \
+         move it away or choose another path"
+    )]
+    NotADatabase {
+        /// The database path.
+        path: PathBuf,
+    },
+
+    /// The file could only be opened read-only; it was left untouched.
+    #[error(
+        "cannot write audit database {path}: the file or its directory is read-only (left \
+         untouched); fix its permissions or choose another path"
+    )]
+    ReadOnly {
+        /// The database path.
+        path: PathBuf,
+    },
+
+    /// The database was written by a newer version of this crate; it was left untouched.
+    #[error(
+        "audit database {path} has schema version {found}, newer than the {supported} this \
+         version of reasonkit-audit knows (left untouched); upgrade reasonkit-audit or choose \
+         another path"
+    )]
+    SchemaTooNew {
+        /// The database path.
+        path: PathBuf,
+        /// The version found in the file (`PRAGMA user_version`).
+        found: i64,
+        /// The newest version this crate knows.
+        supported: i64,
+    },
+
+    /// A pragma or migration failed while preparing the database.
+    #[error("cannot prepare audit database {path} ({step}): {source}")]
+    Setup {
+        /// The database path.
+        path: PathBuf,
+        /// What was being done, e.g. `"applying migration 0002_layer_columns"`.
+        step: String,
+        /// The underlying SQLite error.
+        source: rusqlite::Error,
+    },
+
+    /// The writer thread could not be started.
+    #[error("cannot start the audit writer thread for {path}: {source}")]
+    Spawn {
+        /// The database path.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+
+    /// Committing records failed; they are kept in memory and retried.
+    #[error(
+        "cannot write to audit database {path}: {message}; the records are kept and retried"
+    )]
+    Write {
+        /// The database path.
+        path: PathBuf,
+        /// SQLite's description of the failure.
+        message: String,
+    },
+
+    /// The writer did not answer within the allowed time.
+    #[error(
+        "audit database {path}: the writer did not commit within {waited:?}; records are still \
+         queued (is another process holding a write lock, or the disk full?)"
+    )]
+    TimedOut {
+        /// The database path.
+        path: PathBuf,
+        /// How long the caller waited.
+        waited: std::time::Duration,
+    },
+
+    /// The writer thread has stopped; nothing more can be written through this guard.
+    #[error("audit database {path}: the writer thread has stopped")]
+    WriterStopped {
+        /// The database path.
+        path: PathBuf,
+    },
+}
+
+/// A shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

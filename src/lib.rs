@@ -1,0 +1,146 @@
+//! An audit trail for AI reasoning: a [`tracing_subscriber::Layer`] that records reasoning
+//! sessions, steps and decisions as rows of a local SQLite database.
+//!
+//! Every reasoning session, step and decision lands in one file — `~/.reasonkit/audit.db`
+//! by default — that a person can query afterwards with `sqlite3`, Datasette, or any SQLite
+//! tool, to debug a chain, satisfy an auditor, study patterns, or replay a run with
+//! identical inputs (the design is ADR-002, "SQLite for Audit Trail").
+//!
+//! The instrumented thread never touches SQLite: the layer sends small records through a
+//! bounded queue to one writer thread, which commits them in batches in WAL mode with
+//! `synchronous=NORMAL`. By default nothing is ever dropped: when the queue is full the
+//! instrumented thread waits.
+//!
+//! # Quick start
+//!
+//! ```
+//! use tracing::instrument;
+//! use tracing_subscriber::prelude::*;
+//!
+//! #[instrument(name = "session", skip_all, fields(profile = "balanced", input = %question))]
+//! fn answer(question: &str) -> String {
+//!     let idea = think(question);
+//!     check(&idea)
+//! }
+//!
+//! #[instrument(name = "step", skip_all, fields(module = "gigathink", confidence = 0.81), ret)]
+//! fn think(question: &str) -> String {
+//!     format!("an idea about {question}")
+//! }
+//!
+//! #[instrument(name = "step", skip_all, fields(module = "proofguard", confidence = tracing::field::Empty))]
+//! fn check(idea: &str) -> String {
+//!     tracing::info!(
+//!         name: "decision",
+//!         decision_type = "accept",
+//!         options_considered = ?["accept", "revise"],
+//!         chosen_option = "accept",
+//!         rationale = "no contradiction found",
+//!     );
+//!     tracing::Span::current().record("confidence", 0.95);
+//!     idea.to_owned()
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let (audit, guard) = reasonkit_audit::AuditLayer::builder()
+//! #   .path(dir.path().join("audit.db"))
+//!     .build()?; // default path: $REASONKIT_AUDIT_DB, else ~/.reasonkit/audit.db
+//! tracing_subscriber::registry().with(audit).init();
+//!
+//! answer("Why is the sky blue?");
+//! guard.flush()?; // every record sent so far is committed
+//! # let db = rusqlite::Connection::open(dir.path().join("audit.db"))?;
+//! # let steps: i64 = db.query_row("SELECT count(*) FROM steps", [], |r| r.get(0))?;
+//! # assert_eq!(steps, 2);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Then: `sqlite3 ~/.reasonkit/audit.db 'SELECT module, confidence FROM steps'`.
+//!
+//! # What is recorded
+//!
+//! Spans named `session`, `step` and `decision`, and events named `decision`, become rows;
+//! spans and events with other names write nothing. A field that has no column of its own
+//! goes into the row's `attributes` JSON object, so nothing recorded is lost. Fields may be
+//! given when the span is created or recorded later with `Span::record` (declare them
+//! `= tracing::field::Empty`).
+//!
+//! | column | taken from |
+//! |---|---|
+//! | **`sessions`** | one row per `session` span, written when it opens |
+//! | `id` | the `id` field if given (at creation), else a new UUIDv7 ([`current_session_id`] tells it) |
+//! | `started_at`, `ended_at` | UTC at creation and close, as `YYYY-MM-DD HH:MM:SS.ffffff` |
+//! | `profile` | the `profile` field, else `'default'` |
+//! | `input_hash` | an `input_hash` field as given, else lowercase hex SHA-256 of the `input` field's text (of `""` without one) |
+//! | `input` | the `input` field, only with [`AuditLayerBuilder::store_inputs`]`(true)`; else NULL |
+//! | `status` | `'running'` while open; at close the `status` field if recorded, else `'failed'` if the session has an `error` field or an ERROR-level event directly inside it (what `#[instrument(err)]` emits), else `'completed'` |
+//! | `attributes` | every other field, as a JSON object |
+//! | **`steps`** | one row per `step` span, written when it opens |
+//! | `id` | a new UUIDv7 |
+//! | `session_id` | the nearest enclosing `session`: through unrelated spans, across threads, through `.instrument(span)` futures |
+//! | `parent_step_id` | the nearest enclosing `step`, NULL for a top-level step |
+//! | `module` | the `module` field, else the span's target |
+//! | `input_summary`, `output_summary`, `confidence`, `tokens_used`, `error` | fields of those names; `output_summary` falls back to what `#[instrument(ret)]` emits, `error` to what `#[instrument(err)]` emits (or the message of an ERROR event directly inside the step) |
+//! | `tokens_used` (fallback) | `gen_ai.usage.input_tokens` + `gen_ai.usage.output_tokens` (OpenTelemetry GenAI names) |
+//! | `attributes` | every other field, as a JSON object |
+//! | **`decisions`** | one row per `decision` span (written when it opens) and per `decision` event |
+//! | `id` | a new UUIDv7 |
+//! | `step_id` | the nearest enclosing `step` |
+//! | `decision_type` | the field, else `'unspecified'` |
+//! | `options_considered` | a value that is already JSON (e.g. `?vec!["a", "b"]`) as it is, anything else as a JSON string |
+//! | `chosen_option`, `rationale` | fields of those names |
+//! | `decided_at` | the event's time, or the close of the span (NULL while it is open) |
+//! | `attributes` | every other field, as a JSON object |
+//!
+//! **Orphans are never dropped.** A `step` outside every session gets an *implicit session*
+//! of its own (profile `'implicit'`, `attributes` `{"implicit":true}`), opened and closed
+//! with the step and `'failed'` if the step failed. A decision outside every step gets an
+//! *implicit step* (module `'implicit'`) in the enclosing session, or in an implicit
+//! session of its own; for a decision event it opens and closes at that moment.
+//!
+//! **Text of values.** A value recorded with `?debug` (the default for `#[instrument]`
+//! arguments) that is a quoted string is stored without its quotes and escapes; other values
+//! are stored as their text. Values longer than [`AuditLayerBuilder::max_field_len`] are cut
+//! and marked. Numeric columns take numbers and numeric strings; anything else (including
+//! NaN) stays in `attributes` under its field name.
+//!
+//! # Subscribers
+//!
+//! The layer works with a global subscriber (`.init()`), with
+//! `tracing::subscriber::set_default` / `with_default`, and inside a [`tracing::Dispatch`];
+//! several layers, each with its own file, can live in one process. A *global* filter in
+//! front of it (e.g. `registry().with(EnvFilter::new("warn")).with(audit)`) hides reasoning
+//! spans from the audit trail too: give other layers per-layer filters
+//! (`fmt::layer().with_filter(...)`) instead.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod builder;
+mod context;
+mod error;
+mod fields;
+mod guard;
+mod health;
+mod ids;
+mod layer;
+mod record;
+mod rows;
+mod store;
+mod writer;
+
+pub use builder::{
+    AuditLayerBuilder, DB_PATH_ENV, DEFAULT_BUSY_TIMEOUT, DEFAULT_FLUSH_INTERVAL,
+    DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_FIELD_LEN, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SHUTDOWN_TIMEOUT, OverflowPolicy, default_path,
+};
+pub use context::current_session_id;
+pub use error::{Error, Result};
+pub use fields::TRUNCATION_MARKER;
+pub use guard::AuditGuard;
+pub use health::AuditStats;
+pub use layer::AuditLayer;
+pub use rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
+pub use store::SCHEMA_VERSION;

@@ -1,0 +1,486 @@
+//! From recorded fields to column values: the mapping table of the crate docs, in code.
+//!
+//! Runs on the writer thread only. Every rule a user can observe in the database — which
+//! field becomes which column, the `input_hash`, the session status, what goes into the
+//! `attributes` JSON — is decided here, in one place.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::fields::{FieldValue, Fields};
+use crate::ids::AuditId;
+use crate::record::{Closed, Decided, Kind, Opened};
+
+/// The `profile` of a session without a `profile` field.
+pub const DEFAULT_PROFILE: &str = "default";
+/// The `profile` of a session the layer made up for a step outside every session.
+pub const IMPLICIT_PROFILE: &str = "implicit";
+/// The `module` of a step the layer made up for a decision outside every step.
+pub const IMPLICIT_MODULE: &str = "implicit";
+/// The `decision_type` of a decision without a `decision_type` field.
+pub const UNSPECIFIED_DECISION: &str = "unspecified";
+
+/// A row the writer knows about: opened, perhaps closed, perhaps not yet committed.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) opened: Opened,
+    pub(crate) closed: Option<Closed>,
+}
+
+impl Row {
+    pub(crate) fn kind(&self) -> Kind {
+        self.opened.kind
+    }
+}
+
+/// Text as SQLite stores it: `YYYY-MM-DD HH:MM:SS.ffffff`, UTC, which SQLite's date
+/// functions read and which sorts and compares correctly as text.
+pub(crate) fn timestamp(at: SystemTime) -> String {
+    DateTime::<Utc>::from(at)
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+/// Lowercase hex SHA-256.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    use std::fmt::Write;
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+/// A value as column text. A `Debug` value that is a quoted string (what `?"text"` or an
+/// `#[instrument]`ed `&str` argument gives) loses its quotes and escapes.
+pub(crate) fn text(value: &FieldValue) -> String {
+    match value {
+        FieldValue::Str(s) => s.clone(),
+        FieldValue::Debug(s) => unquote(s).unwrap_or_else(|| s.clone()),
+        FieldValue::I64(n) => n.to_string(),
+        FieldValue::U64(n) => n.to_string(),
+        FieldValue::F64(n) => n.to_string(),
+        FieldValue::Bool(b) => b.to_string(),
+    }
+}
+
+fn unquote(debug: &str) -> Option<String> {
+    if debug.len() >= 2 && debug.starts_with('"') && debug.ends_with('"') {
+        serde_json::from_str::<String>(debug).ok()
+    } else {
+        None
+    }
+}
+
+/// A value as JSON: numbers and booleans as themselves, everything else as a string
+/// (non-finite floats too, since JSON has no NaN or infinity).
+fn json(value: &FieldValue) -> Value {
+    match value {
+        FieldValue::I64(n) => Value::from(*n),
+        FieldValue::U64(n) => Value::from(*n),
+        FieldValue::F64(n) if n.is_finite() => Value::from(*n),
+        FieldValue::Bool(b) => Value::from(*b),
+        other => Value::String(text(other)),
+    }
+}
+
+/// A value that is already valid JSON (e.g. `?vec!["a", "b"]`) as it is; anything else as
+/// a JSON string.
+fn json_text(value: &FieldValue) -> String {
+    let raw = match value {
+        FieldValue::Str(s) | FieldValue::Debug(s) => s.as_str(),
+        other => return json(other).to_string(),
+    };
+    if serde_json::from_str::<serde::de::IgnoredAny>(raw).is_ok() {
+        raw.to_owned()
+    } else {
+        Value::String(raw.to_owned()).to_string()
+    }
+}
+
+/// A REAL column: numbers, and strings that parse as numbers. NaN is not a number SQLite
+/// can store, so it stays in `attributes` instead.
+fn real(value: &FieldValue) -> Option<f64> {
+    let n = match value {
+        FieldValue::F64(n) => *n,
+        FieldValue::I64(n) => *n as f64,
+        FieldValue::U64(n) => *n as f64,
+        other => text(other).trim().parse().ok()?,
+    };
+    (!n.is_nan()).then_some(n)
+}
+
+/// An INTEGER column: integers, integral floats, and strings that parse as integers.
+fn integer(value: &FieldValue) -> Option<i64> {
+    match value {
+        FieldValue::I64(n) => Some(*n),
+        FieldValue::U64(n) => i64::try_from(*n).ok(),
+        FieldValue::F64(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Some(*n as i64),
+        FieldValue::F64(_) | FieldValue::Bool(_) => None,
+        other => text(other).trim().parse().ok(),
+    }
+}
+
+/// The latest value of each field of a row, and which of them a column has taken.
+struct View<'a> {
+    fields: Vec<(&'static str, &'a FieldValue, bool)>,
+}
+
+impl<'a> View<'a> {
+    fn new(lists: [&'a Fields; 2]) -> Self {
+        let mut fields: Vec<(&'static str, &'a FieldValue, bool)> = Vec::new();
+        for (name, value) in lists.into_iter().flatten() {
+            match fields.iter_mut().find(|(n, _, _)| n == name) {
+                Some(slot) => slot.1 = value,
+                None => fields.push((name, value, false)),
+            }
+        }
+        View { fields }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a FieldValue> {
+        self.fields
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, v, _)| *v)
+    }
+
+    /// The value of `name`, which a column now holds (so `attributes` leaves it out).
+    fn take(&mut self, name: &str) -> Option<&'a FieldValue> {
+        let slot = self.fields.iter_mut().find(|(n, _, _)| *n == name)?;
+        slot.2 = true;
+        Some(slot.1)
+    }
+
+    /// Like [`View::take`], for a column that only accepts some values: a value the column
+    /// rejects stays in `attributes`, so nothing recorded is lost.
+    fn take_as<T>(&mut self, name: &str, convert: impl Fn(&FieldValue) -> Option<T>) -> Option<T> {
+        let slot = self.fields.iter_mut().find(|(n, _, _)| *n == name)?;
+        let converted = convert(slot.1);
+        slot.2 = converted.is_some();
+        converted
+    }
+
+    /// Every field no column took, as a JSON object (keys sorted).
+    fn attributes(&self, extra: impl IntoIterator<Item = (&'static str, Value)>) -> String {
+        let mut map: Map<String, Value> = self
+            .fields
+            .iter()
+            .filter(|(_, _, taken)| !taken)
+            .map(|(name, value, _)| ((*name).to_owned(), json(value)))
+            .collect();
+        for (name, value) in extra {
+            map.entry(name).or_insert(value);
+        }
+        Value::Object(map).to_string()
+    }
+}
+
+fn recorded(row: &Row) -> &Fields {
+    static NONE: Fields = Vec::new();
+    row.closed.as_ref().map_or(&NONE, |c| &c.recorded)
+}
+
+fn implicit_marker(row: &Row) -> Option<(&'static str, Value)> {
+    row.opened.implicit.then(|| ("implicit", Value::Bool(true)))
+}
+
+/// The columns of a `sessions` row.
+#[derive(Debug, PartialEq)]
+pub(crate) struct SessionColumns {
+    pub(crate) id: String,
+    pub(crate) started_at: String,
+    pub(crate) ended_at: Option<String>,
+    pub(crate) profile: String,
+    pub(crate) input_hash: String,
+    pub(crate) input: Option<String>,
+    pub(crate) status: String,
+    pub(crate) attributes: String,
+}
+
+pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
+    let mut view = View::new([&row.opened.fields, recorded(row)]);
+    view.take("id");
+    let profile = view.take("profile").map(text).unwrap_or_else(|| {
+        if row.opened.implicit { IMPLICIT_PROFILE } else { DEFAULT_PROFILE }.to_owned()
+    });
+    let input = view.take("input").map(text);
+    let input_hash = match view.take("input_hash") {
+        Some(given) => text(given),
+        None => sha256_hex(input.as_deref().unwrap_or("")),
+    };
+    let status_field = view.take("status").map(text);
+    let status = match &row.closed {
+        None => "running".to_owned(),
+        Some(_) if status_field.is_some() => status_field.unwrap_or_default(),
+        Some(closed) if closed.error_event || closed.error.is_some() || view.get("error").is_some() => {
+            "failed".to_owned()
+        }
+        Some(_) => "completed".to_owned(),
+    };
+    let outcome = outcome_attributes(row);
+    SessionColumns {
+        id: row.opened.id.to_string(),
+        started_at: timestamp(row.opened.at),
+        ended_at: row.closed.as_ref().map(|c| timestamp(c.at)),
+        profile,
+        input_hash,
+        input: input.filter(|_| store_inputs),
+        status,
+        attributes: view.attributes(outcome.into_iter().chain(implicit_marker(row))),
+    }
+}
+
+/// `return` and `error` event values of a span without columns for them.
+fn outcome_attributes(row: &Row) -> Vec<(&'static str, Value)> {
+    let Some(closed) = &row.closed else { return Vec::new() };
+    let mut out = Vec::new();
+    if let Some(value) = &closed.returned {
+        out.push(("return", json(value)));
+    }
+    if let Some(value) = &closed.error {
+        out.push(("error", json(value)));
+    }
+    out
+}
+
+/// The columns of a `steps` row.
+#[derive(Debug, PartialEq)]
+pub(crate) struct StepColumns {
+    pub(crate) id: String,
+    pub(crate) session_id: String,
+    pub(crate) parent_step_id: Option<String>,
+    pub(crate) module: String,
+    pub(crate) started_at: String,
+    pub(crate) ended_at: Option<String>,
+    pub(crate) input_summary: Option<String>,
+    pub(crate) output_summary: Option<String>,
+    pub(crate) confidence: Option<f64>,
+    pub(crate) tokens_used: Option<i64>,
+    pub(crate) error: Option<String>,
+    pub(crate) attributes: String,
+}
+
+const GEN_AI_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+const GEN_AI_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+
+pub(crate) fn step(row: &Row) -> StepColumns {
+    let mut view = View::new([&row.opened.fields, recorded(row)]);
+    let module = view.take("module").map(text).unwrap_or_else(|| {
+        if row.opened.implicit { IMPLICIT_MODULE } else { row.opened.target }.to_owned()
+    });
+    let closed = row.closed.as_ref();
+    let output_summary = view
+        .take("output_summary")
+        .or_else(|| closed.and_then(|c| c.returned.as_ref()))
+        .map(text);
+    let error = view
+        .take("error")
+        .or_else(|| closed.and_then(|c| c.error.as_ref()))
+        .map(text);
+    let tokens_used = view.take_as("tokens_used", integer).or_else(|| {
+        // OpenTelemetry GenAI names; they also stay in `attributes`.
+        let input = view.get(GEN_AI_INPUT_TOKENS).and_then(integer);
+        let output = view.get(GEN_AI_OUTPUT_TOKENS).and_then(integer);
+        match (input, output) {
+            (None, None) => None,
+            (i, o) => Some(i.unwrap_or(0).saturating_add(o.unwrap_or(0))),
+        }
+    });
+    StepColumns {
+        id: row.opened.id.to_string(),
+        session_id: row.opened.parent.as_ref().map(AuditId::to_string).unwrap_or_default(),
+        parent_step_id: row.opened.parent_step.as_ref().map(AuditId::to_string),
+        module,
+        started_at: timestamp(row.opened.at),
+        ended_at: closed.map(|c| timestamp(c.at)),
+        input_summary: view.take("input_summary").map(text),
+        output_summary,
+        confidence: view.take_as("confidence", real),
+        tokens_used,
+        error,
+        attributes: view.attributes(implicit_marker(row)),
+    }
+}
+
+/// The columns of a `decisions` row.
+#[derive(Debug, PartialEq)]
+pub(crate) struct DecisionColumns {
+    pub(crate) id: String,
+    pub(crate) step_id: String,
+    pub(crate) decision_type: String,
+    pub(crate) options_considered: Option<String>,
+    pub(crate) chosen_option: Option<String>,
+    pub(crate) rationale: Option<String>,
+    pub(crate) decided_at: Option<String>,
+    pub(crate) attributes: String,
+}
+
+fn decision_columns(
+    id: &AuditId,
+    step: Option<&AuditId>,
+    decided_at: Option<SystemTime>,
+    mut view: View<'_>,
+    extra: Vec<(&'static str, Value)>,
+) -> DecisionColumns {
+    DecisionColumns {
+        id: id.to_string(),
+        step_id: step.map(AuditId::to_string).unwrap_or_default(),
+        decision_type: view
+            .take("decision_type")
+            .map(text)
+            .unwrap_or_else(|| UNSPECIFIED_DECISION.to_owned()),
+        options_considered: view.take("options_considered").map(json_text),
+        chosen_option: view.take("chosen_option").map(text),
+        rationale: view.take("rationale").map(text),
+        decided_at: decided_at.map(timestamp),
+        attributes: view.attributes(extra),
+    }
+}
+
+/// A `decision` span: decided when it closes.
+pub(crate) fn decision(row: &Row) -> DecisionColumns {
+    let view = View::new([&row.opened.fields, recorded(row)]);
+    decision_columns(
+        &row.opened.id,
+        row.opened.parent.as_ref(),
+        row.closed.as_ref().map(|c| c.at),
+        view,
+        outcome_attributes(row),
+    )
+}
+
+/// A `decision` event: decided at that moment.
+pub(crate) fn decided(event: &Decided) -> DecisionColumns {
+    static NONE: Fields = Vec::new();
+    let view = View::new([&event.fields, &NONE]);
+    decision_columns(&event.id, Some(&event.step), Some(event.at), view, Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn opened(kind: Kind, fields: Fields) -> Opened {
+        Opened {
+            kind,
+            id: AuditId::Given("x".into()),
+            parent: Some(AuditId::Given("p".into())),
+            parent_step: None,
+            at: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+            target: "my_app::reason",
+            fields,
+            implicit: false,
+        }
+    }
+
+    fn closed(recorded: Fields) -> Closed {
+        Closed {
+            id: AuditId::Given("x".into()),
+            at: UNIX_EPOCH + Duration::from_secs(1_700_000_001),
+            recorded,
+            returned: None,
+            error: None,
+            error_event: false,
+        }
+    }
+
+    #[test]
+    fn timestamps_are_utc_text_with_microseconds() {
+        let row = Row { opened: opened(Kind::Session, vec![]), closed: None };
+        assert_eq!(session(&row, false).started_at, "2023-11-14 22:13:20.123456");
+    }
+
+    #[test]
+    fn input_hash_is_sha256_of_the_input_or_of_nothing() {
+        let row = Row {
+            opened: opened(Kind::Session, vec![("input", FieldValue::Debug("\"abc\"".into()))]),
+            closed: None,
+        };
+        let cols = session(&row, false);
+        assert_eq!(cols.input_hash, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(cols.input, None);
+        assert_eq!(session(&row, true).input.as_deref(), Some("abc"));
+        let empty = Row { opened: opened(Kind::Session, vec![]), closed: None };
+        assert_eq!(
+            session(&empty, false).input_hash,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn session_status_runs_then_follows_status_field_error_or_completes() {
+        let mut row = Row { opened: opened(Kind::Session, vec![]), closed: None };
+        assert_eq!(session(&row, false).status, "running");
+        row.closed = Some(closed(vec![]));
+        assert_eq!(session(&row, false).status, "completed");
+        row.closed = Some(closed(vec![("error", FieldValue::Str("boom".into()))]));
+        assert_eq!(session(&row, false).status, "failed");
+        row.closed = Some(closed(vec![
+            ("error", FieldValue::Str("boom".into())),
+            ("status", FieldValue::Str("retried".into())),
+        ]));
+        assert_eq!(session(&row, false).status, "retried");
+    }
+
+    #[test]
+    fn step_columns_take_their_fields_and_leave_the_rest_in_attributes() {
+        let row = Row {
+            opened: opened(
+                Kind::Step,
+                vec![
+                    ("confidence", FieldValue::F64(0.75)),
+                    ("gen_ai.usage.input_tokens", FieldValue::U64(10)),
+                    ("gen_ai.usage.output_tokens", FieldValue::I64(5)),
+                    ("question", FieldValue::Debug("\"why?\"".into())),
+                ],
+            ),
+            closed: Some(closed(vec![("confidence", FieldValue::Str("0.5".into()))])),
+        };
+        let cols = step(&row);
+        assert_eq!(cols.module, "my_app::reason");
+        assert_eq!(cols.confidence, Some(0.5));
+        assert_eq!(cols.tokens_used, Some(15));
+        let attributes: Value = serde_json::from_str(&cols.attributes).unwrap();
+        assert_eq!(
+            attributes,
+            serde_json::json!({
+                "gen_ai.usage.input_tokens": 10,
+                "gen_ai.usage.output_tokens": 5,
+                "question": "why?"
+            })
+        );
+    }
+
+    #[test]
+    fn values_a_column_cannot_hold_stay_in_attributes() {
+        let row = Row {
+            opened: opened(
+                Kind::Step,
+                vec![
+                    ("confidence", FieldValue::F64(f64::NAN)),
+                    ("tokens_used", FieldValue::Str("many".into())),
+                ],
+            ),
+            closed: None,
+        };
+        let cols = step(&row);
+        assert_eq!(cols.confidence, None);
+        assert_eq!(cols.tokens_used, None);
+        let attributes: Value = serde_json::from_str(&cols.attributes).unwrap();
+        assert_eq!(attributes, serde_json::json!({"confidence": "NaN", "tokens_used": "many"}));
+    }
+
+    #[test]
+    fn options_considered_keeps_json_and_quotes_anything_else() {
+        let debug_vec = FieldValue::Debug(format!("{:?}", vec!["a", "b"]));
+        assert_eq!(json_text(&debug_vec), r#"["a", "b"]"#);
+        assert_eq!(json_text(&FieldValue::Str("a or b".into())), r#""a or b""#);
+        assert_eq!(json_text(&FieldValue::I64(3)), "3");
+    }
+}

@@ -1,0 +1,217 @@
+//! Opening an audit database: file creation, pragmas, schema migrations, version checks.
+//!
+//! Everything here runs once, in [`AuditLayerBuilder::build`](crate::AuditLayerBuilder::build),
+//! on the caller's thread, so that a database that cannot be used is reported as an `Err`
+//! before any record is queued. The connection it returns is then moved to the writer
+//! thread, which owns it for the rest of its life.
+//!
+//! The order of the checks matters: nothing that writes to the file (WAL mode, migrations)
+//! happens before we know it is a SQLite database whose schema we understand, so a foreign
+//! file or a database from a newer release is left byte-for-byte untouched.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// One schema step: a numbered SQL file from the top-level `migrations/` folder.
+pub(crate) struct Migration {
+    /// The schema version the database has once this migration is applied.
+    pub(crate) version: i64,
+    /// The file name without `.sql`, recorded in `schema_migrations`.
+    pub(crate) name: &'static str,
+    /// The SQL, embedded at compile time.
+    pub(crate) sql: &'static str,
+}
+
+macro_rules! migration {
+    ($version:expr, $name:literal) => {
+        Migration {
+            version: $version,
+            name: $name,
+            sql: include_str!(concat!("../migrations/", $name, ".sql")),
+        }
+    };
+}
+
+/// Every migration, in order. A unit test checks that this list matches the folder.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_initial"),
+    migration!(2, "0002_layer_columns"),
+];
+
+/// The schema version this release writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Opens (creating if needed) the audit database at `path` and brings its schema up to
+/// [`SCHEMA_VERSION`].
+pub(crate) fn open_for_writing(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    if path.is_dir() {
+        return Err(Error::IsDirectory { path: path.into() });
+    }
+    create_private_file(path)?;
+
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| classify(path, source))?;
+    let setup = |step: &str, source| classify_setup(path, step, source);
+
+    if conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| setup("checking access", e))?
+    {
+        return Err(Error::ReadOnly { path: path.into() });
+    }
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| setup("setting busy_timeout", e))?;
+
+    // Read before writing anything: a foreign file fails here, a newer schema stops here.
+    let found = schema_version(&conn).map_err(|e| setup("reading the schema version", e))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.into(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|e| setup("enabling WAL mode", e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Setup {
+            path: path.into(),
+            step: format!("enabling WAL mode (SQLite kept journal_mode={mode})"),
+            source: rusqlite::Error::InvalidQuery,
+        });
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(|e| setup("setting synchronous=NORMAL", e))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| setup("enabling foreign keys", e))?;
+
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+/// The database's schema version, as recorded in `PRAGMA user_version`.
+pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Applies every migration newer than the database, each in its own transaction together
+/// with its version bump, so a crash between two migrations leaves a consistent schema.
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    for migration in MIGRATIONS {
+        let step = || format!("applying migration {}", migration.name);
+        // IMMEDIATE takes the write lock first, so two processes opening a new file at
+        // the same moment apply each migration exactly once.
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| classify_setup(path, &step(), e))?;
+        let applied = apply_if_new(conn, migration);
+        let finished = match applied {
+            Ok(()) => conn.execute_batch("COMMIT"),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        };
+        finished.map_err(|e| classify_setup(path, &step(), e))?;
+    }
+    Ok(())
+}
+
+fn apply_if_new(conn: &Connection, migration: &Migration) -> rusqlite::Result<()> {
+    if schema_version(conn)? >= migration.version {
+        return Ok(());
+    }
+    conn.execute_batch(migration.sql)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version INTEGER PRIMARY KEY,
+             name TEXT NOT NULL,
+             applied_at TEXT NOT NULL
+         )",
+    )?;
+    conn.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at)
+         VALUES (?1, ?2, strftime('%Y-%m-%d %H:%M:%f', 'now'))",
+        (migration.version, migration.name),
+    )?;
+    conn.pragma_update(None, "user_version", migration.version)
+}
+
+/// Creates the parent directories (0700) and an empty database file (0600) if missing:
+/// audit records hold reasoning content, so only the owner may read them. SQLite gives the
+/// `-wal` and `-shm` files the permissions of the database file.
+fn create_private_file(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|source| Error::CreateDir {
+                path: dir.into(),
+                source,
+            })?;
+        }
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    // AlreadyExists (perhaps created by another process a moment ago) is the common case;
+    // any other failure is left for SQLite to report, with its own wording and the path.
+    let _ = options.open(path);
+    Ok(())
+}
+
+/// Maps an error from opening the file onto the variant a user can act on.
+fn classify(path: &Path, source: rusqlite::Error) -> Error {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) => Error::NotADatabase { path: path.into() },
+        Some(ErrorCode::ReadOnly) => Error::ReadOnly { path: path.into() },
+        _ => Error::Open {
+            path: path.into(),
+            source,
+        },
+    }
+}
+
+fn classify_setup(path: &Path, step: &str, source: rusqlite::Error) -> Error {
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::ReadOnly) => classify(path, source),
+        _ => Error::Setup {
+            path: path.into(),
+            step: step.into(),
+            source,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_list_every_file_in_the_folder_in_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let listed: Vec<String> = MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
+        assert_eq!(files, listed);
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, index as i64 + 1);
+            assert!(migration.name.starts_with(&format!("{:04}_", migration.version)));
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Helpers shared by the integration tests: a fresh audit database in a temporary
+//! directory, a subscriber around it, and ways to read it back (rusqlite and the real
+//! `sqlite3` command-line tool).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use reasonkit_audit::{AuditGuard, AuditLayer, AuditLayerBuilder};
+use rusqlite::types::Value;
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+/// A database in its own temporary directory, with a dispatch that audits into it.
+pub struct Audit {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+    pub dispatch: Dispatch,
+    pub guard: AuditGuard,
+}
+
+impl Audit {
+    pub fn new() -> Self {
+        Self::with(|b| b)
+    }
+
+    pub fn with(configure: impl FnOnce(AuditLayerBuilder) -> AuditLayerBuilder) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let (layer, guard) = configure(AuditLayer::builder().path(&path)).build().unwrap();
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+        Audit { dir, path, dispatch, guard }
+    }
+
+    /// Runs `f` with this audit's subscriber as the thread's default, then flushes.
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        let out = tracing::dispatcher::with_default(&self.dispatch, f);
+        self.guard.flush().unwrap();
+        out
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.path).unwrap()
+    }
+
+    /// Every row of a query, as strings (NULL as "NULL"), via rusqlite.
+    pub fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        rows(&self.path, sql)
+    }
+
+    pub fn one(&self, sql: &str) -> String {
+        let rows = self.rows(sql);
+        assert_eq!(rows.len(), 1, "expected one row from {sql}, got {rows:?}");
+        rows[0][0].clone()
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        self.one(&format!("SELECT count(*) FROM {table}")).parse().unwrap()
+    }
+}
+
+pub fn rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = db.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |row| {
+        (0..n)
+            .map(|i| {
+                Ok(match row.get::<_, Value>(i)? {
+                    Value::Null => "NULL".to_owned(),
+                    Value::Integer(v) => v.to_string(),
+                    Value::Real(v) => v.to_string(),
+                    Value::Text(v) => v,
+                    Value::Blob(v) => format!("{v:?}"),
+                })
+            })
+            .collect()
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Runs SQL through the real `sqlite3` command-line tool, returning its JSON output parsed.
+pub fn sqlite3_json(path: &Path, sql: &str) -> serde_json::Value {
+    let out = Command::new("sqlite3")
+        .arg("-json")
+        .arg(path)
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 command-line tool must be installed (apt-get install sqlite3)");
+    assert!(out.status.success(), "sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    if text.trim().is_empty() {
+        return serde_json::Value::Array(vec![]);
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Runs SQL through `sqlite3` in its plain list mode, returning stdout.
+pub fn sqlite3(path: &Path, sql: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg(path)
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 command-line tool must be installed (apt-get install sqlite3)");
+    assert!(out.status.success(), "sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `PRAGMA integrity_check` is `ok` and `PRAGMA foreign_key_check` finds nothing.
+pub fn assert_consistent(path: &Path) {
+    assert_eq!(sqlite3(path, "PRAGMA integrity_check").trim(), "ok");
+    assert_eq!(sqlite3(path, "PRAGMA foreign_key_check").trim(), "");
+}
+
+/// Polls until `check` holds, for at most `limit`; for waiting on the writer's own timer.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    check()
+}
