@@ -20,9 +20,18 @@ use tracing::{Span, info, instrument};
 use tracing_subscriber::prelude::*;
 
 const QUESTIONS: [(&str, &str); 3] = [
-    ("balanced", "Should a hospital triage system defer to the model when confidence is low?"),
-    ("paranoid", "Is the quarterly revenue forecast consistent with last year's filings?"),
-    ("quick", "Which of three vendors has the lowest total cost of ownership?"),
+    (
+        "balanced",
+        "Should a hospital triage system defer to the model when confidence is low?",
+    ),
+    (
+        "paranoid",
+        "Is the quarterly revenue forecast consistent with last year's filings?",
+    ),
+    (
+        "quick",
+        "Which of three vendors has the lowest total cost of ownership?",
+    ),
 ];
 
 #[derive(Debug)]
@@ -38,9 +47,9 @@ impl std::error::Error for ReasoningError {}
 
 /// A stable pseudo-random number in [0, 1) from a text, so each run records the same values.
 fn score(seed: &str) -> f64 {
-    let hash = seed
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     (hash % 1000) as f64 / 1000.0
 }
 
@@ -101,15 +110,31 @@ fn laserlogic(question: &str, perspectives: &[String]) -> String {
         chosen_option = Empty,
         rationale = Empty,
     );
-    let structure = if score(question) > 0.5 { "deductive" } else { "abductive" };
+    let structure = if score(question) > 0.5 {
+        "deductive"
+    } else {
+        "abductive"
+    };
     span.record("chosen_option", structure);
-    span.record("rationale", format!("{} perspectives, {structure} chain is shortest", perspectives.len()));
+    span.record(
+        "rationale",
+        format!(
+            "{} perspectives, {structure} chain is shortest",
+            perspectives.len()
+        ),
+    );
     drop(span);
 
     let current = Span::current();
     current.record("confidence", 0.6 + score(structure) * 0.3);
     current.record("tokens_used", tokens(question, 1500));
-    current.record("output_summary", format!("{structure} argument over {} perspectives", perspectives.len()));
+    current.record(
+        "output_summary",
+        format!(
+            "{structure} argument over {} perspectives",
+            perspectives.len()
+        ),
+    );
     format!("{structure} argument")
 }
 
@@ -135,7 +160,9 @@ fn proofguard(question: &str, grounded: &str, attempt: u32) -> Result<String, Re
     let confidence = 0.35 + score(&format!("{question}{attempt}")) * 0.6;
     Span::current().record("confidence", confidence);
     if question.contains("forecast") && attempt == 1 {
-        return Err(ReasoningError("contradiction: Q3 revenue exceeds the filed annual total".into()));
+        return Err(ReasoningError(
+            "contradiction: Q3 revenue exceeds the filed annual total".into(),
+        ));
     }
     info!(
         name: "decision",

@@ -75,7 +75,7 @@ pub fn default_path() -> Result<PathBuf> {
 ///     .build()?;
 /// assert_eq!(guard.path(), dir.path().join("audit.db"));
 /// # drop(layer);
-/// # Ok::<(), reasonkit_audit::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 #[must_use]

@@ -47,14 +47,20 @@ impl Audited {
         if self.first.0 == layer {
             return Some(&self.first.1);
         }
-        self.others.iter().find(|(k, _)| *k == layer).map(|(_, s)| s)
+        self.others
+            .iter()
+            .find(|(k, _)| *k == layer)
+            .map(|(_, s)| s)
     }
 
     pub(crate) fn get_mut(&mut self, layer: u64) -> Option<&mut SpanState> {
         if self.first.0 == layer {
             return Some(&mut self.first.1);
         }
-        self.others.iter_mut().find(|(k, _)| *k == layer).map(|(_, s)| s)
+        self.others
+            .iter_mut()
+            .find(|(k, _)| *k == layer)
+            .map(|(_, s)| s)
     }
 
     /// Any layer's state: for [`current_session_id`], which is not tied to one layer.

@@ -107,9 +107,7 @@ pub enum Error {
     },
 
     /// Committing records failed; they are kept in memory and retried.
-    #[error(
-        "cannot write to audit database {path}: {message}; the records are kept and retried"
-    )]
+    #[error("cannot write to audit database {path}: {message}; the records are kept and retried")]
     Write {
         /// The database path.
         path: PathBuf,

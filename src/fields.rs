@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tracing::field::{Field, Visit};
 
-
 /// Appended to a field value cut at [`AuditLayerBuilder::max_field_len`](crate::AuditLayerBuilder::max_field_len).
 pub const TRUNCATION_MARKER: &str = "…[truncated by reasonkit-audit]";
 
@@ -33,8 +32,15 @@ pub(crate) enum FieldValue {
 pub(crate) type Fields = Vec<(&'static str, FieldValue)>;
 
 /// Finds the last value of `name`.
-pub(crate) fn last<'a>(fields: &'a [(&'static str, FieldValue)], name: &str) -> Option<&'a FieldValue> {
-    fields.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v)
+pub(crate) fn last<'a>(
+    fields: &'a [(&'static str, FieldValue)],
+    name: &str,
+) -> Option<&'a FieldValue> {
+    fields
+        .iter()
+        .rev()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
 }
 
 /// Limits on what a visitor keeps, shared by every span of one layer.

@@ -66,7 +66,10 @@ impl AuditGuard {
     pub fn flush(&self) -> Result<()> {
         let start = Instant::now();
         let (answer, answered) = crossbeam_channel::bounded(1);
-        match self.sender.send_timeout(Command::Flush(answer), self.flush_timeout) {
+        match self
+            .sender
+            .send_timeout(Command::Flush(answer), self.flush_timeout)
+        {
             Ok(()) => {}
             Err(SendTimeoutError::Timeout(_)) => return Err(self.timed_out(start)),
             Err(SendTimeoutError::Disconnected(_)) => return Err(self.stopped()),

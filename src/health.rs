@@ -80,7 +80,8 @@ impl Health {
     }
 
     pub(crate) fn record_unwritten(&self, rows: u64) {
-        self.unwritten_at_shutdown.fetch_add(rows, Ordering::Relaxed);
+        self.unwritten_at_shutdown
+            .fetch_add(rows, Ordering::Relaxed);
     }
 
     pub(crate) fn set_stop_deadline(&self, deadline: Instant) {

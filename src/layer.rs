@@ -12,7 +12,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::builder::{AuditLayerBuilder, OverflowPolicy};
 use crate::context::{self, SpanState};
@@ -87,14 +87,24 @@ impl AuditLayer {
         }
     }
 
-    fn collect(&self, capacity: usize, record: impl FnOnce(&mut Collector<'_>)) -> crate::fields::Fields {
+    fn collect(
+        &self,
+        capacity: usize,
+        record: impl FnOnce(&mut Collector<'_>),
+    ) -> crate::fields::Fields {
         let mut collector = Collector::new(&self.limits, capacity);
         record(&mut collector);
         collector.fields
     }
 
     /// Opens a row the layer makes up to hold an orphan step or decision.
-    fn open_implicit(&self, kind: Kind, parent: Option<AuditId>, at: SystemTime, target: &'static str) -> AuditId {
+    fn open_implicit(
+        &self,
+        kind: Kind,
+        parent: Option<AuditId>,
+        at: SystemTime,
+        target: &'static str,
+    ) -> AuditId {
         let id = AuditId::generate(at);
         self.send(Command::Opened(Opened {
             kind,
@@ -149,13 +159,6 @@ impl AuditLayer {
     }
 }
 
-fn state_of<'a, S>(span: &SpanRef<'a, S>) -> Option<Kind>
-where
-    S: Subscriber + for<'l> LookupSpan<'l>,
-{
-    Kind::of_span(span.name())
-}
-
 impl<S> tracing_subscriber::Layer<S> for AuditLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -190,11 +193,23 @@ where
                     }
                 };
                 let id = AuditId::generate(at);
-                (id.clone(), session.clone(), Some(id), Some(session), parent_step)
+                (
+                    id.clone(),
+                    session.clone(),
+                    Some(id),
+                    Some(session),
+                    parent_step,
+                )
             }
             Kind::Decision => {
                 let (session, step) = self.step_for_decision(enclosing, at, target, &mut implicit);
-                (AuditId::generate(at), session, Some(step.clone()), Some(step), None)
+                (
+                    AuditId::generate(at),
+                    session,
+                    Some(step.clone()),
+                    Some(step),
+                    None,
+                )
             }
         };
 
@@ -227,7 +242,7 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if state_of(&span).is_none() {
+        if Kind::of_span(span.name()).is_none() {
             return;
         }
         let fields = self.collect(values.len(), |c| values.record(c));
@@ -282,7 +297,7 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        if state_of(&span).is_none() {
+        if Kind::of_span(span.name()).is_none() {
             return;
         }
         let Some(state) = context::remove(&span, self.key) else {

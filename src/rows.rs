@@ -186,7 +186,9 @@ fn recorded(row: &Row) -> &Fields {
 }
 
 fn implicit_marker(row: &Row) -> Option<(&'static str, Value)> {
-    row.opened.implicit.then(|| ("implicit", Value::Bool(true)))
+    row.opened
+        .implicit
+        .then_some(("implicit", Value::Bool(true)))
 }
 
 /// The columns of a `sessions` row.
@@ -206,7 +208,12 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
     let mut view = View::new([&row.opened.fields, recorded(row)]);
     view.take("id");
     let profile = view.take("profile").map(text).unwrap_or_else(|| {
-        if row.opened.implicit { IMPLICIT_PROFILE } else { DEFAULT_PROFILE }.to_owned()
+        if row.opened.implicit {
+            IMPLICIT_PROFILE
+        } else {
+            DEFAULT_PROFILE
+        }
+        .to_owned()
     });
     let input = view.take("input").map(text);
     let input_hash = match view.take("input_hash") {
@@ -217,7 +224,9 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
     let status = match &row.closed {
         None => "running".to_owned(),
         Some(_) if status_field.is_some() => status_field.unwrap_or_default(),
-        Some(closed) if closed.error_event || closed.error.is_some() || view.get("error").is_some() => {
+        Some(closed)
+            if closed.error_event || closed.error.is_some() || view.get("error").is_some() =>
+        {
             "failed".to_owned()
         }
         Some(_) => "completed".to_owned(),
@@ -237,7 +246,9 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
 
 /// `return` and `error` event values of a span without columns for them.
 fn outcome_attributes(row: &Row) -> Vec<(&'static str, Value)> {
-    let Some(closed) = &row.closed else { return Vec::new() };
+    let Some(closed) = &row.closed else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     if let Some(value) = &closed.returned {
         out.push(("return", json(value)));
@@ -271,7 +282,12 @@ const GEN_AI_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
 pub(crate) fn step(row: &Row) -> StepColumns {
     let mut view = View::new([&row.opened.fields, recorded(row)]);
     let module = view.take("module").map(text).unwrap_or_else(|| {
-        if row.opened.implicit { IMPLICIT_MODULE } else { row.opened.target }.to_owned()
+        if row.opened.implicit {
+            IMPLICIT_MODULE
+        } else {
+            row.opened.target
+        }
+        .to_owned()
     });
     let closed = row.closed.as_ref();
     let output_summary = view
@@ -293,7 +309,12 @@ pub(crate) fn step(row: &Row) -> StepColumns {
     });
     StepColumns {
         id: row.opened.id.to_string(),
-        session_id: row.opened.parent.as_ref().map(AuditId::to_string).unwrap_or_default(),
+        session_id: row
+            .opened
+            .parent
+            .as_ref()
+            .map(AuditId::to_string)
+            .unwrap_or_default(),
         parent_step_id: row.opened.parent_step.as_ref().map(AuditId::to_string),
         module,
         started_at: timestamp(row.opened.at),
@@ -358,7 +379,13 @@ pub(crate) fn decision(row: &Row) -> DecisionColumns {
 pub(crate) fn decided(event: &Decided) -> DecisionColumns {
     static NONE: Fields = Vec::new();
     let view = View::new([&event.fields, &NONE]);
-    decision_columns(&event.id, Some(&event.step), Some(event.at), view, Vec::new())
+    decision_columns(
+        &event.id,
+        Some(&event.step),
+        Some(event.at),
+        view,
+        Vec::new(),
+    )
 }
 
 #[cfg(test)]
@@ -392,21 +419,36 @@ mod tests {
 
     #[test]
     fn timestamps_are_utc_text_with_microseconds() {
-        let row = Row { opened: opened(Kind::Session, vec![]), closed: None };
-        assert_eq!(session(&row, false).started_at, "2023-11-14 22:13:20.123456");
+        let row = Row {
+            opened: opened(Kind::Session, vec![]),
+            closed: None,
+        };
+        assert_eq!(
+            session(&row, false).started_at,
+            "2023-11-14 22:13:20.123456"
+        );
     }
 
     #[test]
     fn input_hash_is_sha256_of_the_input_or_of_nothing() {
         let row = Row {
-            opened: opened(Kind::Session, vec![("input", FieldValue::Debug("\"abc\"".into()))]),
+            opened: opened(
+                Kind::Session,
+                vec![("input", FieldValue::Debug("\"abc\"".into()))],
+            ),
             closed: None,
         };
         let cols = session(&row, false);
-        assert_eq!(cols.input_hash, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            cols.input_hash,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(cols.input, None);
         assert_eq!(session(&row, true).input.as_deref(), Some("abc"));
-        let empty = Row { opened: opened(Kind::Session, vec![]), closed: None };
+        let empty = Row {
+            opened: opened(Kind::Session, vec![]),
+            closed: None,
+        };
         assert_eq!(
             session(&empty, false).input_hash,
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -415,7 +457,10 @@ mod tests {
 
     #[test]
     fn session_status_runs_then_follows_status_field_error_or_completes() {
-        let mut row = Row { opened: opened(Kind::Session, vec![]), closed: None };
+        let mut row = Row {
+            opened: opened(Kind::Session, vec![]),
+            closed: None,
+        };
         assert_eq!(session(&row, false).status, "running");
         row.closed = Some(closed(vec![]));
         assert_eq!(session(&row, false).status, "completed");
@@ -473,7 +518,10 @@ mod tests {
         assert_eq!(cols.confidence, None);
         assert_eq!(cols.tokens_used, None);
         let attributes: Value = serde_json::from_str(&cols.attributes).unwrap();
-        assert_eq!(attributes, serde_json::json!({"confidence": "NaN", "tokens_used": "many"}));
+        assert_eq!(
+            attributes,
+            serde_json::json!({"confidence": "NaN", "tokens_used": "many"})
+        );
     }
 
     #[test]

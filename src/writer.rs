@@ -120,7 +120,10 @@ impl Writer {
             Command::Opened(opened) => {
                 let id = opened.id.clone();
                 let tracked = Tracked {
-                    row: Row { opened, closed: None },
+                    row: Row {
+                        opened,
+                        closed: None,
+                    },
                     committed: false,
                     refused: false,
                 };
@@ -200,11 +203,17 @@ impl Writer {
         for op in &self.ops {
             let (id, result) = match op {
                 Op::Insert(id) => match self.rows.get(id) {
-                    Some(tracked) => (id.clone(), insert(&tx, &tracked.row, self.config.store_inputs)),
+                    Some(tracked) => (
+                        id.clone(),
+                        insert(&tx, &tracked.row, self.config.store_inputs),
+                    ),
                     None => continue,
                 },
                 Op::Update(id) => match self.rows.get(id) {
-                    Some(tracked) if !tracked.refused => (id.clone(), update(&tx, &tracked.row, self.config.store_inputs)),
+                    Some(tracked) if !tracked.refused => (
+                        id.clone(),
+                        update(&tx, &tracked.row, self.config.store_inputs),
+                    ),
                     _ => continue,
                 },
                 Op::Decided(decided) => (decided.id.clone(), insert_decided(&tx, decided)),
@@ -221,7 +230,8 @@ impl Writer {
 
     fn after_commit(&mut self, refused: Vec<(AuditId, String)>) {
         for (id, reason) in refused {
-            self.health.record_write_error(&format!("row {id} was refused: {reason}"));
+            self.health
+                .record_write_error(&format!("row {id} was refused: {reason}"));
             if let Some(tracked) = self.rows.get_mut(&id) {
                 tracked.refused = true;
             }
@@ -267,7 +277,16 @@ fn insert(tx: &Transaction<'_>, row: &Row, store_inputs: bool) -> rusqlite::Resu
                 "INSERT INTO sessions (id, started_at, ended_at, profile, input_hash, input, \
                  status, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
-            .execute((c.id, c.started_at, c.ended_at, c.profile, c.input_hash, c.input, c.status, c.attributes))?;
+            .execute((
+                c.id,
+                c.started_at,
+                c.ended_at,
+                c.profile,
+                c.input_hash,
+                c.input,
+                c.status,
+                c.attributes,
+            ))?;
         }
         Kind::Step => {
             let c = rows::step(row);
@@ -277,8 +296,18 @@ fn insert(tx: &Transaction<'_>, row: &Row, store_inputs: bool) -> rusqlite::Resu
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute((
-                c.id, c.session_id, c.parent_step_id, c.module, c.started_at, c.ended_at,
-                c.input_summary, c.output_summary, c.confidence, c.tokens_used, c.error, c.attributes,
+                c.id,
+                c.session_id,
+                c.parent_step_id,
+                c.module,
+                c.started_at,
+                c.ended_at,
+                c.input_summary,
+                c.output_summary,
+                c.confidence,
+                c.tokens_used,
+                c.error,
+                c.attributes,
             ))?;
         }
         Kind::Decision => insert_decision(tx, rows::decision(row))?,
@@ -294,7 +323,15 @@ fn update(tx: &Transaction<'_>, row: &Row, store_inputs: bool) -> rusqlite::Resu
                 "UPDATE sessions SET ended_at = ?2, profile = ?3, input_hash = ?4, input = ?5, \
                  status = ?6, attributes = ?7 WHERE id = ?1",
             )?
-            .execute((c.id, c.ended_at, c.profile, c.input_hash, c.input, c.status, c.attributes))?;
+            .execute((
+                c.id,
+                c.ended_at,
+                c.profile,
+                c.input_hash,
+                c.input,
+                c.status,
+                c.attributes,
+            ))?;
         }
         Kind::Step => {
             let c = rows::step(row);
@@ -304,8 +341,15 @@ fn update(tx: &Transaction<'_>, row: &Row, store_inputs: bool) -> rusqlite::Resu
                  attributes = ?9 WHERE id = ?1",
             )?
             .execute((
-                c.id, c.ended_at, c.module, c.input_summary, c.output_summary, c.confidence,
-                c.tokens_used, c.error, c.attributes,
+                c.id,
+                c.ended_at,
+                c.module,
+                c.input_summary,
+                c.output_summary,
+                c.confidence,
+                c.tokens_used,
+                c.error,
+                c.attributes,
             ))?;
         }
         Kind::Decision => {
@@ -333,8 +377,14 @@ fn insert_decision(tx: &Transaction<'_>, c: rows::DecisionColumns) -> rusqlite::
          rationale, decided_at, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute((
-        c.id, c.step_id, c.decision_type, c.options_considered, c.chosen_option, c.rationale,
-        c.decided_at, c.attributes,
+        c.id,
+        c.step_id,
+        c.decision_type,
+        c.options_considered,
+        c.chosen_option,
+        c.rationale,
+        c.decided_at,
+        c.attributes,
     ))?;
     Ok(())
 }

@@ -14,7 +14,9 @@ fn a_session_span_becomes_one_sessions_row_with_its_fields() {
     audit.run(|| {
         info_span!("session", profile = "paranoid", input = "What is 2+2?").in_scope(|| {});
     });
-    let row = &audit.rows("SELECT id, profile, input_hash, status, input, ended_at IS NOT NULL FROM sessions")[0];
+    let row = &audit
+        .rows("SELECT id, profile, input_hash, status, input, ended_at IS NOT NULL FROM sessions")
+        [0];
     let id = uuid::Uuid::parse_str(&row[0]).unwrap();
     assert_eq!(id.get_version_num(), 7);
     assert_eq!(row[0], row[0].to_lowercase());
@@ -28,7 +30,10 @@ fn a_session_span_becomes_one_sessions_row_with_its_fields() {
 
 fn reasonkit_audit_sha256(text: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -43,10 +48,18 @@ fn session_defaults_profile_and_hashes_the_empty_input() {
 fn an_explicit_id_and_input_hash_are_stored_as_given() {
     let audit = Audit::new();
     audit.run(|| {
-        info_span!("session", id = "sess_abc123", input_hash = "cafe", input = "ignored for the hash")
-            .in_scope(|| info_span!("step", module = "m").in_scope(|| {}));
+        info_span!(
+            "session",
+            id = "sess_abc123",
+            input_hash = "cafe",
+            input = "ignored for the hash"
+        )
+        .in_scope(|| info_span!("step", module = "m").in_scope(|| {}));
     });
-    assert_eq!(audit.one("SELECT id || ' ' || input_hash FROM sessions"), "sess_abc123 cafe");
+    assert_eq!(
+        audit.one("SELECT id || ' ' || input_hash FROM sessions"),
+        "sess_abc123 cafe"
+    );
     assert_eq!(audit.one("SELECT session_id FROM steps"), "sess_abc123");
 }
 
@@ -60,14 +73,29 @@ fn store_inputs_keeps_the_raw_input_text() {
 #[test]
 fn timestamps_are_utc_text_that_sqlite_date_functions_read() {
     let audit = Audit::new();
-    audit.run(|| info_span!("session").in_scope(|| info_span!("step", module = "m").in_scope(|| {})));
+    audit.run(|| {
+        info_span!("session").in_scope(|| info_span!("step", module = "m").in_scope(|| {}))
+    });
     let started = audit.one("SELECT started_at FROM sessions");
-    assert_eq!(started.len(), "YYYY-MM-DD HH:MM:SS.ffffff".len(), "{started}");
+    assert_eq!(
+        started.len(),
+        "YYYY-MM-DD HH:MM:SS.ffffff".len(),
+        "{started}"
+    );
     chrono::NaiveDateTime::parse_from_str(&started, "%Y-%m-%d %H:%M:%S%.6f").unwrap();
     // SQLite reads it, and the ADR-002 comparison against datetime('now', ...) holds.
-    assert_eq!(audit.one("SELECT count(*) FROM steps WHERE started_at > datetime('now', '-7 days')"), "1");
-    assert_eq!(audit.one("SELECT count(*) FROM steps WHERE started_at > datetime('now', '+1 minute')"), "0");
-    assert_eq!(audit.one("SELECT julianday(ended_at) >= julianday(started_at) FROM sessions"), "1");
+    assert_eq!(
+        audit.one("SELECT count(*) FROM steps WHERE started_at > datetime('now', '-7 days')"),
+        "1"
+    );
+    assert_eq!(
+        audit.one("SELECT count(*) FROM steps WHERE started_at > datetime('now', '+1 minute')"),
+        "0"
+    );
+    assert_eq!(
+        audit.one("SELECT julianday(ended_at) >= julianday(started_at) FROM sessions"),
+        "1"
+    );
 }
 
 #[test]
@@ -75,10 +103,16 @@ fn a_session_is_running_from_creation_until_it_closes() {
     let audit = Audit::new();
     let session = tracing::dispatcher::with_default(&audit.dispatch, || info_span!("session"));
     audit.guard.flush().unwrap();
-    assert_eq!(audit.one("SELECT status || ' ' || (ended_at IS NULL) FROM sessions"), "running 1");
+    assert_eq!(
+        audit.one("SELECT status || ' ' || (ended_at IS NULL) FROM sessions"),
+        "running 1"
+    );
     drop(session);
     audit.guard.flush().unwrap();
-    assert_eq!(audit.one("SELECT status || ' ' || (ended_at IS NULL) FROM sessions"), "completed 0");
+    assert_eq!(
+        audit.one("SELECT status || ' ' || (ended_at IS NULL) FROM sessions"),
+        "completed 0"
+    );
 }
 
 #[derive(Debug)]
@@ -116,7 +150,10 @@ fn session_status_is_failed_on_error_and_follows_a_recorded_status() {
     });
     let statuses = audit.rows("SELECT id, status FROM sessions ORDER BY started_at");
     let statuses: Vec<&str> = statuses.iter().map(|r| r[1].as_str()).collect();
-    assert_eq!(statuses, ["failed", "failed", "failed", "needs_review", "completed"]);
+    assert_eq!(
+        statuses,
+        ["failed", "failed", "failed", "needs_review", "completed"]
+    );
     assert_eq!(
         audit.one("SELECT json_extract(attributes, '$.error') FROM sessions WHERE id = 'by_field'"),
         "bad input"
@@ -146,9 +183,22 @@ fn step_fields_fill_their_columns_and_the_rest_goes_to_attributes() {
         "SELECT module, input_summary, output_summary, confidence, tokens_used, error, attributes,
                 typeof(confidence), typeof(tokens_used), parent_step_id FROM steps",
     )[0];
-    assert_eq!(row[..6], ["laserlogic", "premises", "conclusion", "0.87", "1234", "NULL"]);
+    assert_eq!(
+        row[..6],
+        [
+            "laserlogic",
+            "premises",
+            "conclusion",
+            "0.87",
+            "1234",
+            "NULL"
+        ]
+    );
     let attributes: serde_json::Value = serde_json::from_str(&row[6]).unwrap();
-    assert_eq!(attributes, serde_json::json!({"temperature": 0.2, "model": "local"}));
+    assert_eq!(
+        attributes,
+        serde_json::json!({"temperature": 0.2, "model": "local"})
+    );
     assert_eq!(row[7..], ["real", "integer", "NULL"]);
 }
 
@@ -170,7 +220,14 @@ fn fields_recorded_later_with_span_record_reach_the_row() {
     let audit = Audit::new();
     audit.run(|| {
         info_span!("session").in_scope(|| {
-            let step = info_span!("step", module = "m", confidence = Empty, tokens_used = Empty, output_summary = Empty, note = Empty);
+            let step = info_span!(
+                "step",
+                module = "m",
+                confidence = Empty,
+                tokens_used = Empty,
+                output_summary = Empty,
+                note = Empty
+            );
             step.record("confidence", 0.42);
             step.record("tokens_used", 77_i64);
             step.record("output_summary", "later");
@@ -178,7 +235,8 @@ fn fields_recorded_later_with_span_record_reach_the_row() {
             step.record("confidence", 0.43); // the last value wins
         });
     });
-    let row = &audit.rows("SELECT confidence, tokens_used, output_summary, attributes FROM steps")[0];
+    let row =
+        &audit.rows("SELECT confidence, tokens_used, output_summary, attributes FROM steps")[0];
     assert_eq!(row[..3], ["0.43", "77", "later"]);
     assert_eq!(row[3], r#"{"note":"kept"}"#);
 }
@@ -190,10 +248,20 @@ fn think(question: &str, depth: u32) -> String {
 
 #[instrument(name = "step", skip_all, fields(module = "proofguard"), err)]
 fn check(claim: &str) -> Result<String, Failure> {
-    if claim.is_empty() { Err(Failure) } else { Ok(claim.to_owned()) }
+    if claim.is_empty() {
+        Err(Failure)
+    } else {
+        Ok(claim.to_owned())
+    }
 }
 
-#[instrument(name = "step", skip_all, fields(module = "bedrock", output_summary = "explicit"), ret, err)]
+#[instrument(
+    name = "step",
+    skip_all,
+    fields(module = "bedrock", output_summary = "explicit"),
+    ret,
+    err
+)]
 fn explicit(secret: &str) -> Result<u32, Failure> {
     Ok(secret.len() as u32)
 }
@@ -209,13 +277,23 @@ fn instrument_ret_err_and_skip_all_map_onto_steps() {
             let _ = explicit("password");
         });
     });
-    let rows = audit.rows("SELECT module, output_summary, error, attributes FROM steps ORDER BY started_at");
+    let rows = audit
+        .rows("SELECT module, output_summary, error, attributes FROM steps ORDER BY started_at");
     // ret: the Debug of a String is stored without its quotes; arguments go to attributes.
-    assert_eq!(rows[0][..3], ["gigathink", "3 ideas about why \"sky\" is blue", "NULL"]);
+    assert_eq!(
+        rows[0][..3],
+        ["gigathink", "3 ideas about why \"sky\" is blue", "NULL"]
+    );
     let attributes: serde_json::Value = serde_json::from_str(&rows[0][3]).unwrap();
-    assert_eq!(attributes, serde_json::json!({"question": "why \"sky\" is blue", "depth": 3}));
+    assert_eq!(
+        attributes,
+        serde_json::json!({"question": "why \"sky\" is blue", "depth": 3})
+    );
     // err: the error's Display; skip_all keeps arguments out.
-    assert_eq!(rows[1][..4], ["proofguard", "NULL", "the model refused", "{}"]);
+    assert_eq!(
+        rows[1][..4],
+        ["proofguard", "NULL", "the model refused", "{}"]
+    );
     assert_eq!(rows[2][..4], ["proofguard", "NULL", "NULL", "{}"]);
     // An explicit output_summary wins over ret; the return value stays nowhere else.
     assert_eq!(rows[3][..4], ["bedrock", "explicit", "NULL", "{}"]);
@@ -226,15 +304,29 @@ fn gen_ai_token_counts_sum_into_tokens_used_when_it_is_not_given() {
     let audit = Audit::new();
     audit.run(|| {
         info_span!("session").in_scope(|| {
-            let s = info_span!("step", module = "a", gen_ai.usage.input_tokens = 100_u64, gen_ai.usage.output_tokens = Empty);
+            let s = info_span!(
+                "step",
+                module = "a",
+                gen_ai.usage.input_tokens = 100_u64,
+                gen_ai.usage.output_tokens = Empty
+            );
             s.record("gen_ai.usage.output_tokens", 23_u64);
             drop(s);
             info_span!("step", module = "b", gen_ai.usage.input_tokens = 100_u64).in_scope(|| {});
-            info_span!("step", module = "c", tokens_used = 5_u64, gen_ai.usage.input_tokens = 100_u64).in_scope(|| {});
+            info_span!(
+                "step",
+                module = "c",
+                tokens_used = 5_u64,
+                gen_ai.usage.input_tokens = 100_u64
+            )
+            .in_scope(|| {});
         });
     });
     let rows = audit.rows("SELECT module, tokens_used, json_extract(attributes, '$.\"gen_ai.usage.input_tokens\"') FROM steps ORDER BY module");
-    assert_eq!(rows, [["a", "123", "100"], ["b", "100", "100"], ["c", "5", "100"]]);
+    assert_eq!(
+        rows,
+        [["a", "123", "100"], ["b", "100", "100"], ["c", "5", "100"]]
+    );
 }
 
 #[test]
@@ -253,8 +345,19 @@ fn nested_steps_record_their_parent_step() {
     let rows = audit.rows(
         "SELECT s.module, coalesce(p.module, 'NULL') FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id ORDER BY s.started_at",
     );
-    assert_eq!(rows, [["outer", "NULL"], ["middle", "outer"], ["inner", "middle"], ["sibling", "NULL"]]);
-    assert_eq!(audit.one("SELECT count(DISTINCT session_id) FROM steps"), "1");
+    assert_eq!(
+        rows,
+        [
+            ["outer", "NULL"],
+            ["middle", "outer"],
+            ["inner", "middle"],
+            ["sibling", "NULL"]
+        ]
+    );
+    assert_eq!(
+        audit.one("SELECT count(DISTINCT session_id) FROM steps"),
+        "1"
+    );
 }
 
 #[test]
@@ -288,10 +391,29 @@ fn decision_spans_and_events_become_decisions_rows() {
                 d.decided_at IS NOT NULL, s.module
          FROM decisions d JOIN steps s ON s.id = d.step_id ORDER BY d.decided_at",
     );
-    assert_eq!(rows[0], ["branch", r#"["a", "b"]"#, "b", "b is cheaper", "{}", "1", "laserlogic"]);
+    assert_eq!(
+        rows[0],
+        [
+            "branch",
+            r#"["a", "b"]"#,
+            "b",
+            "b is cheaper",
+            "{}",
+            "1",
+            "laserlogic"
+        ]
+    );
     assert_eq!(
         rows[1],
-        ["unspecified", r#""plain text, not JSON""#, "x", "NULL", r#"{"weight":3}"#, "1", "laserlogic"]
+        [
+            "unspecified",
+            r#""plain text, not JSON""#,
+            "x",
+            "NULL",
+            r#"{"weight":3}"#,
+            "1",
+            "laserlogic"
+        ]
     );
     assert_eq!(audit.one("SELECT json_array_length(options_considered) FROM decisions WHERE decision_type = 'branch'"), "2");
 }
@@ -306,8 +428,14 @@ fn an_open_decision_span_is_visible_without_decided_at() {
         (session, step, decision)
     });
     audit.guard.flush().unwrap();
-    assert_eq!(audit.one("SELECT decision_type || ' ' || (decided_at IS NULL) FROM decisions"), "pending 1");
-    assert_eq!(audit.one("SELECT count(*) FROM steps WHERE ended_at IS NULL"), "1");
+    assert_eq!(
+        audit.one("SELECT decision_type || ' ' || (decided_at IS NULL) FROM decisions"),
+        "pending 1"
+    );
+    assert_eq!(
+        audit.one("SELECT count(*) FROM steps WHERE ended_at IS NULL"),
+        "1"
+    );
     drop((decision, step, session));
     audit.guard.flush().unwrap();
     assert_eq!(audit.one("SELECT decided_at IS NULL FROM decisions"), "0");
@@ -338,8 +466,26 @@ fn a_step_outside_every_session_gets_an_implicit_session_of_its_own() {
         "SELECT s.profile, s.status, s.attributes, st.module, s.ended_at IS NOT NULL
          FROM steps st JOIN sessions s ON s.id = st.session_id ORDER BY st.started_at",
     );
-    assert_eq!(rows[0], ["implicit", "completed", r#"{"implicit":true}"#, "lonely", "1"]);
-    assert_eq!(rows[1], ["implicit", "failed", r#"{"implicit":true}"#, "proofguard", "1"]);
+    assert_eq!(
+        rows[0],
+        [
+            "implicit",
+            "completed",
+            r#"{"implicit":true}"#,
+            "lonely",
+            "1"
+        ]
+    );
+    assert_eq!(
+        rows[1],
+        [
+            "implicit",
+            "failed",
+            r#"{"implicit":true}"#,
+            "proofguard",
+            "1"
+        ]
+    );
     assert_eq!(audit.count("sessions"), 2);
 }
 
@@ -358,8 +504,38 @@ fn a_decision_outside_every_step_gets_an_implicit_step() {
          FROM decisions d JOIN steps st ON st.id = d.step_id JOIN sessions s ON s.id = st.session_id
          ORDER BY d.decided_at",
     );
-    assert_eq!(rows[0], ["in_session", "implicit", r#"{"implicit":true}"#, "1", "default", "1"]);
-    assert_eq!(rows[1], ["nowhere", "implicit", r#"{"implicit":true}"#, "0", "implicit", "1"]);
-    assert_eq!(rows[2], ["span_nowhere", "implicit", r#"{"implicit":true}"#, "0", "implicit", "1"]);
+    assert_eq!(
+        rows[0],
+        [
+            "in_session",
+            "implicit",
+            r#"{"implicit":true}"#,
+            "1",
+            "default",
+            "1"
+        ]
+    );
+    assert_eq!(
+        rows[1],
+        [
+            "nowhere",
+            "implicit",
+            r#"{"implicit":true}"#,
+            "0",
+            "implicit",
+            "1"
+        ]
+    );
+    assert_eq!(
+        rows[2],
+        [
+            "span_nowhere",
+            "implicit",
+            r#"{"implicit":true}"#,
+            "0",
+            "implicit",
+            "1"
+        ]
+    );
     common::assert_consistent(&audit.path);
 }

@@ -28,9 +28,16 @@ impl Audit {
     pub fn with(configure: impl FnOnce(AuditLayerBuilder) -> AuditLayerBuilder) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.db");
-        let (layer, guard) = configure(AuditLayer::builder().path(&path)).build().unwrap();
+        let (layer, guard) = configure(AuditLayer::builder().path(&path))
+            .build()
+            .unwrap();
         let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
-        Audit { dir, path, dispatch, guard }
+        Audit {
+            dir,
+            path,
+            dispatch,
+            guard,
+        }
     }
 
     /// Runs `f` with this audit's subscriber as the thread's default, then flushes.
@@ -56,7 +63,9 @@ impl Audit {
     }
 
     pub fn count(&self, table: &str) -> i64 {
-        self.one(&format!("SELECT count(*) FROM {table}")).parse().unwrap()
+        self.one(&format!("SELECT count(*) FROM {table}"))
+            .parse()
+            .unwrap()
     }
 }
 
@@ -90,7 +99,11 @@ pub fn sqlite3_json(path: &Path, sql: &str) -> serde_json::Value {
         .arg(sql)
         .output()
         .expect("the sqlite3 command-line tool must be installed (apt-get install sqlite3)");
-    assert!(out.status.success(), "sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sqlite3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     if text.trim().is_empty() {
         return serde_json::Value::Array(vec![]);
@@ -105,7 +118,11 @@ pub fn sqlite3(path: &Path, sql: &str) -> String {
         .arg(sql)
         .output()
         .expect("the sqlite3 command-line tool must be installed (apt-get install sqlite3)");
-    assert!(out.status.success(), "sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sqlite3 failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
