@@ -9,6 +9,7 @@ use crate::fields::FieldLimits;
 use crate::guard::AuditGuard;
 use crate::health::Health;
 use crate::layer::AuditLayer;
+use crate::process::Identity;
 use crate::store;
 use crate::writer::{self, WriterConfig};
 
@@ -90,6 +91,7 @@ pub struct AuditLayerBuilder {
     flush_timeout: Duration,
     shutdown_timeout: Duration,
     max_field_len: usize,
+    max_db_size: Option<u64>,
 }
 
 impl Default for AuditLayerBuilder {
@@ -105,6 +107,7 @@ impl Default for AuditLayerBuilder {
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_field_len: DEFAULT_MAX_FIELD_LEN,
+            max_db_size: None,
         }
     }
 }
@@ -177,6 +180,16 @@ impl AuditLayerBuilder {
         self
     }
 
+    /// Caps the database file at about this many bytes (SQLite's `max_page_count`); no
+    /// cap by default. At the cap, commits fail as if the disk were full: the records wait
+    /// in memory, the queue fills (so callers wait, or drop and count under
+    /// [`OverflowPolicy::Drop`]), and everything is committed once space is freed (rows
+    /// deleted by another connection).
+    pub fn max_db_size(mut self, bytes: u64) -> Self {
+        self.max_db_size = Some(bytes);
+        self
+    }
+
     /// Opens (creating and migrating if needed) the database and starts the writer thread.
     ///
     /// # Errors
@@ -190,7 +203,8 @@ impl AuditLayerBuilder {
             Some(path) => path,
             None => default_path()?,
         };
-        let conn = store::open_for_writing(&path, self.busy_timeout)?;
+        let identity = Identity::current();
+        let conn = store::open_for_writing(&path, self.busy_timeout, self.max_db_size, &identity)?;
         let limits = FieldLimits::new(self.max_field_len);
         let health = Health::new(path.clone(), limits.clone());
         let (sender, receiver) = crossbeam_channel::bounded(self.queue_capacity);
@@ -199,6 +213,7 @@ impl AuditLayerBuilder {
             flush_interval: self.flush_interval,
             max_batch: self.max_batch,
             store_inputs: self.store_inputs,
+            identity,
         };
         let writer = writer::spawn(conn, receiver, config, health.clone(), done_sender)
             .map_err(|source| Error::Spawn { path, source })?;

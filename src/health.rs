@@ -1,13 +1,15 @@
 //! The layer's own health: what it dropped, truncated or failed to write.
 //!
 //! Shared by the layer (caller's threads), the writer thread and the guard. Nothing is ever
-//! lost silently: every record that does not reach the database is counted here, reported
-//! on stderr, and readable through [`AuditGuard::stats`](crate::AuditGuard::stats).
+//! lost silently: every record that does not reach the database is counted here, readable
+//! through [`AuditGuard::stats`](crate::AuditGuard::stats), reported on stderr (at most
+//! once a second per kind, so a fault cannot flood it), and written by the writer into the
+//! database's own `audit_health` table as soon as it can write.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -26,10 +28,27 @@ pub struct AuditStats {
     pub lost_after_stop: u64,
     /// Field values cut at the field-size limit.
     pub truncated_fields: u64,
-    /// Failed commits (each retried) and rows SQLite refused (each reported on stderr).
+    /// Failed commits (each retried, records kept) and rows SQLite refused.
     pub write_errors: u64,
-    /// Rows still unwritten when the writer gave up at shutdown.
+    /// Closes whose span's opening never reached the writer (it was dropped): the close
+    /// has no row to update.
+    pub closes_without_open: u64,
+    /// Records still unwritten when the writer gave up at shutdown.
     pub unwritten_at_shutdown: u64,
+}
+
+impl AuditStats {
+    /// Each counter with the name it has in the `audit_health.kind` column.
+    pub fn by_kind(&self) -> [(&'static str, u64); 6] {
+        [
+            ("dropped_records", self.dropped_records),
+            ("lost_after_stop", self.lost_after_stop),
+            ("truncated_fields", self.truncated_fields),
+            ("write_errors", self.write_errors),
+            ("closes_without_open", self.closes_without_open),
+            ("unwritten_at_shutdown", self.unwritten_at_shutdown),
+        ]
+    }
 }
 
 #[derive(Debug)]
@@ -39,8 +58,12 @@ pub(crate) struct Health {
     dropped: AtomicU64,
     lost_after_stop: AtomicU64,
     write_errors: AtomicU64,
+    closes_without_open: AtomicU64,
     unwritten_at_shutdown: AtomicU64,
-    warned_stopped: AtomicBool,
+    /// The latest write error's text, for the `audit_health.detail` column.
+    last_error: Mutex<Option<String>>,
+    /// When each kind was last reported on stderr.
+    reported: Mutex<Vec<(&'static str, Instant)>>,
     /// Set by the guard when it asks the writer to stop: retries end at this instant.
     stop_deadline: Mutex<Option<Instant>>,
 }
@@ -53,35 +76,71 @@ impl Health {
             dropped: AtomicU64::new(0),
             lost_after_stop: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
+            closes_without_open: AtomicU64::new(0),
             unwritten_at_shutdown: AtomicU64::new(0),
-            warned_stopped: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            reported: Mutex::new(Vec::new()),
             stop_deadline: Mutex::new(None),
         })
     }
 
-    pub(crate) fn record_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn record_lost_after_stop(&self) {
-        self.lost_after_stop.fetch_add(1, Ordering::Relaxed);
-        if !self.warned_stopped.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "reasonkit-audit: the writer for {} has stopped; records of spans closing now \
-                 are lost (keep the AuditGuard alive until instrumented work is done)",
-                self.path.display()
-            );
+    /// Writes one line to stderr, unless this kind was reported less than a second ago.
+    pub(crate) fn report(&self, kind: &'static str, message: impl FnOnce() -> String) {
+        let now = Instant::now();
+        let mut reported = self.reported.lock();
+        let due = match reported.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, last)) if now.duration_since(*last) < Duration::from_secs(1) => false,
+            Some((_, last)) => {
+                *last = now;
+                true
+            }
+            None => {
+                reported.push((kind, now));
+                true
+            }
+        };
+        drop(reported);
+        if due {
+            eprintln!("reasonkit-audit: {}: {}", self.path.display(), message());
         }
     }
 
-    pub(crate) fn record_write_error(&self, what: &str) {
-        self.write_errors.fetch_add(1, Ordering::Relaxed);
-        eprintln!("reasonkit-audit: {}: {what}", self.path.display());
+    pub(crate) fn record_dropped(&self) {
+        let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        self.report("dropped_records", || {
+            format!(
+                "the audit queue is full; {total} records dropped so far (overflow policy Drop)"
+            )
+        });
     }
 
-    pub(crate) fn record_unwritten(&self, rows: u64) {
+    pub(crate) fn record_lost_after_stop(&self) {
+        let total = self.lost_after_stop.fetch_add(1, Ordering::Relaxed) + 1;
+        self.report("lost_after_stop", || {
+            format!(
+                "the writer has stopped; {total} records of spans closing since are lost (keep \
+                 the AuditGuard alive until instrumented work is done)"
+            )
+        });
+    }
+
+    pub(crate) fn record_write_error(&self, what: String) {
+        self.write_errors.fetch_add(1, Ordering::Relaxed);
+        self.report("write_errors", || what.clone());
+        *self.last_error.lock() = Some(what);
+    }
+
+    pub(crate) fn record_close_without_open(&self) {
+        self.closes_without_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_unwritten(&self, records: u64) {
         self.unwritten_at_shutdown
-            .fetch_add(rows, Ordering::Relaxed);
+            .fetch_add(records, Ordering::Relaxed);
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
     }
 
     pub(crate) fn set_stop_deadline(&self, deadline: Instant) {
@@ -98,6 +157,7 @@ impl Health {
             lost_after_stop: self.lost_after_stop.load(Ordering::Relaxed),
             truncated_fields: self.limits.truncated.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
+            closes_without_open: self.closes_without_open.load(Ordering::Relaxed),
             unwritten_at_shutdown: self.unwritten_at_shutdown.load(Ordering::Relaxed),
         }
     }

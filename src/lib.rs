@@ -126,8 +126,10 @@ mod guard;
 mod health;
 mod ids;
 mod layer;
+mod process;
 mod record;
 mod rows;
+mod statements;
 mod store;
 mod writer;
 

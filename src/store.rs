@@ -16,6 +16,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::process::{self, Identity};
 
 /// One schema step: a numbered SQL file from the top-level `migrations/` folder.
 pub(crate) struct Migration {
@@ -41,6 +42,7 @@ macro_rules! migration {
 pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_initial"),
     migration!(2, "0002_layer_columns"),
+    migration!(3, "0003_process_and_health"),
 ];
 
 /// The schema version this release writes and understands.
@@ -48,7 +50,12 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Opens (creating if needed) the audit database at `path` and brings its schema up to
 /// [`SCHEMA_VERSION`].
-pub(crate) fn open_for_writing(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+pub(crate) fn open_for_writing(
+    path: &Path,
+    busy_timeout: Duration,
+    max_size: Option<u64>,
+    identity: &Identity,
+) -> Result<Connection> {
     if path.is_dir() {
         return Err(Error::IsDirectory { path: path.into() });
     }
@@ -95,7 +102,35 @@ pub(crate) fn open_for_writing(path: &Path, busy_timeout: Duration) -> Result<Co
         .map_err(|e| setup("enabling foreign keys", e))?;
 
     migrate(&conn, path)?;
+    mark_interrupted(&conn, identity).map_err(|e| setup("marking interrupted sessions", e))?;
+    if let Some(bytes) = max_size {
+        let page_size: i64 = conn
+            .pragma_query_value(None, "page_size", |row| row.get(0))
+            .map_err(|e| setup("reading page_size", e))?;
+        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(1);
+        conn.pragma_update(None, "max_page_count", pages.max(1))
+            .map_err(|e| setup("setting max_page_count", e))?;
+    }
     Ok(conn)
+}
+
+/// Marks `interrupted` the sessions left `running` by processes of this host that no
+/// longer exist.
+fn mark_interrupted(conn: &Connection, identity: &Identity) -> rusqlite::Result<usize> {
+    let pids: Vec<i64> = conn
+        .prepare(
+            "SELECT DISTINCT pid FROM sessions WHERE status = 'running' AND host = ?1 AND pid IS NOT NULL",
+        )?
+        .query_map([&identity.host], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut marked = 0;
+    for pid in pids.into_iter().filter(|pid| !process::is_alive(*pid)) {
+        marked += conn.execute(
+            "UPDATE sessions SET status = 'interrupted' WHERE status = 'running' AND host = ?1 AND pid = ?2",
+            (&identity.host, pid),
+        )?;
+    }
+    Ok(marked)
 }
 
 /// The database's schema version, as recorded in `PRAGMA user_version`.

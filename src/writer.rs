@@ -2,10 +2,10 @@
 //!
 //! It waits for a record, then gathers more until the batch is full, a flush is asked for,
 //! or the first record has waited `flush_interval`; then it commits them all in one
-//! transaction with cached prepared statements. A span that opens and closes within one
-//! batch becomes a single INSERT of its final row; one that stays open is inserted as
-//! `running` and updated when it closes, so a process that dies leaves its open sessions
-//! and steps visible.
+//! transaction (see [`crate::statements`]). A span that opens and closes within one batch
+//! becomes a single INSERT of its final row; one that stays open is inserted as `running`
+//! and updated when it closes, so a process that dies leaves its open sessions and steps
+//! visible.
 //!
 //! A commit that fails (disk full, lock held too long, I/O error) is rolled back and
 //! retried with back-off: the records stay in memory, and while they wait the queue fills
@@ -20,12 +20,17 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use rusqlite::{Connection, ErrorCode, Transaction};
+use rusqlite::{Connection, ErrorCode};
 
-use crate::health::Health;
+use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
+use crate::process::Identity;
 use crate::record::{Command, Decided, Kind};
-use crate::rows::{self, Row};
+use crate::rows::Row;
+use crate::statements;
+
+/// The longest pause between two attempts at a failing commit.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// How the writer batches and what it stores.
 #[derive(Clone, Debug)]
@@ -33,6 +38,7 @@ pub(crate) struct WriterConfig {
     pub(crate) flush_interval: Duration,
     pub(crate) max_batch: usize,
     pub(crate) store_inputs: bool,
+    pub(crate) identity: Identity,
 }
 
 /// Starts the writer thread. It ends after a `Shutdown` command, or when every sender is
@@ -56,6 +62,7 @@ pub(crate) fn spawn(
                 rows: HashMap::new(),
                 ops: Vec::new(),
                 waiting: Vec::new(),
+                health_written: AuditStats::default(),
             }
             .run();
         })
@@ -77,6 +84,9 @@ enum Op {
     Decided(Decided),
 }
 
+/// Rows SQLite refused in a commit, with its reason.
+type Refused = Vec<(AuditId, String)>;
+
 struct Writer {
     conn: Connection,
     commands: Receiver<Command>,
@@ -86,15 +96,25 @@ struct Writer {
     ops: Vec<Op>,
     /// Flush requests answered after the next commit.
     waiting: Vec<Sender<Result<(), String>>>,
+    /// The health counters as last written to `audit_health`.
+    health_written: AuditStats,
 }
 
 impl Writer {
     fn run(mut self) {
         let mut stopping = false;
         while !stopping {
-            let first = match self.commands.recv() {
+            // While idle, wake now and then so that health counters that changed (records
+            // dropped while the queue was full, say) are written even if no record follows.
+            let first = match self.commands.recv_timeout(self.config.flush_interval) {
                 Ok(command) => command,
-                Err(_) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.health.stats() != self.health_written {
+                        self.commit();
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
             };
             let deadline = Instant::now() + self.config.flush_interval;
             stopping = self.take(first);
@@ -107,11 +127,12 @@ impl Writer {
             }
             self.commit();
         }
-        // Every sender is gone or shutdown was asked: commit what is left.
+        // Shutdown was asked, or every sender is gone: commit what is left.
         while let Ok(command) = self.commands.try_recv() {
             self.take(command);
         }
         self.commit();
+        self.mark_open_sessions_interrupted();
     }
 
     /// Takes one command into the batch; `true` when it asks the writer to stop.
@@ -128,7 +149,7 @@ impl Writer {
                     refused: false,
                 };
                 if self.rows.insert(id.clone(), tracked).is_some() {
-                    self.health.record_write_error(&format!(
+                    self.health.record_write_error(format!(
                         "a second open span has id {id}; the first one's later changes are lost"
                     ));
                 }
@@ -143,10 +164,8 @@ impl Writer {
                         self.ops.push(Op::Update(id));
                     }
                 }
-                None => self.health.record_write_error(&format!(
-                    "span {} closed but its opening was never received (dropped?)",
-                    closed.id
-                )),
+                // Its opening was dropped (queue full under OverflowPolicy::Drop).
+                None => self.health.record_close_without_open(),
             },
             Command::Decided(decided) => self.ops.push(Op::Decided(decided)),
             Command::Flush(answer) => self.waiting.push(answer),
@@ -161,7 +180,8 @@ impl Writer {
         let mut backoff = Duration::from_millis(10);
         loop {
             match self.try_commit() {
-                Ok(refused) => {
+                Ok((refused, health)) => {
+                    self.health_written = health;
                     self.after_commit(refused);
                     for answer in self.waiting.drain(..) {
                         let _ = answer.send(Ok(()));
@@ -170,7 +190,7 @@ impl Writer {
                 }
                 Err(error) => {
                     let message = error.to_string();
-                    self.health.record_write_error(&format!(
+                    self.health.record_write_error(format!(
                         "commit of {} records failed ({message}); keeping them and retrying",
                         self.ops.len()
                     ));
@@ -178,60 +198,72 @@ impl Writer {
                     for answer in self.waiting.drain(..) {
                         let _ = answer.send(Err(message.clone()));
                     }
-                    if self
-                        .health
-                        .stop_deadline()
-                        .is_some_and(|deadline| Instant::now() + backoff > deadline)
-                    {
+                    let stop = self.health.stop_deadline();
+                    if stop.is_some_and(|deadline| Instant::now() + backoff > deadline) {
                         self.give_up();
                         return;
                     }
                     thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
     }
 
-    /// Runs the batch in one transaction. Returns the ids of rows SQLite refused.
-    fn try_commit(&mut self) -> rusqlite::Result<Vec<(AuditId, String)>> {
-        if self.ops.is_empty() {
-            return Ok(Vec::new());
+    /// Runs the batch, and the health counters that changed, in one transaction. Returns
+    /// the rows SQLite refused and the health counters it wrote.
+    fn try_commit(&mut self) -> rusqlite::Result<(Refused, AuditStats)> {
+        let health = self.health.stats();
+        if self.ops.is_empty() && health == self.health_written {
+            return Ok((Vec::new(), health));
         }
-        let tx = self.conn.transaction()?;
+        let Writer {
+            conn,
+            config,
+            rows,
+            ops,
+            ..
+        } = self;
+        let tx = conn.transaction()?;
         let mut refused = Vec::new();
-        for op in &self.ops {
+        for op in ops.iter() {
             let (id, result) = match op {
-                Op::Insert(id) => match self.rows.get(id) {
-                    Some(tracked) => (
-                        id.clone(),
-                        insert(&tx, &tracked.row, self.config.store_inputs),
+                Op::Insert(id) => match rows.get(id) {
+                    Some(t) => (
+                        id,
+                        statements::insert(&tx, &t.row, config.store_inputs, &config.identity),
                     ),
                     None => continue,
                 },
-                Op::Update(id) => match self.rows.get(id) {
-                    Some(tracked) if !tracked.refused => (
-                        id.clone(),
-                        update(&tx, &tracked.row, self.config.store_inputs),
-                    ),
+                Op::Update(id) => match rows.get(id) {
+                    Some(t) if !t.refused => {
+                        (id, statements::update(&tx, &t.row, config.store_inputs))
+                    }
                     _ => continue,
                 },
-                Op::Decided(decided) => (decided.id.clone(), insert_decided(&tx, decided)),
+                Op::Decided(decided) => (&decided.id, statements::insert_decided(&tx, decided)),
             };
             match result {
                 Ok(()) => {}
-                Err(e) if is_row_error(&e) => refused.push((id, e.to_string())),
+                Err(e) if is_row_error(&e) => refused.push((id.clone(), e.to_string())),
                 Err(e) => return Err(e),
             }
         }
+        statements::insert_health(
+            &tx,
+            &config.identity,
+            &self.health_written,
+            &health,
+            self.health.last_error(),
+        )?;
         tx.commit()?;
-        Ok(refused)
+        Ok((refused, health))
     }
 
-    fn after_commit(&mut self, refused: Vec<(AuditId, String)>) {
+    fn after_commit(&mut self, refused: Refused) {
         for (id, reason) in refused {
             self.health
-                .record_write_error(&format!("row {id} was refused: {reason}"));
+                .record_write_error(format!("row {id} was refused: {reason}"));
             if let Some(tracked) = self.rows.get_mut(&id) {
                 tracked.refused = true;
             }
@@ -259,6 +291,33 @@ impl Writer {
         );
         self.ops.clear();
     }
+
+    /// Sessions still open when the writer stops will never close in this file: their
+    /// recording was interrupted, and their row says so.
+    fn mark_open_sessions_interrupted(&mut self) {
+        let open: Vec<String> = self
+            .rows
+            .values()
+            .filter(|t| t.committed && !t.refused && t.row.closed.is_none())
+            .filter(|t| t.row.kind() == Kind::Session)
+            .map(|t| t.row.opened.id.to_string())
+            .collect();
+        if open.is_empty() {
+            return;
+        }
+        let result = self.conn.transaction().and_then(|tx| {
+            for id in &open {
+                statements::mark_interrupted(&tx, id)?;
+            }
+            tx.commit()
+        });
+        if let Err(error) = result {
+            self.health.record_write_error(format!(
+                "could not mark {} sessions still open at shutdown as interrupted: {error}",
+                open.len()
+            ));
+        }
+    }
 }
 
 /// Errors that concern one row only; anything else concerns the whole transaction.
@@ -267,124 +326,4 @@ fn is_row_error(error: &rusqlite::Error) -> bool {
         error.sqlite_error_code(),
         Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch)
     )
-}
-
-fn insert(tx: &Transaction<'_>, row: &Row, store_inputs: bool) -> rusqlite::Result<()> {
-    match row.kind() {
-        Kind::Session => {
-            let c = rows::session(row, store_inputs);
-            tx.prepare_cached(
-                "INSERT INTO sessions (id, started_at, ended_at, profile, input_hash, input, \
-                 status, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute((
-                c.id,
-                c.started_at,
-                c.ended_at,
-                c.profile,
-                c.input_hash,
-                c.input,
-                c.status,
-                c.attributes,
-            ))?;
-        }
-        Kind::Step => {
-            let c = rows::step(row);
-            tx.prepare_cached(
-                "INSERT INTO steps (id, session_id, parent_step_id, module, started_at, ended_at, \
-                 input_summary, output_summary, confidence, tokens_used, error, attributes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute((
-                c.id,
-                c.session_id,
-                c.parent_step_id,
-                c.module,
-                c.started_at,
-                c.ended_at,
-                c.input_summary,
-                c.output_summary,
-                c.confidence,
-                c.tokens_used,
-                c.error,
-                c.attributes,
-            ))?;
-        }
-        Kind::Decision => insert_decision(tx, rows::decision(row))?,
-    }
-    Ok(())
-}
-
-fn update(tx: &Transaction<'_>, row: &Row, store_inputs: bool) -> rusqlite::Result<()> {
-    match row.kind() {
-        Kind::Session => {
-            let c = rows::session(row, store_inputs);
-            tx.prepare_cached(
-                "UPDATE sessions SET ended_at = ?2, profile = ?3, input_hash = ?4, input = ?5, \
-                 status = ?6, attributes = ?7 WHERE id = ?1",
-            )?
-            .execute((
-                c.id,
-                c.ended_at,
-                c.profile,
-                c.input_hash,
-                c.input,
-                c.status,
-                c.attributes,
-            ))?;
-        }
-        Kind::Step => {
-            let c = rows::step(row);
-            tx.prepare_cached(
-                "UPDATE steps SET ended_at = ?2, module = ?3, input_summary = ?4, \
-                 output_summary = ?5, confidence = ?6, tokens_used = ?7, error = ?8, \
-                 attributes = ?9 WHERE id = ?1",
-            )?
-            .execute((
-                c.id,
-                c.ended_at,
-                c.module,
-                c.input_summary,
-                c.output_summary,
-                c.confidence,
-                c.tokens_used,
-                c.error,
-                c.attributes,
-            ))?;
-        }
-        Kind::Decision => {
-            let c = rows::decision(row);
-            tx.prepare_cached(
-                "UPDATE decisions SET decision_type = ?2, options_considered = ?3, \
-                 chosen_option = ?4, rationale = ?5, decided_at = ?6, attributes = ?7 WHERE id = ?1",
-            )?
-            .execute((
-                c.id, c.decision_type, c.options_considered, c.chosen_option, c.rationale,
-                c.decided_at, c.attributes,
-            ))?;
-        }
-    }
-    Ok(())
-}
-
-fn insert_decided(tx: &Transaction<'_>, decided: &Decided) -> rusqlite::Result<()> {
-    insert_decision(tx, rows::decided(decided))
-}
-
-fn insert_decision(tx: &Transaction<'_>, c: rows::DecisionColumns) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO decisions (id, step_id, decision_type, options_considered, chosen_option, \
-         rationale, decided_at, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute((
-        c.id,
-        c.step_id,
-        c.decision_type,
-        c.options_considered,
-        c.chosen_option,
-        c.rationale,
-        c.decided_at,
-        c.attributes,
-    ))?;
-    Ok(())
 }

@@ -36,6 +36,8 @@ fn the_schema_has_adr_002_tables_exactly_plus_the_layer_columns() {
             "status TEXT 1 0",
             "input TEXT 0 0",
             "attributes TEXT 0 0",
+            "pid INTEGER 0 0",
+            "host TEXT 0 0",
         ]
     );
     assert_eq!(
@@ -132,7 +134,7 @@ fn the_schema_version_and_each_migration_are_recorded() {
             &audit.path,
             "SELECT version || ' ' || name FROM schema_migrations ORDER BY version"
         ),
-        "1 0001_initial\n2 0002_layer_columns\n"
+        "1 0001_initial\n2 0002_layer_columns\n3 0003_process_and_health\n"
     );
     assert_eq!(sqlite3(&audit.path, "PRAGMA journal_mode").trim(), "wal");
 }
