@@ -214,6 +214,7 @@ impl AuditLayerBuilder {
             max_batch: self.max_batch,
             store_inputs: self.store_inputs,
             identity,
+            busy_timeout: self.busy_timeout,
         };
         let writer = writer::spawn(conn, receiver, config, health.clone(), done_sender)
             .map_err(|source| Error::Spawn { path, source })?;

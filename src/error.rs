@@ -127,6 +127,18 @@ pub enum Error {
         waited: std::time::Duration,
     },
 
+    /// The writer stopped at shutdown with records it could not commit in time.
+    #[error(
+        "audit database {path}: {records} records could not be written before the shutdown \
+         timeout (see the messages above for why)"
+    )]
+    Unwritten {
+        /// The database path.
+        path: PathBuf,
+        /// How many records were given up.
+        records: u64,
+    },
+
     /// The writer thread has stopped; nothing more can be written through this guard.
     #[error("audit database {path}: the writer thread has stopped")]
     WriterStopped {

@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::health::{AuditStats, Health};
 use crate::record::Command;
 
+/// How often a waiting [`AuditGuard::flush`] checks whether the writer is stuck on a fault.
+const FAULT_POLL: Duration = Duration::from_millis(20);
+
 /// Owns the writer thread of an [`AuditLayer`](crate::AuditLayer). Keep it alive for as
 /// long as instrumented code runs — typically bind it in `main`: `let (audit, _guard) = …`
 /// (not `_`, which drops it at once).
@@ -66,23 +69,46 @@ impl AuditGuard {
     pub fn flush(&self) -> Result<()> {
         let start = Instant::now();
         let (answer, answered) = crossbeam_channel::bounded(1);
-        match self
-            .sender
-            .send_timeout(Command::Flush(answer), self.flush_timeout)
-        {
-            Ok(()) => {}
-            Err(SendTimeoutError::Timeout(_)) => return Err(self.timed_out(start)),
-            Err(SendTimeoutError::Disconnected(_)) => return Err(self.stopped()),
+        // While the writer retries a failing commit it reads no commands, so neither room
+        // in a full queue nor the answer can come: report the fault instead of waiting.
+        let mut request = Command::Flush(answer);
+        loop {
+            match self.sender.send_timeout(request, FAULT_POLL) {
+                Ok(()) => break,
+                Err(SendTimeoutError::Disconnected(_)) => return Err(self.stopped()),
+                Err(SendTimeoutError::Timeout(unsent)) => {
+                    if let Some(message) = self.health.fault() {
+                        return Err(self.write_error(message));
+                    }
+                    if start.elapsed() >= self.flush_timeout {
+                        return Err(self.timed_out(start));
+                    }
+                    request = unsent;
+                }
+            }
         }
-        let left = self.flush_timeout.saturating_sub(start.elapsed());
-        match answered.recv_timeout(left) {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(Error::Write {
-                path: self.path().into(),
-                message,
-            }),
-            Err(RecvTimeoutError::Timeout) => Err(self.timed_out(start)),
-            Err(RecvTimeoutError::Disconnected) => Err(self.stopped()),
+        loop {
+            let left = self.flush_timeout.saturating_sub(start.elapsed());
+            match answered.recv_timeout(left.min(FAULT_POLL)) {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(message)) => return Err(self.write_error(message)),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.stopped()),
+                Err(RecvTimeoutError::Timeout) if left <= FAULT_POLL => {
+                    return Err(self.timed_out(start));
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Some(message) = self.health.fault() {
+                        return Err(self.write_error(message));
+                    }
+                }
+            }
+        }
+    }
+
+    fn write_error(&self, message: String) -> Error {
+        Error::Write {
+            path: self.path().into(),
+            message,
         }
     }
 
@@ -91,8 +117,9 @@ impl AuditGuard {
     /// does the same; this returns what happened.
     ///
     /// # Errors
-    /// [`Error::TimedOut`] when the writer did not finish in time (what it could not
-    /// write is reported on stderr and in [`stats`](AuditGuard::stats)).
+    /// [`Error::Unwritten`] when the writer gave up on records it could not commit before
+    /// the timeout, and [`Error::TimedOut`] when it did not even stop in time; either way
+    /// what was lost is reported on stderr.
     pub fn shutdown(mut self) -> Result<()> {
         self.stop()
     }
@@ -119,7 +146,13 @@ impl AuditGuard {
         match self.done.recv_deadline(deadline) {
             Err(RecvTimeoutError::Disconnected) | Ok(()) => {
                 let _ = writer.join();
-                Ok(())
+                match self.stats().unwritten_at_shutdown {
+                    0 => Ok(()),
+                    records => Err(Error::Unwritten {
+                        path: self.path().into(),
+                        records,
+                    }),
+                }
             }
             Err(RecvTimeoutError::Timeout) => {
                 eprintln!(

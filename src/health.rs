@@ -64,6 +64,8 @@ pub(crate) struct Health {
     last_error: Mutex<Option<String>>,
     /// When each kind was last reported on stderr.
     reported: Mutex<Vec<(&'static str, Instant)>>,
+    /// Why the writer's last commit failed, while it retries; `None` once one succeeds.
+    fault: Mutex<Option<String>>,
     /// Set by the guard when it asks the writer to stop: retries end at this instant.
     stop_deadline: Mutex<Option<Instant>>,
 }
@@ -79,6 +81,7 @@ impl Health {
             closes_without_open: AtomicU64::new(0),
             unwritten_at_shutdown: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            fault: Mutex::new(None),
             reported: Mutex::new(Vec::new()),
             stop_deadline: Mutex::new(None),
         })
@@ -141,6 +144,15 @@ impl Health {
 
     pub(crate) fn last_error(&self) -> Option<String> {
         self.last_error.lock().clone()
+    }
+
+    pub(crate) fn set_fault(&self, fault: Option<String>) {
+        *self.fault.lock() = fault;
+    }
+
+    /// Why the writer cannot commit right now, if it cannot.
+    pub(crate) fn fault(&self) -> Option<String> {
+        self.fault.lock().clone()
     }
 
     pub(crate) fn set_stop_deadline(&self, deadline: Instant) {

@@ -39,6 +39,9 @@ pub(crate) struct WriterConfig {
     pub(crate) max_batch: usize,
     pub(crate) store_inputs: bool,
     pub(crate) identity: Identity,
+    /// How long one attempt may wait for a lock: at shutdown, no attempt is started that
+    /// could end after the guard's deadline.
+    pub(crate) busy_timeout: Duration,
 }
 
 /// Starts the writer thread. It ends after a `Shutdown` command, or when every sender is
@@ -131,8 +134,9 @@ impl Writer {
         while let Ok(command) = self.commands.try_recv() {
             self.take(command);
         }
-        self.commit();
-        self.mark_open_sessions_interrupted();
+        if self.commit() {
+            self.mark_open_sessions_interrupted();
+        }
     }
 
     /// Takes one command into the batch; `true` when it asks the writer to stop.
@@ -174,22 +178,24 @@ impl Writer {
         false
     }
 
-    /// Commits the batch, retrying with back-off until it succeeds or the guard's stop
-    /// deadline passes.
-    fn commit(&mut self) {
+    /// Commits the batch, retrying with back-off until it succeeds (`true`) or the guard's
+    /// stop deadline is near (`false`, the batch given up).
+    fn commit(&mut self) -> bool {
         let mut backoff = Duration::from_millis(10);
         loop {
             match self.try_commit() {
                 Ok((refused, health)) => {
+                    self.health.set_fault(None);
                     self.health_written = health;
                     self.after_commit(refused);
                     for answer in self.waiting.drain(..) {
                         let _ = answer.send(Ok(()));
                     }
-                    return;
+                    return true;
                 }
                 Err(error) => {
                     let message = error.to_string();
+                    self.health.set_fault(Some(message.clone()));
                     self.health.record_write_error(format!(
                         "commit of {} records failed ({message}); keeping them and retrying",
                         self.ops.len()
@@ -198,15 +204,30 @@ impl Writer {
                     for answer in self.waiting.drain(..) {
                         let _ = answer.send(Err(message.clone()));
                     }
-                    let stop = self.health.stop_deadline();
-                    if stop.is_some_and(|deadline| Instant::now() + backoff > deadline) {
+                    let next_attempt_ends = Instant::now() + backoff + self.config.busy_timeout;
+                    if self
+                        .health
+                        .stop_deadline()
+                        .is_some_and(|d| next_attempt_ends > d)
+                    {
                         self.give_up();
-                        return;
+                        return false;
                     }
-                    thread::sleep(backoff);
+                    self.pause(backoff);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+    }
+
+    /// Sleeps for `backoff` between two attempts, waking early when the guard asks the
+    /// writer to stop, so that shutdown is never held up by a long pause.
+    fn pause(&self, backoff: Duration) {
+        let until = Instant::now() + backoff;
+        while Instant::now() < until && self.health.stop_deadline().is_none() {
+            thread::sleep(
+                Duration::from_millis(5).min(until.saturating_duration_since(Instant::now())),
+            );
         }
     }
 

@@ -3,27 +3,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-/// The example binary `cargo test` builds next to the test binaries.
-fn example_binary() -> PathBuf {
-    let deps = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let binary = deps.parent().unwrap().join("examples").join("reasoning");
-    assert!(
-        binary.exists(),
-        "{} missing: build it with cargo test / cargo build --examples",
-        binary.display()
-    );
-    binary
-}
-
 fn run_example(configure: impl FnOnce(&mut Command)) -> String {
-    let mut command = Command::new(example_binary());
+    let mut command = Command::new(common::example_binary("reasoning"));
     command.env_remove("REASONKIT_AUDIT_DB");
     configure(&mut command);
     let out = command.output().unwrap();

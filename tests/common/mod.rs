@@ -143,3 +143,26 @@ pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// A binary `cargo test` builds next to the test binaries: `reasoning` or `audit_child`.
+pub fn example_binary(name: &str) -> PathBuf {
+    let deps = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let binary = deps.parent().unwrap().join("examples").join(name);
+    assert!(
+        binary.exists(),
+        "{} missing: cargo test builds it (or cargo build --examples)",
+        binary.display()
+    );
+    binary
+}
+
+/// The test helper process (tests/support/audit_child.rs) in `mode`, writing `path`.
+pub fn child(mode: &str, path: &Path, n: u64) -> Command {
+    let mut command = Command::new(example_binary("audit_child"));
+    command.arg(mode).arg(path).arg(n.to_string());
+    command
+}
