@@ -20,7 +20,7 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// The longest a record waits on the writer thread before it is committed.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// The most records committed in one transaction.
-pub const DEFAULT_MAX_BATCH: usize = 4_096;
+pub const DEFAULT_MAX_BATCH: usize = 1_024;
 /// How long one SQLite statement waits for another process's lock before failing (and
 /// being retried).
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);

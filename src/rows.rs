@@ -39,9 +39,24 @@ impl Row {
 /// Text as SQLite stores it: `YYYY-MM-DD HH:MM:SS.ffffff`, UTC, which SQLite's date
 /// functions read and which sorts and compares correctly as text.
 pub(crate) fn timestamp(at: SystemTime) -> String {
-    DateTime::<Utc>::from(at)
-        .format("%Y-%m-%d %H:%M:%S%.6f")
-        .to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    // Written field by field: chrono's `format` parses its pattern on every call, which
+    // showed in the writer's profile.
+    let t = DateTime::<Utc>::from(at);
+    let mut text = String::with_capacity(26);
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() % 1_000_000_000 / 1_000
+    );
+    text
 }
 
 /// Lowercase hex SHA-256.

@@ -43,10 +43,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_initial"),
     migration!(2, "0002_layer_columns"),
     migration!(3, "0003_process_and_health"),
+    migration!(4, "0004_search"),
 ];
 
 /// The schema version this release writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The writer's page cache, in KiB.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Opens (creating if needed) the audit database at `path` and brings its schema up to
 /// [`SCHEMA_VERSION`].
@@ -100,6 +104,10 @@ pub(crate) fn open_for_writing(
         .map_err(|e| setup("setting synchronous=NORMAL", e))?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(|e| setup("enabling foreign keys", e))?;
+    // A batch dirties pages of eight B-trees; with SQLite's default 2 MiB cache they spill
+    // into the WAL before the commit and are written twice.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+        .map_err(|e| setup("setting cache_size", e))?;
 
     migrate(&conn, path)?;
     mark_interrupted(&conn, identity).map_err(|e| setup("marking interrupted sessions", e))?;
