@@ -44,6 +44,30 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// There is no database at the path (for reading or migrating, which never create one).
+    #[error(
+        "no audit database at {path}; run an instrumented program first, or pass --db / set \
+         REASONKIT_AUDIT_DB to the file you mean"
+    )]
+    Missing {
+        /// The database path.
+        path: PathBuf,
+    },
+
+    /// The database's schema is older than this release reads; `migrate` brings it up.
+    #[error(
+        "audit database {path} has schema version {found}, older than the {supported} this \
+         release reads; run `reasonkit-audit migrate --db {path}` (or open it with the layer)"
+    )]
+    SchemaTooOld {
+        /// The database path.
+        path: PathBuf,
+        /// The version found in the file.
+        found: i64,
+        /// The version this release reads.
+        supported: i64,
+    },
+
     /// The path is a directory, not a database file.
     #[error("cannot open audit database {path}: it is a directory; give the path of a file")]
     IsDirectory {

@@ -145,4 +145,4 @@ pub use guard::AuditGuard;
 pub use health::AuditStats;
 pub use layer::AuditLayer;
 pub use rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
-pub use store::SCHEMA_VERSION;
+pub use store::{SCHEMA_VERSION, migrate, open_read_only};

@@ -109,7 +109,7 @@ pub(crate) fn open_for_writing(
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
         .map_err(|e| setup("setting cache_size", e))?;
 
-    migrate(&conn, path)?;
+    apply_migrations(&conn, path)?;
     mark_interrupted(&conn, identity).map_err(|e| setup("marking interrupted sessions", e))?;
     if let Some(bytes) = max_size {
         let page_size: i64 = conn
@@ -141,6 +141,66 @@ fn mark_interrupted(conn: &Connection, identity: &Identity) -> rusqlite::Result<
     Ok(marked)
 }
 
+/// Opens an existing audit database for reading only: nothing in the file is changed.
+///
+/// For tools that query the audit trail (the `reasonkit-audit` command uses it). The schema
+/// must be the one this release writes.
+///
+/// # Errors
+/// [`Error::Missing`], [`Error::IsDirectory`], [`Error::NotADatabase`],
+/// [`Error::SchemaTooNew`] or [`Error::SchemaTooOld`], each naming the path.
+pub fn open_read_only(path: &Path) -> Result<Connection> {
+    if path.is_dir() {
+        return Err(Error::IsDirectory { path: path.into() });
+    }
+    if !path.exists() {
+        return Err(Error::Missing { path: path.into() });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| classify(path, source))?;
+    conn.busy_timeout(crate::builder::DEFAULT_BUSY_TIMEOUT)
+        .map_err(|e| classify_setup(path, "setting busy_timeout", e))?;
+    let found =
+        schema_version(&conn).map_err(|e| classify_setup(path, "reading the schema version", e))?;
+    match found {
+        v if v > SCHEMA_VERSION => Err(Error::SchemaTooNew {
+            path: path.into(),
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        v if v < SCHEMA_VERSION => Err(Error::SchemaTooOld {
+            path: path.into(),
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        _ => Ok(conn),
+    }
+}
+
+/// Brings an existing audit database to this release's schema; returns the versions
+/// before and after. The only way, besides building a layer on it, to change a file.
+///
+/// # Errors
+/// [`Error::Missing`] when there is no file (migrating never creates one), and the errors
+/// of [`AuditLayerBuilder::build`](crate::AuditLayerBuilder::build) otherwise.
+pub fn migrate(path: &Path) -> Result<(i64, i64)> {
+    if !path.exists() {
+        return Err(Error::Missing { path: path.into() });
+    }
+    let before = {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
+        schema_version(&conn).map_err(|e| classify_setup(path, "reading the schema version", e))?
+    };
+    open_for_writing(
+        path,
+        crate::builder::DEFAULT_BUSY_TIMEOUT,
+        None,
+        &Identity::current(),
+    )?;
+    Ok((before, SCHEMA_VERSION))
+}
+
 /// The database's schema version, as recorded in `PRAGMA user_version`.
 pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
@@ -148,7 +208,7 @@ pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
 
 /// Applies every migration newer than the database, each in its own transaction together
 /// with its version bump, so a crash between two migrations leaves a consistent schema.
-fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+fn apply_migrations(conn: &Connection, path: &Path) -> Result<()> {
     for migration in MIGRATIONS {
         let step = || format!("applying migration {}", migration.name);
         // IMMEDIATE takes the write lock first, so two processes opening a new file at

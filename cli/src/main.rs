@@ -1,0 +1,116 @@
+//! `reasonkit-audit`: query, replay, export and browse a reasonkit audit trail.
+//!
+//! Opens the same database the layer writes (`--db PATH`, else `$REASONKIT_AUDIT_DB`, else
+//! `~/.reasonkit/audit.db`), read-only for every command but `migrate`, so looking never
+//! changes the file.
+//!
+//! Exit codes: 0 success, 1 nothing found, 2 bad usage or an unusable database.
+
+mod datasette;
+mod export;
+mod output;
+mod search;
+mod sessions;
+mod show;
+mod since;
+mod stats;
+mod store;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Query, replay, export and browse the reasonkit audit trail.
+#[derive(Debug, Parser)]
+#[command(name = "reasonkit-audit", version, about, long_about = None)]
+struct Cli {
+    /// The audit database [default: $REASONKIT_AUDIT_DB, else ~/.reasonkit/audit.db]
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<PathBuf>,
+
+    /// Colour: auto (only on a terminal), always, never
+    #[arg(long, global = true, value_enum, default_value_t = output::ColorChoice::Auto)]
+    color: output::ColorChoice,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List sessions, newest first
+    Sessions(sessions::Args),
+    /// Replay one session: its steps as a tree, with decisions, durations, confidence, errors
+    Show(show::Args),
+    /// Per-module statistics: uses, confidence, duration, failure rate, tokens
+    Stats(stats::Args),
+    /// Full-text search over step summaries, errors and decision rationales
+    Search(search::Args),
+    /// Export sessions as JSON, JSON lines, or one table as CSV
+    Export(export::Args),
+    /// Print the database path in use
+    Path,
+    /// Bring the database to this release's schema (the only command that writes)
+    Migrate,
+    /// Check integrity, foreign keys and schema version
+    Check,
+    /// Write a Datasette metadata file: descriptions and the ADR-002 canned queries
+    DatasetteMetadata(datasette::Args),
+}
+
+/// How a command ended, when it did not fail.
+pub enum Outcome {
+    /// It found or did what was asked: exit 0.
+    Done,
+    /// It ran, but found nothing: exit 1.
+    NothingFound,
+}
+
+/// A failure to report in one line: exit 2.
+pub type Failure = Box<dyn std::error::Error>;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::set_color(cli.color);
+    match run(cli) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NothingFound) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("reasonkit-audit: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<Outcome, Failure> {
+    let path = match cli.db {
+        Some(path) => path,
+        None => reasonkit_audit::default_path()?,
+    };
+    match cli.command {
+        Command::Sessions(args) => sessions::run(&store::open(&path)?, &args),
+        Command::Show(args) => show::run(&store::open(&path)?, &args),
+        Command::Stats(args) => stats::run(&store::open(&path)?, &args),
+        Command::Search(args) => search::run(&store::open(&path)?, &args),
+        Command::Export(args) => export::run(&store::open(&path)?, &args),
+        Command::Path => {
+            println!("{}", path.display());
+            Ok(Outcome::Done)
+        }
+        Command::Migrate => {
+            let (before, after) = reasonkit_audit::migrate(&path)?;
+            if before == after {
+                println!(
+                    "{}: schema version {after}, already current",
+                    path.display()
+                );
+            } else {
+                println!("{}: schema version {before} -> {after}", path.display());
+            }
+            Ok(Outcome::Done)
+        }
+        Command::Check => store::check(&path),
+        Command::DatasetteMetadata(args) => datasette::run(&path, &args),
+    }
+}

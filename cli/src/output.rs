@@ -1,0 +1,141 @@
+//! How results are shown: aligned tables for people, JSON for machines; colour only on a
+//! terminal (or when asked), never when `NO_COLOR` is set under `--color auto`.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+pub use comfy_table::Cell;
+use comfy_table::{Color, ContentArrangement, Table, presets};
+use rusqlite::types::ValueRef;
+use serde_json::Value;
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: AtomicU8 = AtomicU8::new(0);
+
+pub fn set_color(choice: ColorChoice) {
+    let choice = match choice {
+        ColorChoice::Auto if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) => {
+            ColorChoice::Never
+        }
+        other => other,
+    };
+    COLOR.store(choice as u8, Ordering::Relaxed);
+    anstream::ColorChoice::write_global(match choice {
+        ColorChoice::Auto => anstream::ColorChoice::Auto,
+        ColorChoice::Always => anstream::ColorChoice::Always,
+        ColorChoice::Never => anstream::ColorChoice::Never,
+    });
+}
+
+fn color() -> ColorChoice {
+    match COLOR.load(Ordering::Relaxed) {
+        1 => ColorChoice::Always,
+        2 => ColorChoice::Never,
+        _ => ColorChoice::Auto,
+    }
+}
+
+/// A table with a header row, styled for a terminal only.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(
+            header
+                .iter()
+                .map(|h| Cell::new(h).add_attribute(comfy_table::Attribute::Bold)),
+        );
+    match color() {
+        ColorChoice::Always => {
+            table.enforce_styling();
+        }
+        ColorChoice::Never => {
+            table.force_no_tty();
+        }
+        ColorChoice::Auto => {}
+    }
+    table
+}
+
+/// Prints a table without trailing spaces on its lines.
+pub fn print_table(table: &Table) {
+    for line in table.lines() {
+        println!("{}", line.trim_end());
+    }
+}
+
+/// A session or step status, coloured by how it ended.
+pub fn status_cell(status: &str) -> Cell {
+    let cell = Cell::new(status);
+    match status {
+        "completed" => cell.fg(Color::Green),
+        "failed" | "interrupted" => cell.fg(Color::Red),
+        "running" => cell.fg(Color::Yellow),
+        _ => cell,
+    }
+}
+
+pub fn confidence(value: Option<f64>) -> String {
+    value.map_or_else(String::new, |c| format!("{c:.2}"))
+}
+
+pub fn duration_ms(value: Option<f64>) -> String {
+    match value {
+        None => String::new(),
+        Some(ms) if ms < 1.0 => format!("{:.0} µs", ms * 1000.0),
+        Some(ms) if ms < 1000.0 => format!("{ms:.1} ms"),
+        Some(ms) => format!("{:.2} s", ms / 1000.0),
+    }
+}
+
+pub fn opt<T: ToString>(value: Option<T>) -> String {
+    value.map_or_else(String::new, |v| v.to_string())
+}
+
+/// Prints a JSON value, pretty.
+pub fn print_json(value: &Value) -> Result<(), crate::Failure> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    use std::io::Write;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A column value as JSON. Columns that hold JSON text (`attributes`,
+/// `options_considered`) become the JSON they hold.
+pub fn json_value(column: &str, value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(n) => Value::from(n),
+        ValueRef::Real(n) => serde_json::Number::from_f64(n)
+            .map_or_else(|| Value::String(n.to_string()), Value::Number),
+        ValueRef::Text(bytes) => {
+            let text = String::from_utf8_lossy(bytes);
+            if matches!(column, "attributes" | "options_considered") {
+                if let Ok(parsed) = serde_json::from_str(&text) {
+                    return parsed;
+                }
+            }
+            Value::String(text.into_owned())
+        }
+        ValueRef::Blob(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+/// Every column of a row as a JSON object, in column order.
+pub fn row_object(row: &rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Map<String, Value>> {
+    let statement = row.as_ref();
+    let mut object = serde_json::Map::new();
+    for index in 0..statement.column_count() {
+        let name = statement.column_name(index)?;
+        object.insert(name.to_owned(), json_value(name, row.get_ref(index)?));
+    }
+    Ok(object)
+}

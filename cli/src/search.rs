@@ -1,0 +1,103 @@
+//! `search TEXT`: full-text search (FTS5) over step summaries and errors, and decision
+//! options, choices and rationales.
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::output::{self, Cell};
+use crate::{Failure, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Words to find (all of them, in any order; a quoted phrase for an exact sequence)
+    text: String,
+    /// At most this many matches
+    #[arg(short = 'n', long, default_value_t = 20)]
+    limit: u32,
+    /// JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+const QUERY: &str = "
+    SELECT * FROM (
+        SELECT 'step' AS kind, st.session_id, st.id AS step_id, st.module, st.started_at AS at,
+               snippet(steps_fts, -1, '[', ']', '…', 12) AS snippet, bm25(steps_fts) AS rank
+        FROM steps_fts JOIN steps st ON st.rowid = steps_fts.rowid
+        WHERE steps_fts MATCH ?1
+        UNION ALL
+        SELECT 'decision', st.session_id, d.step_id, st.module, coalesce(d.decided_at, st.started_at),
+               snippet(decisions_fts, -1, '[', ']', '…', 12), bm25(decisions_fts)
+        FROM decisions_fts JOIN decisions d ON d.rowid = decisions_fts.rowid
+        JOIN steps st ON st.id = d.step_id
+        WHERE decisions_fts MATCH ?1
+    ) ORDER BY rank, at DESC LIMIT ?2";
+
+/// The user's words as an FTS5 query: each word (or "quoted phrase") must appear; nothing
+/// the user types is taken as FTS5 syntax.
+pub fn fts_query(text: &str) -> String {
+    let mut terms = Vec::new();
+    for (index, part) in text.split('"').enumerate() {
+        if index % 2 == 1 {
+            if !part.trim().is_empty() {
+                terms.push(part.trim().to_owned());
+            }
+        } else {
+            terms.extend(part.split_whitespace().map(str::to_owned));
+        }
+    }
+    terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
+    let query = fts_query(&args.text);
+    if query.is_empty() {
+        return Err("search needs at least one word".into());
+    }
+    let rows: Vec<serde_json::Map<String, Value>> = conn
+        .prepare(QUERY)?
+        .query_map((&query, args.limit), output::row_object)?
+        .collect::<Result<_, _>>()?;
+    if args.json {
+        output::print_json(&Value::Array(
+            rows.iter().cloned().map(Value::Object).collect(),
+        ))?;
+    } else if !rows.is_empty() {
+        let mut table = output::table(&["session", "kind", "module", "match"]);
+        for row in &rows {
+            let text = |k: &str| row[k].as_str().unwrap_or_default().to_owned();
+            table.add_row(vec![
+                Cell::new(text("session_id")),
+                Cell::new(text("kind")),
+                Cell::new(text("module")),
+                Cell::new(text("snippet").replace('\n', " ")),
+            ]);
+        }
+        output::print_table(&table);
+    }
+    Ok(if rows.is_empty() {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_query;
+
+    #[test]
+    fn words_and_phrases_are_quoted_so_user_text_is_never_fts_syntax() {
+        assert_eq!(fts_query("revenue filing"), r#""revenue" "filing""#);
+        assert_eq!(
+            fts_query(r#"exceeds "annual total" NOT"#),
+            r#""exceeds" "NOT" "annual total""#
+        );
+        assert_eq!(fts_query("don't: (x) *"), r#""don't:" "(x)" "*""#);
+        assert_eq!(fts_query("   "), "");
+    }
+}

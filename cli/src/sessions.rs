@@ -1,0 +1,96 @@
+//! `sessions`: newest first, with filters.
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::output::{self, Cell};
+use crate::since::Since;
+use crate::{Failure, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only sessions started since: 30m, 24h, 7d, 2w, or a date (2026-11-30)
+    #[arg(long)]
+    since: Option<Since>,
+    /// Only sessions with this status (running, completed, failed, interrupted, …)
+    #[arg(long)]
+    status: Option<String>,
+    /// Only sessions with this profile
+    #[arg(long)]
+    profile: Option<String>,
+    /// Only sessions with a step whose confidence is below CONF
+    #[arg(long, value_name = "CONF")]
+    below: Option<f64>,
+    /// At most this many sessions
+    #[arg(short = 'n', long, default_value_t = 20)]
+    limit: u32,
+    /// JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+pub const QUERY: &str = "
+    SELECT s.id, s.started_at, s.ended_at, s.profile, s.status,
+           ((strftime('%s', s.ended_at) - strftime('%s', s.started_at)) * 1000.0 + (CAST(substr(s.ended_at, 21, 6) AS INTEGER) - CAST(substr(s.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms,
+           (SELECT count(*) FROM steps st WHERE st.session_id = s.id) AS steps,
+           (SELECT min(confidence) FROM steps st WHERE st.session_id = s.id) AS min_confidence,
+           (SELECT sum(tokens_used) FROM steps st WHERE st.session_id = s.id) AS tokens,
+           (SELECT count(*) FROM steps st WHERE st.session_id = s.id AND st.error IS NOT NULL) AS errors
+    FROM sessions s
+    WHERE (?1 IS NULL OR s.started_at >= ?1)
+      AND (?2 IS NULL OR s.status = ?2)
+      AND (?3 IS NULL OR s.profile = ?3)
+      AND (?4 IS NULL OR EXISTS (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < ?4))
+    ORDER BY s.started_at DESC, s.rowid DESC
+    LIMIT ?5";
+
+pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
+    let mut stmt = conn.prepare(QUERY)?;
+    let params = (
+        args.since.as_ref().map(|s| s.0.as_str()),
+        args.status.as_deref(),
+        args.profile.as_deref(),
+        args.below,
+        args.limit,
+    );
+    let rows: Vec<serde_json::Map<String, Value>> = stmt
+        .query_map(params, output::row_object)?
+        .collect::<Result<_, _>>()?;
+    if args.json {
+        output::print_json(&Value::Array(
+            rows.iter().cloned().map(Value::Object).collect(),
+        ))?;
+    } else if !rows.is_empty() {
+        let mut table = output::table(&[
+            "id",
+            "started (UTC)",
+            "duration",
+            "profile",
+            "status",
+            "steps",
+            "min conf",
+            "tokens",
+            "errors",
+        ]);
+        for row in &rows {
+            let text = |k: &str| row[k].as_str().unwrap_or_default().to_owned();
+            table.add_row(vec![
+                Cell::new(text("id")),
+                Cell::new(text("started_at").get(..23).unwrap_or_default()),
+                Cell::new(output::duration_ms(row["duration_ms"].as_f64())),
+                Cell::new(text("profile")),
+                output::status_cell(&text("status")),
+                Cell::new(row["steps"].to_string()),
+                Cell::new(output::confidence(row["min_confidence"].as_f64())),
+                Cell::new(output::opt(row["tokens"].as_i64())),
+                Cell::new(row["errors"].to_string()),
+            ]);
+        }
+        output::print_table(&table);
+    }
+    Ok(if rows.is_empty() {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    })
+}

@@ -1,0 +1,73 @@
+//! `stats`: per module — uses, average confidence, average duration, failure rate, tokens.
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use crate::output::{self, Cell};
+use crate::since::Since;
+use crate::{Failure, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only steps started since: 30m, 24h, 7d, 2w, or a date
+    #[arg(long)]
+    since: Option<Since>,
+    /// JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+const QUERY: &str = "
+    SELECT module,
+           count(*) AS uses,
+           avg(confidence) AS avg_confidence,
+           avg(((strftime('%s', ended_at) - strftime('%s', started_at)) * 1000.0 + (CAST(substr(ended_at, 21, 6) AS INTEGER) - CAST(substr(started_at, 21, 6) AS INTEGER)) / 1000.0)) AS avg_duration_ms,
+           avg(error IS NOT NULL) AS failure_rate,
+           sum(tokens_used) AS tokens
+    FROM steps
+    WHERE ?1 IS NULL OR started_at >= ?1
+    GROUP BY module
+    ORDER BY uses DESC, module";
+
+pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
+    let rows: Vec<serde_json::Map<String, Value>> = conn
+        .prepare(QUERY)?
+        .query_map(
+            [args.since.as_ref().map(|s| s.0.as_str())],
+            output::row_object,
+        )?
+        .collect::<Result<_, _>>()?;
+    if args.json {
+        output::print_json(&Value::Array(
+            rows.iter().cloned().map(Value::Object).collect(),
+        ))?;
+    } else if !rows.is_empty() {
+        let mut table = output::table(&[
+            "module",
+            "uses",
+            "avg conf",
+            "avg duration",
+            "failure rate",
+            "tokens",
+        ]);
+        for row in &rows {
+            table.add_row(vec![
+                Cell::new(row["module"].as_str().unwrap_or_default()),
+                Cell::new(row["uses"].to_string()),
+                Cell::new(output::confidence(row["avg_confidence"].as_f64())),
+                Cell::new(output::duration_ms(row["avg_duration_ms"].as_f64())),
+                Cell::new(format!(
+                    "{:.0}%",
+                    row["failure_rate"].as_f64().unwrap_or(0.0) * 100.0
+                )),
+                Cell::new(output::opt(row["tokens"].as_i64())),
+            ]);
+        }
+        output::print_table(&table);
+    }
+    Ok(if rows.is_empty() {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    })
+}
