@@ -95,7 +95,7 @@ mod tests {
         assert_eq!(fts_query("revenue filing"), r#""revenue" "filing""#);
         assert_eq!(
             fts_query(r#"exceeds "annual total" NOT"#),
-            r#""exceeds" "NOT" "annual total""#
+            r#""exceeds" "annual total" "NOT""#
         );
         assert_eq!(fts_query("don't: (x) *"), r#""don't:" "(x)" "*""#);
         assert_eq!(fts_query("   "), "");
