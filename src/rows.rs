@@ -180,17 +180,25 @@ impl<'a> View<'a> {
         converted
     }
 
-    /// Every field no column took, as a JSON object (keys sorted).
+    /// Every field no column took, as a JSON object with its keys sorted (whether or not
+    /// serde_json's `preserve_order` is enabled somewhere in the build).
     fn attributes(&self, extra: impl IntoIterator<Item = (&'static str, Value)>) -> String {
-        let mut map: Map<String, Value> = self
+        let mut entries: Vec<(&str, Value)> = self
             .fields
             .iter()
             .filter(|(_, _, taken)| !taken)
-            .map(|(name, value, _)| ((*name).to_owned(), json(value)))
+            .map(|(name, value, _)| (*name, json(value)))
             .collect();
         for (name, value) in extra {
-            map.entry(name).or_insert(value);
+            if !entries.iter().any(|(n, _)| *n == name) {
+                entries.push((name, value));
+            }
         }
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let map: Map<String, Value> = entries
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
         Value::Object(map).to_string()
     }
 }
