@@ -7,33 +7,16 @@
 //!
 //! Run: `cargo bench --bench caller`. Compare the ratios within one run.
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use support::{other_span, step_span};
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
+mod support;
+
 const BURST: u64 = 2_000;
-
-fn step_span(i: u64) {
-    let span = info_span!(
-        "step",
-        module = "laserlogic",
-        input_summary = "premises about the quarterly filing",
-        confidence = 0.87,
-        tokens_used = i,
-        attempt = 1_u64,
-    );
-    let _entered = span.enter();
-    black_box(&span);
-}
-
-fn other_span(i: u64) {
-    let span = info_span!("http_request", method = "GET", n = i);
-    let _entered = span.enter();
-    black_box(&span);
-}
 
 /// Times `iters` spans in bursts, calling `drain` between bursts, untimed.
 fn bursts(

@@ -6,11 +6,13 @@
 //! Prints, for each target, the median of the per-round ratios and their range.
 //! Run: `cargo bench --bench interleaved`.
 
-use std::hint::black_box;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
+use support::{ROWS_PER_SESSION, other_span, step_span};
 use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
+
+mod support;
 
 const ROUNDS: usize = 15;
 
@@ -28,25 +30,6 @@ fn report(name: &str, goal: &str, ratios: Vec<f64>) {
     println!(
         "{name}: median ratio {mid:.2} (range {low:.2}–{high:.2} over {ROUNDS} rounds); goal {goal}"
     );
-}
-
-fn step_span(i: u64) {
-    let span = info_span!(
-        "step",
-        module = "laserlogic",
-        input_summary = "premises about the quarterly filing",
-        confidence = 0.87,
-        tokens_used = i,
-        attempt = 1_u64,
-    );
-    let _entered = span.enter();
-    black_box(&span);
-}
-
-fn other_span(i: u64) {
-    let span = info_span!("http_request", method = "GET", n = i);
-    let _entered = span.enter();
-    black_box(&span);
 }
 
 /// Nanoseconds per span over ten bursts of 2,000, draining between bursts, untimed.
@@ -67,96 +50,22 @@ fn per_span(dispatch: &Dispatch, span: fn(u64), in_session: bool, drain: &dyn Fn
     })
 }
 
-fn session(i: u64) {
-    info_span!("session", profile = "bench", input = "a question").in_scope(|| {
-        for k in 0..10_u64 {
-            info_span!(
-                "step",
-                module = "gigathink",
-                confidence = 0.8,
-                tokens_used = k,
-                n = i
-            )
-            .in_scope(|| {});
-        }
-    });
-}
-
-fn timestamp(at: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(at)
-        .format("%Y-%m-%d %H:%M:%S%.6f")
-        .to_string()
-}
-
-/// Rows per second through the layer, `threads` producers, until flush returns.
+/// Rows per second through the layer (see `support::produce`).
 fn layer_rows_per_sec(
     dispatch: &Dispatch,
     guard: &reasonkit_audit::AuditGuard,
     sessions: u64,
     threads: u64,
 ) -> f64 {
-    let start = Instant::now();
-    std::thread::scope(|scope| {
-        for t in 0..threads {
-            let dispatch = dispatch.clone();
-            scope.spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    for i in (t..sessions).step_by(threads as usize) {
-                        session(i);
-                    }
-                })
-            });
-        }
-    });
-    guard.flush().unwrap();
-    (sessions * 11) as f64 / start.elapsed().as_secs_f64()
+    let elapsed = support::produce(dispatch, guard, sessions, threads);
+    (sessions * ROWS_PER_SESSION) as f64 / elapsed.as_secs_f64()
 }
 
-/// Rows per second straight into the same schema: cached statements, 1,000 rows per
-/// transaction, WAL, synchronous=NORMAL.
+/// Rows per second straight into the same schema (see `support::direct_sessions`).
 fn direct_rows_per_sec(conn: &mut rusqlite::Connection, sessions: u64) -> f64 {
     let start = Instant::now();
-    let mut tx = conn.transaction().unwrap();
-    let mut in_tx = 0;
-    for i in 0..sessions {
-        let session_id = uuid::Uuid::now_v7().hyphenated().to_string();
-        let begun = timestamp(SystemTime::now());
-        tx.prepare_cached(
-            "INSERT INTO sessions (id, started_at, ended_at, profile, input_hash, status, attributes, pid, host)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .unwrap()
-        .execute((&session_id, &begun, &begun, "bench", "e3b0c442", "completed", "{}", 1, "host"))
-        .unwrap();
-        for k in 0..10_i64 {
-            let now = timestamp(SystemTime::now());
-            tx.prepare_cached(
-                "INSERT INTO steps (id, session_id, parent_step_id, module, started_at, ended_at,
-                 input_summary, output_summary, confidence, tokens_used, error, attributes)
-                 VALUES (?1, ?2, NULL, ?3, ?4, ?5, NULL, NULL, ?6, ?7, NULL, ?8)",
-            )
-            .unwrap()
-            .execute((
-                uuid::Uuid::now_v7().hyphenated().to_string(),
-                &session_id,
-                "gigathink",
-                &now,
-                &now,
-                0.8,
-                k,
-                format!("{{\"n\":{i}}}"),
-            ))
-            .unwrap();
-        }
-        in_tx += 11;
-        if in_tx >= 1_000 {
-            tx.commit().unwrap();
-            tx = conn.transaction().unwrap();
-            in_tx = 0;
-        }
-    }
-    tx.commit().unwrap();
-    (sessions * 11) as f64 / start.elapsed().as_secs_f64()
+    support::direct_sessions(conn, sessions);
+    (sessions * ROWS_PER_SESSION) as f64 / start.elapsed().as_secs_f64()
 }
 
 fn main() {

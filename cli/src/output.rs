@@ -99,6 +99,27 @@ pub fn opt<T: ToString>(value: Option<T>) -> String {
     value.map_or_else(String::new, |v| v.to_string())
 }
 
+/// Shows query results: a JSON array under `--json`, else (when there are any) the table
+/// `build` makes of them. Nothing found is exit 1 either way.
+pub fn emit(
+    rows: &[serde_json::Map<String, Value>],
+    json: bool,
+    build: impl FnOnce(&[serde_json::Map<String, Value>]) -> Table,
+) -> Result<crate::Outcome, crate::Failure> {
+    if json {
+        print_json(&Value::Array(
+            rows.iter().cloned().map(Value::Object).collect(),
+        ))?;
+    } else if !rows.is_empty() {
+        print_table(&build(rows));
+    }
+    Ok(if rows.is_empty() {
+        crate::Outcome::NothingFound
+    } else {
+        crate::Outcome::Done
+    })
+}
+
 /// Prints a JSON value, pretty.
 pub fn print_json(value: &Value) -> Result<(), crate::Failure> {
     let mut out = std::io::stdout().lock();

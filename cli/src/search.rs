@@ -62,13 +62,9 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
         .prepare(QUERY)?
         .query_map((&query, args.limit), output::row_object)?
         .collect::<Result<_, _>>()?;
-    if args.json {
-        output::print_json(&Value::Array(
-            rows.iter().cloned().map(Value::Object).collect(),
-        ))?;
-    } else if !rows.is_empty() {
+    output::emit(&rows, args.json, |rows| {
         let mut table = output::table(&["session", "kind", "module", "match"]);
-        for row in &rows {
+        for row in rows {
             let text = |k: &str| row[k].as_str().unwrap_or_default().to_owned();
             table.add_row(vec![
                 Cell::new(text("session_id")),
@@ -77,12 +73,7 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
                 Cell::new(text("snippet").replace('\n', " ")),
             ]);
         }
-        output::print_table(&table);
-    }
-    Ok(if rows.is_empty() {
-        Outcome::NothingFound
-    } else {
-        Outcome::Done
+        table
     })
 }
 

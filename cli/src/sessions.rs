@@ -56,11 +56,7 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
     let rows: Vec<serde_json::Map<String, Value>> = stmt
         .query_map(params, output::row_object)?
         .collect::<Result<_, _>>()?;
-    if args.json {
-        output::print_json(&Value::Array(
-            rows.iter().cloned().map(Value::Object).collect(),
-        ))?;
-    } else if !rows.is_empty() {
+    output::emit(&rows, args.json, |rows| {
         let mut table = output::table(&[
             "id",
             "started (UTC)",
@@ -72,7 +68,7 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
             "tokens",
             "errors",
         ]);
-        for row in &rows {
+        for row in rows {
             let text = |k: &str| row[k].as_str().unwrap_or_default().to_owned();
             table.add_row(vec![
                 Cell::new(text("id")),
@@ -86,11 +82,6 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
                 Cell::new(row["errors"].to_string()),
             ]);
         }
-        output::print_table(&table);
-    }
-    Ok(if rows.is_empty() {
-        Outcome::NothingFound
-    } else {
-        Outcome::Done
+        table
     })
 }

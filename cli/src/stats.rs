@@ -37,11 +37,7 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
             output::row_object,
         )?
         .collect::<Result<_, _>>()?;
-    if args.json {
-        output::print_json(&Value::Array(
-            rows.iter().cloned().map(Value::Object).collect(),
-        ))?;
-    } else if !rows.is_empty() {
+    output::emit(&rows, args.json, |rows| {
         let mut table = output::table(&[
             "module",
             "uses",
@@ -50,7 +46,7 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
             "failure rate",
             "tokens",
         ]);
-        for row in &rows {
+        for row in rows {
             table.add_row(vec![
                 Cell::new(row["module"].as_str().unwrap_or_default()),
                 Cell::new(row["uses"].to_string()),
@@ -63,11 +59,6 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
                 Cell::new(output::opt(row["tokens"].as_i64())),
             ]);
         }
-        output::print_table(&table);
-    }
-    Ok(if rows.is_empty() {
-        Outcome::NothingFound
-    } else {
-        Outcome::Done
+        table
     })
 }

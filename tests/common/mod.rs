@@ -93,18 +93,7 @@ pub fn rows(path: &Path, sql: &str) -> Vec<Vec<String>> {
 
 /// Runs SQL through the real `sqlite3` command-line tool, returning its JSON output parsed.
 pub fn sqlite3_json(path: &Path, sql: &str) -> serde_json::Value {
-    let out = Command::new("sqlite3")
-        .arg("-json")
-        .arg(path)
-        .arg(sql)
-        .output()
-        .expect("the sqlite3 command-line tool must be installed (apt-get install sqlite3)");
-    assert!(
-        out.status.success(),
-        "sqlite3 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = run_sqlite3(path, &["-json"], sql);
     if text.trim().is_empty() {
         return serde_json::Value::Array(vec![]);
     }
@@ -113,7 +102,12 @@ pub fn sqlite3_json(path: &Path, sql: &str) -> serde_json::Value {
 
 /// Runs SQL through `sqlite3` in its plain list mode, returning stdout.
 pub fn sqlite3(path: &Path, sql: &str) -> String {
+    run_sqlite3(path, &[], sql)
+}
+
+fn run_sqlite3(path: &Path, options: &[&str], sql: &str) -> String {
     let out = Command::new("sqlite3")
+        .args(options)
         .arg(path)
         .arg(sql)
         .output()
