@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::fields::FieldLimits;
+use crate::ids::AuditId;
+
+/// The most dropped-close ids kept for the writer between two of its passes.
+const MAX_LOST_CLOSES: usize = 65_536;
 
 /// Counters of what did not go as planned, since the layer was built.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -68,6 +72,8 @@ pub(crate) struct Health {
     fault: Mutex<Option<String>>,
     /// Set by the guard when it asks the writer to stop: retries end at this instant.
     stop_deadline: Mutex<Option<Instant>>,
+    /// Ids of spans whose close was dropped: the writer stops holding their rows.
+    lost_closes: Mutex<Vec<AuditId>>,
 }
 
 impl Health {
@@ -84,6 +90,7 @@ impl Health {
             fault: Mutex::new(None),
             reported: Mutex::new(Vec::new()),
             stop_deadline: Mutex::new(None),
+            lost_closes: Mutex::new(Vec::new()),
         })
     }
 
@@ -131,6 +138,22 @@ impl Health {
         self.write_errors.fetch_add(1, Ordering::Relaxed);
         self.report("write_errors", || what.clone());
         *self.last_error.lock() = Some(what);
+    }
+
+    /// Notes that the close of span `id` was dropped (drop policy, queue full), so that the
+    /// writer does not hold its row in memory forever waiting for it. Only the overflow path
+    /// takes this lock.
+    pub(crate) fn forget_close(&self, id: AuditId) {
+        let mut lost = self.lost_closes.lock();
+        // Bounded too: past this many unseen ids, the writer holds a few rows longer.
+        if lost.len() < MAX_LOST_CLOSES {
+            lost.push(id);
+        }
+    }
+
+    /// The ids [`Health::forget_close`] noted since the last call.
+    pub(crate) fn take_lost_closes(&self) -> Vec<AuditId> {
+        std::mem::take(&mut *self.lost_closes.lock())
     }
 
     pub(crate) fn record_close_without_open(&self) {

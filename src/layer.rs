@@ -82,7 +82,13 @@ impl AuditLayer {
         };
         match result {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.health.record_dropped(),
+            Err(TrySendError::Full(dropped)) => {
+                if let Command::Closed(closed) = dropped {
+                    // The writer holds the row until it closes: tell it the close is lost.
+                    self.health.forget_close(closed.id);
+                }
+                self.health.record_dropped();
+            }
             Err(TrySendError::Disconnected(_)) => self.health.record_lost_after_stop(),
         }
     }

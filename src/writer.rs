@@ -32,6 +32,11 @@ use crate::statements;
 /// How often the writer looks at the queue while it gathers a batch.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
 
+/// How many batches the writer remembers a dropped close whose opening it has not seen:
+/// the opening was queued before the close was dropped, so it is at most a queue's worth
+/// of batches behind.
+const LOST_CLOSE_MEMORY: u8 = 64;
+
 /// The longest pause between two attempts at a failing commit.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -69,6 +74,7 @@ pub(crate) fn spawn(
                 ops: Vec::new(),
                 waiting: Vec::new(),
                 health_written: AuditStats::default(),
+                lost_closes: HashMap::new(),
             }
             .run();
         })
@@ -81,6 +87,15 @@ struct Tracked {
     committed: bool,
     /// SQLite refused its INSERT: later updates must not touch a row of the same id.
     refused: bool,
+    /// Its close was dropped (drop policy): once inserted, the row is let go, left open.
+    close_lost: bool,
+}
+
+impl Tracked {
+    /// Nothing more will change this row once its INSERT is committed.
+    fn finished(&self) -> bool {
+        self.row.closed.is_some() || self.close_lost
+    }
 }
 
 /// One statement of the next transaction, in arrival order (parents before children).
@@ -104,6 +119,9 @@ struct Writer {
     waiting: Vec<Sender<Result<(), String>>>,
     /// The health counters as last written to `audit_health`.
     health_written: AuditStats,
+    /// Ids whose close was dropped before their opening reached the writer, with the
+    /// batches they have waited.
+    lost_closes: HashMap<AuditId, u8>,
 }
 
 impl Writer {
@@ -188,14 +206,16 @@ impl Writer {
         match command {
             Command::Opened(opened) => {
                 let id = opened.id.clone();
-                let tracked = Tracked {
+                let mut tracked = Tracked {
                     row: Row {
                         opened,
                         closed: None,
                     },
                     committed: false,
                     refused: false,
+                    close_lost: false,
                 };
+                tracked.close_lost = self.lost_closes.remove(&id).is_some();
                 if self.rows.insert(id.clone(), tracked).is_some() {
                     self.health.record_write_error(format!(
                         "a second open span has id {id}; the first one's later changes are lost"
@@ -340,8 +360,25 @@ impl Writer {
             };
             if let Some(tracked) = self.rows.get_mut(&id) {
                 tracked.committed = true;
-                if tracked.row.closed.is_some() {
+                if tracked.finished() {
                     self.rows.remove(&id);
+                }
+            }
+        }
+        // Rows whose close was dropped: nothing will close them, so stop holding them. The
+        // opening may still be queued behind this batch: remember the id for a while.
+        self.lost_closes.retain(|_, batches| {
+            *batches += 1;
+            *batches < LOST_CLOSE_MEMORY
+        });
+        for id in self.health.take_lost_closes() {
+            match self.rows.get_mut(&id) {
+                Some(tracked) if tracked.committed => {
+                    self.rows.remove(&id);
+                }
+                Some(tracked) => tracked.close_lost = true,
+                None => {
+                    self.lost_closes.insert(id, 0);
                 }
             }
         }

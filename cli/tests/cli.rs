@@ -780,3 +780,25 @@ fn datasette_metadata_describes_every_table_and_column_and_the_adr_queries() {
             .contains(":session_id")
     );
 }
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = write_db(dir.path());
+    let coloured = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().contains('\u{1b}')
+    };
+    // Captured output is not a terminal: plain text unless colour is forced.
+    assert!(!coloured(&["sessions"]));
+    assert!(!coloured(&["show", "sess-alpha-1"]));
+    assert!(coloured(&["--color", "always", "sessions"]));
+    assert!(coloured(&["--color", "always", "show", "sess-alpha-1"]));
+    assert!(!coloured(&["--color", "never", "show", "sess-alpha-1"]));
+}
