@@ -60,17 +60,30 @@ impl FieldLimits {
         })
     }
 
-    fn cap(&self, mut text: String) -> String {
-        if text.len() > self.max_len {
-            let mut cut = self.max_len;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-            text.push_str(TRUNCATION_MARKER);
-            self.truncated.fetch_add(1, Ordering::Relaxed);
+    /// `text`, copied — or, when longer than the limit, its first `max_len` bytes (cut at a
+    /// character boundary) and the marker, counted. A long value is never copied whole.
+    fn keep(&self, text: &str) -> String {
+        if text.len() <= self.max_len {
+            return text.to_owned();
         }
-        text
+        let mut cut = self.max_len;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut kept = String::with_capacity(cut + TRUNCATION_MARKER.len());
+        kept.push_str(&text[..cut]);
+        kept.push_str(TRUNCATION_MARKER);
+        self.truncated.fetch_add(1, Ordering::Relaxed);
+        kept
+    }
+
+    /// A formatted value, cut like [`FieldLimits::keep`] when too long.
+    fn cap(&self, text: String) -> String {
+        if text.len() > self.max_len {
+            self.keep(&text)
+        } else {
+            text
+        }
     }
 }
 
@@ -107,11 +120,7 @@ impl Visit for Collector<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        let value = if value.len() > self.limits.max_len {
-            self.limits.cap(value.to_owned())
-        } else {
-            value.to_owned()
-        };
+        let value = self.limits.keep(value);
         self.fields.push((field.name(), FieldValue::Str(value)));
     }
 
@@ -138,6 +147,8 @@ mod tests {
         assert_eq!(cut, format!("ab€{TRUNCATION_MARKER}"));
         assert_eq!(limits.truncated.load(Ordering::Relaxed), 1);
         assert_eq!(limits.cap("short".to_owned()), "short");
-        assert_eq!(limits.truncated.load(Ordering::Relaxed), 1);
+        assert_eq!(limits.keep("ab€€€"), format!("ab€{TRUNCATION_MARKER}"));
+        assert_eq!(limits.keep("short"), "short");
+        assert_eq!(limits.truncated.load(Ordering::Relaxed), 2);
     }
 }
