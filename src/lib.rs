@@ -70,7 +70,7 @@
 //! | column | taken from |
 //! |---|---|
 //! | **`sessions`** | one row per `session` span, written when it opens |
-//! | `id` | the `id` field if given (at creation), else a new UUIDv7 ([`current_session_id`] tells it) |
+//! | `id` | the `id` field if given (at creation), else a new UUIDv7 ([`current_session_id`] tells it); a given id already in the file is written as `<id>~<uuidv7>`, with `attributes.given_id` |
 //! | `started_at`, `ended_at` | UTC at creation and close, as `YYYY-MM-DD HH:MM:SS.ffffff` |
 //! | `profile` | the `profile` field, else `'default'` |
 //! | `input_hash` | an `input_hash` field as given, else lowercase hex SHA-256 of the `input` field's text (of `""` without one) |

@@ -28,9 +28,30 @@ pub const UNSPECIFIED_DECISION: &str = "unspecified";
 pub(crate) struct Row {
     pub(crate) opened: Opened,
     pub(crate) closed: Option<Closed>,
+    /// The id the row is written under, when it is not its own: a session whose given id
+    /// was already taken in the file (see [`renamed_id`]).
+    pub(crate) written_as: Option<String>,
+    /// For a step: the id its session is written under, when that was renamed.
+    pub(crate) session_written_as: Option<String>,
+}
+
+/// The id a session is written under when the `id` it was given already names a session
+/// in the file (a re-run, say): the given id, `~`, and a fresh UUIDv7. The given id stays in
+/// `attributes.given_id`, so both runs stay apart and each can be found.
+pub(crate) fn renamed_id(given: &AuditId, at: SystemTime) -> String {
+    format!("{given}~{}", AuditId::generate(at))
 }
 
 impl Row {
+    pub(crate) fn new(opened: Opened) -> Self {
+        Row {
+            opened,
+            closed: None,
+            written_as: None,
+            session_written_as: None,
+        }
+    }
+
     pub(crate) fn kind(&self) -> Kind {
         self.opened.kind
     }
@@ -254,16 +275,22 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
         }
         Some(_) => "completed".to_owned(),
     };
-    let outcome = outcome_attributes(row);
+    let mut extra = outcome_attributes(row);
+    if row.written_as.is_some() {
+        extra.push(("given_id", Value::String(row.opened.id.to_string())));
+    }
     SessionColumns {
-        id: row.opened.id.to_string(),
+        id: row
+            .written_as
+            .clone()
+            .unwrap_or_else(|| row.opened.id.to_string()),
         started_at: timestamp(row.opened.at),
         ended_at: row.closed.as_ref().map(|c| timestamp(c.at)),
         profile,
         input_hash,
         input: input.filter(|_| store_inputs),
         status,
-        attributes: view.attributes(outcome.into_iter().chain(implicit_marker(row))),
+        attributes: view.attributes(extra.into_iter().chain(implicit_marker(row))),
     }
 }
 
@@ -332,12 +359,13 @@ pub(crate) fn step(row: &Row) -> StepColumns {
     });
     StepColumns {
         id: row.opened.id.to_string(),
-        session_id: row
-            .opened
-            .parent
-            .as_ref()
-            .map(AuditId::to_string)
-            .unwrap_or_default(),
+        session_id: row.session_written_as.clone().unwrap_or_else(|| {
+            row.opened
+                .parent
+                .as_ref()
+                .map(AuditId::to_string)
+                .unwrap_or_default()
+        }),
         parent_step_id: row.opened.parent_step.as_ref().map(AuditId::to_string),
         module,
         started_at: timestamp(row.opened.at),
@@ -445,6 +473,8 @@ mod tests {
         let row = Row {
             opened: opened(Kind::Session, vec![]),
             closed: None,
+            written_as: None,
+            session_written_as: None,
         };
         assert_eq!(
             session(&row, false).started_at,
@@ -460,6 +490,8 @@ mod tests {
                 vec![("input", FieldValue::Debug("\"abc\"".into()))],
             ),
             closed: None,
+            written_as: None,
+            session_written_as: None,
         };
         let cols = session(&row, false);
         assert_eq!(
@@ -471,6 +503,8 @@ mod tests {
         let empty = Row {
             opened: opened(Kind::Session, vec![]),
             closed: None,
+            written_as: None,
+            session_written_as: None,
         };
         assert_eq!(
             session(&empty, false).input_hash,
@@ -483,6 +517,8 @@ mod tests {
         let mut row = Row {
             opened: opened(Kind::Session, vec![]),
             closed: None,
+            written_as: None,
+            session_written_as: None,
         };
         assert_eq!(session(&row, false).status, "running");
         row.closed = Some(closed(vec![]));
@@ -509,6 +545,8 @@ mod tests {
                 ],
             ),
             closed: Some(closed(vec![("confidence", FieldValue::Str("0.5".into()))])),
+            written_as: None,
+            session_written_as: None,
         };
         let cols = step(&row);
         assert_eq!(cols.module, "my_app::reason");
@@ -536,6 +574,8 @@ mod tests {
                 ],
             ),
             closed: None,
+            written_as: None,
+            session_written_as: None,
         };
         let cols = step(&row);
         assert_eq!(cols.confidence, None);

@@ -207,10 +207,7 @@ impl Writer {
             Command::Opened(opened) => {
                 let id = opened.id.clone();
                 let mut tracked = Tracked {
-                    row: Row {
-                        opened,
-                        closed: None,
-                    },
+                    row: Row::new(opened),
                     committed: false,
                     refused: false,
                     close_lost: false,
@@ -313,13 +310,13 @@ impl Writer {
         let mut refused = Vec::new();
         for op in ops.iter() {
             let (id, result) = match op {
-                Op::Insert(id) => match rows.get(id) {
-                    Some(t) => (
-                        id,
-                        statements::insert(&tx, &t.row, config.store_inputs, &config.identity),
-                    ),
-                    None => continue,
-                },
+                Op::Insert(id) => {
+                    follow_renamed_session(rows, id);
+                    match rows.get_mut(id) {
+                        Some(t) => (id, insert_row(&tx, &mut t.row, config, &self.health)),
+                        None => continue,
+                    }
+                }
                 Op::Update(id) => match rows.get(id) {
                     Some(t) if !t.refused => {
                         (id, statements::update(&tx, &t.row, config.store_inputs))
@@ -420,6 +417,62 @@ impl Writer {
             ));
         }
     }
+}
+
+/// A step whose session was written under another id (its given id was taken) follows it.
+fn follow_renamed_session(rows: &mut HashMap<AuditId, Tracked>, id: &AuditId) {
+    let Some(tracked) = rows.get(id) else { return };
+    if tracked.row.kind() != Kind::Step {
+        return;
+    }
+    let renamed = tracked
+        .row
+        .opened
+        .parent
+        .as_ref()
+        .and_then(|session| rows.get(session))
+        .and_then(|session| session.row.written_as.clone());
+    if let Some(tracked) = rows.get_mut(id) {
+        tracked.row.session_written_as = renamed;
+    }
+}
+
+/// Inserts a row; a session whose given id already names a session in the file is
+/// written under a new id instead (see [`crate::rows::renamed_id`]).
+fn insert_row(
+    tx: &rusqlite::Transaction<'_>,
+    row: &mut Row,
+    config: &WriterConfig,
+    health: &Health,
+) -> rusqlite::Result<()> {
+    let first = statements::insert(tx, row, config.store_inputs, &config.identity);
+    match first {
+        Err(e)
+            if row.kind() == Kind::Session && row.written_as.is_none() && is_duplicate_id(&e) =>
+        {
+            let renamed = crate::rows::renamed_id(&row.opened.id, row.opened.at);
+            health.report("renamed_sessions", || {
+                format!(
+                    "session id {} is already in the file; this session is written as {renamed} \
+                     (attributes.given_id keeps the id it was given)",
+                    row.opened.id
+                )
+            });
+            row.written_as = Some(renamed);
+            statements::insert(tx, row, config.store_inputs, &config.identity)
+        }
+        other => other,
+    }
+}
+
+/// The row's primary key is taken.
+fn is_duplicate_id(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
 }
 
 /// Errors that concern one row only; anything else concerns the whole transaction.

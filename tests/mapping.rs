@@ -539,3 +539,37 @@ fn a_decision_outside_every_step_gets_an_implicit_step() {
     );
     common::assert_consistent(&audit.path);
 }
+
+#[test]
+fn a_given_session_id_already_in_the_file_is_written_under_a_new_id_with_its_steps() {
+    let audit = Audit::new();
+    audit.run(|| {
+        info_span!("session", id = "rerun")
+            .in_scope(|| info_span!("step", module = "first").in_scope(|| {}));
+    });
+    // The re-run stays open across a commit, so its close is an UPDATE of the renamed row.
+    let second = tracing::dispatcher::with_default(&audit.dispatch, || {
+        let session = info_span!("session", id = "rerun", profile = "again");
+        info_span!(parent: &session, "step", module = "second").in_scope(|| {});
+        session
+    });
+    audit.guard.flush().unwrap();
+    tracing::dispatcher::with_default(&audit.dispatch, || {
+        info_span!(parent: &second, "step", module = "third").in_scope(|| {});
+        drop(second);
+    });
+    audit.guard.flush().unwrap();
+    let sessions = audit.rows(
+        "SELECT id, profile, status, json_extract(attributes, '$.given_id') FROM sessions ORDER BY started_at",
+    );
+    assert_eq!(sessions[0], ["rerun", "default", "completed", "NULL"]);
+    let renamed = &sessions[1][0];
+    assert!(renamed.starts_with("rerun~"), "{renamed}");
+    assert_eq!(sessions[1][1..], ["again", "completed", "rerun"]);
+    let steps = audit.rows("SELECT module, session_id FROM steps ORDER BY started_at");
+    assert_eq!(steps[0], ["first", "rerun"]);
+    assert_eq!(steps[1], ["second", renamed.as_str()]);
+    assert_eq!(steps[2], ["third", renamed.as_str()]);
+    assert_eq!(audit.guard.stats().write_errors, 0);
+    common::assert_consistent(&audit.path);
+}
