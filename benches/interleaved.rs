@@ -108,17 +108,7 @@ fn main() {
     // Targets 3 and 4: rows per second against direct rusqlite.
     let (one, one_guard) = audited("one.db");
     let (four, four_guard) = audited("four.db");
-    let direct_path = dir.path().join("direct.db");
-    drop(
-        reasonkit_audit::AuditLayer::builder()
-            .path(&direct_path)
-            .build()
-            .unwrap(),
-    );
-    let mut conn = rusqlite::Connection::open(&direct_path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    let mut conn = support::direct_connection(&dir.path().join("direct.db"));
     let (mut single, mut multi, mut direct_rates) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let d = direct_rows_per_sec(&mut conn, 2_000);

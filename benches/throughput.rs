@@ -50,17 +50,7 @@ fn bench(c: &mut Criterion) {
     });
 
     // The same schema, made by the layer's own migrations.
-    let direct_path = dir.path().join("direct.db");
-    drop(
-        reasonkit_audit::AuditLayer::builder()
-            .path(&direct_path)
-            .build()
-            .unwrap(),
-    );
-    let mut conn = rusqlite::Connection::open(&direct_path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    let mut conn = support::direct_connection(&dir.path().join("direct.db"));
     group.bench_function("direct_rusqlite", |b| {
         b.iter_custom(|iters| direct(&mut conn, iters))
     });
