@@ -57,7 +57,9 @@
 //! # }
 //! ```
 //!
-//! Then: `sqlite3 ~/.reasonkit/audit.db 'SELECT module, confidence FROM steps'`.
+//! Then: `sqlite3 ~/.reasonkit/audit.db 'SELECT module, confidence FROM steps'`, or the
+//! `reasonkit-audit` command (`cargo install --path cli`): `reasonkit-audit sessions`,
+//! `reasonkit-audit show <id>` for the replay view, `search`, `stats`, `export`.
 //!
 //! # What is recorded
 //!
