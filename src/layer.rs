@@ -270,11 +270,24 @@ where
         if !(is_decision || is_error || fields_of_interest) {
             return;
         }
+        let parent = ctx.event_span(event);
+        // An outcome only matters directly inside an audited span: anywhere else (an error
+        // logged in unrelated code, say) the event's fields are not even copied.
+        let notes_outcome = (is_error || fields_of_interest)
+            && parent.as_ref().is_some_and(|span| {
+                Kind::of_span(span.name()).is_some()
+                    && span
+                        .extensions()
+                        .get::<context::Audited>()
+                        .is_some_and(|a| a.get(self.key).is_some())
+            });
+        if !(is_decision || notes_outcome) {
+            return;
+        }
         let at = SystemTime::now();
         let fields = self.collect(metadata.fields().len(), |c| event.record(c));
-        let parent = ctx.event_span(event);
 
-        if is_error || fields_of_interest {
+        if notes_outcome {
             if let Some(span) = &parent {
                 let mut extensions = span.extensions_mut();
                 if let Some(state) = extensions
