@@ -37,19 +37,24 @@ fn a_panic_unwinding_out_of_main_loses_nothing() {
     let out = child("panic", &path, 3_000).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("deliberate panic"));
-    assert_eq!(
-        sqlite3(
-            &path,
-            "SELECT count(*), sum(status = 'completed') FROM sessions"
-        )
-        .trim(),
-        "3000|3000"
-    );
+    assert_sessions_completed(&path, 3_000);
     assert_eq!(
         sqlite3(&path, "SELECT count(*), count(ended_at) FROM steps").trim(),
         "3000|3000"
     );
     assert_consistent(&path);
+}
+
+/// The child's `n` sessions are all there, and completed.
+fn assert_sessions_completed(path: &std::path::Path, n: u32) {
+    assert_eq!(
+        sqlite3(
+            path,
+            "SELECT count(*), sum(status = 'completed') FROM sessions"
+        )
+        .trim(),
+        format!("{n}|{n}")
+    );
 }
 
 #[test]
@@ -58,14 +63,7 @@ fn process_exit_after_a_flush_loses_nothing() {
     let path = dir.path().join("exit.db");
     let out = child("exit", &path, 3_000).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert_eq!(
-        sqlite3(
-            &path,
-            "SELECT count(*), sum(status = 'completed') FROM sessions"
-        )
-        .trim(),
-        "3000|3000"
-    );
+    assert_sessions_completed(&path, 3_000);
     assert_eq!(
         sqlite3(&path, "SELECT count(*) FROM decisions").trim(),
         "3000"
