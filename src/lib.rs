@@ -121,6 +121,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+mod chain;
 mod context;
 mod error;
 mod fields;

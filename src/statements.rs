@@ -1,16 +1,106 @@
 //! The SQL the writer runs: one INSERT and one UPDATE per table, and the health rows.
 //!
+//! Every write builds the row's full image once, as [`Cell`]s in the chain's column order;
+//! the same cells are bound to the statement and hashed into the row's chain leaf, so the
+//! leaf covers exactly what SQLite stores. An UPDATE rewrites every column that can change
+//! and the leaf covers the whole row after it.
+//!
 //! Every statement goes through `prepare_cached`, so each is compiled once per connection.
 //! Values are always bound as parameters; no text from a span ever becomes SQL.
 
 use std::time::SystemTime;
 
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction, params_from_iter};
 
+use crate::chain::{self, Cell, Leaf};
 use crate::health::AuditStats;
 use crate::process::Identity;
 use crate::record::{Decided, Kind};
-use crate::rows::{self, DecisionColumns, Row};
+use crate::rows::{self, DecisionColumns, Row, SessionColumns, StepColumns};
+
+fn session_cells<'a>(c: &'a SessionColumns, identity: &'a Identity) -> [Cell<'a>; 10] {
+    [
+        Cell::text(&c.id),
+        Cell::text(&c.started_at),
+        Cell::opt_text(c.ended_at.as_deref()),
+        Cell::text(&c.profile),
+        Cell::text(&c.input_hash),
+        Cell::text(&c.status),
+        Cell::opt_text(c.input.as_deref()),
+        Cell::text(&c.attributes),
+        Cell::Integer(identity.pid),
+        Cell::text(&identity.host),
+    ]
+}
+
+fn step_cells(c: &StepColumns) -> [Cell<'_>; 12] {
+    [
+        Cell::text(&c.id),
+        Cell::text(&c.session_id),
+        Cell::text(&c.module),
+        Cell::text(&c.started_at),
+        Cell::opt_text(c.ended_at.as_deref()),
+        Cell::opt_text(c.input_summary.as_deref()),
+        Cell::opt_text(c.output_summary.as_deref()),
+        Cell::opt_real(c.confidence),
+        Cell::opt_integer(c.tokens_used),
+        Cell::opt_text(c.error.as_deref()),
+        Cell::opt_text(c.parent_step_id.as_deref()),
+        Cell::text(&c.attributes),
+    ]
+}
+
+fn decision_cells(c: &DecisionColumns) -> [Cell<'_>; 8] {
+    [
+        Cell::text(&c.id),
+        Cell::text(&c.step_id),
+        Cell::text(&c.decision_type),
+        Cell::opt_text(c.options_considered.as_deref()),
+        Cell::opt_text(c.chosen_option.as_deref()),
+        Cell::opt_text(c.rationale.as_deref()),
+        Cell::opt_text(c.decided_at.as_deref()),
+        Cell::text(&c.attributes),
+    ]
+}
+
+// Column lists in the chain's ordinal order (`chain::SESSIONS` etc.; a unit test checks).
+const INSERT_SESSION: &str = "INSERT INTO sessions (id, started_at, ended_at, profile, \
+     input_hash, status, input, attributes, pid, host) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const INSERT_STEP: &str = "INSERT INTO steps (id, session_id, module, started_at, ended_at, \
+     input_summary, output_summary, confidence, tokens_used, error, parent_step_id, \
+     attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+const INSERT_DECISION: &str = "INSERT INTO decisions (id, step_id, decision_type, \
+     options_considered, chosen_option, rationale, decided_at, attributes) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+// The keys (id, the parent references, the start) never change, so an UPDATE leaves them
+// (and their foreign-key checks) alone. Its parameters are numbered as in the INSERT, so
+// the same cells bind it; SQLite allows the gaps, and the last column is always set, so the
+// parameter count is the column count.
+const UPDATE_SESSION: &str = "UPDATE sessions SET ended_at = ?3, profile = ?4, \
+     input_hash = ?5, status = ?6, input = ?7, attributes = ?8, pid = ?9, host = ?10 \
+     WHERE id = ?1";
+const UPDATE_STEP: &str = "UPDATE steps SET module = ?3, ended_at = ?5, input_summary = ?6, \
+     output_summary = ?7, confidence = ?8, tokens_used = ?9, error = ?10, attributes = ?12 \
+     WHERE id = ?1";
+const UPDATE_DECISION: &str = "UPDATE decisions SET decision_type = ?3, \
+     options_considered = ?4, chosen_option = ?5, rationale = ?6, decided_at = ?7, \
+     attributes = ?8 WHERE id = ?1";
+
+/// Runs `sql` with `cells` bound; the row's leaf when it changed a row.
+fn write(
+    tx: &Transaction<'_>,
+    sql: &str,
+    table: &chain::TableSpec,
+    cells: &[Cell<'_>],
+) -> rusqlite::Result<Option<Leaf>> {
+    let changed = tx.prepare_cached(sql)?.execute(params_from_iter(cells))?;
+    let id = match cells.first() {
+        Some(Cell::Text(id)) => String::from_utf8_lossy(id).into_owned(),
+        _ => return Ok(None),
+    };
+    Ok((changed == 1).then(|| Leaf::of(table, id, cells.iter().copied())))
+}
 
 /// Inserts a row as it stands: `running` if still open, final if already closed.
 pub(crate) fn insert(
@@ -18,172 +108,172 @@ pub(crate) fn insert(
     row: &Row,
     store_inputs: bool,
     identity: &Identity,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Option<Leaf>> {
     match row.kind() {
         Kind::Session => {
             let c = rows::session(row, store_inputs);
-            tx.prepare_cached(
-                "INSERT INTO sessions (id, started_at, ended_at, profile, input_hash, input, \
-                 status, attributes, pid, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute((
-                c.id,
-                c.started_at,
-                c.ended_at,
-                c.profile,
-                c.input_hash,
-                c.input,
-                c.status,
-                c.attributes,
-                identity.pid,
-                &identity.host,
-            ))?;
+            write(
+                tx,
+                INSERT_SESSION,
+                &chain::SESSIONS,
+                &session_cells(&c, identity),
+            )
         }
         Kind::Step => {
             let c = rows::step(row);
-            tx.prepare_cached(
-                "INSERT INTO steps (id, session_id, parent_step_id, module, started_at, ended_at, \
-                 input_summary, output_summary, confidence, tokens_used, error, attributes) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute((
-                c.id,
-                c.session_id,
-                c.parent_step_id,
-                c.module,
-                c.started_at,
-                c.ended_at,
-                c.input_summary,
-                c.output_summary,
-                c.confidence,
-                c.tokens_used,
-                c.error,
-                c.attributes,
-            ))?;
-        }
-        Kind::Decision => insert_decision(tx, rows::decision(row))?,
-    }
-    Ok(())
-}
-
-/// Brings an inserted row up to date once its span has closed.
-pub(crate) fn update(tx: &Transaction<'_>, row: &Row, store_inputs: bool) -> rusqlite::Result<()> {
-    match row.kind() {
-        Kind::Session => {
-            let c = rows::session(row, store_inputs);
-            tx.prepare_cached(
-                "UPDATE sessions SET ended_at = ?2, profile = ?3, input_hash = ?4, input = ?5, \
-                 status = ?6, attributes = ?7 WHERE id = ?1",
-            )?
-            .execute((
-                c.id,
-                c.ended_at,
-                c.profile,
-                c.input_hash,
-                c.input,
-                c.status,
-                c.attributes,
-            ))?;
-        }
-        Kind::Step => {
-            let c = rows::step(row);
-            tx.prepare_cached(
-                "UPDATE steps SET ended_at = ?2, module = ?3, input_summary = ?4, \
-                 output_summary = ?5, confidence = ?6, tokens_used = ?7, error = ?8, \
-                 attributes = ?9 WHERE id = ?1",
-            )?
-            .execute((
-                c.id,
-                c.ended_at,
-                c.module,
-                c.input_summary,
-                c.output_summary,
-                c.confidence,
-                c.tokens_used,
-                c.error,
-                c.attributes,
-            ))?;
+            write(tx, INSERT_STEP, &chain::STEPS, &step_cells(&c))
         }
         Kind::Decision => {
             let c = rows::decision(row);
-            tx.prepare_cached(
-                "UPDATE decisions SET decision_type = ?2, options_considered = ?3, \
-                 chosen_option = ?4, rationale = ?5, decided_at = ?6, attributes = ?7 \
-                 WHERE id = ?1",
-            )?
-            .execute((
-                c.id,
-                c.decision_type,
-                c.options_considered,
-                c.chosen_option,
-                c.rationale,
-                c.decided_at,
-                c.attributes,
-            ))?;
+            write(tx, INSERT_DECISION, &chain::DECISIONS, &decision_cells(&c))
         }
     }
-    Ok(())
+}
+
+/// Brings an inserted row up to date once its span has closed.
+pub(crate) fn update(
+    tx: &Transaction<'_>,
+    row: &Row,
+    store_inputs: bool,
+    identity: &Identity,
+) -> rusqlite::Result<Option<Leaf>> {
+    match row.kind() {
+        Kind::Session => {
+            let c = rows::session(row, store_inputs);
+            write(
+                tx,
+                UPDATE_SESSION,
+                &chain::SESSIONS,
+                &session_cells(&c, identity),
+            )
+        }
+        Kind::Step => {
+            let c = rows::step(row);
+            write(tx, UPDATE_STEP, &chain::STEPS, &step_cells(&c))
+        }
+        Kind::Decision => {
+            let c = rows::decision(row);
+            write(tx, UPDATE_DECISION, &chain::DECISIONS, &decision_cells(&c))
+        }
+    }
 }
 
 /// Inserts the row of a `decision` event.
-pub(crate) fn insert_decided(tx: &Transaction<'_>, decided: &Decided) -> rusqlite::Result<()> {
-    insert_decision(tx, rows::decided(decided))
+pub(crate) fn insert_decided(
+    tx: &Transaction<'_>,
+    decided: &Decided,
+) -> rusqlite::Result<Option<Leaf>> {
+    let c = rows::decided(decided);
+    write(tx, INSERT_DECISION, &chain::DECISIONS, &decision_cells(&c))
 }
 
-fn insert_decision(tx: &Transaction<'_>, c: DecisionColumns) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO decisions (id, step_id, decision_type, options_considered, chosen_option, \
-         rationale, decided_at, attributes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute((
-        c.id,
-        c.step_id,
-        c.decision_type,
-        c.options_considered,
-        c.chosen_option,
-        c.rationale,
-        c.decided_at,
-        c.attributes,
-    ))?;
-    Ok(())
+/// Marks `interrupted` the sessions still `running` among those `WHERE` selects, and
+/// returns the leaves of the rows it changed.
+pub(crate) fn mark_interrupted_where(
+    conn: &Connection,
+    condition: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<Leaf>> {
+    let sql = format!(
+        "UPDATE sessions SET status = 'interrupted' WHERE status = 'running' AND ({condition}) \
+         RETURNING id"
+    );
+    let ids: Vec<String> = conn
+        .prepare(&sql)?
+        .query_map(params, |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut leaves = Vec::with_capacity(ids.len());
+    for id in ids {
+        leaves.extend(chain::leaf_of_stored_row(conn, &chain::SESSIONS, &id)?);
+    }
+    Ok(leaves)
 }
 
-/// Marks a session whose recording stopped before it closed.
-pub(crate) fn mark_interrupted(tx: &Transaction<'_>, session_id: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "UPDATE sessions SET status = 'interrupted' WHERE id = ?1 AND status = 'running'",
-    )?
-    .execute([session_id])?;
-    Ok(())
-}
-
-/// One `audit_health` row per counter that grew since `written`.
+/// One `audit_health` row per counter that grew since `written`, with their leaves.
 pub(crate) fn insert_health(
     tx: &Transaction<'_>,
     identity: &Identity,
     written: &AuditStats,
     now: &AuditStats,
     last_error: Option<String>,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Vec<Leaf>> {
     let at = rows::timestamp(SystemTime::now());
+    let mut leaves = Vec::new();
     for ((kind, before), (_, after)) in written.by_kind().into_iter().zip(now.by_kind()) {
         if after > before {
             let detail = (kind == "write_errors")
                 .then(|| last_error.clone())
                 .flatten();
+            let count = i64::try_from(after - before).unwrap_or(i64::MAX);
             tx.prepare_cached(
                 "INSERT INTO audit_health (recorded_at, pid, host, kind, count, detail) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute((
-                &at,
-                identity.pid,
-                &identity.host,
-                kind,
-                i64::try_from(after - before).unwrap_or(i64::MAX),
-                detail,
-            ))?;
+            .execute((&at, identity.pid, &identity.host, kind, count, &detail))?;
+            let id = tx.last_insert_rowid();
+            leaves.push(Leaf::of(
+                &chain::AUDIT_HEALTH,
+                id.to_string(),
+                [
+                    Cell::Integer(id),
+                    Cell::text(&at),
+                    Cell::Integer(identity.pid),
+                    Cell::text(&identity.host),
+                    Cell::text(kind),
+                    Cell::Integer(count),
+                    Cell::opt_text(detail.as_deref()),
+                ],
+            ));
         }
     }
-    Ok(())
+    Ok(leaves)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The column names a statement lists, in order.
+    fn listed(sql: &str) -> Vec<String> {
+        let open = sql.find('(').unwrap();
+        let close = sql[open..].find(')').unwrap() + open;
+        sql[open + 1..close]
+            .split(',')
+            .map(|c| c.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn inserts_list_columns_in_the_chain_order() {
+        for (sql, spec) in [
+            (INSERT_SESSION, &chain::SESSIONS),
+            (INSERT_STEP, &chain::STEPS),
+            (INSERT_DECISION, &chain::DECISIONS),
+        ] {
+            assert_eq!(listed(sql), spec.columns, "{sql}");
+        }
+    }
+
+    #[test]
+    fn updates_set_each_column_from_its_own_ordinal_and_set_the_last() {
+        for (sql, spec) in [
+            (UPDATE_SESSION, &chain::SESSIONS),
+            (UPDATE_STEP, &chain::STEPS),
+            (UPDATE_DECISION, &chain::DECISIONS),
+        ] {
+            let assignments: Vec<(String, usize)> = sql
+                .split(|c| c == ',' || c == ' ')
+                .collect::<Vec<_>>()
+                .windows(3)
+                .filter(|w| w[1] == "=" && w[2].starts_with('?'))
+                .map(|w| (w[0].to_owned(), w[2][1..].parse().unwrap()))
+                .collect();
+            for (column, parameter) in &assignments {
+                let ordinal = spec.columns.iter().position(|c| c == column).unwrap();
+                assert_eq!(*parameter, ordinal + 1, "{sql}: {column}");
+            }
+            let last = spec.columns.len();
+            assert!(assignments.iter().any(|(_, p)| *p == last), "{sql}");
+        }
+    }
 }

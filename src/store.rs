@@ -11,12 +11,14 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
+use crate::chain::{self, Cell, Leaf};
 use crate::error::{Error, Result};
 use crate::process::{self, Identity};
+use crate::{rows, statements};
 
 /// One schema step: a numbered SQL file from the top-level `migrations/` folder.
 pub(crate) struct Migration {
@@ -26,14 +28,20 @@ pub(crate) struct Migration {
     pub(crate) name: &'static str,
     /// The SQL, embedded at compile time.
     pub(crate) sql: &'static str,
+    /// What SQL cannot do, run after it in the same transaction (hashing, say).
+    pub(crate) then: Option<fn(&Connection) -> rusqlite::Result<()>>,
 }
 
 macro_rules! migration {
     ($version:expr, $name:literal) => {
+        migration!($version, $name, None)
+    };
+    ($version:expr, $name:literal, $then:expr) => {
         Migration {
             version: $version,
             name: $name,
             sql: include_str!(concat!("../migrations/", $name, ".sql")),
+            then: $then,
         }
     };
 }
@@ -44,6 +52,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_layer_columns"),
     migration!(3, "0003_process_and_health"),
     migration!(4, "0004_search"),
+    migration!(5, "0005_audit_chain", Some(seal_existing_rows)),
 ];
 
 /// The schema version this release writes and understands.
@@ -128,7 +137,7 @@ pub(crate) fn open_for_writing(
 }
 
 /// Marks `interrupted` the sessions left `running` by processes of this host that no
-/// longer exist.
+/// longer exist, and chains their new versions, in one transaction.
 fn mark_interrupted(conn: &Connection, identity: &Identity) -> rusqlite::Result<usize> {
     let pids: Vec<i64> = conn
         .prepare(
@@ -136,14 +145,91 @@ fn mark_interrupted(conn: &Connection, identity: &Identity) -> rusqlite::Result<
         )?
         .query_map([&identity.host], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut marked = 0;
-    for pid in pids.into_iter().filter(|pid| !process::is_alive(*pid)) {
-        marked += conn.execute(
-            "UPDATE sessions SET status = 'interrupted' WHERE status = 'running' AND host = ?1 AND pid = ?2",
-            (&identity.host, pid),
-        )?;
+    let dead: Vec<i64> = pids
+        .into_iter()
+        .filter(|pid| !process::is_alive(*pid))
+        .collect();
+    if dead.is_empty() {
+        return Ok(0);
     }
-    Ok(marked)
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let mut leaves = Vec::new();
+    for pid in dead {
+        leaves.extend(statements::mark_interrupted_where(
+            &tx,
+            "host = ?1 AND pid = ?2",
+            (&identity.host, pid),
+        )?);
+    }
+    chain::append(&tx, &leaves, &rows::timestamp(SystemTime::now()))?;
+    tx.commit()?;
+    Ok(leaves.len())
+}
+
+/// How many rows the sealing migration appends to the chain per statement batch.
+const SEAL_CHUNK: usize = 10_000;
+
+/// Migration 0005: the rows already in the file become the chain's first leaves, after an
+/// `audit_events` row (kind `sealed`) that says so: they are sealed as found, since
+/// nothing can show what happened to them before.
+fn seal_existing_rows(conn: &Connection) -> rusqlite::Result<()> {
+    let sealed = [
+        &chain::SESSIONS,
+        &chain::STEPS,
+        &chain::DECISIONS,
+        &chain::AUDIT_HEALTH,
+    ];
+    let mut counts = serde_json::Map::new();
+    let mut total = 0_i64;
+    for table in sealed {
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", table.name), [], |r| {
+            r.get(0)
+        })?;
+        counts.insert(table.name.to_owned(), n.into());
+        total += n;
+    }
+    if total == 0 {
+        return Ok(());
+    }
+    let at = rows::timestamp(SystemTime::now());
+    let detail = serde_json::json!({
+        "migration": "0005_audit_chain",
+        "rows": total,
+        "tables": counts,
+        "note": "rows written before the chain existed, sealed as they were found",
+    })
+    .to_string();
+    conn.execute(
+        "INSERT INTO audit_events (recorded_at, kind, detail) VALUES (?1, 'sealed', ?2)",
+        (&at, &detail),
+    )?;
+    let event = conn.last_insert_rowid();
+    let mut leaves = vec![Leaf::of(
+        &chain::AUDIT_EVENTS,
+        event.to_string(),
+        [
+            Cell::Integer(event),
+            Cell::text(&at),
+            Cell::text("sealed"),
+            Cell::text(&detail),
+        ],
+    )];
+    for table in sealed {
+        let mut stmt = conn.prepare(&table.select("ORDER BY rowid"))?;
+        let mut found = stmt.query([])?;
+        while let Some(row) = found.next()? {
+            let cells = (0..table.columns.len())
+                .map(|i| row.get_ref(i).map(Cell::from))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            leaves.push(Leaf::of(table, chain::row_id(cells[0]), cells));
+            if leaves.len() >= SEAL_CHUNK {
+                chain::append(conn, &leaves, &at)?;
+                leaves.clear();
+            }
+        }
+    }
+    chain::append(conn, &leaves, &at)?;
+    Ok(())
 }
 
 /// Opens an existing audit database for reading only: nothing in the file is changed.
@@ -238,6 +324,9 @@ fn apply_if_new(conn: &Connection, migration: &Migration) -> rusqlite::Result<()
         return Ok(());
     }
     conn.execute_batch(migration.sql)?;
+    if let Some(then) = migration.then {
+        then(conn)?;
+    }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version INTEGER PRIMARY KEY,

@@ -20,7 +20,9 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use crate::chain::{self, Leaf};
 
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
@@ -292,8 +294,9 @@ impl Writer {
         }
     }
 
-    /// Runs the batch, and the health counters that changed, in one transaction. Returns
-    /// the rows SQLite refused and the health counters it wrote.
+    /// Runs the batch, and the health counters that changed, in one transaction, and
+    /// appends a chain leaf for every row version it wrote. Returns the rows SQLite refused
+    /// and the health counters it wrote.
     fn try_commit(&mut self) -> rusqlite::Result<(Refused, AuditStats)> {
         let health = self.health.stats();
         if self.ops.is_empty() && health == self.health_written {
@@ -306,8 +309,11 @@ impl Writer {
             ops,
             ..
         } = self;
-        let tx = conn.transaction()?;
+        // IMMEDIATE: the write lock is held from the start, so the chain head read below
+        // is the one this commit extends, whichever process wrote last.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut refused = Vec::new();
+        let mut leaves = Vec::with_capacity(ops.len() + 1);
         for op in ops.iter() {
             let (id, result) = match op {
                 Op::Insert(id) => {
@@ -318,26 +324,29 @@ impl Writer {
                     }
                 }
                 Op::Update(id) => match rows.get(id) {
-                    Some(t) if !t.refused => {
-                        (id, statements::update(&tx, &t.row, config.store_inputs))
-                    }
+                    Some(t) if !t.refused => (
+                        id,
+                        statements::update(&tx, &t.row, config.store_inputs, &config.identity),
+                    ),
                     _ => continue,
                 },
                 Op::Decided(decided) => (&decided.id, statements::insert_decided(&tx, decided)),
             };
             match result {
-                Ok(()) => {}
+                Ok(leaf) => leaves.extend(leaf),
                 Err(e) if is_row_error(&e) => refused.push((id.clone(), e.to_string())),
                 Err(e) => return Err(e),
             }
         }
-        statements::insert_health(
+        leaves.extend(statements::insert_health(
             &tx,
             &config.identity,
             &self.health_written,
             &health,
             self.health.last_error(),
-        )?;
+        )?);
+        let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
+        chain::append(&tx, &leaves, &committed_at)?;
         tx.commit()?;
         Ok((refused, health))
     }
@@ -404,12 +413,18 @@ impl Writer {
         if open.is_empty() {
             return;
         }
-        let result = self.conn.transaction().and_then(|tx| {
-            for id in &open {
-                statements::mark_interrupted(&tx, id)?;
-            }
-            tx.commit()
-        });
+        let result = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                let mut leaves = Vec::with_capacity(open.len());
+                for id in &open {
+                    leaves.extend(statements::mark_interrupted_where(&tx, "id = ?1", [id])?);
+                }
+                let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
+                chain::append(&tx, &leaves, &committed_at)?;
+                tx.commit()
+            });
         if let Err(error) = result {
             self.health.record_write_error(format!(
                 "could not mark {} sessions still open at shutdown as interrupted: {error}",
@@ -444,7 +459,7 @@ fn insert_row(
     row: &mut Row,
     config: &WriterConfig,
     health: &Health,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<Option<Leaf>> {
     let first = statements::insert(tx, row, config.store_inputs, &config.identity);
     match first {
         Err(e)

@@ -1,0 +1,446 @@
+//! The tamper-evident chain: the canonical encoding of a row, its leaf hash, the links
+//! between leaves, and appending to the `audit_chain` table.
+//!
+//! One place for the encoding, used by the writer (every row version it commits), the
+//! migration that seals rows written before the chain existed, and [`verify`](crate::verify).
+//! The encoding is specified, with test vectors, in `docs/chain.md`; the independent Python
+//! verifier in `tools/` implements it from that text alone. Change nothing here without
+//! changing both, and a new format version.
+//!
+//! In short (all integers big-endian):
+//! - leaf = SHA-256(`0x00` ‖ format:u8 ‖ len:u32 ‖ table ‖ for each non-NULL column, in the
+//!   table's ordinal order: ordinal:u16 ‖ tag:u8 ‖ len:u32 ‖ bytes). Tags: 1 integer (i64),
+//!   2 real (IEEE-754 bits, −0.0 as +0.0), 3 text (UTF-8 as stored), 4 blob.
+//! - link = SHA-256(`0x01` ‖ previous link ‖ seq:u64 ‖ leaf).
+//! - genesis (the "previous link" of seq 1) = SHA-256(`0x02` ‖ format:u8 ‖ len:u32 ‖ database id).
+//!
+//! Hashes are computed over exactly the values the writer binds, which are exactly what
+//! SQLite reads back: text as text, `i64` as INTEGER, `f64` as REAL with −0.0 made +0.0
+//! before binding (a REAL column would otherwise read −0.0 back as 0.0).
+
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+/// The version of the canonical encoding, hashed into every leaf and the genesis value.
+pub const CHAIN_FORMAT: u8 = 1;
+
+/// A SHA-256 digest.
+pub(crate) type Hash = [u8; 32];
+
+/// Domain tags: the first byte of every hashed message, so that no leaf can be taken for a
+/// link or a genesis value (RFC 6962 does the same for leaves and nodes).
+const LEAF_TAG: u8 = 0x00;
+const LINK_TAG: u8 = 0x01;
+const GENESIS_TAG: u8 = 0x02;
+
+const INTEGER: u8 = 1;
+const REAL: u8 = 2;
+const TEXT: u8 = 3;
+const BLOB: u8 = 4;
+
+/// One column value, as bound to SQLite and as read back from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Cell<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    /// Text as its bytes: what SQLite stores (and what a tampered file may hold, valid
+    /// UTF-8 or not).
+    Text(&'a [u8]),
+    Blob(&'a [u8]),
+}
+
+impl<'a> Cell<'a> {
+    pub(crate) fn text(text: &'a str) -> Self {
+        Cell::Text(text.as_bytes())
+    }
+
+    pub(crate) fn opt_text(text: Option<&'a str>) -> Self {
+        text.map_or(Cell::Null, Cell::text)
+    }
+
+    /// A REAL value in canonical form: −0.0 is stored as +0.0, which is what SQLite
+    /// reads back from a REAL column anyway.
+    pub(crate) fn real(value: f64) -> Self {
+        Cell::Real(if value == 0.0 { 0.0 } else { value })
+    }
+
+    pub(crate) fn opt_real(value: Option<f64>) -> Self {
+        value.map_or(Cell::Null, Cell::real)
+    }
+
+    pub(crate) fn opt_integer(value: Option<i64>) -> Self {
+        value.map_or(Cell::Null, Cell::Integer)
+    }
+}
+
+impl<'a> From<ValueRef<'a>> for Cell<'a> {
+    fn from(value: ValueRef<'a>) -> Self {
+        match value {
+            ValueRef::Null => Cell::Null,
+            ValueRef::Integer(n) => Cell::Integer(n),
+            ValueRef::Real(f) => Cell::Real(f),
+            ValueRef::Text(t) => Cell::Text(t),
+            ValueRef::Blob(b) => Cell::Blob(b),
+        }
+    }
+}
+
+impl ToSql for Cell<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Cell::Null => ValueRef::Null,
+            Cell::Integer(n) => ValueRef::Integer(n),
+            Cell::Real(f) => ValueRef::Real(f),
+            Cell::Text(t) => ValueRef::Text(t),
+            Cell::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// A chained table: its name and its columns in ordinal order (ordinal = index). A column
+/// added later goes at the end; since NULLs are not encoded, rows that predate it keep
+/// their hashes.
+#[derive(Debug)]
+pub(crate) struct TableSpec {
+    pub(crate) name: &'static str,
+    pub(crate) columns: &'static [&'static str],
+}
+
+pub(crate) const SESSIONS: TableSpec = TableSpec {
+    name: "sessions",
+    columns: &[
+        "id",
+        "started_at",
+        "ended_at",
+        "profile",
+        "input_hash",
+        "status",
+        "input",
+        "attributes",
+        "pid",
+        "host",
+    ],
+};
+
+pub(crate) const STEPS: TableSpec = TableSpec {
+    name: "steps",
+    columns: &[
+        "id",
+        "session_id",
+        "module",
+        "started_at",
+        "ended_at",
+        "input_summary",
+        "output_summary",
+        "confidence",
+        "tokens_used",
+        "error",
+        "parent_step_id",
+        "attributes",
+    ],
+};
+
+pub(crate) const DECISIONS: TableSpec = TableSpec {
+    name: "decisions",
+    columns: &[
+        "id",
+        "step_id",
+        "decision_type",
+        "options_considered",
+        "chosen_option",
+        "rationale",
+        "decided_at",
+        "attributes",
+    ],
+};
+
+pub(crate) const AUDIT_HEALTH: TableSpec = TableSpec {
+    name: "audit_health",
+    columns: &[
+        "id",
+        "recorded_at",
+        "pid",
+        "host",
+        "kind",
+        "count",
+        "detail",
+    ],
+};
+
+pub(crate) const AUDIT_EVENTS: TableSpec = TableSpec {
+    name: "audit_events",
+    columns: &["id", "recorded_at", "kind", "detail"],
+};
+
+/// Every chained table, in the order the sealing migration and `verify` walk them.
+pub(crate) const CHAINED_TABLES: [&TableSpec; 5] =
+    [&SESSIONS, &STEPS, &DECISIONS, &AUDIT_HEALTH, &AUDIT_EVENTS];
+
+impl TableSpec {
+    /// `SELECT <columns in ordinal order> FROM <table>`, with `tail` appended.
+    pub(crate) fn select(&self, tail: &str) -> String {
+        format!(
+            "SELECT {} FROM {} {tail}",
+            self.columns.join(", "),
+            self.name
+        )
+    }
+}
+
+/// The leaf hash of a row of `table`, from its columns in ordinal order.
+pub(crate) fn leaf<'a>(table: &str, cells: impl IntoIterator<Item = Cell<'a>>) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([LEAF_TAG, CHAIN_FORMAT]);
+    update_bytes(&mut hasher, table.as_bytes());
+    for (ordinal, cell) in cells.into_iter().enumerate() {
+        let (tag, value): (u8, [u8; 8]) = match cell {
+            Cell::Null => continue,
+            Cell::Integer(n) => (INTEGER, n.to_be_bytes()),
+            Cell::Real(f) => (
+                REAL,
+                (if f == 0.0 { 0.0 } else { f }).to_bits().to_be_bytes(),
+            ),
+            Cell::Text(bytes) | Cell::Blob(bytes) => {
+                let tag = if matches!(cell, Cell::Text(_)) {
+                    TEXT
+                } else {
+                    BLOB
+                };
+                hasher.update(ordinal_bytes(ordinal));
+                hasher.update([tag]);
+                update_bytes(&mut hasher, bytes);
+                continue;
+            }
+        };
+        hasher.update(ordinal_bytes(ordinal));
+        hasher.update([tag]);
+        update_bytes(&mut hasher, &value);
+    }
+    hasher.finalize().into()
+}
+
+fn ordinal_bytes(ordinal: usize) -> [u8; 2] {
+    u16::try_from(ordinal).unwrap_or(u16::MAX).to_be_bytes()
+}
+
+/// A length-prefixed byte string: len:u32 ‖ bytes. SQLite values are at most 2^31 bytes.
+fn update_bytes(hasher: &mut Sha256, bytes: &[u8]) {
+    hasher.update(u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+    hasher.update(bytes);
+}
+
+/// The link of entry `seq`: SHA-256(0x01 ‖ previous link ‖ seq ‖ leaf). `previous` is the
+/// previous entry's `chain_hash` as stored (or the genesis value for seq 1).
+pub(crate) fn link(previous: &[u8], seq: u64, leaf: &[u8]) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([LINK_TAG]);
+    hasher.update(previous);
+    hasher.update(seq.to_be_bytes());
+    hasher.update(leaf);
+    hasher.finalize().into()
+}
+
+/// The value the first link starts from, derived from the database's random id.
+pub(crate) fn genesis(database_id: &str) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([GENESIS_TAG, CHAIN_FORMAT]);
+    update_bytes(&mut hasher, database_id.as_bytes());
+    hasher.finalize().into()
+}
+
+/// A row version waiting to be appended to the chain with the transaction that wrote it.
+#[derive(Debug, Clone)]
+pub(crate) struct Leaf {
+    pub(crate) table: &'static str,
+    pub(crate) row_id: String,
+    pub(crate) hash: Hash,
+}
+
+impl Leaf {
+    pub(crate) fn of<'a>(
+        table: &TableSpec,
+        row_id: String,
+        cells: impl IntoIterator<Item = Cell<'a>>,
+    ) -> Self {
+        Leaf {
+            table: table.name,
+            row_id,
+            hash: leaf(table.name, cells),
+        }
+    }
+}
+
+/// The chain's newest entry: how many entries it has, and the last link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The number of entries (the last `seq`); 0 for an empty chain.
+    pub size: u64,
+    /// The last link (`audit_chain.chain_hash` at `seq = size`), or the genesis value of
+    /// an empty chain.
+    pub hash: [u8; 32],
+}
+
+/// The database's random id, from `audit_meta`.
+pub(crate) fn database_id(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT value FROM audit_meta WHERE key = 'database_id'",
+        [],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// The last entry's seq and stored link, or (0, genesis) for an empty chain. The stored
+/// link is returned as it is, whatever its length: the next link is computed from the
+/// stored bytes, and `verify` reports an entry whose link was damaged.
+fn stored_head(conn: &Connection) -> rusqlite::Result<(u64, Vec<u8>)> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT seq, chain_hash FROM audit_chain ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    match last {
+        Some((seq, hash)) => Ok((u64::try_from(seq).unwrap_or(0), hash)),
+        None => {
+            let id = database_id(conn)?.unwrap_or_default();
+            Ok((0, genesis(&id).to_vec()))
+        }
+    }
+}
+
+/// The chain's head as stored, for a checkpoint.
+///
+/// # Errors
+/// A SQLite error, or `InvalidColumnType` when the stored last link is not 32 bytes
+/// (a damaged chain: `verify` says where).
+pub(crate) fn head(conn: &Connection) -> rusqlite::Result<ChainHead> {
+    let (size, hash) = stored_head(conn)?;
+    let hash: [u8; 32] = hash.try_into().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(1, "chain_hash".into(), rusqlite::types::Type::Blob)
+    })?;
+    Ok(ChainHead { size, hash })
+}
+
+/// Appends `leaves` to the chain, after its current head. Must run inside the write
+/// transaction that wrote the rows, so that the head read here is the head this commit
+/// extends even when several processes write the file.
+pub(crate) fn append(
+    conn: &Connection,
+    leaves: &[Leaf],
+    committed_at: &str,
+) -> rusqlite::Result<Option<ChainHead>> {
+    if leaves.is_empty() {
+        return Ok(None);
+    }
+    let (mut seq, previous) = stored_head(conn)?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut last = link(&previous, seq + 1, &leaves[0].hash);
+    for (index, leaf) in leaves.iter().enumerate() {
+        seq += 1;
+        if index > 0 {
+            last = link(&last, seq, &leaf.hash);
+        }
+        insert.execute((
+            i64::try_from(seq).unwrap_or(i64::MAX),
+            leaf.table,
+            &leaf.row_id,
+            &leaf.hash[..],
+            &last[..],
+            committed_at,
+        ))?;
+    }
+    Ok(Some(ChainHead {
+        size: seq,
+        hash: last,
+    }))
+}
+
+/// The leaf of a row as it stands in the file (for rows changed by a statement whose
+/// result the writer did not compute itself, e.g. marking sessions interrupted).
+pub(crate) fn leaf_of_stored_row(
+    conn: &Connection,
+    table: &TableSpec,
+    id: &str,
+) -> rusqlite::Result<Option<Leaf>> {
+    let sql = table.select("WHERE id = ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    stmt.query_row([id], |row| {
+        let cells = (0..table.columns.len())
+            .map(|i| row.get_ref(i).map(Cell::from))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(Leaf::of(table, id.to_owned(), cells))
+    })
+    .optional()
+}
+
+/// The `row_id` a chain entry gives a row: its `id` column as text (a decimal integer for
+/// the tables with integer ids).
+pub(crate) fn row_id(id: Cell<'_>) -> String {
+    match id {
+        Cell::Integer(n) => n.to_string(),
+        Cell::Text(t) | Cell::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        Cell::Real(f) => f.to_string(),
+        Cell::Null => String::new(),
+    }
+}
+
+/// Lowercase hex of a hash (or any bytes).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nulls_are_not_encoded_so_a_trailing_null_column_keeps_the_hash() {
+        let without = leaf("t", [Cell::Integer(1), Cell::text("a")]);
+        let with_null = leaf("t", [Cell::Integer(1), Cell::text("a"), Cell::Null]);
+        assert_eq!(without, with_null);
+    }
+
+    #[test]
+    fn negative_zero_hashes_as_positive_zero_and_types_are_distinct() {
+        assert_eq!(leaf("t", [Cell::Real(-0.0)]), leaf("t", [Cell::Real(0.0)]));
+        assert_ne!(leaf("t", [Cell::Real(1.0)]), leaf("t", [Cell::Integer(1)]));
+        assert_ne!(leaf("t", [Cell::text("1")]), leaf("t", [Cell::Integer(1)]));
+        assert_ne!(leaf("t", [Cell::text("x")]), leaf("t", [Cell::Blob(b"x")]));
+    }
+
+    #[test]
+    fn field_boundaries_and_ordinals_are_unambiguous() {
+        assert_ne!(
+            leaf("t", [Cell::text("ab"), Cell::text("c")]),
+            leaf("t", [Cell::text("a"), Cell::text("bc")])
+        );
+        assert_ne!(
+            leaf("t", [Cell::text("a"), Cell::Null]),
+            leaf("t", [Cell::Null, Cell::text("a")])
+        );
+        assert_ne!(leaf("ab", [Cell::text("c")]), leaf("a", [Cell::text("bc")]));
+    }
+
+    #[test]
+    fn link_depends_on_previous_seq_and_leaf() {
+        let g = genesis("db");
+        let l = leaf("t", [Cell::Integer(1)]);
+        let base = link(&g, 1, &l);
+        assert_ne!(base, link(&g, 2, &l));
+        assert_ne!(base, link(&genesis("other"), 1, &l));
+        assert_ne!(base, link(&g, 1, &leaf("t", [Cell::Integer(2)])));
+    }
+}
