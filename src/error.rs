@@ -163,6 +163,14 @@ pub enum Error {
         records: u64,
     },
 
+    /// A checkpoint given to `verify` cannot be used: it names another database, it is not
+    /// signed by any of the keys given, or its signature does not verify.
+    #[error("checkpoint rejected: {message}")]
+    Checkpoint {
+        /// What is wrong with it.
+        message: String,
+    },
+
     /// The writer thread has stopped; nothing more can be written through this guard.
     #[error("audit database {path}: the writer thread has stopped")]
     WriterStopped {

@@ -122,6 +122,7 @@
 
 mod builder;
 mod chain;
+mod checkpoint;
 mod context;
 mod error;
 mod fields;
@@ -134,12 +135,17 @@ mod record;
 mod rows;
 mod statements;
 mod store;
+mod verify;
 mod writer;
 
 pub use builder::{
     AuditLayerBuilder, DB_PATH_ENV, DEFAULT_BUSY_TIMEOUT, DEFAULT_FLUSH_INTERVAL,
     DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_FIELD_LEN, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_SHUTDOWN_TIMEOUT, OverflowPolicy, default_path,
+};
+pub use chain::{CHAIN_FORMAT, ChainHead};
+pub use checkpoint::{
+    Checkpoint, CheckpointError, NoteSignature, ORIGIN_PREFIX, SignerKey, VerifierKey,
 };
 pub use context::current_session_id;
 pub use error::{Error, Result};
@@ -148,4 +154,7 @@ pub use guard::AuditGuard;
 pub use health::AuditStats;
 pub use layer::AuditLayer;
 pub use rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
-pub use store::{SCHEMA_VERSION, migrate, open_read_only};
+pub use store::{SCHEMA_VERSION, chain_head, migrate, open_read_only};
+pub use verify::{
+    CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions, verify, verify_with,
+};

@@ -262,7 +262,7 @@ mod tests {
             (UPDATE_DECISION, &chain::DECISIONS),
         ] {
             let assignments: Vec<(String, usize)> = sql
-                .split(|c| c == ',' || c == ' ')
+                .split([',', ' '])
                 .collect::<Vec<_>>()
                 .windows(3)
                 .filter(|w| w[1] == "=" && w[2].starts_with('?'))

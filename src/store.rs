@@ -292,6 +292,24 @@ pub fn migrate(path: &Path) -> Result<(i64, i64)> {
     Ok((before, SCHEMA_VERSION))
 }
 
+/// The chain's current head and the database's id, read-only: what a checkpoint records.
+///
+/// # Errors
+/// Those of [`open_read_only`], and [`Error::Setup`] when the chain cannot be read (its
+/// tables are gone or its last link is damaged: `verify` says what happened).
+pub fn chain_head(path: &Path) -> Result<(String, chain::ChainHead)> {
+    let conn = open_read_only(path)?;
+    let read = || -> rusqlite::Result<(String, chain::ChainHead)> {
+        let id = chain::database_id(&conn)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        Ok((id, chain::head(&conn)?))
+    };
+    read().map_err(|source| Error::Setup {
+        path: path.into(),
+        step: "reading the chain head (run `reasonkit-audit verify` to see why)".into(),
+        source,
+    })
+}
+
 /// The database's schema version, as recorded in `PRAGMA user_version`.
 pub(crate) fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))

@@ -4,8 +4,10 @@
 //! `~/.reasonkit/audit.db`), read-only for every command but `migrate`, so looking never
 //! changes the file.
 //!
-//! Exit codes: 0 success, 1 nothing found, 2 bad usage or an unusable database.
+//! Exit codes: 0 success, 1 nothing found (or, for `verify`, evidence of tampering), 2 bad
+//! usage or an unusable database.
 
+mod checkpoint;
 mod datasette;
 mod export;
 mod output;
@@ -15,6 +17,7 @@ mod show;
 mod since;
 mod stats;
 mod store;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +60,12 @@ enum Command {
     Check,
     /// Write a Datasette metadata file: descriptions and the ADR-002 canned queries
     DatasetteMetadata(datasette::Args),
+    /// Recompute the tamper-evident chain: exit 0 intact, 1 evidence of tampering, 2 unusable
+    Verify(verify::Args),
+    /// Print the chain's head as a checkpoint (C2SP signed-note format), to keep elsewhere
+    Checkpoint(checkpoint::Args),
+    /// Make an Ed25519 key pair for signing checkpoints
+    Keygen(checkpoint::KeygenArgs),
 }
 
 /// How a command ended, when it did not fail.
@@ -65,6 +74,8 @@ pub enum Outcome {
     Done,
     /// It ran, but found nothing: exit 1.
     NothingFound,
+    /// It found evidence of tampering: exit 1.
+    Evidence,
 }
 
 /// A failure to report in one line: exit 2.
@@ -75,7 +86,7 @@ fn main() -> ExitCode {
     output::set_color(cli.color);
     match run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
-        Ok(Outcome::NothingFound) => ExitCode::from(1),
+        Ok(Outcome::NothingFound | Outcome::Evidence) => ExitCode::from(1),
         Err(error) => {
             eprintln!("reasonkit-audit: {error}");
             ExitCode::from(2)
@@ -112,5 +123,8 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         }
         Command::Check => store::check(&path),
         Command::DatasetteMetadata(args) => datasette::run(&path, &args),
+        Command::Verify(args) => verify::run(&path, &args),
+        Command::Checkpoint(args) => checkpoint::run(&path, &args),
+        Command::Keygen(args) => checkpoint::keygen(&args),
     }
 }

@@ -1,0 +1,158 @@
+//! `verify`: recompute the tamper-evident chain and report what does not agree.
+//!
+//! Exit 0 when the chain, the rows and every checkpoint given agree; 1 on any evidence of
+//! tampering; 2 when the file (or a checkpoint, or a key) cannot be used at all.
+
+use std::path::{Path, PathBuf};
+
+use reasonkit_audit::{Checkpoint, Report, VerifierKey, VerifyOptions};
+
+use crate::{Failure, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A checkpoint file (from `checkpoint` or the layer's `.checkpoints(path)`): the chain
+    /// must still extend every checkpoint in it. May be given several times
+    #[arg(long, value_name = "FILE")]
+    checkpoint: Vec<PathBuf>,
+    /// A verifier key file (from `keygen`): every checkpoint must carry a valid signature
+    /// by one of the keys given. May be given several times
+    #[arg(long, value_name = "FILE")]
+    key: Vec<PathBuf>,
+    /// The report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn read(path: &Path, what: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()).into())
+}
+
+pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
+    let mut options = VerifyOptions::default();
+    for file in &args.checkpoint {
+        let parsed = Checkpoint::parse_all(&read(file, "checkpoint file")?)
+            .map_err(|e| format!("checkpoint file {}: {e}", file.display()))?;
+        if parsed.is_empty() {
+            return Err(format!("checkpoint file {} holds no checkpoint", file.display()).into());
+        }
+        options.checkpoints.extend(parsed);
+    }
+    for file in &args.key {
+        let key = VerifierKey::parse(&read(file, "key file")?)
+            .map_err(|e| format!("key file {}: {e}", file.display()))?;
+        options.keys.push(key);
+    }
+    let report = reasonkit_audit::verify_with(path, &options)?;
+    if args.json {
+        let mut value = serde_json::to_value(&report)?;
+        value["intact"] = report.is_intact().into();
+        crate::output::print_json(&value)?;
+    } else {
+        print_report(&report, &options);
+    }
+    Ok(if report.is_intact() {
+        Outcome::Done
+    } else {
+        Outcome::Evidence
+    })
+}
+
+fn print_report(report: &Report, options: &VerifyOptions) {
+    let short = |id: &str| id.chars().take(12).collect::<String>();
+    println!("database     {}", report.path.display());
+    println!(
+        "database id  {}",
+        report.database_id.as_deref().unwrap_or("(missing)")
+    );
+    println!(
+        "chain        {} entries, head {}",
+        report.entries,
+        hex(&report.head)
+    );
+    let rows: Vec<String> = report
+        .rows
+        .iter()
+        .map(|(table, n)| format!("{table} {n}"))
+        .collect();
+    println!("rows         {}", rows.join(", "));
+    for (seq, kind, detail) in &report.events {
+        println!("event        entry {seq}: {kind} {detail}");
+    }
+    if !report.open.is_empty() {
+        let listed: Vec<String> = report
+            .open
+            .iter()
+            .take(5)
+            .map(|o| format!("{} {}", o.table, short(&o.row_id)))
+            .collect();
+        println!(
+            "open         {} rows of spans still open at their latest entry (not tampering): {}{}",
+            report.open.len(),
+            listed.join(", "),
+            if report.open.len() > 5 { ", …" } else { "" }
+        );
+    }
+    if options.checkpoints.is_empty() {
+        println!(
+            "checkpoints  none given: a cut tail, a recomputed chain or an older copy put back \
+             cannot be detected without one (see `reasonkit-audit checkpoint`)"
+        );
+    }
+    for check in &report.checkpoints {
+        println!(
+            "checkpoint   size {}{}: {}{}",
+            check.size,
+            check
+                .time
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default(),
+            if check.extended {
+                "the chain extends it"
+            } else {
+                "NOT extended"
+            },
+            if check.signed_by.is_empty() {
+                if options.keys.is_empty() {
+                    ", signature not checked (no --key)".to_owned()
+                } else {
+                    String::new()
+                }
+            } else {
+                format!(", signed by {}", check.signed_by.join(", "))
+            }
+        );
+    }
+    if report.is_intact() {
+        println!("result       intact: every row and every link recomputed, nothing disagrees");
+        return;
+    }
+    println!("findings     {}", report.findings.len());
+    for finding in &report.findings {
+        let seq = finding
+            .seq
+            .map(|s| format!("entry {s}"))
+            .unwrap_or_else(|| "-".into());
+        let row = match (&finding.table, &finding.row_id) {
+            (Some(t), Some(id)) => format!("{t} {id}"),
+            _ => "-".into(),
+        };
+        println!(
+            "  {:<13} {:<12} {:<50} {}",
+            finding.kind.as_str(),
+            seq,
+            row,
+            finding.detail
+        );
+    }
+    println!(
+        "result       TAMPERED: {} finding(s), evidence that the file was changed outside the audit layer",
+        report.findings.len()
+    );
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,674 @@
+//! `verify`: recompute the whole chain from the stored rows and say what does not agree.
+//!
+//! Nothing is taken on trust from the file: every leaf is recomputed from the row it
+//! covers, every link from its predecessor (never only the ends — immudb's advisory
+//! GHSA-672p-m5jq-mrh8 was a verifier that skipped the middle), `seq` must be dense, every
+//! chained row must exist in its latest chained version, and every row of a chained table
+//! must be covered. Each [`Finding`] names the seq, the table and id, and its kind.
+//!
+//! What the chain alone cannot show — a cut tail, a wholly recomputed chain, an older copy
+//! put back — needs a [`Checkpoint`] taken earlier and kept elsewhere: pass it in
+//! [`VerifyOptions::checkpoints`]. See `docs/chain.md` for the encoding and README
+//! "Tamper evidence" for what is detected and what cannot be.
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("audit.db");
+//! let (audit, guard) = reasonkit_audit::AuditLayer::builder().path(&path).build()?;
+//! let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(audit));
+//! tracing::dispatcher::with_default(&dispatch, || {
+//!     tracing::info_span!("session").in_scope(|| {
+//!         tracing::info_span!("step", module = "gigathink", confidence = 0.9).in_scope(|| {});
+//!     });
+//! });
+//! guard.shutdown()?;
+//!
+//! let report = reasonkit_audit::verify(&path)?;
+//! assert!(report.is_intact());
+//!
+//! // Lower a confidence behind the layer's back: verify names the row.
+//! let db = rusqlite::Connection::open(&path)?;
+//! db.execute("UPDATE steps SET confidence = 0.2", [])?;
+//! let report = reasonkit_audit::verify(&path)?;
+//! assert_eq!(report.findings.len(), 1);
+//! assert_eq!(report.findings[0].kind, reasonkit_audit::FindingKind::Modified);
+//! assert_eq!(report.findings[0].table.as_deref(), Some("steps"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use crate::chain::{self, CHAINED_TABLES, Cell, TableSpec};
+use crate::checkpoint::{Checkpoint, VerifierKey};
+use crate::error::{Error, Result};
+
+/// How many failed links are searched for a position where they would fit (to tell a
+/// reordered entry from an edited one); each search hashes the whole chain once.
+const REORDER_SEARCHES: usize = 8;
+
+/// The most columns a chained table has (`steps`: 12), with room for a few more.
+const MAX_COLUMNS: usize = 16;
+
+/// What `verify` is given besides the database.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Checkpoints taken earlier: the chain must still extend each of them.
+    pub checkpoints: Vec<Checkpoint>,
+    /// Keys whose signatures the checkpoints must carry. When given, every checkpoint must
+    /// be signed by one of them, and a signature that does not verify is an error.
+    pub keys: Vec<VerifierKey>,
+}
+
+/// What kind of disagreement a [`Finding`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FindingKind {
+    /// A row differs from its latest chained version.
+    Modified,
+    /// A chained row is gone from its table.
+    Deleted,
+    /// A row the chain does not know (never written by the layer, or its entry removed).
+    Inserted,
+    /// A chain entry sits at a position other than the one it was linked at.
+    Reordered,
+    /// A chain entry's hashes, table or row id were changed.
+    EntryEdited,
+    /// Chain entries are missing: `seq` is not dense.
+    EntryMissing,
+    /// The chain's tables or the database id it starts from are gone.
+    ChainMissing,
+    /// The chain is shorter than a checkpoint: its tail was cut, or an older copy of the
+    /// file was put back.
+    Truncated,
+    /// The chain no longer passes through a checkpoint: it was rewritten (recomputed)
+    /// after the checkpoint was taken, or this is another copy.
+    Forked,
+}
+
+impl FindingKind {
+    /// The kind as one lowercase word, as in `--json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::Modified => "modified",
+            FindingKind::Deleted => "deleted",
+            FindingKind::Inserted => "inserted",
+            FindingKind::Reordered => "reordered",
+            FindingKind::EntryEdited => "entry_edited",
+            FindingKind::EntryMissing => "entry_missing",
+            FindingKind::ChainMissing => "chain_missing",
+            FindingKind::Truncated => "truncated",
+            FindingKind::Forked => "forked",
+        }
+    }
+}
+
+/// One piece of evidence of tampering.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// What kind of disagreement.
+    pub kind: FindingKind,
+    /// The chain entry concerned, if one is.
+    pub seq: Option<u64>,
+    /// The table of the row concerned, if one is.
+    pub table: Option<String>,
+    /// The id of the row concerned, if one is.
+    pub row_id: Option<String>,
+    /// What was found, in a sentence.
+    pub detail: String,
+}
+
+/// A row of a span that was still open at its latest chained version: not tampering, but
+/// its final version is not on the record (yet).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OpenRow {
+    /// `sessions`, `steps` or `decisions`.
+    pub table: String,
+    /// The row's id.
+    pub row_id: String,
+    /// Its latest chain entry.
+    pub seq: u64,
+}
+
+/// How one checkpoint compared with the chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckpointCheck {
+    /// The checkpoint's size.
+    pub size: u64,
+    /// Its `time` extension, if it has one.
+    pub time: Option<String>,
+    /// The chain still passes through it.
+    pub extended: bool,
+    /// The names of the keys whose signatures were checked.
+    pub signed_by: Vec<String>,
+}
+
+/// The outcome of [`verify`]: intact when there are no findings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The database verified.
+    pub path: PathBuf,
+    /// Its random id, from which the chain starts (`None` if it is gone).
+    pub database_id: Option<String>,
+    /// Chain entries read.
+    pub entries: u64,
+    /// Rows of the chained tables read, by table.
+    pub rows: Vec<(String, u64)>,
+    /// The chain's head as recomputed: the link at the last entry.
+    #[serde(serialize_with = "hex_hash")]
+    pub head: [u8; 32],
+    /// Evidence of tampering, in the order found.
+    pub findings: Vec<Finding>,
+    /// Rows whose span was still open at their latest chained version.
+    pub open: Vec<OpenRow>,
+    /// What the trail itself recorded doing to the file (`audit_events`: sealing older
+    /// rows, say), as (seq, kind, detail).
+    pub events: Vec<(u64, String, String)>,
+    /// How each checkpoint given compared.
+    pub checkpoints: Vec<CheckpointCheck>,
+}
+
+fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&chain::hex(hash))
+}
+
+impl Report {
+    /// No evidence of tampering was found.
+    pub fn is_intact(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Rows of the chained tables read, all tables together.
+    pub fn total_rows(&self) -> u64 {
+        self.rows.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Verifies the chain of the audit database at `path`, read-only, without checkpoints.
+///
+/// # Errors
+/// When the file cannot be verified at all: missing, not SQLite, a schema without a chain
+/// (older: run `migrate` first) or newer than this release. Tampering is not an error: it
+/// is reported in [`Report::findings`].
+pub fn verify(path: &Path) -> Result<Report> {
+    verify_with(path, &VerifyOptions::default())
+}
+
+/// Verifies the chain and checks it against the given checkpoints (see [`verify`]).
+///
+/// # Errors
+/// Those of [`verify`], and [`Error::Checkpoint`] when a checkpoint names another
+/// database, or is not signed by one of `options.keys` (when keys are given), or carries
+/// a signature that does not verify.
+pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<Report> {
+    let conn = crate::store::open_read_only(path)?;
+    let fail = |source| Error::Setup {
+        path: path.into(),
+        step: "reading the chain".into(),
+        source,
+    };
+    let mut verifier = Verifier::new(path);
+    if !verifier.tables_present(&conn).map_err(fail)? {
+        return Ok(verifier.report);
+    }
+    verifier.read_chain(&conn).map_err(fail)?;
+    for table in CHAINED_TABLES {
+        verifier.read_table(&conn, table).map_err(fail)?;
+    }
+    verifier.reconcile();
+    verifier.read_events(&conn).map_err(fail)?;
+    for checkpoint in &options.checkpoints {
+        verifier.check_checkpoint(checkpoint, &options.keys)?;
+    }
+    Ok(verifier.report)
+}
+
+/// One stored chain entry, as much of it as the later passes need.
+struct Entry {
+    seq: u64,
+    chain_hash: Vec<u8>,
+    leaf_hash: Vec<u8>,
+}
+
+struct Verifier {
+    report: Report,
+    genesis: [u8; 32],
+    entries: Vec<Entry>,
+    /// Positions (in `entries`) whose link did not verify.
+    failed: Vec<usize>,
+    failed_seqs: HashSet<u64>,
+    /// (table index, row id) → (seq, leaf) of its latest entry.
+    latest: HashMap<(u8, String), (u64, Vec<u8>)>,
+    /// Keys of `latest` that a row was found for.
+    seen: HashSet<(u8, String)>,
+    /// Rows the chain does not know: (table index, row id, leaf).
+    unknown: Vec<(u8, String, [u8; 32])>,
+}
+
+impl Verifier {
+    fn new(path: &Path) -> Self {
+        Verifier {
+            report: Report {
+                path: path.into(),
+                database_id: None,
+                entries: 0,
+                rows: Vec::new(),
+                head: [0; 32],
+                findings: Vec::new(),
+                open: Vec::new(),
+                events: Vec::new(),
+                checkpoints: Vec::new(),
+            },
+            genesis: [0; 32],
+            entries: Vec::new(),
+            failed: Vec::new(),
+            failed_seqs: HashSet::new(),
+            latest: HashMap::new(),
+            seen: HashSet::new(),
+            unknown: Vec::new(),
+        }
+    }
+
+    fn find(
+        &mut self,
+        kind: FindingKind,
+        seq: Option<u64>,
+        row: Option<(&str, &str)>,
+        detail: String,
+    ) {
+        self.report.findings.push(Finding {
+            kind,
+            seq,
+            table: row.map(|(t, _)| t.to_owned()),
+            row_id: row.map(|(_, id)| id.to_owned()),
+            detail,
+        });
+    }
+
+    /// The chain's own tables and the database id; `false` when the chain cannot be read.
+    fn tables_present(&mut self, conn: &Connection) -> rusqlite::Result<bool> {
+        let present = |name: &str| -> rusqlite::Result<bool> {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+        };
+        for name in ["audit_chain", "audit_meta"]
+            .into_iter()
+            .chain(CHAINED_TABLES.iter().map(|t| t.name))
+        {
+            if !present(name)? {
+                self.find(
+                    FindingKind::ChainMissing,
+                    None,
+                    None,
+                    format!("table {name} is gone from a database whose schema has it"),
+                );
+            }
+        }
+        if !self.report.findings.is_empty() {
+            return Ok(false);
+        }
+        self.report.database_id = chain::database_id(conn)?;
+        if self.report.database_id.is_none() {
+            self.find(
+                FindingKind::ChainMissing,
+                None,
+                None,
+                "audit_meta has no database_id, the value the chain starts from".into(),
+            );
+        }
+        self.genesis = chain::genesis(self.report.database_id.as_deref().unwrap_or(""));
+        self.report.head = self.genesis;
+        Ok(true)
+    }
+
+    /// Pass 1: every entry's link, `seq` density, and the latest leaf of every row.
+    fn read_chain(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare(
+            "SELECT seq, table_name, row_id, leaf_hash, chain_hash FROM audit_chain ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut expected = 1_u64;
+        let mut previous = self.genesis.to_vec();
+        let mut after_gap = false;
+        while let Some(row) = rows.next()? {
+            let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
+            let table = text_of(row.get_ref(1)?);
+            let row_id = text_of(row.get_ref(2)?);
+            let leaf_hash = bytes_of(row.get_ref(3)?);
+            let chain_hash = bytes_of(row.get_ref(4)?);
+            if seq != expected {
+                let detail = if seq > expected {
+                    format!("entries {expected}..{} are missing from the chain", seq - 1)
+                } else {
+                    format!("entry {seq} appears where {expected} was expected")
+                };
+                self.find(FindingKind::EntryMissing, Some(expected), None, detail);
+                after_gap = true;
+            }
+            let computed = chain::link(&previous, seq, &leaf_hash);
+            self.report.head = computed;
+            if computed[..] != chain_hash[..] && !after_gap {
+                self.failed.push(self.entries.len());
+                self.failed_seqs.insert(seq);
+            }
+            after_gap = false;
+            match CHAINED_TABLES.iter().position(|t| t.name == table) {
+                Some(index) => {
+                    self.latest
+                        .insert((index as u8, row_id), (seq, leaf_hash.clone()));
+                }
+                None => self.find(
+                    FindingKind::EntryEdited,
+                    Some(seq),
+                    None,
+                    format!("entry {seq} names table {table:?}, which the chain does not cover"),
+                ),
+            }
+            previous.clone_from(&chain_hash);
+            self.entries.push(Entry {
+                seq,
+                chain_hash,
+                leaf_hash,
+            });
+            expected = seq + 1;
+        }
+        self.report.entries = self.entries.len() as u64;
+        self.classify_failed_links();
+        Ok(())
+    }
+
+    /// A failed link is a reordered entry when it verifies at another position, or after
+    /// another predecessor; otherwise its entry was edited.
+    fn classify_failed_links(&mut self) {
+        let failed = std::mem::take(&mut self.failed);
+        for (n, &position) in failed.iter().enumerate() {
+            let entry = &self.entries[position];
+            let moved = n < REORDER_SEARCHES && self.fits_elsewhere(position);
+            let (kind, detail) = match moved {
+                true => (
+                    FindingKind::Reordered,
+                    format!(
+                        "entry {} was linked at another position or after another entry",
+                        entry.seq
+                    ),
+                ),
+                _ => (
+                    FindingKind::EntryEdited,
+                    format!(
+                        "the link of entry {} does not follow from the entry before it and its leaf",
+                        entry.seq
+                    ),
+                ),
+            };
+            let seq = entry.seq;
+            self.find(kind, Some(seq), None, detail);
+        }
+        self.failed = failed;
+    }
+
+    /// Whether the entry at `position` has a valid link with some other predecessor or at
+    /// some other seq.
+    fn fits_elsewhere(&self, position: usize) -> bool {
+        let entry = &self.entries[position];
+        let predecessors = std::iter::once((&self.genesis[..], 0_u64))
+            .chain(self.entries.iter().map(|e| (&e.chain_hash[..], e.seq)));
+        for (previous, previous_seq) in predecessors {
+            for seq in [entry.seq, previous_seq + 1] {
+                if chain::link(previous, seq, &entry.leaf_hash)[..] == entry.chain_hash[..] {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Pass 2: every row of `table` against its latest chained version.
+    fn read_table(&mut self, conn: &Connection, table: &TableSpec) -> rusqlite::Result<()> {
+        let index = CHAINED_TABLES
+            .iter()
+            .position(|t| t.name == table.name)
+            .unwrap_or(0) as u8;
+        let mut stmt = conn.prepare(&table.select(""))?;
+        let mut rows = stmt.query([])?;
+        let width = table.columns.len();
+        let mut count = 0_u64;
+        while let Some(row) = rows.next()? {
+            count += 1;
+            let mut all = [Cell::Null; MAX_COLUMNS];
+            for (i, cell) in all.iter_mut().enumerate().take(width) {
+                *cell = Cell::from(row.get_ref(i)?);
+            }
+            let cells = &all[..width];
+            let leaf = chain::leaf(table.name, cells.iter().copied());
+            let id = chain::row_id(cells[0]);
+            let open = is_open(table, cells);
+            let key = (index, id);
+            match self.latest.get(&key) {
+                None => self.unknown.push((key.0, key.1, leaf)),
+                Some((seq, stored)) => {
+                    let seq = *seq;
+                    if stored[..] != leaf[..] {
+                        if !self.failed_seqs.contains(&seq) {
+                            self.find(
+                                FindingKind::Modified,
+                                Some(seq),
+                                Some((table.name, &key.1)),
+                                format!(
+                                    "{} row {} differs from its version chained at entry {seq}",
+                                    table.name, key.1
+                                ),
+                            );
+                        }
+                    } else if open {
+                        self.report.open.push(OpenRow {
+                            table: table.name.to_owned(),
+                            row_id: key.1.clone(),
+                            seq,
+                        });
+                    }
+                    self.seen.insert(key);
+                }
+            }
+        }
+        self.report.rows.push((table.name.to_owned(), count));
+        Ok(())
+    }
+
+    /// Rows the chain does not know and chained rows not found: a row whose leaf is that of
+    /// an entry filed under another table or id means the entry was edited; the rest are
+    /// inserted and deleted rows.
+    fn reconcile(&mut self) {
+        let mut missing: HashMap<Vec<u8>, (u64, u8, String)> = HashMap::new();
+        let mut deleted: Vec<(u64, u8, String)> = Vec::new();
+        for (key, (seq, leaf)) in &self.latest {
+            if !self.seen.contains(key) {
+                missing.insert(leaf.clone(), (*seq, key.0, key.1.clone()));
+                deleted.push((*seq, key.0, key.1.clone()));
+            }
+        }
+        let mut explained: HashSet<u64> = HashSet::new();
+        for (table, id, leaf) in std::mem::take(&mut self.unknown) {
+            let name = CHAINED_TABLES[table as usize].name;
+            match missing.get(&leaf[..]) {
+                Some((seq, _, filed_as)) => {
+                    explained.insert(*seq);
+                    let seq = *seq;
+                    let detail = format!(
+                        "entry {seq} covers {name} row {id} but is filed under id {filed_as:?}"
+                    );
+                    self.find(
+                        FindingKind::EntryEdited,
+                        Some(seq),
+                        Some((name, &id)),
+                        detail,
+                    );
+                }
+                None => self.find(
+                    FindingKind::Inserted,
+                    None,
+                    Some((name, &id)),
+                    format!("{name} row {id} is not in the chain"),
+                ),
+            }
+        }
+        deleted.sort();
+        for (seq, table, id) in deleted {
+            if explained.contains(&seq) {
+                continue;
+            }
+            let name = CHAINED_TABLES[table as usize].name;
+            self.find(
+                FindingKind::Deleted,
+                Some(seq),
+                Some((name, &id)),
+                format!("{name} row {id}, chained at entry {seq}, is gone"),
+            );
+        }
+    }
+
+    fn read_events(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare(
+            "SELECT c.seq, e.kind, coalesce(e.detail, '') FROM audit_events e \
+             JOIN audit_chain c ON c.table_name = 'audit_events' AND c.row_id = CAST(e.id AS TEXT) \
+             ORDER BY c.seq",
+        )?;
+        self.report.events = stmt
+            .query_map([], |r| {
+                Ok((
+                    u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                    r.get(1)?,
+                    r.get(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(())
+    }
+
+    fn check_checkpoint(&mut self, checkpoint: &Checkpoint, keys: &[VerifierKey]) -> Result<()> {
+        let problem = |message: String| Error::Checkpoint { message };
+        let ours = self.report.database_id.as_deref().unwrap_or("");
+        match checkpoint.database_id() {
+            Some(id) if id == ours => {}
+            _ => {
+                return Err(problem(format!(
+                    "the checkpoint at size {} is for {:?}, not this database \
+                     (reasonkit-audit/{ours})",
+                    checkpoint.size, checkpoint.origin
+                )));
+            }
+        }
+        let mut signed_by = Vec::new();
+        if !keys.is_empty() {
+            let mut last_error = None;
+            for key in keys {
+                match checkpoint.check_signature(key) {
+                    Ok(()) => signed_by.push(key.name().to_owned()),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            if signed_by.is_empty() {
+                return Err(problem(last_error.map(|e| e.0).unwrap_or_default()));
+            }
+        }
+        let size = checkpoint.size;
+        let stored = if size == 0 {
+            Some(&self.genesis[..])
+        } else {
+            self.entries
+                .binary_search_by_key(&size, |e| e.seq)
+                .ok()
+                .map(|i| &self.entries[i].chain_hash[..])
+        };
+        let last = self.entries.last().map_or(0, |e| e.seq);
+        let extended =
+            match stored {
+                Some(hash) if hash == checkpoint.hash => true,
+                Some(_) => {
+                    self.find(
+                    FindingKind::Forked,
+                    Some(size),
+                    None,
+                    format!(
+                        "the chain at entry {size} differs from the checkpoint{}: rewritten since, \
+                         or another copy",
+                        checkpoint.time().map(|t| format!(" of {t}")).unwrap_or_default()
+                    ),
+                );
+                    false
+                }
+                None if size > last => {
+                    self.find(
+                        FindingKind::Truncated,
+                        Some(size),
+                        None,
+                        format!(
+                            "a checkpoint{} covers {size} entries but the chain has only {last}: \
+                         its tail was cut, or an older copy of the file was put back",
+                            checkpoint
+                                .time()
+                                .map(|t| format!(" of {t}"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                    false
+                }
+                None => {
+                    self.find(
+                        FindingKind::EntryMissing,
+                        Some(size),
+                        None,
+                        format!("entry {size}, which a checkpoint covers, is missing"),
+                    );
+                    false
+                }
+            };
+        self.report.checkpoints.push(CheckpointCheck {
+            size,
+            time: checkpoint.time().map(str::to_owned),
+            extended,
+            signed_by,
+        });
+        Ok(())
+    }
+}
+
+/// A row whose span had not closed: a running session, a step or decision span without
+/// its end.
+fn is_open(table: &TableSpec, cells: &[Cell<'_>]) -> bool {
+    let column = |name: &str| {
+        table
+            .columns
+            .iter()
+            .position(|c| *c == name)
+            .map(|i| cells[i])
+    };
+    match table.name {
+        "sessions" => column("status") == Some(Cell::Text(b"running")),
+        "steps" => column("ended_at") == Some(Cell::Null),
+        "decisions" => column("decided_at") == Some(Cell::Null),
+        _ => false,
+    }
+}
+
+fn text_of(value: rusqlite::types::ValueRef<'_>) -> String {
+    chain::row_id(Cell::from(value))
+}
+
+fn bytes_of(value: rusqlite::types::ValueRef<'_>) -> Vec<u8> {
+    match value {
+        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+        rusqlite::types::ValueRef::Integer(n) => n.to_be_bytes().to_vec(),
+        rusqlite::types::ValueRef::Real(f) => f.to_bits().to_be_bytes().to_vec(),
+        rusqlite::types::ValueRef::Null => Vec::new(),
+    }
+}
