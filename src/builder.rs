@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::checkpoint::SignerKey;
+use crate::checkpoint_log::CheckpointConfig;
 use crate::error::{Error, Result};
 use crate::fields::FieldLimits;
 use crate::guard::AuditGuard;
@@ -30,6 +32,11 @@ pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest field value kept, in bytes; longer ones are cut and marked.
 pub const DEFAULT_MAX_FIELD_LEN: usize = 64 * 1024;
+/// With [`AuditLayerBuilder::checkpoints`]: a checkpoint after this many new chain entries.
+pub const DEFAULT_CHECKPOINT_EVERY: u64 = 100_000;
+/// With [`AuditLayerBuilder::checkpoints`]: a checkpoint at least this often, also when
+/// idle (an hour, as CloudTrail's digests).
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// What the layer does when the queue to the writer is full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,6 +99,10 @@ pub struct AuditLayerBuilder {
     shutdown_timeout: Duration,
     max_field_len: usize,
     max_db_size: Option<u64>,
+    checkpoints: Option<PathBuf>,
+    checkpoint_every: u64,
+    checkpoint_interval: Duration,
+    checkpoint_key: Option<SignerKey>,
 }
 
 impl Default for AuditLayerBuilder {
@@ -108,6 +119,10 @@ impl Default for AuditLayerBuilder {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_field_len: DEFAULT_MAX_FIELD_LEN,
             max_db_size: None,
+            checkpoints: None,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            checkpoint_key: None,
         }
     }
 }
@@ -190,12 +205,47 @@ impl AuditLayerBuilder {
         self
     }
 
+    /// Appends checkpoints of the chain's head to this file, outside the database: when
+    /// the writer starts, after every [`checkpoint_every`](Self::checkpoint_every) new
+    /// entries, at least every [`checkpoint_interval`](Self::checkpoint_interval) (also
+    /// when idle, so a gap in the series is evidence), and at shutdown. Off by default.
+    ///
+    /// Keep the file where whoever can rewrite the database cannot rewrite it too (another
+    /// disk, a log shipper, an append-only bucket): `reasonkit-audit verify --checkpoint
+    /// FILE` then catches a cut tail, a recomputed chain and an older copy put back.
+    pub fn checkpoints(mut self, path: impl AsRef<Path>) -> Self {
+        self.checkpoints = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// With [`checkpoints`](Self::checkpoints): a checkpoint after this many new chain
+    /// entries (at least 1); default [`DEFAULT_CHECKPOINT_EVERY`].
+    pub fn checkpoint_every(mut self, entries: u64) -> Self {
+        self.checkpoint_every = entries.max(1);
+        self
+    }
+
+    /// With [`checkpoints`](Self::checkpoints): a checkpoint at least this often; default
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`].
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// With [`checkpoints`](Self::checkpoints): sign each checkpoint with this key (see
+    /// [`SignerKey`]; `reasonkit-audit keygen` makes one).
+    pub fn checkpoint_key(mut self, key: SignerKey) -> Self {
+        self.checkpoint_key = Some(key);
+        self
+    }
+
     /// Opens (creating and migrating if needed) the database and starts the writer thread.
     ///
     /// # Errors
     /// An [`Error`] naming the path when the database cannot be created, opened, or
     /// migrated: a directory in the way, a file that is not SQLite, a read-only file, a
     /// schema newer than this release. The file is left untouched in those cases.
+    /// [`Error::CheckpointFile`] when the checkpoint file cannot be opened for appending.
     pub fn build(self) -> Result<(AuditLayer, AuditGuard)> {
         static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
@@ -204,6 +254,16 @@ impl AuditLayerBuilder {
             None => default_path()?,
         };
         let identity = Identity::current();
+        if let Some(file) = &self.checkpoints {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(file)
+                .map_err(|source| Error::CheckpointFile {
+                    path: file.clone(),
+                    source,
+                })?;
+        }
         let conn = store::open_for_writing(&path, self.busy_timeout, self.max_db_size, &identity)?;
         let limits = FieldLimits::new(self.max_field_len);
         let health = Health::new(path.clone(), limits.clone());
@@ -215,6 +275,12 @@ impl AuditLayerBuilder {
             store_inputs: self.store_inputs,
             identity,
             busy_timeout: self.busy_timeout,
+            checkpoints: self.checkpoints.map(|path| CheckpointConfig {
+                path,
+                every: self.checkpoint_every,
+                interval: self.checkpoint_interval,
+                key: self.checkpoint_key,
+            }),
         };
         let writer = writer::spawn(conn, receiver, config, health.clone(), done_sender)
             .map_err(|source| Error::Spawn { path, source })?;

@@ -163,6 +163,18 @@ pub enum Error {
         records: u64,
     },
 
+    /// The checkpoint file given to the builder cannot be opened for appending.
+    #[error(
+        "cannot open checkpoint file {path} for appending: {source}; give a writable path \
+         (outside the database's reach, ideally)"
+    )]
+    CheckpointFile {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+
     /// A checkpoint given to `verify` cannot be used: it names another database, it is not
     /// signed by any of the keys given, or its signature does not verify.
     #[error("checkpoint rejected: {message}")]

@@ -123,6 +123,7 @@
 mod builder;
 mod chain;
 mod checkpoint;
+mod checkpoint_log;
 mod context;
 mod error;
 mod fields;
@@ -139,9 +140,10 @@ mod verify;
 mod writer;
 
 pub use builder::{
-    AuditLayerBuilder, DB_PATH_ENV, DEFAULT_BUSY_TIMEOUT, DEFAULT_FLUSH_INTERVAL,
-    DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_FIELD_LEN, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_SHUTDOWN_TIMEOUT, OverflowPolicy, default_path,
+    AuditLayerBuilder, DB_PATH_ENV, DEFAULT_BUSY_TIMEOUT, DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_FIELD_LEN, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, OverflowPolicy,
+    default_path,
 };
 pub use chain::{CHAIN_FORMAT, ChainHead};
 pub use checkpoint::{

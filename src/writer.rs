@@ -23,6 +23,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::chain::{self, Leaf};
+use crate::checkpoint_log::{CheckpointConfig, CheckpointLog};
 
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
@@ -52,6 +53,8 @@ pub(crate) struct WriterConfig {
     /// How long one attempt may wait for a lock: at shutdown, no attempt is started that
     /// could end after the guard's deadline.
     pub(crate) busy_timeout: Duration,
+    /// Where to write checkpoints of the chain's head, if anywhere.
+    pub(crate) checkpoints: Option<CheckpointConfig>,
 }
 
 /// Starts the writer thread. It ends after a `Shutdown` command, or when every sender is
@@ -68,6 +71,8 @@ pub(crate) fn spawn(
         .spawn(move || {
             let _done = done;
             Writer {
+                checkpoints: config.checkpoints.clone().map(CheckpointLog::new),
+                chain_size: None,
                 conn,
                 commands,
                 config,
@@ -124,20 +129,26 @@ struct Writer {
     /// Ids whose close was dropped before their opening reached the writer, with the
     /// batches they have waited.
     lost_closes: HashMap<AuditId, u8>,
+    checkpoints: Option<CheckpointLog>,
+    /// The chain's size after this writer's last commit that appended to it.
+    chain_size: Option<u64>,
 }
 
 impl Writer {
     fn run(mut self) {
+        self.checkpoint_if_due(false);
         let mut stopping = false;
         while !stopping {
             // While idle, wake now and then so that health counters that changed (records
-            // dropped while the queue was full, say) are written even if no record follows.
+            // dropped while the queue was full, say) are written even if no record follows,
+            // and timed checkpoints are written even when nothing else is.
             let first = match self.commands.recv_timeout(self.config.flush_interval) {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => {
                     if self.health.stats() != self.health_written {
                         self.commit();
                     }
+                    self.checkpoint_if_due(false);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -145,6 +156,7 @@ impl Writer {
             let deadline = Instant::now() + self.config.flush_interval;
             stopping = self.take(first) || self.gather(deadline);
             self.commit();
+            self.checkpoint_if_due(false);
         }
         // Shutdown was asked, or every sender is gone: commit what is left.
         while let Ok(command) = self.commands.try_recv() {
@@ -152,6 +164,24 @@ impl Writer {
         }
         if self.commit() {
             self.mark_open_sessions_interrupted();
+        }
+        self.checkpoint_if_due(true);
+    }
+
+    /// Appends a checkpoint of the chain's head when one is due (or `now`). A failure is a
+    /// write error, chained into `audit_health` with the next commit.
+    fn checkpoint_if_due(&mut self, now: bool) {
+        let Some(log) = self.checkpoints.as_mut() else {
+            return;
+        };
+        if !now && !log.due(self.chain_size) {
+            return;
+        }
+        if let Err(message) = log.write(&self.conn) {
+            self.health.record_write_error(message);
+        }
+        if now && self.health.stats() != self.health_written {
+            self.commit();
         }
     }
 
@@ -247,9 +277,10 @@ impl Writer {
         let mut backoff = Duration::from_millis(10);
         loop {
             match self.try_commit() {
-                Ok((refused, health)) => {
+                Ok((refused, health, size)) => {
                     self.health.set_fault(None);
                     self.health_written = health;
+                    self.chain_size = size.or(self.chain_size);
                     self.after_commit(refused);
                     for answer in self.waiting.drain(..) {
                         let _ = answer.send(Ok(()));
@@ -297,10 +328,10 @@ impl Writer {
     /// Runs the batch, and the health counters that changed, in one transaction, and
     /// appends a chain leaf for every row version it wrote. Returns the rows SQLite refused
     /// and the health counters it wrote.
-    fn try_commit(&mut self) -> rusqlite::Result<(Refused, AuditStats)> {
+    fn try_commit(&mut self) -> rusqlite::Result<(Refused, AuditStats, Option<u64>)> {
         let health = self.health.stats();
         if self.ops.is_empty() && health == self.health_written {
-            return Ok((Vec::new(), health));
+            return Ok((Vec::new(), health, None));
         }
         let Writer {
             conn,
@@ -346,9 +377,9 @@ impl Writer {
             self.health.last_error(),
         )?);
         let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
-        chain::append(&tx, &leaves, &committed_at)?;
+        let head = chain::append(&tx, &leaves, &committed_at)?;
         tx.commit()?;
-        Ok((refused, health))
+        Ok((refused, health, head.map(|h| h.size)))
     }
 
     fn after_commit(&mut self, refused: Refused) {

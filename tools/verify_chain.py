@@ -1,0 +1,477 @@
+#!/usr/bin/env python3
+"""Independent verifier of a reasonkit-audit database's tamper-evident chain.
+
+Written from the specification in docs/chain.md alone, with Python's standard library
+only, so that an auditor can check an audit database without trusting the reasonkit-audit
+binary (or any Rust code). It recomputes every leaf from the stored rows and every link from
+its predecessor, checks that seq is dense, that every chained row exists in its latest
+chained version and that every row is covered, and checks checkpoints (C2SP signed notes),
+including Ed25519 signatures when a verifier key is given.
+
+Usage:
+    python3 tools/verify_chain.py AUDIT.db [--checkpoint FILE]... [--key FILE]... [--json]
+    python3 tools/verify_chain.py --self-test [docs/chain-vectors.json]
+
+Exit status: 0 intact, 1 evidence of tampering, 2 the file (or a checkpoint or key) cannot
+be used.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import sqlite3
+import struct
+import sys
+
+FORMAT = 1
+
+# docs/chain.md, "Tables and ordinals": each chained table's columns in ordinal order.
+TABLES = {
+    "sessions": ["id", "started_at", "ended_at", "profile", "input_hash", "status",
+                 "input", "attributes", "pid", "host"],
+    "steps": ["id", "session_id", "module", "started_at", "ended_at", "input_summary",
+              "output_summary", "confidence", "tokens_used", "error", "parent_step_id",
+              "attributes"],
+    "decisions": ["id", "step_id", "decision_type", "options_considered", "chosen_option",
+                  "rationale", "decided_at", "attributes"],
+    "audit_health": ["id", "recorded_at", "pid", "host", "kind", "count", "detail"],
+    "audit_events": ["id", "recorded_at", "kind", "detail"],
+}
+
+ORIGIN_PREFIX = "reasonkit-audit/"
+
+
+def sha256(data):
+    return hashlib.sha256(data).digest()
+
+
+def length_prefixed(data):
+    return struct.pack(">I", len(data)) + data
+
+
+def encode_value(value):
+    """(type tag, bytes) of one non-NULL value as SQLite returns it."""
+    if isinstance(value, bool):
+        raise TypeError("SQLite has no boolean storage class")
+    if isinstance(value, int):
+        return 1, struct.pack(">q", value)
+    if isinstance(value, float):
+        if value == 0.0:
+            value = 0.0  # -0.0 is encoded as +0.0
+        return 2, struct.pack(">d", value)
+    if isinstance(value, str):
+        return 3, value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError("text and blobs must be passed as Text/Blob")
+    raise TypeError("unsupported value %r" % (value,))
+
+
+class Text(bytes):
+    """Text as its stored bytes."""
+
+
+class Blob(bytes):
+    """A blob."""
+
+
+def leaf_hash(table, values):
+    """SHA-256 of 0x00 ‖ format ‖ len:u32 ‖ table ‖ each non-NULL column."""
+    message = bytearray([0x00, FORMAT])
+    message += length_prefixed(table.encode("utf-8"))
+    for ordinal, value in enumerate(values):
+        if value is None:
+            continue
+        if isinstance(value, Text):
+            tag, data = 3, bytes(value)
+        elif isinstance(value, Blob):
+            tag, data = 4, bytes(value)
+        else:
+            tag, data = encode_value(value)
+        message += struct.pack(">H", ordinal) + bytes([tag]) + length_prefixed(data)
+    return sha256(bytes(message))
+
+
+def link_hash(previous, seq, leaf):
+    """SHA-256 of 0x01 ‖ previous link ‖ seq:u64 ‖ leaf."""
+    return sha256(b"\x01" + bytes(previous) + struct.pack(">Q", seq) + bytes(leaf))
+
+
+def genesis_hash(database_id):
+    """SHA-256 of 0x02 ‖ format ‖ len:u32 ‖ database id."""
+    return sha256(bytes([0x02, FORMAT]) + length_prefixed(database_id.encode("utf-8")))
+
+
+def row_id_text(value):
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if value is None:
+        return ""
+    return str(value)
+
+
+# --- Ed25519 verification (RFC 8032, section 5.1.7), for signed checkpoints ----------
+
+P = 2 ** 255 - 19
+L = 2 ** 252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def _point_add(a, b):
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa = (y1 - x1) * (y2 - x2) % P
+    bb = (y1 + x1) * (y2 + x2) % P
+    cc = 2 * t1 * t2 * D % P
+    dd = 2 * z1 * z2 % P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def _point_mul(s, point):
+    q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            q = _point_add(q, point)
+        point = _point_add(point, point)
+        s >>= 1
+    return q
+
+
+def _point_equal(a, b):
+    x1, y1, z1, _ = a
+    x2, y2, z2, _ = b
+    return (x1 * z2 - x2 * z1) % P == 0 and (y1 * z2 - y2 * z1) % P == 0
+
+
+def _recover_x(y, sign):
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P)
+    if x2 == 0:
+        return None if sign else 0
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P != 0:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P != 0:
+        return None
+    if (x & 1) != sign:
+        x = P - x
+    return x
+
+
+def _decompress(data):
+    if len(data) != 32:
+        return None
+    y = int.from_bytes(data, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    x = _recover_x(y, sign)
+    if x is None:
+        return None
+    return (x, y, 1, x * y % P)
+
+
+_G_Y = 4 * pow(5, P - 2, P) % P
+G = (_recover_x(_G_Y, 0), _G_Y, 1, _recover_x(_G_Y, 0) * _G_Y % P)
+
+
+def ed25519_verify(public, message, signature):
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    a = _decompress(public)
+    r = _decompress(signature[:32])
+    if a is None or r is None:
+        return False
+    s = int.from_bytes(signature[32:], "little")
+    if s >= L:
+        return False
+    h = int.from_bytes(hashlib.sha512(signature[:32] + public + message).digest(), "little") % L
+    return _point_equal(_point_mul(s, G), _point_add(r, _point_mul(h, a)))
+
+
+# --- Checkpoints (C2SP signed notes) and keys ----------------------------------------
+
+class Unusable(Exception):
+    """The input cannot be verified at all (exit 2)."""
+
+
+def parse_checkpoints(text):
+    lines = text.split("\n")
+    notes, i = [], 0
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        if i + 2 >= len(lines):
+            raise Unusable("line %d: a checkpoint needs origin, size and hash lines" % (i + 1))
+        origin, size_line, hash_line = lines[i], lines[i + 1], lines[i + 2]
+        try:
+            size = int(size_line)
+            root = base64.b64decode(hash_line, validate=True)
+        except ValueError:
+            raise Unusable("line %d: malformed checkpoint" % (i + 2))
+        if len(root) != 32:
+            raise Unusable("line %d: the hash is not 32 bytes" % (i + 3))
+        body_lines = [origin, size_line, hash_line]
+        i += 3
+        while i < len(lines) and lines[i]:
+            body_lines.append(lines[i])
+            i += 1
+        signatures = []
+        if i + 1 < len(lines) and lines[i + 1].startswith("\u2014 "):
+            i += 1
+            while i < len(lines) and lines[i].startswith("\u2014 "):
+                name, _, encoded = lines[i][2:].rpartition(" ")
+                raw = base64.b64decode(encoded)
+                signatures.append((name, raw[:4], raw[4:]))
+                i += 1
+        body = "".join(line + "\n" for line in body_lines)
+        time = next((l[5:] for l in body_lines[3:] if l.startswith("time ")), None)
+        notes.append({"origin": origin, "size": size, "hash": root, "body": body,
+                      "signatures": signatures, "time": time})
+    return notes
+
+
+def parse_verifier_key(text):
+    name, key_id, encoded = text.strip().rsplit("+", 2)
+    raw = base64.b64decode(encoded)
+    if len(key_id) != 8 or len(raw) != 33 or raw[0] != 1:
+        raise Unusable("not an Ed25519 verifier key")
+    public = raw[1:]
+    expected = sha256(name.encode("utf-8") + b"\n" + b"\x01" + public)[:4]
+    if expected != bytes.fromhex(key_id):
+        raise Unusable("verifier key %s: its key id does not match the key" % name)
+    return name, expected, public
+
+
+# --- The verifier ----------------------------------------------------------------------
+
+def verify(path, checkpoints=(), keys=()):
+    if not os.path.isfile(path):
+        raise Unusable("no database at %s" % path)
+    try:
+        conn = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        conn.text_factory = bytes
+        names = {r[0].decode() for r in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    except sqlite3.DatabaseError as error:
+        raise Unusable("%s is not a usable SQLite database: %s" % (path, error))
+    findings = []
+
+    def find(kind, seq, table, row_id, detail):
+        findings.append({"kind": kind, "seq": seq, "table": table, "row_id": row_id,
+                         "detail": detail})
+
+    if "audit_chain" not in names and "audit_meta" not in names:
+        raise Unusable("%s has no chain (an older schema: run `reasonkit-audit migrate`)" % path)
+    for name in ["audit_chain", "audit_meta"] + list(TABLES):
+        if name not in names:
+            find("chain_missing", None, None, None, "table %s is gone" % name)
+    if findings:
+        return {"intact": False, "findings": findings}
+
+    row = conn.execute("SELECT value FROM audit_meta WHERE key = 'database_id'").fetchone()
+    database_id = row[0].decode("utf-8", "replace") if row else None
+    if database_id is None:
+        find("chain_missing", None, None, None, "audit_meta has no database_id")
+    genesis = genesis_hash(database_id or "")
+
+    latest, links, failed = {}, {}, set()
+    expected, previous, head, entries = 1, genesis, genesis, 0
+    for seq, table, row_id, leaf, link in conn.execute(
+            "SELECT seq, table_name, row_id, leaf_hash, chain_hash FROM audit_chain ORDER BY seq"):
+        entries += 1
+        table = row_id_text(table)
+        row_id = row_id_text(row_id)
+        leaf = bytes(leaf) if isinstance(leaf, (bytes, bytearray)) else b""
+        link = bytes(link) if isinstance(link, (bytes, bytearray)) else b""
+        gap = seq != expected
+        if gap:
+            find("entry_missing", expected, None, None,
+                 "entries %d..%d are missing" % (expected, seq - 1))
+        head = link_hash(previous, seq, leaf)
+        if head != link and not gap:
+            failed.add(seq)
+            find("entry_edited", seq, None, None,
+                 "the link of entry %d does not follow from its predecessor and leaf" % seq)
+        if table in TABLES:
+            latest[(table, row_id)] = (seq, leaf)
+        else:
+            find("entry_edited", seq, None, None, "entry %d names table %r" % (seq, table))
+        links[seq] = link
+        previous, expected = link, seq + 1
+
+    seen, unknown, open_rows = set(), [], 0
+    counts = {}
+    for table, columns in TABLES.items():
+        counts[table] = 0
+        select = ", ".join("typeof(%s), %s" % (c, c) for c in columns)
+        for pairs in conn.execute("SELECT %s FROM %s" % (select, table)):
+            counts[table] += 1
+            values = []
+            for storage, value in zip(pairs[0::2], pairs[1::2]):
+                if storage == b"text":
+                    value = Text(value)
+                elif storage == b"blob":
+                    value = Blob(value)
+                values.append(value)
+            leaf = leaf_hash(table, values)
+            key = (table, row_id_text(values[0]))
+            if key not in latest:
+                unknown.append((key, leaf))
+                continue
+            seen.add(key)
+            seq, stored = latest[key]
+            if stored != leaf and seq not in failed:
+                find("modified", seq, table, key[1],
+                     "%s row %s differs from its version chained at entry %d" % (table, key[1], seq))
+    missing = {leaf: (seq, key) for key, (seq, leaf) in latest.items() if key not in seen}
+    explained = set()
+    for key, leaf in unknown:
+        if leaf in missing:
+            seq, filed = missing[leaf]
+            explained.add(seq)
+            find("entry_edited", seq, key[0], key[1],
+                 "entry %d covers %s row %s but is filed under %r" % (seq, key[0], key[1], filed[1]))
+        else:
+            find("inserted", None, key[0], key[1], "%s row %s is not in the chain" % key)
+    for leaf, (seq, key) in sorted(missing.items(), key=lambda kv: kv[1][0]):
+        if seq not in explained:
+            find("deleted", seq, key[0], key[1],
+                 "%s row %s, chained at entry %d, is gone" % (key[0], key[1], seq))
+
+    checks = []
+    for note in checkpoints:
+        if note["origin"] != ORIGIN_PREFIX + (database_id or ""):
+            raise Unusable("a checkpoint is for %r, not this database" % note["origin"])
+        signed_by = []
+        for name, key_id, public in keys:
+            for sig_name, sig_id, signature in note["signatures"]:
+                if sig_name == name and sig_id == key_id:
+                    if not ed25519_verify(public, note["body"].encode("utf-8"), signature):
+                        raise Unusable("the signature by %s on the checkpoint at size %d does "
+                                       "not verify" % (name, note["size"]))
+                    signed_by.append(name)
+        if keys and not signed_by:
+            raise Unusable("the checkpoint at size %d is not signed by any key given" % note["size"])
+        size = note["size"]
+        stored = genesis if size == 0 else links.get(size)
+        if stored == note["hash"]:
+            extended = True
+        else:
+            extended = False
+            if stored is None and size > expected - 1:
+                find("truncated", size, None, None,
+                     "a checkpoint covers %d entries but the chain has %d" % (size, expected - 1))
+            elif stored is None:
+                find("entry_missing", size, None, None, "entry %d is missing" % size)
+            else:
+                find("forked", size, None, None,
+                     "the chain at entry %d differs from the checkpoint" % size)
+        checks.append({"size": size, "time": note["time"], "extended": extended,
+                       "signed_by": signed_by})
+    return {"intact": not findings, "database_id": database_id, "entries": entries,
+            "rows": counts, "head": head.hex(), "findings": findings, "checkpoints": checks}
+
+
+def self_test(vectors_path):
+    with open(vectors_path, encoding="utf-8") as handle:
+        vectors = json.load(handle)
+    failures = 0
+    for case in vectors["leaves"]:
+        values = []
+        for cell in case["columns"]:
+            kind = cell["type"]
+            if kind == "null":
+                values.append(None)
+            elif kind == "integer":
+                values.append(int(cell["value"]))
+            elif kind == "real":
+                values.append(struct.unpack(">d", bytes.fromhex(cell["bits"]))[0])
+            elif kind == "text":
+                values.append(Text(cell["value"].encode("utf-8")))
+            elif kind == "blob":
+                values.append(Blob(bytes.fromhex(cell["hex"])))
+        got = leaf_hash(case["table"], values).hex()
+        if got != case["leaf"]:
+            failures += 1
+            print("leaf %s: got %s, want %s" % (case["name"], got, case["leaf"]))
+    for case in vectors["genesis"]:
+        got = genesis_hash(case["database_id"]).hex()
+        if got != case["genesis"]:
+            failures += 1
+            print("genesis %s: got %s" % (case["database_id"], got))
+    chain = vectors["chain"]
+    previous = genesis_hash(chain["database_id"])
+    for seq, (leaf, want) in enumerate(zip(chain["leaves"], chain["links"]), start=1):
+        previous = link_hash(previous, seq, bytes.fromhex(leaf))
+        if previous.hex() != want:
+            failures += 1
+            print("link %d: got %s, want %s" % (seq, previous.hex(), want))
+    for case in vectors.get("ed25519", []):
+        ok = ed25519_verify(bytes.fromhex(case["public"]), case["message"].encode("utf-8"),
+                            bytes.fromhex(case["signature"]))
+        if ok != case["valid"]:
+            failures += 1
+            print("ed25519 %s: got %s" % (case["name"], ok))
+    total = (len(vectors["leaves"]) + len(vectors["genesis"]) + len(chain["links"])
+             + len(vectors.get("ed25519", [])))
+    print("%d passed, %d failed" % (total - failures, failures))
+    return 1 if failures else 0
+
+
+def main(argv):
+    args = list(argv)
+    if args and args[0] == "--self-test":
+        default = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs",
+                               "chain-vectors.json")
+        return self_test(args[1] if len(args) > 1 else default)
+    as_json = "--json" in args
+    args = [a for a in args if a != "--json"]
+    checkpoints, keys, paths = [], [], []
+    try:
+        while args:
+            arg = args.pop(0)
+            if arg in ("--checkpoint", "--key") and args:
+                with open(args.pop(0), encoding="utf-8") as handle:
+                    text = handle.read()
+                if arg == "--checkpoint":
+                    checkpoints.extend(parse_checkpoints(text))
+                else:
+                    keys.append(parse_verifier_key(text))
+            else:
+                paths.append(arg)
+        if len(paths) != 1:
+            print(__doc__.strip(), file=sys.stderr)
+            return 2
+        report = verify(paths[0], checkpoints, keys)
+    except (Unusable, OSError, ValueError) as error:
+        print("verify_chain: %s" % error, file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("database  %s" % paths[0])
+        print("chain     %d entries, head %s" % (report.get("entries", 0), report.get("head", "")))
+        print("rows      %s" % ", ".join("%s %d" % kv for kv in report.get("rows", {}).items()))
+        if not checkpoints:
+            print("checkpoints none given: a cut tail, a recomputed chain or an older copy "
+                  "cannot be detected without one")
+        for check in report.get("checkpoints", []):
+            print("checkpoint size %d: %s" % (check["size"],
+                  "extended" if check["extended"] else "NOT extended"))
+        for finding in report["findings"]:
+            print("  %-13s entry %-8s %s %s  %s" % (
+                finding["kind"], finding["seq"], finding["table"] or "-",
+                finding["row_id"] or "-", finding["detail"]))
+        print("result    %s" % ("intact" if report["intact"] else
+                               "TAMPERED: %d finding(s)" % len(report["findings"])))
+    return 0 if report["intact"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
