@@ -119,7 +119,14 @@ fn kill_during_heavy_writing(after: u64, extra: Duration) {
     process.kill().unwrap(); // SIGKILL
     process.wait().unwrap();
 
+    // The chain verifies after the kill: hashed in the same transactions as the rows.
     assert_consistent(&path);
+    let open = common::assert_chain_intact(&path).open;
+    assert!(
+        open.iter()
+            .any(|o| o.table == "sessions" && o.row_id == "open-at-crash"),
+        "the session open at the crash is reported as open, not as tampering: {open:?}"
+    );
     // Every acknowledged session is there, whole: closed, with its five closed steps.
     let complete = rows(
         &path,
@@ -179,6 +186,13 @@ fn kill_during_heavy_writing(after: u64, extra: Duration) {
         )
         .trim(),
         "interrupted"
+    );
+    // Marking it interrupted is chained too: the file still verifies, nothing is open.
+    let after = common::assert_chain_intact(&path);
+    assert!(
+        !after.open.iter().any(|o| o.table == "sessions"),
+        "{:?}",
+        after.open
     );
 }
 

@@ -71,6 +71,15 @@ fn a_burst_of_a_million_steps_from_four_threads_is_all_in_the_database_or_counte
         audit.one("SELECT sum(count) FROM audit_health WHERE kind = 'dropped_records'"),
         stats.dropped_records.to_string()
     );
+    // ... and every one of those health rows is chained, so a drop cannot be hidden.
+    assert_eq!(
+        audit.one(
+            "SELECT count(*) FROM audit_health h WHERE h.kind = 'dropped_records' AND NOT EXISTS \
+             (SELECT 1 FROM audit_chain c WHERE c.table_name = 'audit_health' \
+              AND c.row_id = CAST(h.id AS TEXT))"
+        ),
+        "0"
+    );
     assert_consistent(&audit.path);
 }
 
@@ -286,5 +295,14 @@ fn four_processes_writing_one_file_at_once_lose_nothing_and_see_no_busy_error() 
         sqlite3(&path, "SELECT count(*) FROM decisions").trim(),
         "20000"
     );
+    // One chain for all four: dense (checked by verify), each row version once.
     assert_consistent(&path);
+    assert_eq!(
+        sqlite3(
+            &path,
+            "SELECT count(*) = max(seq), count(DISTINCT table_name || row_id) >= 60000 FROM audit_chain"
+        )
+        .trim(),
+        "1|1"
+    );
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use reasonkit_audit::{AuditGuard, AuditLayer, AuditLayerBuilder};
 use rusqlite::types::Value;
-use tracing::Dispatch;
+use tracing::{Dispatch, info_span};
 use tracing_subscriber::prelude::*;
 
 /// A database in its own temporary directory, with a dispatch that audits into it.
@@ -120,10 +120,25 @@ fn run_sqlite3(path: &Path, options: &[&str], sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `PRAGMA integrity_check` is `ok` and `PRAGMA foreign_key_check` finds nothing.
+/// `PRAGMA integrity_check` is `ok`, `PRAGMA foreign_key_check` finds nothing, and the
+/// tamper-evident chain verifies: every row covered, every leaf and link recomputed.
 pub fn assert_consistent(path: &Path) {
     assert_eq!(sqlite3(path, "PRAGMA integrity_check").trim(), "ok");
     assert_eq!(sqlite3(path, "PRAGMA foreign_key_check").trim(), "");
+    assert_chain_intact(path);
+}
+
+/// `reasonkit_audit::verify` finds nothing, and the chain has one entry per row at least.
+pub fn assert_chain_intact(path: &Path) -> reasonkit_audit::Report {
+    let report = reasonkit_audit::verify(path).unwrap();
+    assert!(
+        report.is_intact(),
+        "{}: {:#?}",
+        path.display(),
+        &report.findings[..report.findings.len().min(10)]
+    );
+    assert!(report.entries >= report.total_rows(), "{report:?}");
+    report
 }
 
 /// Polls until `check` holds, for at most `limit`; for waiting on the writer's own timer.
@@ -159,4 +174,99 @@ pub fn child(mode: &str, path: &Path, n: u64) -> Command {
     let mut command = Command::new(example_binary("audit_child"));
     command.arg(mode).arg(path).arg(n.to_string());
     command
+}
+
+/// Writes `sessions` realistic sessions through the layer: each with an input, nested steps
+/// with summaries, confidence and tokens, decision events and a decision span, one failing
+/// step in every seventh session, and a flush in the middle of every fifth session so that
+/// its rows are inserted open and updated when they close (two chain leaves each).
+/// Returns the number of rows written: sessions + steps + decisions.
+pub fn write_realistic(audit: &Audit, sessions: u64) -> u64 {
+    use tracing::info;
+    let mut rows = 0;
+    tracing::dispatcher::with_default(&audit.dispatch, || {
+        for s in 0..sessions {
+            let session = info_span!(
+                "session",
+                profile = ["balanced", "paranoid", "quick"][(s % 3) as usize],
+                input = format!("question {s}: is the filing consistent with last year?"),
+                user_id = s % 17,
+            );
+            let _s = session.enter();
+            rows += 1;
+            for k in 0..10u64 {
+                let step = info_span!(
+                    "step",
+                    module = ["gigathink", "laserlogic", "bedrock", "proofguard"][(k % 4) as usize],
+                    input_summary = format!("premises {s}.{k} about the quarterly numbers"),
+                    output_summary = tracing::field::Empty,
+                    confidence = 0.5 + (k as f64) / 25.0,
+                    tokens_used = 100 + s * 3 + k,
+                    error = tracing::field::Empty,
+                );
+                let _e = step.enter();
+                rows += 1;
+                if k == 4 {
+                    let nested = info_span!("step", module = "sub-check", confidence = -0.0);
+                    nested.in_scope(|| {});
+                    rows += 1;
+                }
+                if k % 3 == 0 {
+                    info!(
+                        name: "decision",
+                        decision_type = "branch",
+                        options_considered = ?["deepen", "stop", "ask"],
+                        chosen_option = "deepen",
+                        rationale = format!("confidence {k} below the bar"),
+                    );
+                    rows += 1;
+                }
+                if k == 9 {
+                    info_span!(
+                        "decision",
+                        decision_type = "verdict",
+                        chosen_option = "accept"
+                    )
+                    .in_scope(|| {});
+                    rows += 1;
+                }
+                if k == 5 && s % 5 == 0 {
+                    audit.guard.flush().unwrap();
+                }
+                if k == 7 && s % 7 == 0 {
+                    step.record("error", "the model timed out \u{0} (retried)");
+                }
+                step.record(
+                    "output_summary",
+                    format!("reading {k} of case {s}: café 日本").as_str(),
+                );
+            }
+        }
+    });
+    audit.guard.flush().unwrap();
+    rows
+}
+
+/// The `tools/verify_chain.py` script of this repository.
+pub fn python_verifier() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/verify_chain.py")
+}
+
+/// Runs the independent Python verifier on `path` with `args`; its exit code and stdout.
+pub fn run_python_verifier(path: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new("python3")
+        .arg(python_verifier())
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("python3 must be installed (apt-get install python3)");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code != 2,
+        "the Python verifier could not use {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (code, stdout)
 }
