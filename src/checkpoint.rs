@@ -374,12 +374,11 @@ impl SignerKey {
     }
 }
 
-/// `<name>+<8 hex digits>+<base64(0x01 ‖ 32 bytes)>` → its parts.
+/// `<name>+<8 hex digits>+<base64(0x01 ‖ 32 bytes)>` → its parts. Split from the left, as
+/// the signed-note format does: names hold no `+`, base64 may.
 fn split_key(text: &str) -> Option<(&str, [u8; 4], Vec<u8>)> {
-    let mut parts = text.rsplitn(3, '+');
-    let encoded = parts.next()?;
-    let id_hex = parts.next()?;
-    let name = parts.next()?;
+    let (name, rest) = text.split_once('+')?;
+    let (id_hex, encoded) = rest.split_once('+')?;
     if id_hex.len() != 8 {
         return None;
     }
@@ -443,6 +442,20 @@ impl fmt::Display for VerifierKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_whose_base64_holds_a_plus_sign_parse() {
+        // Generate until the base64 part contains '+': names never do, base64 may.
+        let key = (0..200)
+            .map(|_| SignerKey::generate("k").unwrap())
+            .find(|k| k.verifier().to_string()[11..].contains('+'))
+            .expect("a key with '+' in its base64 within 200 tries");
+        assert_eq!(
+            VerifierKey::parse(&key.verifier().to_string()).unwrap(),
+            key.verifier()
+        );
+        assert!(SignerKey::parse(&key.to_secret_string()).is_ok());
+    }
 
     #[test]
     fn keys_round_trip_through_their_text_forms() {

@@ -237,7 +237,11 @@ def parse_checkpoints(text):
 
 
 def parse_verifier_key(text):
-    name, key_id, encoded = text.strip().rsplit("+", 2)
+    # Split from the left: names hold no '+', base64 may.
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3:
+        raise Unusable("not a verifier key (expected <name>+<id>+<base64>)")
+    name, key_id, encoded = parts
     raw = base64.b64decode(encoded)
     if len(key_id) != 8 or len(raw) != 33 or raw[0] != 1:
         raise Unusable("not an Ed25519 verifier key")
