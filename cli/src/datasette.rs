@@ -98,6 +98,33 @@ pub fn metadata(database: &str) -> Value {
                             "detail": "The latest error message, for write_errors."
                         }
                     },
+                    "audit_chain": {
+                        "description": "The tamper-evident chain (docs/chain.md): one entry per row version committed, in order. `reasonkit-audit verify` recomputes it.",
+                        "columns": {
+                            "seq": "The entry's position, dense from 1.",
+                            "table_name": "The table of the row covered.",
+                            "row_id": "The id of the row covered.",
+                            "leaf_hash": "SHA-256 of the row's canonical encoding.",
+                            "chain_hash": "SHA-256 over the previous chain_hash, seq and leaf_hash.",
+                            "committed_at": "When the entry was committed (UTC); informational, not hashed."
+                        }
+                    },
+                    "audit_meta": {
+                        "description": "The database's identity: database_id, from which the chain starts and which checkpoints name.",
+                        "columns": {
+                            "key": "database_id or chain_format.",
+                            "value": "Its value."
+                        }
+                    },
+                    "audit_events": {
+                        "description": "What the audit trail did to the file itself, chained like every row: 'sealed' (rows from before the chain, sealed by the migration).",
+                        "columns": {
+                            "id": "The event's number.",
+                            "recorded_at": "When (UTC).",
+                            "kind": "What happened.",
+                            "detail": "The details, as JSON."
+                        }
+                    },
                     "schema_migrations": {
                         "description": "The schema migrations applied to this file, in order.",
                         "columns": {

@@ -661,6 +661,8 @@ fn unusable_databases_get_one_line_that_says_what_to_do() {
             &["search", "x"],
             &["export", "--format", "json"],
             &["check"],
+            &["verify"],
+            &["checkpoint"],
         ] {
             let out = run(&path, command);
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -717,6 +719,9 @@ fn reading_never_changes_the_database() {
         &["check"],
         &["path"],
         &["datasette-metadata"],
+        &["verify"],
+        &["verify", "--json"],
+        &["checkpoint"],
     ] {
         run(&db, command);
         assert_eq!(sha(&db), before, "{command:?} changed the file");
@@ -742,6 +747,9 @@ fn datasette_metadata_describes_every_table_and_column_and_the_adr_queries() {
         "steps",
         "decisions",
         "audit_health",
+        "audit_chain",
+        "audit_meta",
+        "audit_events",
         "schema_migrations",
     ] {
         let described = &database["tables"][table];
@@ -801,4 +809,154 @@ fn colour_only_when_asked_or_on_a_terminal() {
     assert!(coloured(&["--color", "always", "sessions"]));
     assert!(coloured(&["--color", "always", "show", "sess-alpha-1"]));
     assert!(!coloured(&["--color", "never", "show", "sess-alpha-1"]));
+}
+
+#[test]
+fn verify_is_clean_on_a_layer_database_and_names_a_row_changed_behind_its_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = write_db(dir.path());
+    let clean = run(&db, &["verify"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", stdout(&clean));
+    let text = stdout(&clean);
+    assert!(text.contains("result       intact"), "{text}");
+    assert!(text.contains("checkpoints  none given"), "{text}");
+    let report = json(&run(&db, &["verify", "--json"]));
+    assert_eq!(report["intact"], true);
+    assert_eq!(report["findings"], Value::Array(vec![]));
+    let entries = rows(&db, "SELECT count(*) FROM audit_chain")[0][0].clone();
+    assert_eq!(report["entries"], entries);
+
+    let step = rows(&db, "SELECT id FROM steps WHERE module = 'proofguard'")[0][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE steps SET error = NULL WHERE id = ?1", [&step])
+        .unwrap();
+    conn.execute("DELETE FROM decisions", []).unwrap();
+    drop(conn);
+    let tampered = run(&db, &["verify"]);
+    assert_eq!(tampered.status.code(), Some(1));
+    let text = stdout(&tampered);
+    assert!(text.contains("TAMPERED: 2 finding(s)"), "{text}");
+    assert!(text.contains("modified") && text.contains(&step), "{text}");
+    assert!(text.contains("deleted"), "{text}");
+    let out = run(&db, &["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["intact"], false);
+    let kinds: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["modified", "deleted"]);
+    assert_eq!(report["findings"][0]["row_id"], step.as_str());
+}
+
+#[test]
+fn checkpoint_keygen_and_verify_against_signed_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = write_db(dir.path());
+    let keys = dir.path().join("ops");
+    let made = Command::new(BIN)
+        .args(["keygen", "ops.example", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0), "{:?}", made);
+    let secret = keys.with_extension("key");
+    let public = keys.with_extension("pub");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the signer key is readable by its owner only"
+        );
+    }
+    assert!(stdout(&made).contains(std::fs::read_to_string(&public).unwrap().trim()));
+    // keygen never overwrites a key.
+    let again = Command::new(BIN)
+        .args(["keygen", "ops.example", "--out"])
+        .arg(&keys)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+
+    let series = dir.path().join("series.checkpoints");
+    let out = run(
+        &db,
+        &[
+            "checkpoint",
+            "--sign",
+            secret.to_str().unwrap(),
+            "--append",
+            series.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let note = stdout(&out);
+    let lines: Vec<&str> = note.lines().collect();
+    let id = rows(
+        &db,
+        "SELECT value FROM audit_meta WHERE key = 'database_id'",
+    )[0][0]
+        .clone();
+    assert_eq!(
+        lines[0],
+        format!("reasonkit-audit/{}", id.as_str().unwrap())
+    );
+    let entries = rows(&db, "SELECT count(*) FROM audit_chain")[0][0].to_string();
+    assert_eq!(lines[1], entries);
+    assert!(lines[3].starts_with("time "));
+    assert!(lines[5].starts_with("\u{2014} ops.example "), "{note}");
+    assert_eq!(
+        std::fs::read_to_string(&series).unwrap(),
+        format!("{note}\n")
+    );
+
+    let verify = |args: &[&str]| {
+        let mut all = vec!["verify"];
+        all.extend_from_slice(args);
+        run(&db, &all)
+    };
+    let (cp, key) = (series.to_str().unwrap(), public.to_str().unwrap());
+    let ok = verify(&["--checkpoint", cp, "--key", key]);
+    assert_eq!(ok.status.code(), Some(0), "{}", stdout(&ok));
+    assert!(stdout(&ok).contains("the chain extends it, signed by ops.example"));
+
+    // Another key: refused, in one line, exit 2.
+    let other = dir.path().join("other");
+    Command::new(BIN)
+        .args(["keygen", "other", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    let refused = verify(&[
+        "--checkpoint",
+        cp,
+        "--key",
+        other.with_extension("pub").to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not signed by key other"), "{stderr}");
+
+    // The last entry and its row cut away: only the checkpoint shows it.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         DELETE FROM sessions WHERE id = (SELECT row_id FROM audit_chain WHERE table_name = 'sessions' ORDER BY seq DESC LIMIT 1);
+         DELETE FROM audit_chain WHERE seq >= (SELECT max(seq) FROM audit_chain WHERE table_name = 'sessions');",
+    )
+    .unwrap();
+    drop(conn);
+    let cut = verify(&["--checkpoint", cp, "--key", key]);
+    assert_eq!(cut.status.code(), Some(1), "{}", stdout(&cut));
+    assert!(stdout(&cut).contains("truncated"), "{}", stdout(&cut));
 }
