@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use tracing::info_span;
 
+pub mod shapes;
+
 /// A `step` span with five fields, entered and closed: what a caller pays per step.
 pub fn step_span(i: u64) {
     let span = info_span!(
