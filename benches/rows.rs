@@ -1,7 +1,9 @@
 //! Rows committed per second, end to end, for the two record shapes users run: text-free
 //! steps, and realistic ones (steps with 20–200-character summaries, module, confidence and
 //! tokens, a decision every third step, sessions with an input). Prints, per shape and
-//! producer count, the median over rounds.
+//! producer count, the median over rounds of rows per wall-clock second (what users see)
+//! and of rows per CPU second of the whole process (what the audit trail costs the
+//! machine; less at the mercy of the neighbours' load).
 //!
 //! Self-contained (public API only; the shapes in `support/shapes.rs`), so that the same
 //! files build against an earlier commit and the two builds can be run in alternation on one machine:
@@ -23,12 +25,32 @@ const SESSIONS: u64 = 1_500;
 /// A case: its name, the session shape it produces, and how many producer threads.
 type Case = (&'static str, fn(u64) -> u64, u64);
 
+/// CPU time this process has used (all its threads, those that ended too), from
+/// /proc/self/stat, in seconds; 0 where there is no /proc.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime and stime are the
+    // 12th and 13th, in clock ticks of 1/100 s on Linux.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    fields.iter().sum::<f64>() / 100.0
+}
+
+/// Rows per wall-clock second and per CPU second of one run of `shape`.
 fn produce(
     dispatch: &Dispatch,
     guard: &reasonkit_audit::AuditGuard,
     shape: fn(u64) -> u64,
     threads: u64,
-) -> f64 {
+) -> (f64, f64) {
+    let cpu = cpu_seconds();
     let start = Instant::now();
     let rows: u64 = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -47,7 +69,9 @@ fn produce(
         handles.into_iter().map(|h| h.join().unwrap()).sum()
     });
     guard.flush().unwrap();
-    rows as f64 / start.elapsed().as_secs_f64()
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - cpu).max(0.01);
+    (rows as f64 / wall, rows as f64 / cpu)
 }
 
 fn main() {
@@ -83,19 +107,25 @@ fn main() {
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(ROUNDS);
     let mut rates = vec![Vec::new(); cases.len()];
+    let mut per_cpu = vec![Vec::new(); cases.len()];
     for _ in 0..rounds {
         for (n, (_, shape, threads)) in cases.iter().enumerate() {
-            rates[n].push(produce(&audited[n].0, &audited[n].1, *shape, *threads));
+            let (wall, cpu) = produce(&audited[n].0, &audited[n].1, *shape, *threads);
+            rates[n].push(wall);
+            per_cpu[n].push(cpu);
         }
     }
     for (n, (name, _, _)) in cases.iter().enumerate() {
         let mut r = rates[n].clone();
         r.sort_by(f64::total_cmp);
+        let mut c = per_cpu[n].clone();
+        c.sort_by(f64::total_cmp);
         println!(
-            "{name}: median {:.0} rows/s (range {:.0}–{:.0} over {rounds} rounds)",
+            "{name}: median {:.0} rows/s (range {:.0}–{:.0} over {rounds} rounds), {:.0} rows per CPU second",
             r[r.len() / 2],
             r[0],
-            r[r.len() - 1]
+            r[r.len() - 1],
+            c[c.len() / 2]
         );
     }
 }
