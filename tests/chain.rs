@@ -223,3 +223,37 @@ fn make_version_4_database(path: &std::path::Path) -> u64 {
     .unwrap();
     7
 }
+
+#[test]
+fn verify_reads_one_snapshot_so_a_live_database_verifies_while_the_layer_writes() {
+    let audit = Audit::new();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            tracing::dispatcher::with_default(&audit.dispatch, || {
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    info_span!("session", n = i).in_scope(|| {
+                        for k in 0..5u64 {
+                            info_span!("step", module = "live", tokens_used = k).in_scope(|| {});
+                        }
+                    });
+                    i += 1;
+                    if i % 50 == 0 {
+                        audit.guard.flush().unwrap();
+                    }
+                }
+            });
+        });
+        for _ in 0..15 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let report = reasonkit_audit::verify(&audit.path).unwrap();
+            assert!(
+                report.is_intact(),
+                "{:?}",
+                &report.findings[..report.findings.len().min(5)]
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
