@@ -363,13 +363,9 @@ impl SignerKey {
 
     /// The key in the signed-note format. Keep it secret.
     pub fn to_secret_string(&self) -> String {
-        let mut bytes = vec![ED25519];
-        bytes.extend_from_slice(self.key.as_bytes());
         format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            crate::chain::hex(&self.key_id),
-            BASE64.encode(bytes)
+            "PRIVATE+KEY+{}",
+            key_text(&self.name, &self.key_id, self.key.as_bytes())
         )
     }
 }
@@ -427,16 +423,19 @@ impl VerifierKey {
 
 impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut bytes = vec![ED25519];
-        bytes.extend_from_slice(self.key.as_bytes());
-        write!(
-            f,
-            "{}+{}+{}",
-            self.name,
-            crate::chain::hex(&self.key_id),
-            BASE64.encode(bytes)
-        )
+        f.write_str(&key_text(&self.name, &self.key_id, self.key.as_bytes()))
     }
+}
+
+/// `<name>+<key id hex>+<base64(0x01 ‖ key bytes)>`, the signed-note key text.
+fn key_text(name: &str, key_id: &[u8; 4], key: &[u8; 32]) -> String {
+    let mut bytes = vec![ED25519];
+    bytes.extend_from_slice(key);
+    format!(
+        "{name}+{}+{}",
+        crate::chain::hex(key_id),
+        BASE64.encode(bytes)
+    )
 }
 
 #[cfg(test)]

@@ -109,25 +109,13 @@ pub(crate) fn insert(
     store_inputs: bool,
     identity: &Identity,
 ) -> rusqlite::Result<Option<Leaf>> {
-    match row.kind() {
-        Kind::Session => {
-            let c = rows::session(row, store_inputs);
-            write(
-                tx,
-                INSERT_SESSION,
-                &chain::SESSIONS,
-                &session_cells(&c, identity),
-            )
-        }
-        Kind::Step => {
-            let c = rows::step(row);
-            write(tx, INSERT_STEP, &chain::STEPS, &step_cells(&c))
-        }
-        Kind::Decision => {
-            let c = rows::decision(row);
-            write(tx, INSERT_DECISION, &chain::DECISIONS, &decision_cells(&c))
-        }
-    }
+    write_row(
+        tx,
+        row,
+        [INSERT_SESSION, INSERT_STEP, INSERT_DECISION],
+        store_inputs,
+        identity,
+    )
 }
 
 /// Brings an inserted row up to date once its span has closed.
@@ -137,23 +125,32 @@ pub(crate) fn update(
     store_inputs: bool,
     identity: &Identity,
 ) -> rusqlite::Result<Option<Leaf>> {
+    write_row(
+        tx,
+        row,
+        [UPDATE_SESSION, UPDATE_STEP, UPDATE_DECISION],
+        store_inputs,
+        identity,
+    )
+}
+
+/// Writes a row's full image with the statement for its kind (session, step, decision).
+fn write_row(
+    tx: &Transaction<'_>,
+    row: &Row,
+    [session, step, decision]: [&str; 3],
+    store_inputs: bool,
+    identity: &Identity,
+) -> rusqlite::Result<Option<Leaf>> {
     match row.kind() {
         Kind::Session => {
             let c = rows::session(row, store_inputs);
-            write(
-                tx,
-                UPDATE_SESSION,
-                &chain::SESSIONS,
-                &session_cells(&c, identity),
-            )
+            write(tx, session, &chain::SESSIONS, &session_cells(&c, identity))
         }
-        Kind::Step => {
-            let c = rows::step(row);
-            write(tx, UPDATE_STEP, &chain::STEPS, &step_cells(&c))
-        }
+        Kind::Step => write(tx, step, &chain::STEPS, &step_cells(&rows::step(row))),
         Kind::Decision => {
             let c = rows::decision(row);
-            write(tx, UPDATE_DECISION, &chain::DECISIONS, &decision_cells(&c))
+            write(tx, decision, &chain::DECISIONS, &decision_cells(&c))
         }
     }
 }

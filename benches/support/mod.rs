@@ -32,20 +32,9 @@ pub fn other_span(i: u64) {
 /// Rows one `session` writes: the session and its steps.
 pub const ROWS_PER_SESSION: u64 = 11;
 
-/// A session of ten steps, as the end-to-end benches produce them.
+/// A session of ten text-free steps, as the end-to-end benches produce them.
 pub fn session(i: u64) {
-    info_span!("session", profile = "bench", input = "a question").in_scope(|| {
-        for k in 0..ROWS_PER_SESSION - 1 {
-            info_span!(
-                "step",
-                module = "gigathink",
-                confidence = 0.8,
-                tokens_used = k,
-                n = i
-            )
-            .in_scope(|| {});
-        }
-    });
+    shapes::text_free(i);
 }
 
 /// Produces `sessions` sessions from `threads` threads as fast as they can, then waits
