@@ -131,21 +131,8 @@ fn print_report(report: &Report, options: &VerifyOptions) {
     }
     println!("findings     {}", report.findings.len());
     for finding in &report.findings {
-        let seq = finding
-            .seq
-            .map(|s| format!("entry {s}"))
-            .unwrap_or_else(|| "-".into());
-        let row = match (&finding.table, &finding.row_id) {
-            (Some(t), Some(id)) => format!("{t} {id}"),
-            _ => "-".into(),
-        };
-        println!(
-            "  {:<13} {:<12} {:<50} {}",
-            finding.kind.as_str(),
-            seq,
-            row,
-            finding.detail
-        );
+        // The detail names the entry, the table and the row where there is one.
+        println!("  {:<13} {}", finding.kind.as_str(), finding.detail);
     }
     println!(
         "result       TAMPERED: {} finding(s), evidence that the file was changed outside the audit layer",
