@@ -25,18 +25,6 @@
 //! the signed-note key formats: `PRIVATE+KEY+<name>+<id>+<base64>` for the signer,
 //! `<name>+<id>+<base64>` for the verifier, key id = the first 4 bytes of
 //! SHA-256(name ‖ `\n` ‖ `0x01` ‖ public key).
-//!
-//! ```
-//! use reasonkit_audit::{Checkpoint, SignerKey};
-//!
-//! let signer = SignerKey::generate("auditor.example")?;
-//! let checkpoint = Checkpoint::new("0123abcd", 42, [7; 32], None).signed(&signer);
-//! let text = checkpoint.to_string();
-//! let parsed = Checkpoint::parse_all(&text)?;
-//! assert_eq!(parsed, vec![checkpoint]);
-//! assert!(parsed[0].check_signature(&signer.verifier()).is_ok());
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::fmt;
 
@@ -54,7 +42,30 @@ const ED25519: u8 = 0x01;
 /// The dash that opens a signature line of a signed note: U+2014 and a space.
 const SIGNATURE_LINE: &str = "\u{2014} ";
 
-/// The chain's head at one moment, as a C2SP checkpoint. See the [module docs](self).
+/// The chain's head at one moment, as a C2SP checkpoint (a signed note):
+///
+/// ```text
+/// reasonkit-audit/<database id>
+/// <size: the number of chain entries>
+/// <base64 of the chain head: the link at seq = size>
+/// time 2026-12-01T09:00:00.000000Z
+///
+/// — <key name> <base64 of key id (4 bytes) ‖ Ed25519 signature>
+/// ```
+///
+/// The signature block is there only when the checkpoint is signed; `docs/chain.md` has
+/// the whole format. [`verify_with`](crate::verify_with) checks that the chain still
+/// extends a checkpoint.
+///
+/// ```
+/// use reasonkit_audit::{Checkpoint, SignerKey};
+///
+/// let key = SignerKey::generate("ops.example")?;
+/// let checkpoint = Checkpoint::new("0123abcd", 42, [7; 32], None).signed(&key);
+/// assert_eq!(Checkpoint::parse_all(&checkpoint.to_string())?, vec![checkpoint.clone()]);
+/// assert!(checkpoint.check_signature(&key.verifier()).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     /// `reasonkit-audit/<database id>`.
@@ -74,7 +85,7 @@ pub struct Checkpoint {
 pub struct NoteSignature {
     /// The signer's key name.
     pub name: String,
-    /// The signer's key id (see the [module docs](self)).
+    /// The signer's key id: the first 4 bytes of SHA-256(name ‖ `\n` ‖ `0x01` ‖ public key).
     pub key_id: [u8; 4],
     /// The Ed25519 signature over the checkpoint's text.
     pub signature: Vec<u8>,

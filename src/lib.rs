@@ -108,6 +108,18 @@
 //! and marked. Numeric columns take numbers and numeric strings; anything else (including
 //! NaN) stays in `attributes` under its field name.
 //!
+//! # Tamper evidence
+//!
+//! Every row version the writer commits is also a leaf of one SHA-256 hash chain (the
+//! `audit_chain` table), hashed on the writer thread in the transaction that writes it.
+//! [`verify`] recomputes every leaf and link and names what disagrees — a changed, deleted
+//! or inserted row, an edited, missing or reordered chain entry. A [`Checkpoint`] of the
+//! chain's head kept outside the file (written by [`AuditLayerBuilder::checkpoints`] or
+//! `reasonkit-audit checkpoint`, optionally signed with a [`SignerKey`]) also catches a cut
+//! tail, a recomputed chain and an older copy put back: pass it in
+//! [`VerifyOptions::checkpoints`]. The encoding is specified in `docs/chain.md`, with golden
+//! vectors and an independent verifier in Python (`tools/verify_chain.py`).
+//!
 //! # Subscribers
 //!
 //! The layer works with a global subscriber (`.init()`), with

@@ -10,33 +10,6 @@
 //! put back — needs a [`Checkpoint`] taken earlier and kept elsewhere: pass it in
 //! [`VerifyOptions::checkpoints`]. See `docs/chain.md` for the encoding and README
 //! "Tamper evidence" for what is detected and what cannot be.
-//!
-//! ```
-//! use tracing_subscriber::prelude::*;
-//!
-//! let dir = tempfile::tempdir()?;
-//! let path = dir.path().join("audit.db");
-//! let (audit, guard) = reasonkit_audit::AuditLayer::builder().path(&path).build()?;
-//! let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(audit));
-//! tracing::dispatcher::with_default(&dispatch, || {
-//!     tracing::info_span!("session").in_scope(|| {
-//!         tracing::info_span!("step", module = "gigathink", confidence = 0.9).in_scope(|| {});
-//!     });
-//! });
-//! guard.shutdown()?;
-//!
-//! let report = reasonkit_audit::verify(&path)?;
-//! assert!(report.is_intact());
-//!
-//! // Lower a confidence behind the layer's back: verify names the row.
-//! let db = rusqlite::Connection::open(&path)?;
-//! db.execute("UPDATE steps SET confidence = 0.2", [])?;
-//! let report = reasonkit_audit::verify(&path)?;
-//! assert_eq!(report.findings.len(), 1);
-//! assert_eq!(report.findings[0].kind, reasonkit_audit::FindingKind::Modified);
-//! assert_eq!(report.findings[0].table.as_deref(), Some("steps"));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -191,6 +164,33 @@ impl Report {
 }
 
 /// Verifies the chain of the audit database at `path`, read-only, without checkpoints.
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("audit.db");
+/// let (audit, guard) = reasonkit_audit::AuditLayer::builder().path(&path).build()?;
+/// let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(audit));
+/// tracing::dispatcher::with_default(&dispatch, || {
+///     tracing::info_span!("session").in_scope(|| {
+///         tracing::info_span!("step", module = "gigathink", confidence = 0.9).in_scope(|| {});
+///     });
+/// });
+/// guard.shutdown()?;
+///
+/// let report = reasonkit_audit::verify(&path)?;
+/// assert!(report.is_intact());
+///
+/// // Lower a confidence behind the layer's back: verify names the row.
+/// let db = rusqlite::Connection::open(&path)?;
+/// db.execute("UPDATE steps SET confidence = 0.2", [])?;
+/// let report = reasonkit_audit::verify(&path)?;
+/// assert_eq!(report.findings.len(), 1);
+/// assert_eq!(report.findings[0].kind, reasonkit_audit::FindingKind::Modified);
+/// assert_eq!(report.findings[0].table.as_deref(), Some("steps"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
 /// When the file cannot be verified at all: missing, not SQLite, a schema without a chain
