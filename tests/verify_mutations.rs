@@ -188,16 +188,25 @@ fn mutations(db: &rusqlite::Connection, extra: usize) -> Vec<Mutation> {
     let seqs = rowids(db, "audit_chain");
     let last = *seqs.last().unwrap();
     for seq in sample(&seqs, extra) {
-        let flip = |column: &str| Mutation {
-            what: format!("flip a byte of {column} of entry {seq}"),
-            sql: vec![(
-                format!(
-                    "UPDATE audit_chain SET {column} = \
-                     substr({column}, 1, 5) || x'ee' || substr({column}, 7) WHERE seq = ?1"
-                ),
-                vec![Value::Integer(seq)],
-            )],
-            names: None,
+        let flip = |column: &str| {
+            // One bit of one byte inverted: never the same value (an `x'ee'` written over a
+            // byte that already was 0xee once changed nothing).
+            let mut bytes: Vec<u8> = db
+                .query_row(
+                    &format!("SELECT {column} FROM audit_chain WHERE seq = ?1"),
+                    [seq],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            bytes[5] ^= 0x01;
+            Mutation {
+                what: format!("flip a bit of {column} of entry {seq}"),
+                sql: vec![(
+                    format!("UPDATE audit_chain SET {column} = ?1 WHERE seq = ?2"),
+                    vec![Value::Blob(bytes), Value::Integer(seq)],
+                )],
+                names: None,
+            }
         };
         out.push(flip("leaf_hash"));
         out.push(flip("chain_hash"));
