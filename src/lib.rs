@@ -146,6 +146,7 @@ mod layer;
 mod process;
 mod record;
 mod rows;
+mod search_index;
 mod statements;
 mod store;
 mod verify;

@@ -53,6 +53,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_process_and_health"),
     migration!(4, "0004_search"),
     migration!(5, "0005_audit_chain", Some(seal_existing_rows)),
+    migration!(6, "0006_deferred_search"),
 ];
 
 /// The schema version this release writes and understands.

@@ -30,7 +30,7 @@ use crate::ids::AuditId;
 use crate::process::Identity;
 use crate::record::{Command, Decided, Kind};
 use crate::rows::Row;
-use crate::statements;
+use crate::{search_index, statements};
 
 /// How often the writer looks at the queue while it gathers a batch.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
@@ -39,6 +39,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// the opening was queued before the close was dropped, so it is at most a queue's worth
 /// of batches behind.
 const LOST_CLOSE_MEMORY: u8 = 64;
+
+/// At most this many chunks of the search index are built at shutdown.
+const SHUTDOWN_INDEX_CHUNKS: usize = 4;
 
 /// The longest pause between two attempts at a failing commit.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -73,6 +76,9 @@ pub(crate) fn spawn(
             Writer {
                 checkpoints: config.checkpoints.clone().map(CheckpointLog::new),
                 chain_size: None,
+                // Rows a crashed writer left unindexed are indexed when this one is idle.
+                search_pending: true,
+                unindexed: 0,
                 conn,
                 commands,
                 config,
@@ -132,6 +138,10 @@ struct Writer {
     checkpoints: Option<CheckpointLog>,
     /// The chain's size after this writer's last commit that appended to it.
     chain_size: Option<u64>,
+    /// Rows may lie past the search index's marks (see [`crate::search_index`]).
+    search_pending: bool,
+    /// Rows written since the search index last caught up, roughly.
+    unindexed: u64,
 }
 
 impl Writer {
@@ -141,21 +151,37 @@ impl Writer {
         while !stopping {
             // While idle, wake now and then so that health counters that changed (records
             // dropped while the queue was full, say) are written even if no record follows,
-            // and timed checkpoints are written even when nothing else is.
-            let first = match self.commands.recv_timeout(self.config.flush_interval) {
+            // timed checkpoints are written even when nothing else is, and the search
+            // index catches up, a chunk at a time, as soon as the queue is quiet.
+            let idle = if self.search_pending {
+                POLL_INTERVAL
+            } else {
+                self.config.flush_interval
+            };
+            let first = match self.commands.recv_timeout(idle) {
                 Ok(command) => command,
                 Err(RecvTimeoutError::Timeout) => {
                     if self.health.stats() != self.health_written {
                         self.commit();
                     }
                     self.checkpoint_if_due(false);
+                    if self.search_pending {
+                        self.index_search();
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let deadline = Instant::now() + self.config.flush_interval;
             stopping = self.take(first) || self.gather(deadline);
-            self.commit();
+            let written = self.ops.len() as u64;
+            if self.commit() && written > 0 {
+                self.search_pending = true;
+                self.unindexed += written;
+                if self.unindexed >= search_index::MAX_BACKLOG {
+                    self.index_search();
+                }
+            }
             self.checkpoint_if_due(false);
         }
         // Shutdown was asked, or every sender is gone: commit what is left.
@@ -165,7 +191,37 @@ impl Writer {
         if self.commit() {
             self.mark_open_sessions_interrupted();
         }
+        // A short run leaves its few rows indexed (Datasette's search sees them); a long
+        // backlog is left for the next writer rather than hold up the exit.
+        for _ in 0..SHUTDOWN_INDEX_CHUNKS {
+            let late = self
+                .health
+                .stop_deadline()
+                .is_some_and(|d| Instant::now() + self.config.busy_timeout > d);
+            if !self.search_pending || late {
+                break;
+            }
+            self.index_search();
+        }
         self.checkpoint_if_due(true);
+    }
+
+    /// Indexes one chunk of the rows past the search index's marks. A failure is reported
+    /// and retried after the next commit; search still finds the rows (it scans the tail).
+    fn index_search(&mut self) {
+        match search_index::index_chunk(&self.conn) {
+            Ok(more) => {
+                self.search_pending = more;
+                if !more {
+                    self.unindexed = 0;
+                }
+            }
+            Err(error) => {
+                self.search_pending = false;
+                self.health
+                    .record_write_error(format!("indexing rows for search failed: {error}"));
+            }
+        }
     }
 
     /// Appends a checkpoint of the chain's head when one is due (or `now`). A failure is a

@@ -125,6 +125,13 @@ pub fn metadata(database: &str) -> Value {
                             "detail": "The details, as JSON."
                         }
                     },
+                    "search_index_state": {
+                        "description": "How far the full-text index (steps_fts, decisions_fts) has caught up: the writer indexes new rows in batches; rows past the mark are found by `reasonkit-audit search`, not yet by Datasette's search.",
+                        "columns": {
+                            "name": "steps or decisions.",
+                            "indexed_rowid": "Rows up to this rowid are in the index."
+                        }
+                    },
                     "schema_migrations": {
                         "description": "The schema migrations applied to this file, in order.",
                         "columns": {

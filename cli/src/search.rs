@@ -1,5 +1,10 @@
 //! `search TEXT`: full-text search (FTS5) over step summaries and errors, and decision
 //! options, choices and rationales.
+//!
+//! The writer indexes new rows in batches (see `search_index_state`), so the newest rows may
+//! not be in the index yet: those past each table's mark are indexed here, into in-memory
+//! TEMP tables with the same tokenizer, and searched with the same query. The database file
+//! is never written: TEMP tables live in this connection's memory.
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -26,12 +31,39 @@ const QUERY: &str = "
         FROM steps_fts JOIN steps st ON st.rowid = steps_fts.rowid
         WHERE steps_fts MATCH ?1
         UNION ALL
+        SELECT 'step', st.session_id, st.id, st.module, st.started_at,
+               snippet(tail_steps_fts, -1, '[', ']', '…', 12), bm25(tail_steps_fts)
+        FROM temp.tail_steps_fts JOIN steps st ON st.rowid = tail_steps_fts.rowid
+        WHERE tail_steps_fts MATCH ?1
+        UNION ALL
         SELECT 'decision', st.session_id, d.step_id, st.module, coalesce(d.decided_at, st.started_at),
                snippet(decisions_fts, -1, '[', ']', '…', 12), bm25(decisions_fts)
         FROM decisions_fts JOIN decisions d ON d.rowid = decisions_fts.rowid
         JOIN steps st ON st.id = d.step_id
         WHERE decisions_fts MATCH ?1
+        UNION ALL
+        SELECT 'decision', st.session_id, d.step_id, st.module, coalesce(d.decided_at, st.started_at),
+               snippet(tail_decisions_fts, -1, '[', ']', '…', 12), bm25(tail_decisions_fts)
+        FROM temp.tail_decisions_fts JOIN decisions d ON d.rowid = tail_decisions_fts.rowid
+        JOIN steps st ON st.id = d.step_id
+        WHERE tail_decisions_fts MATCH ?1
     ) ORDER BY rank, at DESC LIMIT ?2";
+
+/// The rows past the index's marks, indexed in memory with the same tokenizer as the file's
+/// index (migration 0004), all in one read transaction with the query that follows.
+const TAIL: &str = "
+    CREATE VIRTUAL TABLE temp.tail_steps_fts USING fts5(
+        input_summary, output_summary, error, tokenize = 'unicode61 remove_diacritics 2');
+    CREATE VIRTUAL TABLE temp.tail_decisions_fts USING fts5(
+        options_considered, chosen_option, rationale, tokenize = 'unicode61 remove_diacritics 2');
+    INSERT INTO temp.tail_steps_fts (rowid, input_summary, output_summary, error)
+        SELECT rowid, input_summary, output_summary, error FROM steps
+        WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'steps')
+          AND (input_summary IS NOT NULL OR output_summary IS NOT NULL OR error IS NOT NULL);
+    INSERT INTO temp.tail_decisions_fts (rowid, options_considered, chosen_option, rationale)
+        SELECT rowid, options_considered, chosen_option, rationale FROM decisions
+        WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'decisions')
+          AND (options_considered IS NOT NULL OR chosen_option IS NOT NULL OR rationale IS NOT NULL);";
 
 /// The user's words as an FTS5 query: each word (or "quoted phrase") must appear; nothing
 /// the user types is taken as FTS5 syntax.
@@ -58,10 +90,15 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
     if query.is_empty() {
         return Err("search needs at least one word".into());
     }
+    // One snapshot for the tail and the query: a row indexed meanwhile is neither lost nor
+    // found twice.
+    conn.execute_batch("BEGIN")?;
+    conn.execute_batch(TAIL)?;
     let rows: Vec<serde_json::Map<String, Value>> = conn
         .prepare(QUERY)?
         .query_map((&query, args.limit), output::row_object)?
         .collect::<Result<_, _>>()?;
+    conn.execute_batch("COMMIT")?;
     output::emit(&rows, args.json, |rows| {
         let mut table = output::table(&["session", "kind", "module", "match"]);
         for row in rows {

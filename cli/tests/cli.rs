@@ -750,6 +750,7 @@ fn datasette_metadata_describes_every_table_and_column_and_the_adr_queries() {
         "audit_chain",
         "audit_meta",
         "audit_events",
+        "search_index_state",
         "schema_migrations",
     ] {
         let described = &database["tables"][table];
@@ -959,4 +960,70 @@ fn checkpoint_keygen_and_verify_against_signed_checkpoints() {
     let cut = verify(&["--checkpoint", cp, "--key", key]);
     assert_eq!(cut.status.code(), Some(1), "{}", stdout(&cut));
     assert!(stdout(&cut).contains("truncated"), "{}", stdout(&cut));
+}
+
+/// Marks the search index as if the writer had never caught up (what a crash before
+/// indexing leaves): every row is past the marks and only the tail search can find it.
+fn forget_the_index(db: &Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch(
+        "INSERT INTO steps_fts (steps_fts) VALUES ('delete-all');
+         INSERT INTO decisions_fts (decisions_fts) VALUES ('delete-all');
+         UPDATE search_index_state SET indexed_rowid = 0;",
+    )
+    .unwrap();
+}
+
+#[test]
+fn search_finds_rows_the_index_has_not_caught_up_with_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = write_db(dir.path());
+    let indexed = json(&run(&db, &["search", "cheaper", "--json"]));
+    forget_the_index(&db);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM steps_fts WHERE steps_fts MATCH 'cheaper'"
+        )[0][0],
+        0
+    );
+    let before = sha(&db);
+    // The same answers from the tail alone: words, accents folded, phrases.
+    assert_eq!(json(&run(&db, &["search", "cheaper", "--json"])), indexed);
+    let hits = json(&run(&db, &["search", "\"quarterly filing\"", "--json"]));
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    assert_eq!(hits[0]["kind"], "step");
+    assert_eq!(
+        run(&db, &["search", "nowhere-to-be-found"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(sha(&db), before, "search wrote to the database");
+}
+
+#[test]
+fn a_search_right_after_flush_finds_the_newest_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.db");
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .path(&path)
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for n in 0..50 {
+            info_span!("session").in_scope(|| {
+                info_span!(
+                    "step",
+                    module = "m",
+                    output_summary = format!("answer number{n} about liquidity").as_str()
+                )
+                .in_scope(|| {});
+            });
+            guard.flush().unwrap();
+            // Whatever the writer's index has caught up with, the row just committed is found.
+            let hits = json(&run(&path, &["search", &format!("number{n}"), "--json"]));
+            assert_eq!(hits.as_array().unwrap().len(), 1, "number{n}: {hits}");
+        }
+    });
+    drop(guard);
 }

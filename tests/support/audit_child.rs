@@ -15,9 +15,11 @@ use tracing_subscriber::prelude::*;
 fn session(i: u64, steps: u64) {
     info_span!("session", id = format!("s{i:07}"), n = i).in_scope(|| {
         for k in 0..steps {
-            info_span!("step", module = "child", k, confidence = 0.5).in_scope(|| {
-                tracing::info!(name: "decision", decision_type = "pick", chosen_option = "a");
-            });
+            let premises = format!("premises of session {i}");
+            info_span!("step", module = "child", k, confidence = 0.5, input_summary = %premises)
+                .in_scope(|| {
+                    tracing::info!(name: "decision", decision_type = "pick", chosen_option = "a");
+                });
         }
     });
 }
