@@ -37,7 +37,10 @@ import re, sys, collections
 runs = collections.defaultdict(lambda: {"old": [], "new": []})
 for line in sys.stdin:
     side, text = line.rstrip("\n").split("\t", 1)
-    case, rate, cpu = re.match(r"(.*): median (\d+) rows/s.*, (\d+) rows per CPU second", text).groups()
+    found = re.match(r"(.*): median (\d+) rows/s.*, (\d+) rows per CPU second", text)
+    if not found:
+        continue
+    case, rate, cpu = found.groups()
     runs[case][side].append((float(rate), float(cpu)))
 med = lambda v: sorted(v)[len(v) // 2]
 for case, sides in runs.items():

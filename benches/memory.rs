@@ -1,6 +1,8 @@
 //! Target 5 of the performance issue: peak memory is bounded by the queue, not by the run.
 //!
-//! Runs 100,000 steps, reads the peak resident set size (VmHWM), then 900,000 more (a
+//! Runs 100,000 realistic steps (`support::shapes::realistic`: summaries of 20–200
+//! characters, a decision every third step, sessions with an input; the chain and the
+//! search index on), reads the peak resident set size (VmHWM), then 900,000 more (a
 //! 1,000,000-step run) and reads it again. With a bounded queue and rows leaving memory
 //! once committed, the two peaks are close. Linux only (reads /proc/self/status).
 //!
@@ -8,8 +10,9 @@
 
 use std::time::Instant;
 
-use tracing::info_span;
 use tracing_subscriber::prelude::*;
+
+mod support;
 
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -20,20 +23,10 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn run(steps: u64) {
-    for s in 0..steps / 10 {
-        info_span!("session", profile = "memory", n = s).in_scope(|| {
-            for k in 0..10 {
-                info_span!(
-                    "step",
-                    module = "gigathink",
-                    confidence = 0.8,
-                    tokens_used = k,
-                    input_summary = "some text of moderate length"
-                )
-                .in_scope(|| {});
-            }
-        });
+/// `steps` realistic steps: sessions of ten.
+fn run(first_session: u64, steps: u64) {
+    for s in first_session..first_session + steps / 10 {
+        support::shapes::realistic(s);
     }
 }
 
@@ -49,10 +42,10 @@ fn main() {
         .unwrap();
     tracing_subscriber::registry().with(layer).init();
     let start = Instant::now();
-    run(100_000);
+    run(0, 100_000);
     guard.flush().unwrap();
     let after_100k = peak_rss_kib();
-    run(900_000);
+    run(10_000, 900_000);
     guard.flush().unwrap();
     let after_1m = peak_rss_kib();
     let elapsed = start.elapsed();

@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use shapes::{realistic, text_free};
+use shapes::{direct_realistic, realistic, text_free};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
@@ -74,6 +74,44 @@ fn produce(
     (rows as f64 / wall, rows as f64 / cpu)
 }
 
+/// Realistic sessions without a pause, so that the writer is never idle: it indexes for
+/// search after a commit whenever 65,536 rows wait. Prints rows/s until `flush()` returns,
+/// and how long after that the index has caught up.
+fn sustained(dir: &tempfile::TempDir) {
+    let path = dir.path().join("sustained.db");
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .path(&path)
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let start = Instant::now();
+    let rows: u64 =
+        tracing::dispatcher::with_default(&dispatch, || (0..20_000).map(realistic).sum());
+    guard.flush().unwrap();
+    let written = start.elapsed();
+    let reader = rusqlite::Connection::open(&path).unwrap();
+    let behind = || -> i64 {
+        reader
+            .query_row(
+                "SELECT (SELECT count(*) FROM steps WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'steps'))
+                      + (SELECT count(*) FROM decisions WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'decisions'))",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(0)
+    };
+    let at_flush = behind();
+    while behind() > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "sustained, realistic, 1 thread: {rows} rows, {:.0} rows/s until flush(); {at_flush} rows \
+         waiting for the index then, all indexed {:.2} s later",
+        rows as f64 / written.as_secs_f64(),
+        (start.elapsed() - written).as_secs_f64()
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -108,12 +146,51 @@ fn main() {
         .unwrap_or(ROUNDS);
     let mut rates = vec![Vec::new(); cases.len()];
     let mut per_cpu = vec![Vec::new(); cases.len()];
+    // The baseline for realistic records: the same rows straight into the schema, with no
+    // full-text index and no chain, measured in the same rounds.
+    let direct_path = dir.path().join("direct.db");
+    drop(
+        reasonkit_audit::AuditLayer::builder()
+            .path(&direct_path)
+            .build()
+            .unwrap(),
+    );
+    let mut direct = rusqlite::Connection::open(&direct_path).unwrap();
+    direct.pragma_update(None, "journal_mode", "WAL").unwrap();
+    direct.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    direct.pragma_update(None, "foreign_keys", "ON").unwrap();
+    direct
+        .execute_batch(
+            "DROP TRIGGER IF EXISTS steps_fts_insert; DROP TRIGGER IF EXISTS decisions_fts_insert;",
+        )
+        .unwrap();
+    let (mut direct_rates, mut versus) = (Vec::new(), Vec::new());
+    let mut next = 0;
     for _ in 0..rounds {
         for (n, (_, shape, threads)) in cases.iter().enumerate() {
             let (wall, cpu) = produce(&audited[n].0, &audited[n].1, *shape, *threads);
             rates[n].push(wall);
             per_cpu[n].push(cpu);
         }
+        let start = Instant::now();
+        let rows = direct_realistic(&mut direct, next, SESSIONS);
+        next += SESSIONS;
+        let d = rows as f64 / start.elapsed().as_secs_f64();
+        direct_rates.push(d);
+        versus.push(rates[1].last().copied().unwrap_or(0.0) / d);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (d, _, _) = median(direct_rates);
+    let (m, lo, hi) = median(versus);
+    println!(
+        "direct rusqlite, realistic rows, no index, no chain: median {d:.0} rows/s; \
+         realistic 1 thread / direct: median ratio {m:.2} (range {lo:.2}-{hi:.2})"
+    );
+    if args.iter().any(|a| a == "--sustained") {
+        sustained(&dir);
     }
     for (n, (name, _, _)) in cases.iter().enumerate() {
         let mut r = rates[n].clone();

@@ -81,3 +81,77 @@ pub fn realistic(i: u64) -> u64 {
     });
     15
 }
+
+fn now_text() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+/// The rows [`realistic`] makes (UUIDv7 ids, UTC timestamps, SHA-256 input hash, the same
+/// columns and text), inserted straight into the layer's schema with rusqlite: cached
+/// prepared statements, 1,000 rows per transaction. The baseline "direct rusqlite, no
+/// full-text index, no chain" of the benches. Returns the rows written.
+pub fn direct_realistic(conn: &mut rusqlite::Connection, first: u64, sessions: u64) -> u64 {
+    use sha2::Digest;
+    let id = || uuid::Uuid::now_v7().hyphenated().to_string();
+    let mut tx = conn.transaction().unwrap();
+    let mut rows = 0;
+    for i in first..first + sessions {
+        let session = id();
+        let input = format!("question {i}: {}", summary(i));
+        let hash: String = sha2::Sha256::digest(input.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let begun = now_text();
+        tx.prepare_cached(
+            "INSERT INTO sessions (id, started_at, ended_at, profile, input_hash, status, attributes, pid, host)
+             VALUES (?1, ?2, ?3, 'balanced', ?4, 'completed', '{}', 1, 'host')",
+        )
+        .unwrap()
+        .execute((&session, &begun, &begun, &hash))
+        .unwrap();
+        for k in 0..10u64 {
+            let step = id();
+            let at = now_text();
+            tx.prepare_cached(
+                "INSERT INTO steps (id, session_id, module, started_at, ended_at, input_summary,
+                 output_summary, confidence, tokens_used, attributes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '{}')",
+            )
+            .unwrap()
+            .execute((
+                &step,
+                &session,
+                ["gigathink", "laserlogic", "bedrock", "proofguard"][(k % 4) as usize],
+                &at,
+                &at,
+                summary(i * 10 + k),
+                summary(i * 10 + k + 7),
+                0.55 + (k as f64) / 25.0,
+                (120 + k) as i64,
+            ))
+            .unwrap();
+            if k % 3 == 0 {
+                tx.prepare_cached(
+                    "INSERT INTO decisions (id, step_id, decision_type, options_considered,
+                     chosen_option, rationale, decided_at, attributes)
+                     VALUES (?1, ?2, 'branch', '[\"deepen\", \"stop\"]', 'deepen', ?3, ?4, '{}')",
+                )
+                .unwrap()
+                .execute((id(), &step, summary(i + k), &at))
+                .unwrap();
+                rows += 1;
+            }
+            rows += 1;
+        }
+        rows += 1;
+        if rows % 1_000 < 15 {
+            tx.commit().unwrap();
+            tx = conn.transaction().unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    rows
+}
