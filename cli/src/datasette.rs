@@ -59,6 +59,8 @@ pub fn metadata(database: &str) -> Value {
                     },
                     "steps": {
                         "description": "One row per reasoning step (a span named `step`).",
+                        "fts_table": "steps_fts",
+                        "fts_pk": "rowid",
                         "columns": {
                             "id": "A UUIDv7.",
                             "session_id": "The session the step belongs to.",
@@ -76,6 +78,8 @@ pub fn metadata(database: &str) -> Value {
                     },
                     "decisions": {
                         "description": "One row per decision (a span or event named `decision`).",
+                        "fts_table": "decisions_fts",
+                        "fts_pk": "rowid",
                         "columns": {
                             "id": "A UUIDv7.",
                             "step_id": "The step the decision was made in.",

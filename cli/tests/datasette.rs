@@ -77,7 +77,13 @@ fn datasette_serves_the_tables_links_and_canned_queries() {
         .unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         info_span!("session", id = "sess_abc123", profile = "balanced").in_scope(|| {
-            info_span!("step", module = "gigathink", confidence = 0.9).in_scope(|| {});
+            info_span!(
+                "step",
+                module = "gigathink",
+                confidence = 0.9,
+                input_summary = "the quarterly filing"
+            )
+            .in_scope(|| {});
             info_span!("step", module = "laserlogic", confidence = 0.55).in_scope(|| {
                 tracing::info!(name: "decision", decision_type = "branch", chosen_option = "b", rationale = "cheaper");
             });
@@ -166,6 +172,14 @@ fn datasette_serves_the_tables_links_and_canned_queries() {
         "/audit/steps.json?_shape=array&_labels=on&_sort=started_at",
     );
     assert_eq!(steps[0]["session_id"]["value"], "sess_abc123");
+
+    // Datasette's full-text search, through the index the writer built (by the time the
+    // guard dropped) and the fts_table the metadata names.
+    let found = get_json(port, "/audit/steps.json?_search=quarterly&_shape=array");
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    assert_eq!(found[0]["module"], "gigathink");
+    let found = get_json(port, "/audit/decisions.json?_search=cheaper&_shape=array");
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
 
     let low = get_json(port, "/audit/low_confidence_sessions.json?_shape=array");
     assert_eq!(low.as_array().unwrap().len(), 1);
