@@ -179,11 +179,9 @@ fn the_layer_writes_signed_checkpoints_at_start_every_n_entries_and_at_shutdown(
         Some(entries),
         "one at shutdown"
     );
-    assert!(
-        written.len() as u64 >= entries / 200,
-        "{} for {entries}",
-        written.len()
-    );
+    // At start, at shutdown, and at least one in between (a checkpoint follows the first
+    // commit after 200 new entries; a commit may bring many more at once).
+    assert!(written.len() >= 3, "{} for {entries}", written.len());
     assert!(written.windows(2).all(|w| w[0].size <= w[1].size));
     assert!(written.iter().all(|c| c.time().is_some()));
     let report = verify_with(
