@@ -219,7 +219,8 @@ impl AuditLayerBuilder {
     }
 
     /// With [`checkpoints`](Self::checkpoints): a checkpoint after this many new chain
-    /// entries (at least 1); default [`DEFAULT_CHECKPOINT_EVERY`].
+    /// entries (at least 1), written after the commit that reaches the count (a commit
+    /// may bring up to a batch of entries at once); default [`DEFAULT_CHECKPOINT_EVERY`].
     pub fn checkpoint_every(mut self, entries: u64) -> Self {
         self.checkpoint_every = entries.max(1);
         self
