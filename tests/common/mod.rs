@@ -106,8 +106,11 @@ pub fn sqlite3(path: &Path, sql: &str) -> String {
 }
 
 fn run_sqlite3(path: &Path, options: &[&str], sql: &str) -> String {
+    // A busy timeout, as any client of a live audit database needs: the layer's writer
+    // holds the write lock while it commits or indexes for search.
     let out = Command::new("sqlite3")
         .args(options)
+        .args(["-cmd", ".timeout 10000"])
         .arg(path)
         .arg(sql)
         .output()
