@@ -320,8 +320,6 @@ struct Verifier {
     report: Report,
     genesis: [u8; 32],
     entries: Vec<Entry>,
-    /// Positions (in `entries`) whose link did not verify.
-    failed: Vec<usize>,
     failed_seqs: HashSet<u64>,
     /// Per chained table (by index): row id → its latest entry. One map per table, so a
     /// row is looked up by its id without building a key.
@@ -346,7 +344,6 @@ impl Verifier {
             },
             genesis: [0; 32],
             entries: Vec::new(),
-            failed: Vec::new(),
             failed_seqs: HashSet::new(),
             latest: CHAINED_TABLES.iter().map(|_| HashMap::new()).collect(),
             unknown: Vec::new(),
@@ -416,8 +413,8 @@ impl Verifier {
         )?;
         let mut rows = stmt.query([])?;
         let mut expected = 1_u64;
-        let mut previous = self.genesis.to_vec();
-        let mut after_gap = false;
+        // Positions (in `entries`) whose link did not verify.
+        let mut failed = Vec::new();
         while let Some(row) = rows.next()? {
             let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
             let table = row.get_ref(1)?;
@@ -430,22 +427,27 @@ impl Verifier {
             let row_id = text_of(row.get_ref(2)?);
             let leaf_hash = Stored::of(row.get_ref(3)?);
             let chain_hash = Stored::of(row.get_ref(4)?);
-            if seq != expected {
+            let gap = seq != expected;
+            if gap {
                 let detail = if seq > expected {
                     format!("entries {expected}..{} are missing from the chain", seq - 1)
                 } else {
                     format!("entry {seq} appears where {expected} was expected")
                 };
                 self.find(FindingKind::EntryMissing, Some(expected), None, detail);
-                after_gap = true;
             }
-            let computed = chain::link(&previous, seq, leaf_hash.bytes());
+            // Each link from the previous entry's stored link, so that one edit is one
+            // finding; after a gap the link cannot hold and the gap is the finding.
+            let previous = self
+                .entries
+                .last()
+                .map_or(&self.genesis[..], |e| e.chain_hash.bytes());
+            let computed = chain::link(previous, seq, leaf_hash.bytes());
             self.report.head = computed;
-            if computed[..] != *chain_hash.bytes() && !after_gap {
-                self.failed.push(self.entries.len());
+            if computed[..] != *chain_hash.bytes() && !gap {
+                failed.push(self.entries.len());
                 self.failed_seqs.insert(seq);
             }
-            after_gap = false;
             match table_index {
                 Some(index) => {
                     let latest = Latest {
@@ -467,8 +469,6 @@ impl Verifier {
                     );
                 }
             }
-            previous.clear();
-            previous.extend_from_slice(chain_hash.bytes());
             self.entries.push(Entry {
                 seq,
                 chain_hash,
@@ -477,14 +477,13 @@ impl Verifier {
             expected = seq + 1;
         }
         self.report.entries = self.entries.len() as u64;
-        self.classify_failed_links();
+        self.classify_failed_links(&failed);
         Ok(())
     }
 
     /// A failed link is a reordered entry when it verifies at another position, or after
     /// another predecessor; otherwise its entry was edited.
-    fn classify_failed_links(&mut self) {
-        let failed = std::mem::take(&mut self.failed);
+    fn classify_failed_links(&mut self, failed: &[usize]) {
         for (n, &position) in failed.iter().enumerate() {
             let entry = &self.entries[position];
             let moved = n < REORDER_SEARCHES && self.fits_elsewhere(position);
@@ -507,7 +506,6 @@ impl Verifier {
             let seq = entry.seq;
             self.find(kind, Some(seq), None, detail);
         }
-        self.failed = failed;
     }
 
     /// Whether the entry at `position` has a valid link with some other predecessor or at
