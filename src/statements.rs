@@ -102,46 +102,27 @@ fn write(
     Ok((changed == 1).then(|| Leaf::of(table, id, cells.iter().copied())))
 }
 
-/// Inserts a row as it stands: `running` if still open, final if already closed.
-pub(crate) fn insert(
-    tx: &Transaction<'_>,
-    row: &Row,
-    store_inputs: bool,
-    identity: &Identity,
-) -> rusqlite::Result<Option<Leaf>> {
-    write_row(
-        tx,
-        row,
-        [INSERT_SESSION, INSERT_STEP, INSERT_DECISION],
-        store_inputs,
-        identity,
-    )
-}
-
-/// Brings an inserted row up to date once its span has closed.
-pub(crate) fn update(
-    tx: &Transaction<'_>,
-    row: &Row,
-    store_inputs: bool,
-    identity: &Identity,
-) -> rusqlite::Result<Option<Leaf>> {
-    write_row(
-        tx,
-        row,
-        [UPDATE_SESSION, UPDATE_STEP, UPDATE_DECISION],
-        store_inputs,
-        identity,
-    )
+/// How a span's row is written.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RowWrite {
+    /// The row as it stands: `running` if still open, final if already closed.
+    Insert,
+    /// An inserted row brought up to date once its span has closed.
+    Update,
 }
 
 /// Writes a row's full image with the statement for its kind (session, step, decision).
-fn write_row(
+pub(crate) fn write_row(
     tx: &Transaction<'_>,
     row: &Row,
-    [session, step, decision]: [&str; 3],
+    write_as: RowWrite,
     store_inputs: bool,
     identity: &Identity,
 ) -> rusqlite::Result<Option<Leaf>> {
+    let [session, step, decision] = match write_as {
+        RowWrite::Insert => [INSERT_SESSION, INSERT_STEP, INSERT_DECISION],
+        RowWrite::Update => [UPDATE_SESSION, UPDATE_STEP, UPDATE_DECISION],
+    };
     match row.kind() {
         Kind::Session => {
             let c = rows::session(row, store_inputs);

@@ -30,6 +30,7 @@ use crate::ids::AuditId;
 use crate::process::Identity;
 use crate::record::{Command, Decided, Kind};
 use crate::rows::Row;
+use crate::statements::RowWrite;
 use crate::{search_index, statements};
 
 /// How often the writer looks at the queue while it gathers a batch.
@@ -413,7 +414,13 @@ impl Writer {
                 Op::Update(id) => match rows.get(id) {
                     Some(t) if !t.refused => (
                         id,
-                        statements::update(&tx, &t.row, config.store_inputs, &config.identity),
+                        statements::write_row(
+                            &tx,
+                            &t.row,
+                            RowWrite::Update,
+                            config.store_inputs,
+                            &config.identity,
+                        ),
                     ),
                     _ => continue,
                 },
@@ -547,7 +554,13 @@ fn insert_row(
     config: &WriterConfig,
     health: &Health,
 ) -> rusqlite::Result<Option<Leaf>> {
-    let first = statements::insert(tx, row, config.store_inputs, &config.identity);
+    let first = statements::write_row(
+        tx,
+        row,
+        RowWrite::Insert,
+        config.store_inputs,
+        &config.identity,
+    );
     match first {
         Err(e)
             if row.kind() == Kind::Session && row.written_as.is_none() && is_duplicate_id(&e) =>
@@ -561,7 +574,13 @@ fn insert_row(
                 )
             });
             row.written_as = Some(renamed);
-            statements::insert(tx, row, config.store_inputs, &config.identity)
+            statements::write_row(
+                tx,
+                row,
+                RowWrite::Insert,
+                config.store_inputs,
+                &config.identity,
+            )
         }
         other => other,
     }
