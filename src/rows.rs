@@ -82,13 +82,7 @@ pub(crate) fn timestamp(at: SystemTime) -> String {
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(text: &str) -> String {
-    use std::fmt::Write;
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
+    crate::chain::hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// A value as column text. A `Debug` value that is a quoted string (what `?"text"` or an

@@ -52,28 +52,25 @@ pub(crate) fn index_chunk(conn: &Connection) -> rusqlite::Result<bool> {
             [indexed.table],
             |r| r.get(0),
         )?;
-        let (upto, left): (Option<i64>, i64) = tx.query_row(
+        // The last rowid of this chunk, and whether rows remain past it.
+        let upto: Option<i64> = tx.query_row(
             &format!(
-                "SELECT max(rowid), count(*) FROM (SELECT rowid FROM {} WHERE rowid > ?1 \
-                 ORDER BY rowid LIMIT ?2 + 1)",
+                "SELECT max(rowid) FROM (SELECT rowid FROM {} WHERE rowid > ?1 \
+                 ORDER BY rowid LIMIT ?2)",
                 indexed.table
             ),
             (mark, CHUNK_ROWS),
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )?;
-        let Some(mut upto) = upto else { continue };
-        if left > CHUNK_ROWS {
-            more = true;
-            // The last row counted is the first of the next chunk.
-            upto = tx.query_row(
-                &format!(
-                    "SELECT rowid FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT 1 OFFSET ?2",
-                    indexed.table
-                ),
-                (mark, CHUNK_ROWS - 1),
-                |r| r.get(0),
-            )?;
-        }
+        let Some(upto) = upto else { continue };
+        more |= tx.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM {} WHERE rowid > ?1)",
+                indexed.table
+            ),
+            [upto],
+            |r| r.get::<_, bool>(0),
+        )?;
         // Every row, text or not: the index is then exactly what FTS5 rebuilds from the rows.
         tx.prepare_cached(&format!(
             "INSERT INTO {fts} (rowid, {cols}) SELECT rowid, {cols} FROM {table} \

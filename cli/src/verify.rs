@@ -140,6 +140,6 @@ fn print_report(report: &Report, options: &VerifyOptions) {
     );
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
