@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{Audit, assert_consistent, child, rows, sqlite3};
@@ -105,19 +103,7 @@ fn dropping_the_guard_never_hangs_and_says_what_it_could_not_write() {
 fn kill_during_heavy_writing(after: u64, extra: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("killed.db");
-    let mut process = child("heavy", &path, 0)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
-    let mut acknowledged = 0;
-    while acknowledged < after {
-        let line = lines.next().expect("child ended early").unwrap();
-        acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
-    }
-    std::thread::sleep(extra);
-    process.kill().unwrap(); // SIGKILL
-    process.wait().unwrap();
+    let acknowledged = common::kill_heavy_child(&path, after, extra);
 
     // The chain verifies after the kill: hashed in the same transactions as the rows.
     assert_consistent(&path);

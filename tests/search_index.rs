@@ -4,12 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Audit, child, eventually, rows, sqlite3, write_realistic};
+use common::{Audit, eventually, rows, sqlite3, write_realistic};
 
 /// The rows past each table's mark: 0 once the index has caught up.
 fn unindexed(path: &Path) -> i64 {
@@ -108,19 +106,7 @@ fn an_index_built_in_batches_with_rows_updated_after_indexing_equals_a_rebuilt_o
 fn after_a_sigkill_the_index_catches_up_on_the_next_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("killed.db");
-    let mut process = child("heavy", &path, 0)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
-    while !lines
-        .next()
-        .expect("child ended early")
-        .unwrap()
-        .ends_with(" 300")
-    {}
-    process.kill().unwrap();
-    process.wait().unwrap();
+    common::kill_heavy_child(&path, 300, Duration::ZERO);
     let rows_with_text: i64 = sqlite3(
         &path,
         "SELECT count(*) FROM steps WHERE input_summary IS NOT NULL",

@@ -172,6 +172,26 @@ pub fn example_binary(name: &str) -> PathBuf {
     binary
 }
 
+/// Runs the `heavy` child on `path` until it has acknowledged `after` committed sessions,
+/// waits `extra` more, and kills it with SIGKILL. Returns how many it acknowledged.
+pub fn kill_heavy_child(path: &Path, after: u64, extra: Duration) -> u64 {
+    use std::io::{BufRead, BufReader};
+    let mut process = child("heavy", path, 0)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(process.stdout.take().unwrap()).lines();
+    let mut acknowledged = 0;
+    while acknowledged < after {
+        let line = lines.next().expect("child ended early").unwrap();
+        acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
+    }
+    std::thread::sleep(extra);
+    process.kill().unwrap(); // SIGKILL
+    process.wait().unwrap();
+    acknowledged
+}
+
 /// The test helper process (tests/support/audit_child.rs) in `mode`, writing `path`.
 pub fn child(mode: &str, path: &Path, n: u64) -> Command {
     let mut command = Command::new(example_binary("audit_child"));
