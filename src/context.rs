@@ -10,9 +10,8 @@
 use tracing::Subscriber;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::fields::{FieldValue, Fields};
 use crate::ids::AuditId;
-use crate::record::Kind;
+use crate::record::{Kind, Learned};
 
 /// What one layer knows about one audited span while it is open.
 #[derive(Debug)]
@@ -24,11 +23,8 @@ pub(crate) struct SpanState {
     /// The step its children belong to: a step's is itself, a decision's is its step, a
     /// session's is none.
     pub(crate) step: Option<AuditId>,
-    /// Fields recorded after creation with `Span::record`.
-    pub(crate) recorded: Fields,
-    pub(crate) returned: Option<FieldValue>,
-    pub(crate) error: Option<FieldValue>,
-    pub(crate) error_event: bool,
+    /// Recorded fields and outcome events, allocated when the first one arrives.
+    pub(crate) learned: Option<Box<Learned>>,
     /// Rows the layer made up to hold this span (an implicit step, an implicit session),
     /// innermost first; they close when the span closes.
     pub(crate) implicit: Vec<AuditId>,

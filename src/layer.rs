@@ -19,7 +19,7 @@ use crate::context::{self, SpanState};
 use crate::fields::{Collector, FieldLimits, FieldValue, last};
 use crate::health::Health;
 use crate::ids::AuditId;
-use crate::record::{Closed, Command, Decided, Kind, Opened};
+use crate::record::{Closed, Command, Decided, Kind, Learned, Opened};
 use crate::rows;
 
 /// A [`tracing_subscriber::Layer`] that records spans named `session`, `step` and
@@ -156,10 +156,12 @@ impl AuditLayer {
             self.send(Command::Closed(Closed {
                 id,
                 at,
-                recorded: Vec::new(),
-                returned: None,
-                error: None,
-                error_event: failed,
+                learned: failed.then(|| {
+                    Box::new(Learned {
+                        error_event: true,
+                        ..Learned::default()
+                    })
+                }),
             }));
         }
     }
@@ -237,10 +239,7 @@ where
                 id,
                 session,
                 step,
-                recorded: Vec::new(),
-                returned: None,
-                error: None,
-                error_event: false,
+                learned: None,
                 implicit,
             },
         );
@@ -257,7 +256,9 @@ where
             .get_mut::<context::Audited>()
             .and_then(|a| a.get_mut(self.key))
         {
-            state.recorded.extend(fields);
+            Learned::get_or_insert(&mut state.learned)
+                .recorded
+                .extend(fields);
         }
     }
 
@@ -323,14 +324,11 @@ where
             return;
         };
         let at = SystemTime::now();
-        let failed = state.error_event || state.error.is_some();
+        let failed = state.learned.as_deref().is_some_and(Learned::failed);
         self.send(Command::Closed(Closed {
             id: state.id,
             at,
-            recorded: state.recorded,
-            returned: state.returned,
-            error: state.error,
-            error_event: state.error_event,
+            learned: state.learned,
         }));
         self.close_implicit(state.implicit, at, failed);
     }
@@ -340,13 +338,15 @@ where
 /// `return` (`#[instrument(ret)]`), of `error` (`#[instrument(err)]`), or, for an
 /// ERROR-level event without an `error` field, its message.
 fn note_outcome(state: &mut SpanState, fields: &[(&'static str, FieldValue)], is_error: bool) {
+    let kind = state.kind;
+    let learned = Learned::get_or_insert(&mut state.learned);
     if let Some(value) = last(fields, "return") {
-        state.returned = Some(value.clone());
+        learned.returned = Some(value.clone());
     }
     if let Some(value) = last(fields, "error") {
-        state.error = Some(value.clone());
-    } else if is_error && state.kind == Kind::Step {
-        state.error = last(fields, "message").cloned();
+        learned.error = Some(value.clone());
+    } else if is_error && kind == Kind::Step {
+        learned.error = last(fields, "message").cloned();
     }
-    state.error_event |= is_error;
+    learned.error_event |= is_error;
 }

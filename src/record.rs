@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use crate::fields::Fields;
+use crate::fields::{FieldValue, Fields};
 use crate::ids::AuditId;
 
 /// What an audited span stands for, from its name.
@@ -45,19 +45,57 @@ pub(crate) struct Opened {
     pub(crate) implicit: bool,
 }
 
+/// What a span learned while it was open, beyond its creation fields.
+///
+/// Most spans learn nothing, so this lives in a box allocated the first time there is
+/// something to keep ([`Learned::get_or_insert`]): a span's state in the registry stays a
+/// few words, and the same box crosses the queue in [`Closed`] without being copied.
+#[derive(Debug, Default)]
+pub(crate) struct Learned {
+    /// Fields recorded with `Span::record` after creation.
+    pub(crate) recorded: Fields,
+    /// The value of the last `#[instrument(ret)]` event inside the span.
+    pub(crate) returned: Option<FieldValue>,
+    /// The value of the last `#[instrument(err)]` (`error` field) event inside the span.
+    pub(crate) error: Option<FieldValue>,
+    /// An ERROR-level event happened directly inside the span.
+    pub(crate) error_event: bool,
+}
+
+/// What a span that learned nothing learned.
+pub(crate) static NOTHING_LEARNED: Learned = Learned {
+    recorded: Vec::new(),
+    returned: None,
+    error: None,
+    error_event: false,
+};
+
+impl Learned {
+    /// The box in `slot`, allocated now if the span had learned nothing until now.
+    pub(crate) fn get_or_insert(slot: &mut Option<Box<Learned>>) -> &mut Learned {
+        slot.get_or_insert_with(Box::default)
+    }
+
+    /// The span failed: an ERROR event or an `error` event value inside it.
+    pub(crate) fn failed(&self) -> bool {
+        self.error_event || self.error.is_some()
+    }
+}
+
 /// An audited span closed. Carries what was learned while it was open.
 #[derive(Debug)]
 pub(crate) struct Closed {
     pub(crate) id: AuditId,
     pub(crate) at: SystemTime,
-    /// Fields recorded with `Span::record` after creation.
-    pub(crate) recorded: Fields,
-    /// The value of the last `#[instrument(ret)]` event inside the span.
-    pub(crate) returned: Option<crate::fields::FieldValue>,
-    /// The value of the last `#[instrument(err)]` (`error` field) event inside the span.
-    pub(crate) error: Option<crate::fields::FieldValue>,
-    /// An ERROR-level event happened directly inside the span.
-    pub(crate) error_event: bool,
+    /// `None` when the span learned nothing while open: see [`Closed::learned`].
+    pub(crate) learned: Option<Box<Learned>>,
+}
+
+impl Closed {
+    /// What the span learned while open (nothing, for most spans).
+    pub(crate) fn learned(&self) -> &Learned {
+        self.learned.as_deref().unwrap_or(&NOTHING_LEARNED)
+    }
 }
 
 /// A `decision` event: a decision made in a single moment.

@@ -220,7 +220,7 @@ impl<'a> View<'a> {
 
 fn recorded(row: &Row) -> &Fields {
     static NONE: Fields = Vec::new();
-    row.closed.as_ref().map_or(&NONE, |c| &c.recorded)
+    row.closed.as_ref().map_or(&NONE, |c| &c.learned().recorded)
 }
 
 fn implicit_marker(row: &Row) -> Option<(&'static str, Value)> {
@@ -262,9 +262,7 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
     let status = match &row.closed {
         None => "running".to_owned(),
         Some(_) if status_field.is_some() => status_field.unwrap_or_default(),
-        Some(closed)
-            if closed.error_event || closed.error.is_some() || view.get("error").is_some() =>
-        {
+        Some(closed) if closed.learned().failed() || view.get("error").is_some() => {
             "failed".to_owned()
         }
         Some(_) => "completed".to_owned(),
@@ -294,10 +292,11 @@ fn outcome_attributes(row: &Row) -> Vec<(&'static str, Value)> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    if let Some(value) = &closed.returned {
+    let learned = closed.learned();
+    if let Some(value) = &learned.returned {
         out.push(("return", json(value)));
     }
-    if let Some(value) = &closed.error {
+    if let Some(value) = &learned.error {
         out.push(("error", json(value)));
     }
     out
@@ -336,11 +335,11 @@ pub(crate) fn step(row: &Row) -> StepColumns {
     let closed = row.closed.as_ref();
     let output_summary = view
         .take("output_summary")
-        .or_else(|| closed.and_then(|c| c.returned.as_ref()))
+        .or_else(|| closed.and_then(|c| c.learned().returned.as_ref()))
         .map(text);
     let error = view
         .take("error")
-        .or_else(|| closed.and_then(|c| c.error.as_ref()))
+        .or_else(|| closed.and_then(|c| c.learned().error.as_ref()))
         .map(text);
     let tokens_used = view.take_as("tokens_used", integer).or_else(|| {
         // OpenTelemetry GenAI names; they also stay in `attributes`.
@@ -436,6 +435,7 @@ pub(crate) fn decided(event: &Decided) -> DecisionColumns {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Learned;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn opened(kind: Kind, fields: Fields) -> Opened {
@@ -455,10 +455,10 @@ mod tests {
         Closed {
             id: AuditId::Given("x".into()),
             at: UNIX_EPOCH + Duration::from_secs(1_700_000_001),
-            recorded,
-            returned: None,
-            error: None,
-            error_event: false,
+            learned: Some(Box::new(Learned {
+                recorded,
+                ..Learned::default()
+            })),
         }
     }
 
