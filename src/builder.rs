@@ -283,7 +283,8 @@ impl AuditLayerBuilder {
                 key: self.checkpoint_key,
             }),
         };
-        let writer = writer::spawn(conn, receiver, config, health.clone(), done_sender)
+        let backend = Box::new(crate::sqlite_backend::SqliteBackend { conn });
+        let writer = writer::spawn(backend, receiver, config, health.clone(), done_sender)
             .map_err(|source| Error::Spawn { path, source })?;
 
         let layer = AuditLayer {

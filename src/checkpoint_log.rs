@@ -16,8 +16,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
-
 use crate::chain;
 use crate::checkpoint::{Checkpoint, SignerKey};
 
@@ -55,13 +53,13 @@ impl CheckpointLog {
         self.last_size.is_none() || grown || self.last_at.elapsed() >= self.config.interval
     }
 
-    /// Reads the chain's head and appends a checkpoint of it to the file.
-    pub(crate) fn write(&mut self, conn: &Connection) -> Result<(), String> {
+    /// Reads the database's id and the chain's head with `read` and appends a checkpoint
+    /// of it to the file.
+    pub(crate) fn write(
+        &mut self,
+        read: impl FnOnce() -> Result<(String, chain::ChainHead), String>,
+    ) -> Result<(), String> {
         let path = self.config.path.display().to_string();
-        let read = || -> rusqlite::Result<(String, chain::ChainHead)> {
-            let id = chain::database_id(conn)?.unwrap_or_default();
-            Ok((id, chain::head(conn)?))
-        };
         let (id, head) = read()
             .map_err(|e| format!("cannot read the chain head for a checkpoint to {path}: {e}"))?;
         let mut checkpoint = Checkpoint::of_head(&id, &head);

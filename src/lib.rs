@@ -132,6 +132,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backend;
 mod builder;
 mod chain;
 mod checkpoint;
@@ -147,6 +148,7 @@ mod process;
 mod record;
 mod rows;
 mod search_index;
+mod sqlite_backend;
 mod statements;
 mod store;
 mod verify;

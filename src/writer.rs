@@ -1,15 +1,16 @@
-//! The writer thread: owns the only SQLite connection, batches records into transactions.
+//! The writer thread: owns the only connection to the store, batches records into
+//! transactions, and commits them through its [`Backend`].
 //!
 //! It waits for a record, then gathers more until the batch is full, a flush is asked for,
 //! or the first record has waited `flush_interval`; then it commits them all in one
-//! transaction (see [`crate::statements`]). A span that opens and closes within one batch
+//! transaction (see [`crate::backend`]). A span that opens and closes within one batch
 //! becomes a single INSERT of its final row; one that stays open is inserted as `running`
 //! and updated when it closes, so a process that dies leaves its open sessions and steps
 //! visible.
 //!
 //! A commit that fails (disk full, lock held too long, I/O error) is rolled back and
-//! retried with back-off: the records stay in memory, and while they wait the queue fills
-//! and the callers wait (or drop and count, under [`OverflowPolicy::Drop`]). A row SQLite
+//! retried with capped, jittered back-off: the records stay in memory, and while they wait the queue fills
+//! and the callers wait (or drop and count, under [`OverflowPolicy::Drop`]). A row the store
 //! refuses on its own (a constraint) is reported and skipped; it never sinks its batch.
 //!
 //! [`OverflowPolicy::Drop`]: crate::OverflowPolicy::Drop
@@ -20,18 +21,15 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use crate::chain::{self, Leaf};
+use crate::backend::{Backend, Batch, Committed, Op, Refused, Tracked};
 use crate::checkpoint_log::{CheckpointConfig, CheckpointLog};
-
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
 use crate::process::Identity;
-use crate::record::{Command, Decided, Kind};
+use crate::record::{Command, Kind};
 use crate::rows::Row;
-use crate::statements::RowWrite;
-use crate::{search_index, statements};
+use crate::search_index;
 
 /// How often the writer looks at the queue while it gathers a batch.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
@@ -64,7 +62,7 @@ pub(crate) struct WriterConfig {
 /// Starts the writer thread. It ends after a `Shutdown` command, or when every sender is
 /// gone; `done` is dropped when it ends, however it ends.
 pub(crate) fn spawn(
-    conn: Connection,
+    backend: Box<dyn Backend>,
     commands: Receiver<Command>,
     config: WriterConfig,
     health: Arc<Health>,
@@ -80,7 +78,7 @@ pub(crate) fn spawn(
                 // Rows a crashed writer left unindexed are indexed when this one is idle.
                 search_pending: true,
                 unindexed: 0,
-                conn,
+                backend,
                 commands,
                 config,
                 health,
@@ -94,36 +92,8 @@ pub(crate) fn spawn(
         })
 }
 
-/// A row the writer holds: until it is committed, and, if still open, until it closes.
-struct Tracked {
-    row: Row,
-    /// Its INSERT is committed (or SQLite refused it), so a close becomes an UPDATE.
-    committed: bool,
-    /// SQLite refused its INSERT: later updates must not touch a row of the same id.
-    refused: bool,
-    /// Its close was dropped (drop policy): once inserted, the row is let go, left open.
-    close_lost: bool,
-}
-
-impl Tracked {
-    /// Nothing more will change this row once its INSERT is committed.
-    fn finished(&self) -> bool {
-        self.row.closed.is_some() || self.close_lost
-    }
-}
-
-/// One statement of the next transaction, in arrival order (parents before children).
-enum Op {
-    Insert(AuditId),
-    Update(AuditId),
-    Decided(Decided),
-}
-
-/// Rows SQLite refused in a commit, with its reason.
-type Refused = Vec<(AuditId, String)>;
-
 struct Writer {
-    conn: Connection,
+    backend: Box<dyn Backend>,
     commands: Receiver<Command>,
     config: WriterConfig,
     health: Arc<Health>,
@@ -210,7 +180,7 @@ impl Writer {
     /// Indexes one chunk of the rows past the search index's marks. A failure is reported
     /// and retried after the next commit; search still finds the rows (it scans the tail).
     fn index_search(&mut self) {
-        match search_index::index_chunk(&self.conn) {
+        match self.backend.index_search() {
             Ok(more) => {
                 self.search_pending = more;
                 if !more {
@@ -234,7 +204,8 @@ impl Writer {
         if !now && !log.due(self.chain_size) {
             return;
         }
-        if let Err(message) = log.write(&self.conn) {
+        let backend = &mut self.backend;
+        if let Err(message) = log.write(|| backend.chain_head()) {
             self.health.record_write_error(message);
         }
         if now && self.health.stats() != self.health_written {
@@ -334,18 +305,23 @@ impl Writer {
         let mut backoff = Duration::from_millis(10);
         loop {
             match self.try_commit() {
-                Ok((refused, health, size)) => {
+                Ok((
+                    Committed {
+                        refused,
+                        chain_size,
+                    },
+                    health,
+                )) => {
                     self.health.set_fault(None);
                     self.health_written = health;
-                    self.chain_size = size.or(self.chain_size);
+                    self.chain_size = chain_size.or(self.chain_size);
                     self.after_commit(refused);
                     for answer in self.waiting.drain(..) {
                         let _ = answer.send(Ok(()));
                     }
                     return true;
                 }
-                Err(error) => {
-                    let message = error.to_string();
+                Err(message) => {
                     self.health.set_fault(Some(message.clone()));
                     self.health.record_write_error(format!(
                         "commit of {} records failed ({message}); keeping them and retrying",
@@ -364,7 +340,9 @@ impl Writer {
                         self.give_up();
                         return false;
                     }
-                    self.pause(backoff);
+                    // Jittered (75–125%), so that writers that lost one server together do
+                    // not come back in lockstep.
+                    self.pause(backoff.mul_f64(0.75 + fastrand::f64() / 2.0));
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
@@ -382,67 +360,22 @@ impl Writer {
         }
     }
 
-    /// Runs the batch, and the health counters that changed, in one transaction, and
-    /// appends a chain leaf for every row version it wrote. Returns the rows SQLite refused
-    /// and the health counters it wrote.
-    fn try_commit(&mut self) -> rusqlite::Result<(Refused, AuditStats, Option<u64>)> {
+    /// Commits the batch, and the health counters that changed, through the backend.
+    /// Returns what it did and the health counters it wrote.
+    fn try_commit(&mut self) -> Result<(Committed, AuditStats), String> {
         let health = self.health.stats();
         if self.ops.is_empty() && health == self.health_written {
-            return Ok((Vec::new(), health, None));
+            return Ok((Committed::default(), health));
         }
-        let Writer {
-            conn,
-            config,
-            rows,
-            ops,
-            ..
-        } = self;
-        // IMMEDIATE: the write lock is held from the start, so the chain head read below
-        // is the one this commit extends, whichever process wrote last.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut refused = Vec::new();
-        let mut leaves = Vec::with_capacity(ops.len() + 1);
-        for op in ops.iter() {
-            let (id, result) = match op {
-                Op::Insert(id) => {
-                    follow_renamed_session(rows, id);
-                    match rows.get_mut(id) {
-                        Some(t) => (id, insert_row(&tx, &mut t.row, config, &self.health)),
-                        None => continue,
-                    }
-                }
-                Op::Update(id) => match rows.get(id) {
-                    Some(t) if !t.refused => (
-                        id,
-                        statements::write_row(
-                            &tx,
-                            &t.row,
-                            RowWrite::Update,
-                            config.store_inputs,
-                            &config.identity,
-                        ),
-                    ),
-                    _ => continue,
-                },
-                Op::Decided(decided) => (&decided.id, statements::insert_decided(&tx, decided)),
-            };
-            match result {
-                Ok(leaf) => leaves.extend(leaf),
-                Err(e) if is_row_error(&e) => refused.push((id.clone(), e.to_string())),
-                Err(e) => return Err(e),
-            }
-        }
-        leaves.extend(statements::insert_health(
-            &tx,
-            &config.identity,
-            &self.health_written,
-            &health,
-            self.health.last_error(),
-        )?);
-        let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
-        let head = chain::append(&tx, &leaves, &committed_at)?;
-        tx.commit()?;
-        Ok((refused, health, head.map(|h| h.size)))
+        let committed = self.backend.commit(Batch {
+            rows: &mut self.rows,
+            ops: &self.ops,
+            config: &self.config,
+            health: &self.health,
+            health_written: &self.health_written,
+            health_now: &health,
+        })?;
+        Ok((committed, health))
     }
 
     fn after_commit(&mut self, refused: Refused) {
@@ -507,18 +440,7 @@ impl Writer {
         if open.is_empty() {
             return;
         }
-        let result = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .and_then(|tx| {
-                let mut leaves = Vec::with_capacity(open.len());
-                for id in &open {
-                    leaves.extend(statements::mark_interrupted_where(&tx, "id = ?1", [id])?);
-                }
-                let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
-                chain::append(&tx, &leaves, &committed_at)?;
-                tx.commit()
-            });
+        let result = self.backend.mark_interrupted(&open);
         if let Err(error) = result {
             self.health.record_write_error(format!(
                 "could not mark {} sessions still open at shutdown as interrupted: {error}",
@@ -526,80 +448,4 @@ impl Writer {
             ));
         }
     }
-}
-
-/// A step whose session was written under another id (its given id was taken) follows it.
-fn follow_renamed_session(rows: &mut HashMap<AuditId, Tracked>, id: &AuditId) {
-    let Some(tracked) = rows.get(id) else { return };
-    if tracked.row.kind() != Kind::Step {
-        return;
-    }
-    let renamed = tracked
-        .row
-        .opened
-        .parent
-        .as_ref()
-        .and_then(|session| rows.get(session))
-        .and_then(|session| session.row.written_as.clone());
-    if let Some(tracked) = rows.get_mut(id) {
-        tracked.row.session_written_as = renamed;
-    }
-}
-
-/// Inserts a row; a session whose given id already names a session in the file is
-/// written under a new id instead (see [`crate::rows::renamed_id`]).
-fn insert_row(
-    tx: &rusqlite::Transaction<'_>,
-    row: &mut Row,
-    config: &WriterConfig,
-    health: &Health,
-) -> rusqlite::Result<Option<Leaf>> {
-    let first = statements::write_row(
-        tx,
-        row,
-        RowWrite::Insert,
-        config.store_inputs,
-        &config.identity,
-    );
-    match first {
-        Err(e)
-            if row.kind() == Kind::Session && row.written_as.is_none() && is_duplicate_id(&e) =>
-        {
-            let renamed = crate::rows::renamed_id(&row.opened.id, row.opened.at);
-            health.report("renamed_sessions", || {
-                format!(
-                    "session id {} is already in the file; this session is written as {renamed} \
-                     (attributes.given_id keeps the id it was given)",
-                    row.opened.id
-                )
-            });
-            row.written_as = Some(renamed);
-            statements::write_row(
-                tx,
-                row,
-                RowWrite::Insert,
-                config.store_inputs,
-                &config.identity,
-            )
-        }
-        other => other,
-    }
-}
-
-/// The row's primary key is taken.
-fn is_duplicate_id(error: &rusqlite::Error) -> bool {
-    matches!(
-        error,
-        rusqlite::Error::SqliteFailure(e, _)
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-    )
-}
-
-/// Errors that concern one row only; anything else concerns the whole transaction.
-fn is_row_error(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch)
-    )
 }

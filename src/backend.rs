@@ -1,0 +1,117 @@
+//! The writer's store, behind one trait: SQLite ([`crate::sqlite_backend`]) or, with the
+//! `postgres` feature, PostgreSQL ([`crate::postgres`]).
+//!
+//! The writer thread owns the batch — which rows it holds, which of them are committed,
+//! which statements the next transaction runs, in arrival order — and everything that
+//! decides it (flush, shutdown, the drop policy's lost closes, back-off). A backend only
+//! writes a batch in one transaction, with the chain entries of every row version it
+//! wrote, and reports what it refused. That keeps one batching policy, tested once, for
+//! every store.
+
+use std::collections::HashMap;
+
+use crate::chain::ChainHead;
+use crate::health::{AuditStats, Health};
+use crate::ids::AuditId;
+use crate::record::Decided;
+use crate::rows::Row;
+use crate::writer::WriterConfig;
+
+/// A row the writer holds: until it is committed, and, if still open, until it closes.
+pub(crate) struct Tracked {
+    pub(crate) row: Row,
+    /// Its INSERT is committed (or the store refused it), so a close becomes an UPDATE.
+    pub(crate) committed: bool,
+    /// The store refused its INSERT: later updates must not touch a row of the same id.
+    pub(crate) refused: bool,
+    /// Its close was dropped (drop policy): once inserted, the row is let go, left open.
+    pub(crate) close_lost: bool,
+}
+
+impl Tracked {
+    /// Nothing more will change this row once its INSERT is committed.
+    pub(crate) fn finished(&self) -> bool {
+        self.row.closed.is_some() || self.close_lost
+    }
+}
+
+/// One statement of the next transaction, in arrival order (parents before children).
+pub(crate) enum Op {
+    Insert(AuditId),
+    Update(AuditId),
+    Decided(Decided),
+}
+
+/// Rows the store refused in a commit, with its reason.
+pub(crate) type Refused = Vec<(AuditId, String)>;
+
+/// What one commit writes.
+pub(crate) struct Batch<'a> {
+    /// Every row the writer holds; a backend may set `written_as` (a renamed session) and
+    /// `session_written_as` (a step following it).
+    pub(crate) rows: &'a mut HashMap<AuditId, Tracked>,
+    pub(crate) ops: &'a [Op],
+    pub(crate) config: &'a WriterConfig,
+    pub(crate) health: &'a Health,
+    /// The health counters as last written, and as they are now: a row per counter that grew.
+    pub(crate) health_written: &'a AuditStats,
+    pub(crate) health_now: &'a AuditStats,
+}
+
+/// What a commit did.
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
+    pub(crate) refused: Refused,
+    /// The chain's size after the commit, if it appended to it.
+    pub(crate) chain_size: Option<u64>,
+}
+
+/// A store the writer thread writes.
+pub(crate) trait Backend: Send {
+    /// Writes the batch in one transaction, with its chain entries. On an error nothing of
+    /// it is committed — or, where the store cannot tell (a connection lost during COMMIT),
+    /// writing the same batch again must add nothing twice.
+    fn commit(&mut self, batch: Batch<'_>) -> Result<Committed, String>;
+
+    /// Marks these sessions (ids as written) `interrupted` if still `running`, chained.
+    fn mark_interrupted(&mut self, ids: &[String]) -> Result<(), String>;
+
+    /// Indexes a chunk of rows for search, if the store indexes apart from writing;
+    /// `true` when more wait.
+    fn index_search(&mut self) -> Result<bool, String>;
+
+    /// The database's id and the chain's head, for a checkpoint.
+    fn chain_head(&mut self) -> Result<(String, ChainHead), String>;
+}
+
+/// A step whose session was written under another id (its given id was taken) follows it.
+pub(crate) fn follow_renamed_session(rows: &mut HashMap<AuditId, Tracked>, id: &AuditId) {
+    let Some(tracked) = rows.get(id) else { return };
+    if tracked.row.kind() != crate::record::Kind::Step {
+        return;
+    }
+    let renamed = tracked
+        .row
+        .opened
+        .parent
+        .as_ref()
+        .and_then(|session| rows.get(session))
+        .and_then(|session| session.row.written_as.clone());
+    if let Some(tracked) = rows.get_mut(id) {
+        tracked.row.session_written_as = renamed;
+    }
+}
+
+/// Gives a session whose given id already names a session in the store a new id (see
+/// [`crate::rows::renamed_id`]), and says so once in the health report.
+pub(crate) fn rename_session(row: &mut Row, health: &Health) {
+    let renamed = crate::rows::renamed_id(&row.opened.id, row.opened.at);
+    health.report("renamed_sessions", || {
+        format!(
+            "session id {} is already in the store; this session is written as {renamed} \
+             (attributes.given_id keeps the id it was given)",
+            row.opened.id
+        )
+    });
+    row.written_as = Some(renamed);
+}

@@ -1,0 +1,160 @@
+//! The SQLite store: the writer's batches as one IMMEDIATE transaction each, through the
+//! statements of [`crate::statements`].
+//!
+//! IMMEDIATE takes the write lock at BEGIN, so the chain head read inside the transaction
+//! is the head this commit extends, whichever process wrote the file last. A row SQLite
+//! refuses on its own (a constraint) is reported and skipped; it never sinks its batch.
+
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use crate::backend::{self, Backend, Batch, Committed, Op};
+use crate::chain::{self, ChainHead, Leaf};
+use crate::record::Kind;
+use crate::rows::Row;
+use crate::statements::{self, RowWrite};
+use crate::writer::WriterConfig;
+use crate::{health::Health, search_index};
+
+/// The writer's SQLite connection.
+pub(crate) struct SqliteBackend {
+    pub(crate) conn: Connection,
+}
+
+impl Backend for SqliteBackend {
+    fn commit(&mut self, batch: Batch<'_>) -> Result<Committed, String> {
+        self.try_commit(batch).map_err(|e| e.to_string())
+    }
+
+    fn mark_interrupted(&mut self, ids: &[String]) -> Result<(), String> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                let mut leaves = Vec::with_capacity(ids.len());
+                for id in ids {
+                    leaves.extend(statements::mark_interrupted_where(&tx, "id = ?1", [id])?);
+                }
+                let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
+                chain::append(&tx, &leaves, &committed_at)?;
+                tx.commit()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    fn index_search(&mut self) -> Result<bool, String> {
+        search_index::index_chunk(&self.conn).map_err(|e| e.to_string())
+    }
+
+    fn chain_head(&mut self) -> Result<(String, ChainHead), String> {
+        let id = chain::database_id(&self.conn).map_err(|e| e.to_string())?;
+        let head = chain::head(&self.conn).map_err(|e| e.to_string())?;
+        Ok((id.unwrap_or_default(), head))
+    }
+}
+
+impl SqliteBackend {
+    fn try_commit(&mut self, batch: Batch<'_>) -> rusqlite::Result<Committed> {
+        let Batch {
+            rows,
+            ops,
+            config,
+            health,
+            health_written,
+            health_now,
+        } = batch;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut refused = Vec::new();
+        let mut leaves = Vec::with_capacity(ops.len() + 1);
+        for op in ops {
+            let (id, result) = match op {
+                Op::Insert(id) => {
+                    backend::follow_renamed_session(rows, id);
+                    match rows.get_mut(id) {
+                        Some(t) => (id, insert_row(&tx, &mut t.row, config, health)),
+                        None => continue,
+                    }
+                }
+                Op::Update(id) => match rows.get(id) {
+                    Some(t) if !t.refused => (
+                        id,
+                        statements::write_row(
+                            &tx,
+                            &t.row,
+                            RowWrite::Update,
+                            config.store_inputs,
+                            &config.identity,
+                        ),
+                    ),
+                    _ => continue,
+                },
+                Op::Decided(decided) => (&decided.id, statements::insert_decided(&tx, decided)),
+            };
+            match result {
+                Ok(leaf) => leaves.extend(leaf),
+                Err(e) if is_row_error(&e) => refused.push((id.clone(), e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        leaves.extend(statements::insert_health(
+            &tx,
+            &config.identity,
+            health_written,
+            health_now,
+            health.last_error(),
+        )?);
+        let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
+        let head = chain::append(&tx, &leaves, &committed_at)?;
+        tx.commit()?;
+        Ok(Committed {
+            refused,
+            chain_size: head.map(|h| h.size),
+        })
+    }
+}
+
+/// Inserts a row; a session whose given id already names a session in the file is
+/// written under a new id instead.
+fn insert_row(
+    tx: &rusqlite::Transaction<'_>,
+    row: &mut Row,
+    config: &WriterConfig,
+    health: &Health,
+) -> rusqlite::Result<Option<Leaf>> {
+    let write = |row: &Row| {
+        statements::write_row(
+            tx,
+            row,
+            RowWrite::Insert,
+            config.store_inputs,
+            &config.identity,
+        )
+    };
+    match write(row) {
+        Err(e)
+            if row.kind() == Kind::Session && row.written_as.is_none() && is_duplicate_id(&e) =>
+        {
+            backend::rename_session(row, health);
+            write(row)
+        }
+        other => other,
+    }
+}
+
+/// The row's primary key is taken.
+fn is_duplicate_id(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// Errors that concern one row only; anything else concerns the whole transaction.
+fn is_row_error(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch)
+    )
+}
