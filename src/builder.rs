@@ -89,6 +89,7 @@ pub fn default_path() -> Result<PathBuf> {
 #[must_use]
 pub struct AuditLayerBuilder {
     path: Option<PathBuf>,
+    postgres: Option<String>,
     store_inputs: bool,
     queue_capacity: usize,
     overflow: OverflowPolicy,
@@ -109,6 +110,7 @@ impl Default for AuditLayerBuilder {
     fn default() -> Self {
         AuditLayerBuilder {
             path: None,
+            postgres: None,
             store_inputs: false,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             overflow: OverflowPolicy::Block,
@@ -131,6 +133,22 @@ impl AuditLayerBuilder {
     /// The database file; default: [`default_path`]. Parent directories are created.
     pub fn path(mut self, path: impl AsRef<Path>) -> Self {
         self.path = Some(path.as_ref().to_path_buf());
+        self.postgres = None;
+        self
+    }
+
+    /// A shared PostgreSQL store instead of a file (cargo feature `postgres`): a
+    /// `postgres://user@host:port/database` URL or a libpq `key=value` string. What it
+    /// leaves out comes from the PG* environment variables (`PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`), then libpq's defaults. Without this call,
+    /// `REASONKIT_AUDIT_DB=postgres://…` chooses PostgreSQL too.
+    ///
+    /// The schema (`migrations/postgres/`) is created or brought up to date when the layer
+    /// is built. Without the `postgres` feature, [`build`](Self::build) fails with
+    /// [`Error::PostgresNotBuilt`].
+    pub fn postgres(mut self, connection: impl Into<String>) -> Self {
+        self.postgres = Some(connection.into());
+        self.path = None;
         self
     }
 
@@ -250,11 +268,28 @@ impl AuditLayerBuilder {
     pub fn build(self) -> Result<(AuditLayer, AuditGuard)> {
         static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
-        let path = match self.path {
-            Some(path) => path,
-            None => default_path()?,
-        };
+        let postgres = self.postgres.clone().or_else(|| {
+            let from_env = std::env::var(DB_PATH_ENV).ok()?;
+            let is_url =
+                from_env.starts_with("postgres://") || from_env.starts_with("postgresql://");
+            (self.path.is_none() && is_url).then_some(from_env)
+        });
         let identity = Identity::current();
+        let (backend, path): (Box<dyn crate::backend::Backend>, PathBuf) = match postgres {
+            Some(connection) => open_postgres(&connection, &identity)?,
+            None => {
+                let path = match self.path.clone() {
+                    Some(path) => path,
+                    None => default_path()?,
+                };
+                let conn =
+                    store::open_for_writing(&path, self.busy_timeout, self.max_db_size, &identity)?;
+                (
+                    Box::new(crate::sqlite_backend::SqliteBackend { conn }),
+                    path,
+                )
+            }
+        };
         if let Some(file) = &self.checkpoints {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -265,7 +300,6 @@ impl AuditLayerBuilder {
                     source,
                 })?;
         }
-        let conn = store::open_for_writing(&path, self.busy_timeout, self.max_db_size, &identity)?;
         let limits = FieldLimits::new(self.max_field_len);
         let health = Health::new(path.clone(), limits.clone());
         let (sender, receiver) = crossbeam_channel::bounded(self.queue_capacity);
@@ -283,7 +317,6 @@ impl AuditLayerBuilder {
                 key: self.checkpoint_key,
             }),
         };
-        let backend = Box::new(crate::sqlite_backend::SqliteBackend { conn });
         let writer = writer::spawn(backend, receiver, config, health.clone(), done_sender)
             .map_err(|source| Error::Spawn { path, source })?;
 
@@ -304,4 +337,32 @@ impl AuditLayerBuilder {
         };
         Ok((layer, guard))
     }
+}
+
+/// Connects to the PostgreSQL store and prepares it; the path is its description (no
+/// password), which errors and [`AuditGuard::path`] show.
+#[cfg(feature = "postgres")]
+fn open_postgres(
+    connection: &str,
+    identity: &Identity,
+) -> Result<(Box<dyn crate::backend::Backend>, PathBuf)> {
+    let target = crate::postgres::PgTarget::parse(connection)
+        .map_err(|message| Error::Postgres { message })?;
+    let description = PathBuf::from(target.to_string());
+    let backend = crate::postgres::backend::PgBackend::open(target, identity)
+        .map_err(|message| Error::Postgres { message })?;
+    Ok((Box::new(backend), description))
+}
+
+/// Without the `postgres` feature: says so, naming the store without its password.
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(
+    connection: &str,
+    _identity: &Identity,
+) -> Result<(Box<dyn crate::backend::Backend>, PathBuf)> {
+    let target = match connection.split_once('@') {
+        Some((_, after)) if connection.contains("://") => format!("postgres://…@{after}"),
+        _ => "the connection string".to_owned(),
+    };
+    Err(Error::PostgresNotBuilt { target })
 }

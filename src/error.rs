@@ -183,6 +183,24 @@ pub enum Error {
         message: String,
     },
 
+    /// The PostgreSQL store could not be reached, prepared or used. The message names the
+    /// server and database (`postgres://user@host:port/database`), never the password.
+    #[error("{message}")]
+    Postgres {
+        /// What failed, where, and PostgreSQL's own words for it.
+        message: String,
+    },
+
+    /// A PostgreSQL store was asked for, but this build has no PostgreSQL support.
+    #[error(
+        "{target} names a PostgreSQL store, but this build of reasonkit-audit has no PostgreSQL \
+         support; enable the crate's `postgres` feature"
+    )]
+    PostgresNotBuilt {
+        /// The store asked for, without its password.
+        target: String,
+    },
+
     /// The writer thread has stopped; nothing more can be written through this guard.
     #[error("audit database {path}: the writer thread has stopped")]
     WriterStopped {

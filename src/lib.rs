@@ -144,6 +144,8 @@ mod guard;
 mod health;
 mod ids;
 mod layer;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod process;
 mod record;
 mod rows;

@@ -167,6 +167,31 @@ pub(crate) fn mark_interrupted_where(
     Ok(leaves)
 }
 
+/// The `audit_health` rows for the counters that grew since `written`: kind, how much it
+/// grew, and for write errors the last one's text.
+pub(crate) fn health_rows(
+    written: &AuditStats,
+    now: &AuditStats,
+    last_error: Option<String>,
+) -> Vec<(&'static str, i64, Option<String>)> {
+    written
+        .by_kind()
+        .into_iter()
+        .zip(now.by_kind())
+        .filter(|((_, before), (_, after))| after > before)
+        .map(|((kind, before), (_, after))| {
+            let detail = (kind == "write_errors")
+                .then(|| last_error.clone())
+                .flatten();
+            (
+                kind,
+                i64::try_from(after - before).unwrap_or(i64::MAX),
+                detail,
+            )
+        })
+        .collect()
+}
+
 /// One `audit_health` row per counter that grew since `written`, with their leaves.
 pub(crate) fn insert_health(
     tx: &Transaction<'_>,
@@ -177,32 +202,26 @@ pub(crate) fn insert_health(
 ) -> rusqlite::Result<Vec<Leaf>> {
     let at = rows::timestamp(SystemTime::now());
     let mut leaves = Vec::new();
-    for ((kind, before), (_, after)) in written.by_kind().into_iter().zip(now.by_kind()) {
-        if after > before {
-            let detail = (kind == "write_errors")
-                .then(|| last_error.clone())
-                .flatten();
-            let count = i64::try_from(after - before).unwrap_or(i64::MAX);
-            tx.prepare_cached(
-                "INSERT INTO audit_health (recorded_at, pid, host, kind, count, detail) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute((&at, identity.pid, &identity.host, kind, count, &detail))?;
-            let id = tx.last_insert_rowid();
-            leaves.push(Leaf::of(
-                &chain::AUDIT_HEALTH,
-                id.to_string(),
-                [
-                    Cell::Integer(id),
-                    Cell::text(&at),
-                    Cell::Integer(identity.pid),
-                    Cell::text(&identity.host),
-                    Cell::text(kind),
-                    Cell::Integer(count),
-                    Cell::opt_text(detail.as_deref()),
-                ],
-            ));
-        }
+    for (kind, count, detail) in health_rows(written, now, last_error) {
+        tx.prepare_cached(
+            "INSERT INTO audit_health (recorded_at, pid, host, kind, count, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute((&at, identity.pid, &identity.host, kind, count, &detail))?;
+        let id = tx.last_insert_rowid();
+        leaves.push(Leaf::of(
+            &chain::AUDIT_HEALTH,
+            id.to_string(),
+            [
+                Cell::Integer(id),
+                Cell::text(&at),
+                Cell::Integer(identity.pid),
+                Cell::text(&identity.host),
+                Cell::text(kind),
+                Cell::Integer(count),
+                Cell::opt_text(detail.as_deref()),
+            ],
+        ));
     }
     Ok(leaves)
 }

@@ -1,0 +1,175 @@
+//! A row as the chain hashes it, read back from PostgreSQL.
+//!
+//! The chain's leaf encoding (docs/chain.md) is defined over SQLite's values: text,
+//! integers, reals. Each PostgreSQL table is therefore read through one list of
+//! expressions, in the chain's column order, that gives those values: `timestamptz` as
+//! the same `YYYY-MM-DD HH:MM:SS.ffffff` UTC text the SQLite store holds, `jsonb` as its
+//! text, `bigint` and `double precision` as themselves. The writer computes every leaf
+//! from what its statements RETURN through these lists, and `verify` reads the tables
+//! through the same lists, so both hash exactly what the store holds.
+
+use postgres::Row;
+use postgres::types::Type;
+
+use crate::chain::{self, Cell, Leaf, TableSpec};
+
+/// A `timestamptz` column as the SQLite store's text.
+macro_rules! utc {
+    ($column:literal) => {
+        concat!(
+            "to_char(t.",
+            $column,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+        )
+    };
+}
+
+/// The expressions that read each table's row image, in the chain's column order, over
+/// the table aliased `t`.
+pub(crate) const SESSIONS: &str = concat!(
+    "t.id, ",
+    utc!("started_at"),
+    ", ",
+    utc!("ended_at"),
+    ", t.profile, t.input_hash, t.status, t.input, t.attributes::text, t.pid, t.host"
+);
+pub(crate) const STEPS: &str = concat!(
+    "t.id, t.session_id, t.module, ",
+    utc!("started_at"),
+    ", ",
+    utc!("ended_at"),
+    ", t.input_summary, t.output_summary, t.confidence, t.tokens_used, t.error, \
+     t.parent_step_id, t.attributes::text"
+);
+pub(crate) const DECISIONS: &str = concat!(
+    "t.id, t.step_id, t.decision_type, t.options_considered, t.chosen_option, t.rationale, ",
+    utc!("decided_at"),
+    ", t.attributes::text"
+);
+pub(crate) const AUDIT_HEALTH: &str = concat!(
+    "t.id, ",
+    utc!("recorded_at"),
+    ", t.pid, t.host, t.kind, t.count, t.detail"
+);
+
+/// The leaf of a row read through the image list of `table`.
+pub(crate) fn leaf(table: &TableSpec, row: &Row) -> Leaf {
+    let cells: Vec<Cell<'_>> = (0..row.len()).map(|i| cell(row, i)).collect();
+    let id = cells.first().copied().unwrap_or(Cell::Null);
+    Leaf::of(table, chain::row_id(id), cells)
+}
+
+/// One value of an image row as a chain cell.
+fn cell(row: &Row, i: usize) -> Cell<'_> {
+    let kind = row.columns()[i].type_();
+    if *kind == Type::INT8 {
+        row.get::<_, Option<i64>>(i)
+            .map_or(Cell::Null, Cell::Integer)
+    } else if *kind == Type::FLOAT8 {
+        row.get::<_, Option<f64>>(i).map_or(Cell::Null, Cell::Real)
+    } else {
+        row.try_get::<_, Option<&str>>(i)
+            .ok()
+            .flatten()
+            .map_or(Cell::Null, Cell::text)
+    }
+}
+
+/// Text as PostgreSQL can store it. PostgreSQL's `text` cannot hold U+0000, nor its `jsonb`
+/// the escape `\u0000`; each such character becomes U+FFFD (the replacement character), the
+/// documented rule, so the value is stored rather than dropped.
+pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
+}
+
+/// JSON text as `jsonb` can store it: U+0000 inside strings becomes U+FFFD.
+pub(crate) fn storable_json(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.contains("\\u0000") {
+        return json.into();
+    }
+    match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(mut value) => {
+            replace_nul(&mut value);
+            value.to_string().into()
+        }
+        Err(_) => json.replace("\\u0000", "\\ufffd").into(),
+    }
+}
+
+fn replace_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        Value::Array(items) => items.iter_mut().for_each(replace_nul),
+        Value::Object(map) => {
+            let keys: Vec<String> = map.keys().filter(|k| k.contains('\0')).cloned().collect();
+            for key in keys {
+                if let Some(v) = map.remove(&key) {
+                    map.insert(key.replace('\0', "\u{FFFD}"), v);
+                }
+            }
+            map.values_mut().for_each(replace_nul);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_becomes_the_replacement_character_in_text_and_json() {
+        assert_eq!(storable("a\0b"), "a\u{FFFD}b");
+        assert_eq!(storable("plain"), "plain");
+        let json = serde_json::json!({"k\0": "v\0", "n": [1, "x\0"]}).to_string();
+        let stored: serde_json::Value = serde_json::from_str(&storable_json(&json)).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({"k\u{FFFD}": "v\u{FFFD}", "n": [1, "x\u{FFFD}"]})
+        );
+        // An escaped backslash before "u0000" is text, not a NUL: left alone.
+        let literal = serde_json::json!({"k": "\\u0000"}).to_string();
+        assert_eq!(storable_json(&literal), literal);
+    }
+
+    #[test]
+    fn image_lists_have_one_expression_per_chained_column() {
+        for (list, spec) in [
+            (SESSIONS, &chain::SESSIONS),
+            (STEPS, &chain::STEPS),
+            (DECISIONS, &chain::DECISIONS),
+            (AUDIT_HEALTH, &chain::AUDIT_HEALTH),
+        ] {
+            // Split at top-level commas (to_char's arguments hold commas of their own).
+            let mut depth = 0;
+            let mut parts = vec![String::new()];
+            for c in list.chars() {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    ',' if depth == 0 => {
+                        parts.push(String::new());
+                        continue;
+                    }
+                    _ => {}
+                }
+                parts.last_mut().unwrap().push(c);
+            }
+            let named: Vec<String> = parts
+                .iter()
+                .map(|p| {
+                    let p = p.trim();
+                    let p = p.strip_prefix("to_char(").unwrap_or(p);
+                    let p = p.strip_prefix("t.").unwrap_or(p);
+                    p.split([' ', ':']).next().unwrap().to_owned()
+                })
+                .collect();
+            assert_eq!(named, spec.columns, "{list}");
+        }
+    }
+}

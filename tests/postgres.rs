@@ -1,0 +1,263 @@
+//! The PostgreSQL store against a real server: the tests run when the PG* environment
+//! variables name one (`pg_virtualenv cargo test` gives a throwaway cluster), and skip with
+//! a one-line message otherwise — unless `REASONKIT_AUDIT_REQUIRE_POSTGRES` is set, as
+//! `.ci/run` sets it, which turns the skip into a failure.
+//!
+//! Each test works in a database of its own, created for it and dropped after it.
+
+use std::process::Stdio;
+
+mod common;
+
+use postgres::{Client, NoTls};
+use reasonkit_audit::AuditLayer;
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+/// A database of its own for one test, dropped with it.
+struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    /// `None` (after saying so) when no server is configured.
+    fn create() -> Option<TestDb> {
+        if std::env::var_os("PGHOST").is_none() && std::env::var_os("PGPORT").is_none() {
+            assert!(
+                std::env::var_os("REASONKIT_AUDIT_REQUIRE_POSTGRES").is_none(),
+                "REASONKIT_AUDIT_REQUIRE_POSTGRES is set but no PostgreSQL server is configured \
+                 (PGHOST/PGPORT unset): run the tests under pg_virtualenv"
+            );
+            eprintln!(
+                "skipped: no PostgreSQL server (set PGHOST/PGPORT, or run under pg_virtualenv)"
+            );
+            return None;
+        }
+        let name = format!("rk_test_{}", uuid_like());
+        admin()
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("CREATE DATABASE");
+        Some(TestDb { name })
+    }
+
+    /// The connection string the layer gets: the database only, the rest from PG*.
+    fn conninfo(&self) -> String {
+        format!("dbname={}", self.name)
+    }
+
+    /// The same as a URL, for `REASONKIT_AUDIT_DB`.
+    fn url(&self) -> String {
+        format!("postgres:///{}", self.name)
+    }
+
+    fn client(&self) -> Client {
+        config()
+            .dbname(&self.name)
+            .connect(NoTls)
+            .expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = admin().batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{:x}{:x}", std::process::id(), fastrand_u64())
+}
+
+fn fastrand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    );
+    h.finish()
+}
+
+/// The server from the PG* variables, as the tests reach it.
+fn config() -> postgres::Config {
+    let mut config = postgres::Config::new();
+    config.host(&std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into()));
+    config.port(
+        std::env::var("PGPORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5432),
+    );
+    config.user(&std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into()));
+    if let Ok(password) = std::env::var("PGPASSWORD") {
+        config.password(password);
+    }
+    config
+}
+
+fn admin() -> Client {
+    config()
+        .dbname(&std::env::var("PGDATABASE").unwrap_or_else(|_| "postgres".into()))
+        .connect(NoTls)
+        .expect("connect to the PostgreSQL server the PG* variables name")
+}
+
+fn count(client: &mut Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).expect(sql).get(0)
+}
+
+/// The chain is dense from 1 and covers every row of the record tables.
+fn assert_chain_covers_everything(client: &mut Client) {
+    let (entries, max): (i64, Option<i64>) = {
+        let row = client
+            .query_one("SELECT count(*), max(seq) FROM audit_chain", &[])
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(Some(entries), max.or(Some(0)), "seq is dense from 1");
+    for table in ["sessions", "steps", "decisions", "audit_health"] {
+        let uncovered = count(
+            client,
+            &format!(
+                "SELECT count(*) FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM audit_chain c \
+                 WHERE c.table_name = '{table}' AND c.row_id = t.id::text)"
+            ),
+        );
+        assert_eq!(uncovered, 0, "{table} rows without a chain entry");
+    }
+}
+
+#[test]
+fn the_layer_writes_the_adr_tables_in_postgres_with_open_rows_visible() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let session = info_span!(
+            "session",
+            id = "pg-s1",
+            profile = "deep",
+            input = "Is 7 prime?"
+        );
+        let _s = session.enter();
+        for k in 0..3 {
+            let step = info_span!(
+                "step",
+                module = "laserlogic",
+                confidence = 0.75,
+                tokens_used = 10 + k,
+                input_summary = "premises\0with a NUL",
+                k
+            );
+            let _e = step.enter();
+            tracing::info!(name: "decision", decision_type = "verdict", chosen_option = "prime",
+                rationale = "no divisor below its root");
+        }
+        guard.flush().unwrap();
+        // The session is still open: its row is visible, running.
+        let mut client = db.client();
+        let status: String = client
+            .query_one("SELECT status FROM sessions WHERE id = 'pg-s1'", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(status, "running");
+    });
+    guard.shutdown().unwrap();
+
+    let mut client = db.client();
+    let row = client
+        .query_one(
+            "SELECT status, profile, input_hash, ended_at IS NOT NULL, attributes->>'n' IS NULL \
+             FROM sessions WHERE id = 'pg-s1'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "completed");
+    assert_eq!(row.get::<_, String>(1), "deep");
+    assert_eq!(row.get::<_, String>(2).len(), 64);
+    assert!(row.get::<_, bool>(3));
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM steps WHERE session_id = 'pg-s1'"
+        ),
+        3
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM decisions WHERE session_id = 'pg-s1' AND chosen_option = 'prime'"
+        ),
+        3
+    );
+    let (module, confidence, tokens, summary, k): (String, f64, i64, String, String) = {
+        let r = client
+            .query_one(
+                "SELECT module, confidence, tokens_used, input_summary, attributes->>'k' \
+                 FROM steps ORDER BY started_at LIMIT 1",
+                &[],
+            )
+            .unwrap();
+        (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))
+    };
+    assert_eq!(
+        (module.as_str(), confidence, tokens),
+        ("laserlogic", 0.75, 10)
+    );
+    assert_eq!(
+        summary, "premises\u{FFFD}with a NUL",
+        "NUL stored by the documented rule"
+    );
+    assert_eq!(k, "0");
+    assert_chain_covers_everything(&mut client);
+}
+
+#[test]
+fn two_processes_migrating_an_empty_database_at_once_both_succeed_and_a_newer_schema_is_refused() {
+    let Some(db) = TestDb::create() else { return };
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            common::child("build", std::path::Path::new(&db.url()), 0)
+                .env("REASONKIT_AUDIT_DB", db.url())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "built");
+    }
+    let mut client = db.client();
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM reasonkit_schema"),
+        1
+    );
+    client
+        .batch_execute("INSERT INTO reasonkit_schema (version) VALUES (99)")
+        .unwrap();
+    let before = count(
+        &mut client,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    let error = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("schema version 99, newer"), "{error}");
+    assert!(!error.contains('\n'), "{error}");
+    let after = count(
+        &mut client,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+    );
+    assert_eq!(before, after, "left untouched");
+}
