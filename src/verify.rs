@@ -286,18 +286,33 @@ struct Entry {
     leaf_hash: Stored,
 }
 
+/// Where the walk over the chain is: the `seq` expected next, and the positions (in
+/// `entries`) whose link did not verify.
+pub(crate) struct ChainWalk {
+    expected: u64,
+    failed: Vec<usize>,
+}
+
+impl Default for ChainWalk {
+    fn default() -> Self {
+        ChainWalk {
+            expected: 1,
+            failed: Vec::new(),
+        }
+    }
+}
+
 /// A hash as stored: 32 bytes, kept inline, or whatever else a damaged entry holds.
-enum Stored {
+pub(crate) enum Stored {
     Hash([u8; 32]),
     Other(Vec<u8>),
 }
 
 impl Stored {
-    fn of(value: rusqlite::types::ValueRef<'_>) -> Self {
-        let bytes = bytes_of(value);
-        match <[u8; 32]>::try_from(&bytes[..]) {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        match <[u8; 32]>::try_from(bytes) {
             Ok(hash) => Stored::Hash(hash),
-            Err(_) => Stored::Other(bytes.into_owned()),
+            Err(_) => Stored::Other(bytes.to_vec()),
         }
     }
 
@@ -316,8 +331,10 @@ impl Stored {
     }
 }
 
-struct Verifier {
-    report: Report,
+/// The checks, fed by a store's reader: [`verify_with`] for SQLite, and
+/// `postgres::verify` for PostgreSQL.
+pub(crate) struct Verifier {
+    pub(crate) report: Report,
     genesis: [u8; 32],
     entries: Vec<Entry>,
     failed_seqs: HashSet<u64>,
@@ -329,7 +346,7 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn new(path: &Path) -> Self {
+    pub(crate) fn new(path: &Path) -> Self {
         Verifier {
             report: Report {
                 path: path.into(),
@@ -350,7 +367,7 @@ impl Verifier {
         }
     }
 
-    fn find(
+    pub(crate) fn find(
         &mut self,
         kind: FindingKind,
         seq: Option<u64>,
@@ -392,7 +409,13 @@ impl Verifier {
         if !self.report.findings.is_empty() {
             return Ok(false);
         }
-        self.report.database_id = chain::database_id(conn)?;
+        self.start(chain::database_id(conn)?);
+        Ok(true)
+    }
+
+    /// The chain starts from the database's id (a finding when it is gone).
+    pub(crate) fn start(&mut self, database_id: Option<String>) {
+        self.report.database_id = database_id;
         if self.report.database_id.is_none() {
             self.find(
                 FindingKind::ChainMissing,
@@ -403,7 +426,6 @@ impl Verifier {
         }
         self.genesis = chain::genesis(self.report.database_id.as_deref().unwrap_or(""));
         self.report.head = self.genesis;
-        Ok(true)
     }
 
     /// Pass 1: every entry's link, `seq` density, and the latest leaf of every row.
@@ -412,73 +434,97 @@ impl Verifier {
             "SELECT seq, table_name, row_id, leaf_hash, chain_hash FROM audit_chain ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
-        let mut expected = 1_u64;
-        // Positions (in `entries`) whose link did not verify.
-        let mut failed = Vec::new();
+        let mut walk = ChainWalk::default();
         while let Some(row) = rows.next()? {
-            let seq = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0);
-            let table = row.get_ref(1)?;
-            let table_index = match table {
-                rusqlite::types::ValueRef::Text(name) => CHAINED_TABLES
-                    .iter()
-                    .position(|t| t.name.as_bytes() == name),
-                _ => None,
+            let table = match row.get_ref(1)? {
+                rusqlite::types::ValueRef::Text(name) => Ok(name),
+                other => Err(text_of(other)),
             };
-            let row_id = text_of(row.get_ref(2)?);
-            let leaf_hash = Stored::of(row.get_ref(3)?);
-            let chain_hash = Stored::of(row.get_ref(4)?);
-            let gap = seq != expected;
-            if gap {
-                let detail = if seq > expected {
-                    format!("entries {expected}..{} are missing from the chain", seq - 1)
-                } else {
-                    format!("entry {seq} appears where {expected} was expected")
-                };
-                self.find(FindingKind::EntryMissing, Some(expected), None, detail);
-            }
-            // Each link from the previous entry's stored link, so that one edit is one
-            // finding; after a gap the link cannot hold and the gap is the finding.
-            let previous = self
-                .entries
-                .last()
-                .map_or(&self.genesis[..], |e| e.chain_hash.bytes());
-            let computed = chain::link(previous, seq, leaf_hash.bytes());
-            self.report.head = computed;
-            if computed[..] != *chain_hash.bytes() && !gap {
-                failed.push(self.entries.len());
-                self.failed_seqs.insert(seq);
-            }
-            match table_index {
-                Some(index) => {
-                    let latest = Latest {
-                        seq,
-                        leaf: leaf_hash.hash(),
-                        seen: false,
-                    };
-                    self.latest[index].insert(row_id, latest);
-                }
-                None => {
-                    let table = text_of(table);
-                    self.find(
-                        FindingKind::EntryEdited,
-                        Some(seq),
-                        None,
-                        format!(
-                            "entry {seq} names table {table:?}, which the chain does not cover"
-                        ),
-                    );
-                }
-            }
-            self.entries.push(Entry {
-                seq,
-                chain_hash,
-                leaf_hash,
-            });
-            expected = seq + 1;
+            self.entry(
+                &mut walk,
+                u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
+                table,
+                text_of(row.get_ref(2)?),
+                Stored::of(&bytes_of(row.get_ref(3)?)),
+                Stored::of(&bytes_of(row.get_ref(4)?)),
+            );
         }
-        self.report.entries = self.entries.len() as u64;
-        self.classify_failed_links(&failed);
+        self.end_chain(walk);
         Ok(())
+    }
+
+    /// Checks one chain entry, read in `seq` order: `table` is the stored table name's
+    /// bytes (or, when it is not text, what it holds).
+    pub(crate) fn entry(
+        &mut self,
+        walk: &mut ChainWalk,
+        seq: u64,
+        table: std::result::Result<&[u8], String>,
+        row_id: String,
+        leaf_hash: Stored,
+        chain_hash: Stored,
+    ) {
+        let expected = walk.expected;
+        let table_index = table.as_ref().ok().and_then(|name| {
+            CHAINED_TABLES
+                .iter()
+                .position(|t| t.name.as_bytes() == *name)
+        });
+        let gap = seq != expected;
+        if gap {
+            let detail = if seq > expected {
+                format!("entries {expected}..{} are missing from the chain", seq - 1)
+            } else {
+                format!("entry {seq} appears where {expected} was expected")
+            };
+            self.find(FindingKind::EntryMissing, Some(expected), None, detail);
+        }
+        // Each link from the previous entry's stored link, so that one edit is one
+        // finding; after a gap the link cannot hold and the gap is the finding.
+        let previous = self
+            .entries
+            .last()
+            .map_or(&self.genesis[..], |e| e.chain_hash.bytes());
+        let computed = chain::link(previous, seq, leaf_hash.bytes());
+        self.report.head = computed;
+        if computed[..] != *chain_hash.bytes() && !gap {
+            walk.failed.push(self.entries.len());
+            self.failed_seqs.insert(seq);
+        }
+        match table_index {
+            Some(index) => {
+                let latest = Latest {
+                    seq,
+                    leaf: leaf_hash.hash(),
+                    seen: false,
+                };
+                self.latest[index].insert(row_id, latest);
+            }
+            None => {
+                let table = match table {
+                    Ok(name) => String::from_utf8_lossy(name).into_owned(),
+                    Err(other) => other,
+                };
+                self.find(
+                    FindingKind::EntryEdited,
+                    Some(seq),
+                    None,
+                    format!("entry {seq} names table {table:?}, which the chain does not cover"),
+                );
+            }
+        }
+        self.entries.push(Entry {
+            seq,
+            chain_hash,
+            leaf_hash,
+        });
+        walk.expected = seq + 1;
+    }
+
+    /// After the last entry: counts, and tells reordered entries from edited ones.
+    pub(crate) fn end_chain(&mut self, walk: ChainWalk) {
+        self.report.entries = self.entries.len() as u64;
+        self.classify_failed_links(&walk.failed);
     }
 
     /// A failed link is a reordered entry when it verifies at another position, or after
@@ -527,7 +573,7 @@ impl Verifier {
     }
 
     /// Pass 2: every row read by [`read_rows`] against its latest chained version.
-    fn match_rows(&mut self, tables: Vec<TableRows>) {
+    pub(crate) fn match_rows(&mut self, tables: Vec<TableRows>) {
         for table in tables {
             let name = CHAINED_TABLES[usize::from(table.index)].name;
             self.report
@@ -569,7 +615,7 @@ impl Verifier {
     /// Rows the chain does not know and chained rows not found: a row whose leaf is that of
     /// an entry filed under another table or id means the entry was edited; the rest are
     /// inserted and deleted rows.
-    fn reconcile(&mut self) {
+    pub(crate) fn reconcile(&mut self) {
         let mut missing: HashMap<[u8; 32], (u64, u8, String)> = HashMap::new();
         let mut deleted: Vec<(u64, u8, String)> = Vec::new();
         for (index, rows) in self.latest.iter().enumerate() {
@@ -639,7 +685,11 @@ impl Verifier {
         Ok(())
     }
 
-    fn check_checkpoint(&mut self, checkpoint: &Checkpoint, keys: &[VerifierKey]) -> Result<()> {
+    pub(crate) fn check_checkpoint(
+        &mut self,
+        checkpoint: &Checkpoint,
+        keys: &[VerifierKey],
+    ) -> Result<()> {
         let problem = |message: String| Error::Checkpoint { message };
         let ours = self.report.database_id.as_deref().unwrap_or("");
         match checkpoint.database_id() {
@@ -729,15 +779,15 @@ impl Verifier {
 
 /// The rows of one chained table, each as its id, its recomputed leaf and whether it is
 /// open.
-struct TableRows {
-    index: u8,
-    rows: Vec<RowLeaf>,
+pub(crate) struct TableRows {
+    pub(crate) index: u8,
+    pub(crate) rows: Vec<RowLeaf>,
 }
 
-struct RowLeaf {
-    id: String,
-    leaf: [u8; 32],
-    open: bool,
+pub(crate) struct RowLeaf {
+    pub(crate) id: String,
+    pub(crate) leaf: [u8; 32],
+    pub(crate) open: bool,
 }
 
 /// Reads every row of every chained table and recomputes its leaf.
@@ -770,7 +820,7 @@ fn read_rows(conn: &Connection) -> rusqlite::Result<Vec<TableRows>> {
 
 /// A row whose span had not closed: a running session, a step or decision span without
 /// its end.
-fn is_open(table: &TableSpec, cells: &[Cell<'_>]) -> bool {
+pub(crate) fn is_open(table: &TableSpec, cells: &[Cell<'_>]) -> bool {
     let column = |name: &str| {
         table
             .columns

@@ -218,6 +218,186 @@ fn the_layer_writes_the_adr_tables_in_postgres_with_open_rows_visible() {
     );
     assert_eq!(k, "0");
     assert_chain_covers_everything(&mut client);
+    assert_intact(&db);
+
+    // Tampering is found: one edited summary, one deleted decision.
+    client
+        .batch_execute(
+            "UPDATE steps SET output_summary = 'edited' WHERE id = (SELECT min(id) FROM steps); \
+             DELETE FROM decisions WHERE id = (SELECT min(id) FROM decisions)",
+        )
+        .unwrap();
+    let report = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["modified", "deleted"], "{:?}", report.findings);
+}
+
+/// `verify` finds nothing wrong, and reports no span still open.
+fn assert_intact(db: &TestDb) -> reasonkit_audit::Report {
+    let report = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+    assert!(report.entries > 0);
+    report
+}
+
+#[test]
+fn four_processes_writing_one_database_at_once_lose_nothing_and_keep_one_chain() {
+    let Some(db) = TestDb::create() else { return };
+    const PER_PROCESS: u64 = 5_000;
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            common::child("multi", std::path::Path::new(&db.url()), PER_PROCESS)
+                .env("REASONKIT_AUDIT_DB", db.url())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "done 0");
+    }
+    let mut client = db.client();
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM sessions WHERE status = 'completed'"
+        ),
+        20_000
+    );
+    assert_eq!(count(&mut client, "SELECT count(*) FROM steps"), 20_000);
+    assert_eq!(count(&mut client, "SELECT count(*) FROM decisions"), 20_000);
+    assert_eq!(
+        count(&mut client, "SELECT count(DISTINCT pid) FROM sessions"),
+        4
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM audit_health WHERE kind = 'write_errors'"
+        ),
+        0,
+        "no deadlock or serialization failure, even retried"
+    );
+    assert_chain_covers_everything(&mut client);
+    let report = assert_intact(&db);
+    assert!(report.open.is_empty(), "{:?}", report.open);
+}
+
+#[test]
+fn a_backend_terminated_mid_writing_loses_no_acknowledged_record_and_writes_none_twice() {
+    use std::io::{BufRead, BufReader};
+    let Some(db) = TestDb::create() else { return };
+    let mut child = common::child("heavy", std::path::Path::new(&db.url()), 0)
+        .env("REASONKIT_AUDIT_DB", db.url())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acknowledged = 0;
+    let mut admin = admin();
+    for round in 1..=3 {
+        while acknowledged < round * 100 {
+            let line = lines.next().expect("child ended early").unwrap();
+            acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
+        }
+        let killed = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = $1 AND application_name = 'reasonkit-audit'",
+                &[&db.name],
+            )
+            .unwrap()
+            .get::<_, i64>(0);
+        assert_eq!(killed, 1, "the writer's one connection");
+    }
+    // The writer reconnects and goes on: more is acknowledged after the last termination.
+    while acknowledged < 400 {
+        let line = lines.next().expect("child ended early").unwrap();
+        acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let mut client = db.client();
+    let ids: Vec<String> = (0..acknowledged).map(|i| format!("s{i:07}")).collect();
+    let present = client
+        .query_one(
+            "SELECT count(*) FROM sessions WHERE id = ANY($1) AND status = 'completed'",
+            &[&ids],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(
+        present, acknowledged as i64,
+        "every acknowledged session, closed"
+    );
+    let steps = client
+        .query_one(
+            "SELECT count(*) FROM steps WHERE session_id = ANY($1)",
+            &[&ids],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(steps, acknowledged as i64 * 5, "every step once");
+    let decisions = client
+        .query_one(
+            "SELECT count(*) FROM decisions WHERE session_id = ANY($1)",
+            &[&ids],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(decisions, acknowledged as i64 * 5, "every decision once");
+    let entries_per_row = count(
+        &mut client,
+        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM audit_chain \
+         WHERE table_name = 'decisions' GROUP BY row_id) AS c",
+    );
+    assert_eq!(entries_per_row, 1, "no decision chained twice");
+    assert!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM audit_health WHERE kind = 'write_errors'"
+        ) >= 3,
+        "each lost connection is on the record"
+    );
+    let report = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+}
+
+#[test]
+fn a_wrong_password_is_one_line_naming_host_and_database_without_the_password() {
+    let Some(db) = TestDb::create() else { return };
+    let secret = "not-the-password-Zq81";
+    let error = AuditLayer::builder()
+        .postgres(format!("{} password={secret}", db.conninfo()))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(!error.contains(secret), "{error}");
+    assert!(!error.contains('\n'), "{error}");
+    assert!(error.contains(&db.name), "{error}");
+    let host = std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into());
+    assert!(error.contains(&host), "{error}");
+    assert!(error.contains("password authentication failed"), "{error}");
+    // And the right password, from PGPASSWORD, never shows in the guard's description.
+    let (_layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .build()
+        .unwrap();
+    let shown = guard.path().display().to_string();
+    if let Ok(password) = std::env::var("PGPASSWORD") {
+        assert!(!shown.contains(&password), "{shown}");
+    }
+    assert!(
+        shown.starts_with("postgres://") && shown.ends_with(&db.name),
+        "{shown}"
+    );
 }
 
 #[test]

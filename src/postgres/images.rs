@@ -52,11 +52,27 @@ pub(crate) const AUDIT_HEALTH: &str = concat!(
     ", t.pid, t.host, t.kind, t.count, t.detail"
 );
 
+pub(crate) const AUDIT_EVENTS: &str = concat!("t.id, ", utc!("recorded_at"), ", t.kind, t.detail");
+
+/// The image list of each chained table, in [`chain::CHAINED_TABLES`] order.
+pub(crate) const CHAINED: [(&TableSpec, &str); 5] = [
+    (&chain::SESSIONS, SESSIONS),
+    (&chain::STEPS, STEPS),
+    (&chain::DECISIONS, DECISIONS),
+    (&chain::AUDIT_HEALTH, AUDIT_HEALTH),
+    (&chain::AUDIT_EVENTS, AUDIT_EVENTS),
+];
+
 /// The leaf of a row read through the image list of `table`.
 pub(crate) fn leaf(table: &TableSpec, row: &Row) -> Leaf {
-    let cells: Vec<Cell<'_>> = (0..row.len()).map(|i| cell(row, i)).collect();
+    let cells = cells(row);
     let id = cells.first().copied().unwrap_or(Cell::Null);
     Leaf::of(table, chain::row_id(id), cells)
+}
+
+/// A row read through an image list, as chain cells.
+pub(crate) fn cells(row: &Row) -> Vec<Cell<'_>> {
+    (0..row.len()).map(|i| cell(row, i)).collect()
 }
 
 /// One value of an image row as a chain cell.
@@ -144,6 +160,7 @@ mod tests {
             (STEPS, &chain::STEPS),
             (DECISIONS, &chain::DECISIONS),
             (AUDIT_HEALTH, &chain::AUDIT_HEALTH),
+            (AUDIT_EVENTS, &chain::AUDIT_EVENTS),
         ] {
             // Split at top-level commas (to_char's arguments hold commas of their own).
             let mut depth = 0;

@@ -77,6 +77,36 @@ pub(crate) fn migrate(client: &mut Client, target: &str) -> Result<(i64, i64), S
     Ok((found, PG_SCHEMA_VERSION))
 }
 
+/// Refuses a store without this crate's schema, or with a newer one, for reading.
+pub(crate) fn check_readable(
+    tx: &mut postgres::Transaction<'_>,
+    target: &str,
+) -> Result<i64, String> {
+    let fail = |e: postgres::Error| format!("cannot read PostgreSQL {target}: {}", message(&e));
+    let present: bool = tx
+        .query_one("SELECT to_regclass('reasonkit_schema') IS NOT NULL", &[])
+        .map_err(fail)?
+        .get(0);
+    let version: Option<i64> = if present {
+        tx.query_one("SELECT max(version)::bigint FROM reasonkit_schema", &[])
+            .map_err(fail)?
+            .get(0)
+    } else {
+        None
+    };
+    match version {
+        None => Err(format!(
+            "PostgreSQL {target} holds no reasonkit-audit schema; run an instrumented program \
+             against it first, or `reasonkit-audit migrate --db` it"
+        )),
+        Some(found) if found > PG_SCHEMA_VERSION => Err(format!(
+            "PostgreSQL {target} has audit schema version {found}, newer than the \
+             {PG_SCHEMA_VERSION} this release knows; upgrade reasonkit-audit"
+        )),
+        Some(found) => Ok(found),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

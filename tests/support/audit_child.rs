@@ -65,14 +65,18 @@ fn main() {
             guard.flush().expect("flush");
             std::process::exit(3);
         }
-        // Writes until killed, saying after each flush how many sessions are committed.
+        // Writes until killed, saying after each flush how many sessions are committed. A
+        // flush that fails (a PostgreSQL connection lost, say) is asked again until the
+        // writer's retries have committed everything.
         "heavy" => {
             let open = info_span!("session", id = "open-at-crash");
             let open_step = info_span!(parent: &open, "step", module = "never-closed");
             for i in 0.. {
                 session(i, 5);
                 if i % 25 == 24 {
-                    guard.flush().expect("flush");
+                    while guard.flush().is_err() {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
                     say(&format!("committed {}", i + 1));
                 }
             }

@@ -1,0 +1,127 @@
+//! `verify` for a PostgreSQL store: the same checks as for a SQLite file
+//! ([`crate::verify`]), fed from one REPEATABLE READ snapshot, so that writers on other
+//! hosts committing meanwhile cannot make rows and chain look out of step.
+
+use std::path::PathBuf;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{IsolationLevel, Transaction};
+
+use super::images;
+use super::target::{PgTarget, message};
+use crate::chain::{self, CHAINED_TABLES};
+use crate::error::{Error, Result};
+use crate::verify::{ChainWalk, Report, RowLeaf, Stored, TableRows, Verifier, VerifyOptions};
+
+/// Verifies the chain of the PostgreSQL store `connection` names (a URL or key=value
+/// string, completed from the PG* variables), and checks it against the checkpoints in
+/// `options`; see [`crate::verify`] for what is checked and reported.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let report = reasonkit_audit::postgres::verify("postgres://auditor@db.internal/audit",
+///     &reasonkit_audit::VerifyOptions::default())?;
+/// assert!(report.is_intact(), "{:?}", report.findings);
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Postgres`] when the store cannot be reached or read (or its schema is not one
+/// this release knows), and those of [`crate::verify_with`] for checkpoints. Tampering is
+/// not an error: it is reported in [`Report::findings`].
+pub fn verify(connection: &str, options: &VerifyOptions) -> Result<Report> {
+    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let mut client = target
+        .connect()
+        .map_err(|message| Error::Postgres { message })?;
+    let fail = |what: &str, e: postgres::Error| Error::Postgres {
+        message: format!("cannot verify PostgreSQL {target}: {what}: {}", message(&e)),
+    };
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(|e| fail("starting a read transaction", e))?;
+    super::schema::check_readable(&mut tx, &target.to_string())
+        .map_err(|message| Error::Postgres { message })?;
+    let mut verifier = Verifier::new(&PathBuf::from(target.to_string()));
+    let id: Option<String> = tx
+        .query_opt(
+            "SELECT value FROM audit_meta WHERE key = 'database_id'",
+            &[],
+        )
+        .map_err(|e| fail("reading audit_meta", e))?
+        .map(|row| row.get(0));
+    verifier.start(id);
+    read_chain(&mut tx, &mut verifier).map_err(|e| fail("reading the chain", e))?;
+    let rows = read_rows(&mut tx).map_err(|e| fail("reading the rows", e))?;
+    verifier.match_rows(rows);
+    verifier.reconcile();
+    verifier.report.events = tx
+        .query(
+            "SELECT c.seq, e.kind, coalesce(e.detail, '') FROM audit_events e \
+             JOIN audit_chain c ON c.table_name = 'audit_events' AND c.row_id = e.id::text \
+             ORDER BY c.seq",
+            &[],
+        )
+        .map_err(|e| fail("reading audit_events", e))?
+        .iter()
+        .map(|r| {
+            (
+                u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+                r.get(1),
+                r.get(2),
+            )
+        })
+        .collect();
+    for checkpoint in &options.checkpoints {
+        verifier.check_checkpoint(checkpoint, &options.keys)?;
+    }
+    Ok(verifier.report)
+}
+
+/// Every chain entry in `seq` order, streamed.
+fn read_chain(tx: &mut Transaction<'_>, verifier: &mut Verifier) -> Result<(), postgres::Error> {
+    let mut rows = tx.query_raw(
+        "SELECT seq, table_name, row_id, leaf_hash, chain_hash FROM audit_chain ORDER BY seq",
+        std::iter::empty::<i64>(),
+    )?;
+    let mut walk = ChainWalk::default();
+    while let Some(row) = rows.next()? {
+        let table: &str = row.get(1);
+        verifier.entry(
+            &mut walk,
+            u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            Ok(table.as_bytes()),
+            row.get(2),
+            Stored::of(row.get(3)),
+            Stored::of(row.get(4)),
+        );
+    }
+    verifier.end_chain(walk);
+    Ok(())
+}
+
+/// Every row of every chained table through its image list, with its leaf.
+fn read_rows(tx: &mut Transaction<'_>) -> Result<Vec<TableRows>, postgres::Error> {
+    let mut out = Vec::with_capacity(CHAINED_TABLES.len());
+    for (index, (table, image)) in images::CHAINED.iter().enumerate() {
+        let sql = format!("SELECT {image} FROM {} AS t", table.name);
+        let mut rows = tx.query_raw(&sql, std::iter::empty::<i64>())?;
+        let mut leaves = Vec::new();
+        while let Some(row) = rows.next()? {
+            let cells = images::cells(&row);
+            leaves.push(RowLeaf {
+                id: chain::row_id(cells.first().copied().unwrap_or(chain::Cell::Null)),
+                leaf: chain::leaf(table.name, cells.iter().copied()),
+                open: crate::verify::is_open(table, &cells),
+            });
+        }
+        out.push(TableRows {
+            index: index as u8,
+            rows: leaves,
+        });
+    }
+    Ok(out)
+}
