@@ -441,3 +441,90 @@ fn two_processes_migrating_an_empty_database_at_once_both_succeed_and_a_newer_sc
     );
     assert_eq!(before, after, "left untouched");
 }
+
+/// The `sql` block after `marker` in the README, as its statements.
+fn readme_queries(marker: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let after = &readme[readme.find(marker).expect("marker in README")..];
+    let start = after.find("```sql\n").unwrap() + "```sql\n".len();
+    let block = &after[start..start + after[start..].find("```").unwrap()];
+    block
+        .split(';')
+        .map(|q| {
+            q.lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .filter(|q| !q.trim().is_empty())
+        .collect()
+}
+
+fn psql(db: &TestDb, query: &str) -> Vec<String> {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-F",
+            "|",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            &db.name,
+            "-c",
+            query,
+        ])
+        .output()
+        .expect("psql (apt-get install postgresql-client)");
+    assert!(
+        out.status.success(),
+        "{query}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_adr_queries_in_the_readme_answer_from_what_the_layer_wrote() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for (session, confidences) in [("sess_abc123", [0.9, 0.5]), ("sess_sure", [0.8, 0.95])] {
+            let s = info_span!("session", id = session);
+            let _s = s.enter();
+            for (k, confidence) in confidences.into_iter().enumerate() {
+                let module = if k == 0 { "gigathink" } else { "laserlogic" };
+                info_span!("step", module, confidence, k).in_scope(|| {});
+            }
+        }
+    });
+    guard.shutdown().unwrap();
+    let queries = readme_queries("ADR-002's queries in PostgreSQL");
+    assert_eq!(queries.len(), 3);
+    let low = psql(&db, &queries[0]);
+    assert_eq!(low.len(), 1, "{low:?}");
+    assert!(
+        low[0].starts_with("sess_abc123|") && low[0].ends_with("|0.5"),
+        "{low:?}"
+    );
+    let usage = psql(&db, &queries[1]);
+    assert_eq!(usage.len(), 2, "{usage:?}");
+    assert!(
+        usage.iter().any(|l| l.starts_with("gigathink|2|")),
+        "{usage:?}"
+    );
+    let replay = psql(&db, &queries[2]);
+    assert_eq!(replay.len(), 2, "{replay:?}");
+    assert!(
+        replay[0].contains("|gigathink|") && replay[1].contains("|laserlogic|"),
+        "{replay:?}"
+    );
+}

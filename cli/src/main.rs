@@ -99,6 +99,12 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         Some(path) => path,
         None => reasonkit_audit::default_path()?,
     };
+    if let Some(url) = path
+        .to_str()
+        .filter(|p| reasonkit_audit::postgres::is_postgres_url(p))
+    {
+        return run_postgres(url, cli.command);
+    }
     match cli.command {
         Command::Sessions(args) => sessions::run(&store::open(&path)?, &args),
         Command::Show(args) => show::run(&store::open(&path)?, &args),
@@ -126,5 +132,31 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::Verify(args) => verify::run(&path, &args),
         Command::Checkpoint(args) => checkpoint::run(&path, &args),
         Command::Keygen(args) => checkpoint::keygen(&args),
+    }
+}
+
+/// A command on a PostgreSQL store: `verify`, `migrate` and `path` so far.
+fn run_postgres(url: &str, command: Command) -> Result<Outcome, Failure> {
+    match command {
+        Command::Verify(args) => verify::run_postgres(url, &args),
+        Command::Migrate => {
+            let (before, after) = reasonkit_audit::postgres::migrate(url)?;
+            let target = reasonkit_audit::postgres::PgTarget::parse(url)?;
+            if before == after {
+                println!("{target}: schema version {after}, already current");
+            } else {
+                println!("{target}: schema version {before} -> {after}");
+            }
+            Ok(Outcome::Done)
+        }
+        Command::Path => {
+            println!("{}", reasonkit_audit::postgres::PgTarget::parse(url)?);
+            Ok(Outcome::Done)
+        }
+        _ => Err(
+            "this command does not read PostgreSQL stores yet (verify, migrate and path \
+                  do); query the tables with psql meanwhile"
+                .into(),
+        ),
     }
 }

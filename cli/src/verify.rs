@@ -30,6 +30,19 @@ fn read(path: &Path, what: &str) -> Result<String, Failure> {
 }
 
 pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
+    let options = options(args)?;
+    let report = reasonkit_audit::verify_with(path, &options)?;
+    show(&report, &options, args)
+}
+
+/// `verify` on a PostgreSQL store: the same checks and the same report.
+pub fn run_postgres(url: &str, args: &Args) -> Result<Outcome, Failure> {
+    let options = options(args)?;
+    let report = reasonkit_audit::postgres::verify(url, &options)?;
+    show(&report, &options, args)
+}
+
+fn options(args: &Args) -> Result<VerifyOptions, Failure> {
     let mut options = VerifyOptions::default();
     for file in &args.checkpoint {
         let parsed = Checkpoint::parse_all(&read(file, "checkpoint file")?)
@@ -44,13 +57,16 @@ pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
             .map_err(|e| format!("key file {}: {e}", file.display()))?;
         options.keys.push(key);
     }
-    let report = reasonkit_audit::verify_with(path, &options)?;
+    Ok(options)
+}
+
+fn show(report: &Report, options: &VerifyOptions, args: &Args) -> Result<Outcome, Failure> {
     if args.json {
-        let mut value = serde_json::to_value(&report)?;
+        let mut value = serde_json::to_value(report)?;
         value["intact"] = report.is_intact().into();
         crate::output::print_json(&value)?;
     } else {
-        print_report(&report, &options);
+        print_report(report, options);
     }
     Ok(if report.is_intact() {
         Outcome::Done

@@ -16,3 +16,19 @@ mod verify;
 pub use schema::PG_SCHEMA_VERSION;
 pub use target::{PgTarget, is_postgres_url};
 pub use verify::verify;
+
+use crate::error::{Error, Result};
+
+/// Creates or brings up to date the schema of the PostgreSQL store `connection` names (as
+/// the layer does when it starts); returns the versions before and after.
+///
+/// # Errors
+/// [`Error::Postgres`] when the store cannot be reached, or its schema is newer than this
+/// release (left untouched).
+pub fn migrate(connection: &str) -> Result<(i64, i64)> {
+    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let mut client = target
+        .connect()
+        .map_err(|message| Error::Postgres { message })?;
+    schema::migrate(&mut client, &target.to_string()).map_err(|message| Error::Postgres { message })
+}
