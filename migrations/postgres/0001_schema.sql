@@ -92,7 +92,6 @@ CREATE TABLE audit_chain (
     chain_hash bytea NOT NULL,
     committed_at timestamptz NOT NULL
 );
-CREATE INDEX idx_audit_chain_row ON audit_chain (table_name, row_id);
 
 CREATE TABLE audit_events (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -15,9 +15,10 @@
 //! - The connection is the writer's: lost, it is dropped, and the next attempt (the writer
 //!   retries with capped, jittered back-off, holding the batch) connects again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use postgres::types::ToSql;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
 use postgres::{Client, Transaction};
 
 use super::images::{self, storable, storable_json};
@@ -26,7 +27,7 @@ use crate::backend::{self, Backend, Batch, Committed, Op, Refused, Tracked};
 use crate::chain::{self, ChainHead, Leaf};
 use crate::ids::AuditId;
 use crate::process::{self, Identity};
-use crate::record::{Decided, Kind};
+use crate::record::Kind;
 use crate::rows::{self, DecisionColumns, SessionColumns, StepColumns};
 use crate::statements;
 
@@ -165,26 +166,31 @@ fn append(tx: &mut Transaction<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])?;
     let id = database_id(tx)?;
     let (mut seq, mut last) = stored_head(tx, &id)?;
-    let mut seqs = Vec::with_capacity(leaves.len());
-    let mut tables = Vec::with_capacity(leaves.len());
-    let mut row_ids = Vec::with_capacity(leaves.len());
-    let mut hashes = Vec::with_capacity(leaves.len());
-    let mut links = Vec::with_capacity(leaves.len());
+    // Binary COPY: the entries are new by construction (seq follows the head read under
+    // the lock), so nothing can conflict, and COPY is the cheapest way in.
+    let sink = tx.copy_in(
+        "COPY audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
+         FROM STDIN (FORMAT binary)",
+    )?;
+    let mut writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::BYTEA,
+            Type::BYTEA,
+            Type::TIMESTAMPTZ,
+        ],
+    );
+    let now = std::time::SystemTime::now();
     for leaf in leaves {
         seq += 1;
         last = chain::link(&last, seq, &leaf.hash).to_vec();
-        seqs.push(i64::try_from(seq).unwrap_or(i64::MAX));
-        tables.push(leaf.table);
-        row_ids.push(leaf.row_id.as_str());
-        hashes.push(&leaf.hash[..]);
-        links.push(last.clone());
+        let n = i64::try_from(seq).unwrap_or(i64::MAX);
+        writer.write(&[&n, &leaf.table, &leaf.row_id, &&leaf.hash[..], &last, &now])?;
     }
-    tx.execute(
-        "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
-         SELECT u.*, now() FROM unnest($1::int8[], $2::text[], $3::text[], $4::bytea[], \
-         $5::bytea[]) AS u",
-        &[&seqs, &tables, &row_ids, &hashes, &links],
-    )?;
+    writer.finish()?;
     Ok(Some(seq))
 }
 
@@ -289,6 +295,8 @@ struct StepArrays {
     error: Vec<Option<String>>,
     parent_step_id: Vec<Option<String>>,
     attributes: Vec<String>,
+    /// Its session is known to be in the store: no need to look.
+    known_session: Vec<bool>,
 }
 
 fn opt(text: Option<String>) -> Option<String> {
@@ -296,7 +304,8 @@ fn opt(text: Option<String>) -> Option<String> {
 }
 
 impl StepArrays {
-    fn push(&mut self, c: StepColumns) {
+    fn push(&mut self, c: StepColumns, known_session: bool) {
+        self.known_session.push(known_session);
         self.id.push(storable(&c.id).into_owned());
         self.session_id.push(storable(&c.session_id).into_owned());
         self.module.push(storable(&c.module).into_owned());
@@ -312,7 +321,7 @@ impl StepArrays {
             .push(storable_json(&c.attributes).into_owned());
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 13] {
         [
             &self.id,
             &self.session_id,
@@ -326,14 +335,15 @@ impl StepArrays {
             &self.error,
             &self.parent_step_id,
             &self.attributes,
+            &self.known_session,
         ]
     }
 }
 
 const STEP_ROWS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
-    $6::text[], $7::text[], $8::float8[], $9::int8[], $10::text[], $11::text[], $12::text[]) \
-    AS u(id, session_id, module, started_at, ended_at, input_summary, output_summary, \
-    confidence, tokens_used, error, parent_step_id, attributes)";
+    $6::text[], $7::text[], $8::float8[], $9::int8[], $10::text[], $11::text[], $12::text[], \
+    $13::bool[]) AS u(id, session_id, module, started_at, ended_at, input_summary, \
+    output_summary, confidence, tokens_used, error, parent_step_id, attributes, known_session)";
 
 /// Inserts steps whose session, and parent step if any, are in the store; returns their
 /// leaves. A step whose parent is in the same batch goes in on a later pass.
@@ -344,7 +354,7 @@ fn insert_steps(tx: &mut Transaction<'_>, rows: &StepArrays) -> PgResult<Vec<Lea
          SELECT u.session_id, u.id, u.module, (u.started_at || '+00')::timestamptz, \
          (u.ended_at || '+00')::timestamptz, u.input_summary, u.output_summary, u.confidence, \
          u.tokens_used, u.error, u.parent_step_id, u.attributes::jsonb FROM {STEP_ROWS} \
-         WHERE EXISTS (SELECT 1 FROM sessions s WHERE s.id = u.session_id) \
+         WHERE (u.known_session OR EXISTS (SELECT 1 FROM sessions s WHERE s.id = u.session_id)) \
          AND (u.parent_step_id IS NULL OR EXISTS (SELECT 1 FROM steps p \
               WHERE p.session_id = u.session_id AND p.id = u.parent_step_id)) \
          ORDER BY u.session_id, u.id ON CONFLICT (session_id, id) DO NOTHING RETURNING {}",
@@ -368,6 +378,8 @@ fn update_steps(tx: &mut Transaction<'_>, rows: &StepArrays) -> PgResult<Vec<Lea
 
 #[derive(Default)]
 struct DecisionArrays {
+    /// The step's session when it is known here; the statement looks up the rest.
+    session_id: Vec<Option<String>>,
     id: Vec<String>,
     step_id: Vec<String>,
     decision_type: Vec<String>,
@@ -379,7 +391,8 @@ struct DecisionArrays {
 }
 
 impl DecisionArrays {
-    fn push(&mut self, c: DecisionColumns) {
+    fn push(&mut self, c: DecisionColumns, session: Option<String>) {
+        self.session_id.push(session);
         self.id.push(storable(&c.id).into_owned());
         self.step_id.push(storable(&c.step_id).into_owned());
         self.decision_type
@@ -392,7 +405,7 @@ impl DecisionArrays {
             .push(storable_json(&c.attributes).into_owned());
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 9] {
         [
             &self.id,
             &self.step_id,
@@ -402,23 +415,26 @@ impl DecisionArrays {
             &self.rationale,
             &self.decided_at,
             &self.attributes,
+            &self.session_id,
         ]
     }
 }
 
 const DECISION_ROWS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::text[], \
-    $5::text[], $6::text[], $7::text[], $8::text[]) AS u(id, step_id, decision_type, \
-    options_considered, chosen_option, rationale, decided_at, attributes)";
+    $5::text[], $6::text[], $7::text[], $8::text[], $9::text[]) AS u(id, step_id, decision_type, \
+    options_considered, chosen_option, rationale, decided_at, attributes, session_id)";
 
 /// Inserts decisions whose step is in the store, with the step's session.
 fn insert_decisions(tx: &mut Transaction<'_>, rows: &DecisionArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
         "INSERT INTO decisions AS t (session_id, id, step_id, decision_type, \
          options_considered, chosen_option, rationale, decided_at, attributes) \
-         SELECT s.session_id, u.id, u.step_id, u.decision_type, u.options_considered, \
-         u.chosen_option, u.rationale, (u.decided_at || '+00')::timestamptz, \
-         u.attributes::jsonb FROM {DECISION_ROWS} JOIN steps s ON s.id = u.step_id \
-         ORDER BY s.session_id, u.id ON CONFLICT (session_id, id) DO NOTHING RETURNING {}",
+         SELECT x.session, x.id, x.step_id, x.decision_type, x.options_considered, \
+         x.chosen_option, x.rationale, (x.decided_at || '+00')::timestamptz, \
+         x.attributes::jsonb FROM (SELECT u.*, coalesce(u.session_id, \
+         (SELECT s.session_id FROM steps s WHERE s.id = u.step_id)) AS session \
+         FROM {DECISION_ROWS}) AS x WHERE x.session IS NOT NULL \
+         ORDER BY x.session, x.id ON CONFLICT (session_id, id) DO NOTHING RETURNING {}",
         images::DECISIONS
     );
     returned(tx, &sql, &rows.params(), &chain::DECISIONS)
@@ -437,14 +453,36 @@ fn update_decisions(tx: &mut Transaction<'_>, rows: &DecisionArrays) -> PgResult
 }
 
 /// The ids (as written) among `wanted` that no leaf covers: refused rows.
-fn missing(wanted: &[String], leaves: &[Leaf]) -> Vec<String> {
-    let written: std::collections::HashSet<&str> =
-        leaves.iter().map(|l| l.row_id.as_str()).collect();
+fn missing(wanted: &[String], leaves: &[Leaf]) -> HashSet<String> {
+    let written: HashSet<&str> = leaves.iter().map(|l| l.row_id.as_str()).collect();
     wanted
         .iter()
         .filter(|id| !written.contains(id.as_str()))
         .cloned()
         .collect()
+}
+
+/// The row is in the store: inserted by this batch, or committed by an earlier one.
+fn in_store(rows: &HashMap<AuditId, Tracked>, present: &HashSet<AuditId>, id: &AuditId) -> bool {
+    present.contains(id) || rows.get(id).is_some_and(|t| t.committed && !t.refused)
+}
+
+/// The session (as written) of a step known to be in the store; `None` when the step is
+/// not known here, and the statement looks it up.
+fn session_of_step(
+    rows: &HashMap<AuditId, Tracked>,
+    present: &HashSet<AuditId>,
+    step: &AuditId,
+) -> Option<String> {
+    if !in_store(rows, present, step) {
+        return None;
+    }
+    let t = rows.get(step)?;
+    t.row
+        .session_written_as
+        .clone()
+        .or_else(|| t.row.opened.parent.as_ref().map(ToString::to_string))
+        .map(|s| storable(&s).into_owned())
 }
 
 /// Writes one batch in one transaction (see the module docs).
@@ -476,6 +514,8 @@ fn write_batch(
     let mut leaves = Vec::with_capacity(ops.len() + 1);
     // Written as: the id each op's row goes under, for telling refused rows apart.
     let mut written_as: HashMap<String, AuditId> = HashMap::new();
+    // Rows this batch has put in the store so far.
+    let mut present: HashSet<AuditId> = HashSet::new();
 
     // Sessions first (their steps need them), renaming a session whose given id is taken.
     let new_sessions: Vec<&AuditId> = ops
@@ -505,7 +545,11 @@ fn write_batch(
         leaves.extend(got);
         written_as.clear();
         for (id, as_written) in pending {
-            if lost.contains(&storable(&as_written).into_owned()) {
+            if !lost.contains(storable(&as_written).as_ref()) {
+                present.insert(id);
+                continue;
+            }
+            {
                 match rows.get_mut(&id) {
                     Some(t) if attempt == 0 && t.row.written_as.is_none() => {
                         backend::rename_session(&mut t.row, health);
@@ -535,7 +579,13 @@ fn write_batch(
         let mut arrays = StepArrays::default();
         for id in &new_steps {
             if let Some(t) = rows.get(id) {
-                arrays.push(rows::step(&t.row));
+                let known = t
+                    .row
+                    .opened
+                    .parent
+                    .as_ref()
+                    .is_some_and(|s| in_store(rows, &present, s));
+                arrays.push(rows::step(&t.row), known);
             }
         }
         let got = insert_steps(&mut tx, &arrays)?;
@@ -544,8 +594,10 @@ fn write_batch(
         leaves.extend(got);
         let mut left = Vec::new();
         for id in new_steps {
-            if lost.contains(&storable(&id.to_string()).into_owned()) {
+            if lost.contains(storable(&id.to_string()).as_ref()) {
                 left.push(id);
+            } else {
+                present.insert(id);
             }
         }
         if progress == 0 {
@@ -567,15 +619,20 @@ fn write_batch(
         match op {
             Op::Insert(id) if kind_of(rows, id) == Some(Kind::Decision) => {
                 if let Some(t) = rows.get(id) {
-                    arrays.push(rows::decision(&t.row));
+                    let session = t
+                        .row
+                        .opened
+                        .parent
+                        .as_ref()
+                        .and_then(|step| session_of_step(rows, &present, step));
+                    arrays.push(rows::decision(&t.row), session);
                     decision_ids.push(id.clone());
                 }
             }
-            Op::Decided(Decided { id, .. }) => {
-                if let Op::Decided(decided) = op {
-                    arrays.push(rows::decided(decided));
-                }
-                decision_ids.push(id.clone());
+            Op::Decided(decided) => {
+                let session = session_of_step(rows, &present, &decided.step);
+                arrays.push(rows::decided(decided), session);
+                decision_ids.push(decided.id.clone());
             }
             _ => {}
         }
@@ -585,7 +642,7 @@ fn write_batch(
         let lost = missing(&arrays.id, &got);
         leaves.extend(got);
         for id in decision_ids {
-            if lost.contains(&storable(&id.to_string()).into_owned()) {
+            if lost.contains(storable(&id.to_string()).as_ref()) {
                 refused.push((
                     id,
                     "its step is not in the store, or its id is taken".into(),
@@ -609,8 +666,8 @@ fn write_batch(
             Kind::Session => {
                 sessions.push(rows::session(&t.row, config.store_inputs), &config.identity)
             }
-            Kind::Step => steps.push(rows::step(&t.row)),
-            Kind::Decision => decisions.push(rows::decision(&t.row)),
+            Kind::Step => steps.push(rows::step(&t.row), true),
+            Kind::Decision => decisions.push(rows::decision(&t.row), None),
         }
     }
     if !sessions.id.is_empty() {

@@ -1,0 +1,280 @@
+//! Rows per second into PostgreSQL: the layer (realistic records, chain on) against a
+//! direct binary COPY of the same rows into the same schema, measured in alternation in one
+//! run, on the server the PG* variables name (`pg_virtualenv cargo bench --bench postgres`).
+//! Each side writes into a database of its own, created for the run and dropped after it.
+//!
+//! Direct COPY: per transaction of ~1,000 rows, one `COPY … FROM STDIN (FORMAT binary)` per
+//! table (sessions, steps, decisions, in that order for the foreign keys), the rows made as
+//! `shapes::realistic` makes them (UUIDv7 ids, an input hash, 20–200-character summaries, a
+//! decision every third step). It writes no chain and no batch record.
+
+use std::time::{Instant, SystemTime};
+
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::Type;
+use postgres::{Client, NoTls};
+use shapes::{realistic, summary};
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+#[path = "support/shapes.rs"]
+mod shapes;
+
+const ROUNDS: usize = 7;
+const SESSIONS: u64 = 600;
+
+fn config() -> postgres::Config {
+    let mut config = postgres::Config::new();
+    config.host(&std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into()));
+    config.port(
+        std::env::var("PGPORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(5432),
+    );
+    config.user(&std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into()));
+    if let Ok(password) = std::env::var("PGPASSWORD") {
+        config.password(password);
+    }
+    config
+}
+
+fn admin() -> Client {
+    config()
+        .dbname(&std::env::var("PGDATABASE").unwrap_or_else(|_| "postgres".into()))
+        .connect(NoTls)
+        .unwrap()
+}
+
+/// A direct binary COPY of `sessions` realistic sessions, ~1,000 rows per transaction.
+fn direct_copy(client: &mut Client, first: u64, sessions: u64) -> u64 {
+    use sha2::Digest;
+    let id = || uuid::Uuid::now_v7().hyphenated().to_string();
+    let mut rows = 0;
+    let per_tx = 66; // 66 sessions of 15 rows: 990 rows per transaction
+    let mut i = first;
+    while i < first + sessions {
+        let end = (i + per_tx).min(first + sessions);
+        let mut s_rows = Vec::new();
+        let mut st_rows = Vec::new();
+        let mut d_rows = Vec::new();
+        for n in i..end {
+            let session = id();
+            let input = format!("question {n}: {}", summary(n));
+            let hash: String = sha2::Sha256::digest(input.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            s_rows.push((session.clone(), SystemTime::now(), hash));
+            for k in 0..10u64 {
+                let step = id();
+                st_rows.push((
+                    session.clone(),
+                    step.clone(),
+                    ["gigathink", "laserlogic", "bedrock", "proofguard"][(k % 4) as usize],
+                    SystemTime::now(),
+                    summary(n * 10 + k),
+                    summary(n * 10 + k + 7),
+                    0.55 + (k as f64) / 25.0,
+                    (120 + k) as i64,
+                ));
+                if k % 3 == 0 {
+                    d_rows.push((
+                        session.clone(),
+                        id(),
+                        step,
+                        summary(n + k),
+                        SystemTime::now(),
+                    ));
+                }
+            }
+        }
+        let mut tx = client.transaction().unwrap();
+        let empty = serde_json::json!({});
+        let sink = tx
+            .copy_in("COPY sessions (id, started_at, ended_at, profile, input_hash, status, attributes, pid, host) FROM STDIN (FORMAT binary)")
+            .unwrap();
+        let mut w = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::JSONB,
+                Type::INT8,
+                Type::TEXT,
+            ],
+        );
+        for (sid, at, hash) in &s_rows {
+            w.write(&[
+                sid,
+                at,
+                at,
+                &"balanced",
+                hash,
+                &"completed",
+                &empty,
+                &1_i64,
+                &"host",
+            ])
+            .unwrap();
+        }
+        w.finish().unwrap();
+        let sink = tx
+            .copy_in("COPY steps (session_id, id, module, started_at, ended_at, input_summary, output_summary, confidence, tokens_used, attributes) FROM STDIN (FORMAT binary)")
+            .unwrap();
+        let mut w = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+                Type::TEXT,
+                Type::TEXT,
+                Type::FLOAT8,
+                Type::INT8,
+                Type::JSONB,
+            ],
+        );
+        for (sid, id, module, at, a, b, c, t) in &st_rows {
+            w.write(&[sid, id, module, at, at, a, b, c, t, &empty])
+                .unwrap();
+        }
+        w.finish().unwrap();
+        let sink = tx
+            .copy_in("COPY decisions (session_id, id, step_id, decision_type, options_considered, chosen_option, rationale, decided_at, attributes) FROM STDIN (FORMAT binary)")
+            .unwrap();
+        let mut w = BinaryCopyInWriter::new(
+            sink,
+            &[
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::JSONB,
+            ],
+        );
+        for (sid, id, step, why, at) in &d_rows {
+            w.write(&[
+                sid,
+                id,
+                step,
+                &"branch",
+                &"[\"deepen\", \"stop\"]",
+                &"deepen",
+                why,
+                at,
+                &empty,
+            ])
+            .unwrap();
+        }
+        w.finish().unwrap();
+        tx.commit().unwrap();
+        rows += (s_rows.len() + st_rows.len() + d_rows.len()) as u64;
+        i = end;
+    }
+    rows
+}
+
+/// Rows per second through the layer: `threads` producers, until `flush()` returns.
+fn through_layer(
+    dispatch: &Dispatch,
+    guard: &reasonkit_audit::AuditGuard,
+    first: u64,
+    threads: u64,
+) -> f64 {
+    let start = Instant::now();
+    let rows: u64 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let dispatch = dispatch.clone();
+                scope.spawn(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        (first + t..first + SESSIONS)
+                            .step_by(threads as usize)
+                            .map(realistic)
+                            .sum::<u64>()
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    guard.flush().unwrap();
+    rows as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if std::env::var_os("PGHOST").is_none() && std::env::var_os("PGPORT").is_none() {
+        eprintln!("skipped: no PostgreSQL server (run under pg_virtualenv)");
+        return;
+    }
+    let run = std::process::id();
+    let names: Vec<String> = ["direct", "one", "four"]
+        .iter()
+        .map(|n| format!("rk_bench_{n}_{run}"))
+        .collect();
+    let mut admin = admin();
+    for name in &names {
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+    }
+    let layer = |name: &str| {
+        let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+            .postgres(format!("dbname={name}"))
+            .build()
+            .unwrap();
+        (
+            Dispatch::new(tracing_subscriber::registry().with(layer)),
+            guard,
+        )
+    };
+    // The direct side gets the same schema, created by the layer.
+    drop(layer(&names[0]));
+    let mut direct = config().dbname(&names[0]).connect(NoTls).unwrap();
+    let (one, one_guard) = layer(&names[1]);
+    let (four, four_guard) = layer(&names[2]);
+    let (mut d, mut o, mut f) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS as u64 {
+        let first = round * SESSIONS;
+        let start = Instant::now();
+        let rows = direct_copy(&mut direct, first, SESSIONS);
+        d.push(rows as f64 / start.elapsed().as_secs_f64());
+        o.push(through_layer(&one, &one_guard, first, 1));
+        f.push(through_layer(&four, &four_guard, first, 4));
+    }
+    drop((one_guard, four_guard, direct));
+    for name in &names {
+        let _ = admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"));
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let ratio = |a: &[f64]| a.iter().zip(&d).map(|(x, y)| x / y).collect::<Vec<_>>();
+    let (dm, dl, dh) = median(&d);
+    println!(
+        "direct binary COPY, realistic rows: median {dm:.0} rows/s (range {dl:.0}-{dh:.0} over {ROUNDS} rounds)"
+    );
+    for (name, rates) in [("layer, 1 thread", &o), ("layer, 4 threads", &f)] {
+        let (m, l, h) = median(rates);
+        let (rm, rl, rh) = median(&ratio(rates));
+        println!(
+            "{name}: median {m:.0} rows/s (range {l:.0}-{h:.0}); / direct COPY: median ratio {rm:.2} (range {rl:.2}-{rh:.2})"
+        );
+    }
+}
