@@ -4,12 +4,14 @@
 //! - [`target`]: the connection string and the PG* environment variables.
 //! - [`schema`]: `migrations/postgres/`, applied under an advisory lock.
 //! - [`images`]: rows read back as the chain hashes them.
+//! - [`statements`]: the set-based statements and the chain's append.
 //! - [`backend`]: the writer's batches as set-based, idempotent transactions.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
 
 pub(crate) mod backend;
 pub(crate) mod images;
 pub(crate) mod schema;
+pub(crate) mod statements;
 pub(crate) mod target;
 mod verify;
 
