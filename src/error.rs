@@ -191,6 +191,19 @@ pub enum Error {
         message: String,
     },
 
+    /// A file to import does not verify: evidence of tampering is not copied into a shared
+    /// store.
+    #[error(
+        "not importing {path}: its chain does not verify ({findings} findings); run \
+         `reasonkit-audit verify --db {path}` to see them"
+    )]
+    ImportRefused {
+        /// The file.
+        path: PathBuf,
+        /// How many findings `verify` reported.
+        findings: usize,
+    },
+
     /// A PostgreSQL store was asked for, but this build has no PostgreSQL support.
     #[error(
         "{target} names a PostgreSQL store, but this build of reasonkit-audit has no PostgreSQL \

@@ -303,7 +303,7 @@ fn outcome_attributes(row: &Row) -> Vec<(&'static str, Value)> {
 }
 
 /// The columns of a `steps` row.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct StepColumns {
     pub(crate) id: String,
     pub(crate) session_id: String,

@@ -10,6 +10,7 @@
 mod checkpoint;
 mod datasette;
 mod export;
+mod import;
 mod output;
 mod search;
 mod sessions;
@@ -66,6 +67,9 @@ enum Command {
     Checkpoint(checkpoint::Args),
     /// Make an Ed25519 key pair for signing checkpoints
     Keygen(checkpoint::KeygenArgs),
+    /// Copy SQLite audit files into the PostgreSQL store given with --db postgres://…
+    /// (each verified first, the store verified after; importing twice adds nothing)
+    Import(import::Args),
 }
 
 /// How a command ended, when it did not fail.
@@ -132,13 +136,17 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::Verify(args) => verify::run(&path, &args),
         Command::Checkpoint(args) => checkpoint::run(&path, &args),
         Command::Keygen(args) => checkpoint::keygen(&args),
+        Command::Import(_) => Err("import copies files into a PostgreSQL store: give it with \
+                                   --db postgres://…"
+            .into()),
     }
 }
 
-/// A command on a PostgreSQL store: `verify`, `migrate` and `path` so far.
+/// A command on a PostgreSQL store: `verify`, `import`, `migrate` and `path` so far.
 fn run_postgres(url: &str, command: Command) -> Result<Outcome, Failure> {
     match command {
         Command::Verify(args) => verify::run_postgres(url, &args),
+        Command::Import(args) => import::run(url, &args),
         Command::Migrate => {
             let (before, after) = reasonkit_audit::postgres::migrate(url)?;
             let target = reasonkit_audit::postgres::PgTarget::parse(url)?;
@@ -154,8 +162,8 @@ fn run_postgres(url: &str, command: Command) -> Result<Outcome, Failure> {
             Ok(Outcome::Done)
         }
         _ => Err(
-            "this command does not read PostgreSQL stores yet (verify, migrate and path \
-                  do); query the tables with psql meanwhile"
+            "this command does not read PostgreSQL stores yet (verify, import, migrate \
+                  and path do); query the tables with psql meanwhile"
                 .into(),
         ),
     }

@@ -71,6 +71,15 @@ fn cli(db: &Db, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs the command, which must exit 0; its output.
+fn succeeds(db: &Db, args: &[&str]) -> String {
+    let out = cli(db, args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {text}{error}");
+    text
+}
+
 #[test]
 fn verify_migrate_and_path_work_on_a_postgres_store_and_other_commands_say_they_do_not_yet() {
     let Some(db) = Db::create() else { return };
@@ -89,14 +98,7 @@ fn verify_migrate_and_path_work_on_a_postgres_store_and_other_commands_say_they_
     });
     guard.shutdown().unwrap();
 
-    let out = cli(&db, &["verify"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeds(&db, &["verify"]);
     assert!(
         text.contains("sessions 20, steps 20, decisions 20"),
         "{text}"
@@ -139,5 +141,112 @@ fn verify_migrate_and_path_work_on_a_postgres_store_and_other_commands_say_they_
     assert!(
         error.contains("does not read PostgreSQL stores yet") && error.lines().count() == 1,
         "{error}"
+    );
+}
+
+fn count(db: &Db, sql: &str) -> i64 {
+    let out = tool("psql", &["-X", "-A", "-t", "-d", &db.0, "-c", sql]);
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn sqlite_count(file: &std::path::Path, sql: &str) -> i64 {
+    let out = tool("sqlite3", &[file.to_str().unwrap(), sql]);
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn import_copies_the_examples_sqlite_file_keeping_ids_and_times_and_twice_adds_nothing() {
+    let Some(db) = Db::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.db");
+    // The README's main job writes the file.
+    let example = std::path::Path::new(BIN)
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("reasoning");
+    assert!(
+        example.exists(),
+        "{} missing: cargo test builds it",
+        example.display()
+    );
+    let out = Command::new(&example)
+        .env("REASONKIT_AUDIT_DB", &file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    succeeds(&db, &["import", file.to_str().unwrap()]);
+    for table in ["sessions", "steps", "decisions"] {
+        let n = sqlite_count(&file, &format!("SELECT count(*) FROM {table}"));
+        assert!(n > 0);
+        assert_eq!(
+            count(&db, &format!("SELECT count(*) FROM {table}")),
+            n,
+            "{table}"
+        );
+    }
+    // Ids and times kept: the same (id, started_at) pairs on both sides.
+    let pairs = tool(
+        "sqlite3",
+        &[
+            file.to_str().unwrap(),
+            "SELECT group_concat(id || '@' || started_at, ',') FROM (SELECT id, started_at FROM steps ORDER BY id)",
+        ],
+    );
+    let stored = tool(
+        "psql",
+        &[
+            "-X",
+            "-A",
+            "-t",
+            "-d",
+            &db.0,
+            "-c",
+            "SELECT string_agg(id || '@' || to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), ',' ORDER BY id) FROM steps",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&pairs.stdout).trim(),
+        String::from_utf8_lossy(&stored.stdout).trim()
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM audit_events WHERE kind = 'imported'"
+        ),
+        1
+    );
+
+    // Twice: nothing added, nothing chained, still intact.
+    let entries = count(&db, "SELECT count(*) FROM audit_chain");
+    let out = cli(&db, &["import", file.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("added 0 sessions, 0 steps, 0 decisions"),
+        "{text}"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM audit_chain"), entries);
+    assert_eq!(cli(&db, &["verify"]).status.code(), Some(0));
+
+    // A file that does not verify is refused, and nothing of it is copied.
+    tool(
+        "sqlite3",
+        &[
+            file.to_str().unwrap(),
+            "UPDATE steps SET module = 'forged' WHERE rowid = 1",
+        ],
+    );
+    let out = cli(&db, &["import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not verify"));
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM steps WHERE module = 'forged'"),
+        0
     );
 }

@@ -7,14 +7,17 @@
 //! - [`statements`]: the set-based statements and the chain's append.
 //! - [`backend`]: the writer's batches as set-based, idempotent transactions.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
+//! - [`import()`]: per-user SQLite files copied into the shared store.
 
 pub(crate) mod backend;
 pub(crate) mod images;
+mod import;
 pub(crate) mod schema;
 pub(crate) mod statements;
 pub(crate) mod target;
 mod verify;
 
+pub use import::{ImportReport, import};
 pub use schema::PG_SCHEMA_VERSION;
 pub use target::{PgTarget, is_postgres_url};
 pub use verify::verify;
