@@ -268,11 +268,13 @@ impl AuditLayerBuilder {
     pub fn build(self) -> Result<(AuditLayer, AuditGuard)> {
         static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
 
-        let postgres = self.postgres.clone().or_else(|| {
-            let from_env = std::env::var(DB_PATH_ENV).ok()?;
-            let is_url =
-                from_env.starts_with("postgres://") || from_env.starts_with("postgresql://");
-            (self.path.is_none() && is_url).then_some(from_env)
+        // A PostgreSQL URL given as the path, or in REASONKIT_AUDIT_DB, names the store: it
+        // must never become a SQLite file named like a URL.
+        let is_url =
+            |text: &str| text.starts_with("postgres://") || text.starts_with("postgresql://");
+        let postgres = self.postgres.clone().or_else(|| match &self.path {
+            Some(path) => path.to_str().filter(|p| is_url(p)).map(str::to_owned),
+            None => std::env::var(DB_PATH_ENV).ok().filter(|p| is_url(p)),
         });
         let identity = Identity::current();
         let (backend, path): (Box<dyn crate::backend::Backend>, PathBuf) = match postgres {

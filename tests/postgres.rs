@@ -528,3 +528,190 @@ fn the_adr_queries_in_the_readme_answer_from_what_the_layer_wrote() {
         "{replay:?}"
     );
 }
+
+/// A PostgreSQL server of the test's own, on a Unix socket in a temporary directory, for
+/// tests that restart it: never someone else's. As root (CI), the server runs as the
+/// `postgres` user, since PostgreSQL refuses to run as root.
+struct OwnServer {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+}
+
+const OWN_PORT: &str = "5999";
+
+impl OwnServer {
+    fn start() -> OwnServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Debian's PostgreSQL server under /usr/lib/postgresql")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb");
+        let dir = tempfile::tempdir().unwrap();
+        let root = rustix::process::geteuid().is_root();
+        if root {
+            std::process::Command::new("chown")
+                .args(["postgres:postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+        }
+        let server = OwnServer { dir, bin };
+        let data = server.data();
+        server.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        server.ctl("start");
+        server
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        let mut command = if rustix::process::geteuid().is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        };
+        let out = command.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn ctl(&self, action: &str) {
+        let options = format!(
+            "-k {} -p {OWN_PORT} -c listen_addresses=",
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-w",
+                "-m",
+                "fast",
+                "-o",
+                &options,
+                action,
+            ],
+        );
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgresql:///postgres?host={}&port={OWN_PORT}&user=postgres",
+            self.dir.path().display()
+        )
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.ctl("stop");
+    }
+}
+
+#[test]
+fn the_server_restarted_in_the_middle_of_heavy_writing_loses_no_acknowledged_record() {
+    use std::io::{BufRead, BufReader};
+    // Only where the shared-server tests run too: it needs Debian's server binaries.
+    if TestDb::create().is_none() {
+        return;
+    }
+    let server = OwnServer::start();
+    let mut child = common::child("heavy", std::path::Path::new(&server.url()), 0);
+    for name in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"] {
+        child.env_remove(name);
+    }
+    let mut child = child
+        .env("REASONKIT_AUDIT_DB", server.url())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut acknowledged = 0;
+    let mut wait_for = |n: u64, acknowledged: &mut u64| {
+        while *acknowledged < n {
+            let line = lines.next().expect("child ended early").unwrap();
+            *acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
+        }
+    };
+    wait_for(100, &mut acknowledged);
+    server.ctl("restart");
+    wait_for(acknowledged + 200, &mut acknowledged);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let verified = reasonkit_audit::postgres::verify(&server.url(), &Default::default()).unwrap();
+    assert!(verified.is_intact(), "{:?}", verified.findings);
+    let mut client = postgres::Config::new()
+        .host_path(server.dir.path())
+        .port(OWN_PORT.parse().unwrap())
+        .user("postgres")
+        .dbname("postgres")
+        .connect(NoTls)
+        .unwrap();
+    let ids: Vec<String> = (0..acknowledged).map(|i| format!("s{i:07}")).collect();
+    let present: i64 = client
+        .query_one(
+            "SELECT count(*) FROM sessions WHERE id = ANY($1) AND status = 'completed'",
+            &[&ids],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(present, acknowledged as i64);
+    let steps: i64 = client
+        .query_one(
+            "SELECT count(*) FROM steps WHERE session_id = ANY($1)",
+            &[&ids],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(steps, acknowledged as i64 * 5);
+    let write_errors: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_health WHERE kind = 'write_errors'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(write_errors >= 1, "the outage is on the record");
+}
+
+#[test]
+fn a_postgres_url_given_as_the_path_is_the_store_never_a_file_named_like_it() {
+    let Some(db) = TestDb::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    let (_layer, guard) = AuditLayer::builder().path(db.url()).build().unwrap();
+    assert!(
+        guard
+            .path()
+            .display()
+            .to_string()
+            .starts_with("postgres://")
+    );
+    guard.shutdown().unwrap();
+    for base in [cwd.as_path(), dir.path()] {
+        assert!(
+            !base.join("postgres:").exists(),
+            "a file named like the URL in {}",
+            base.display()
+        );
+    }
+    assert_eq!(
+        count(&mut db.client(), "SELECT count(*) FROM reasonkit_schema"),
+        1
+    );
+}

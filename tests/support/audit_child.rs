@@ -37,7 +37,7 @@ fn main() {
     let n: u64 = args.get(3).map_or(0, |a| a.parse().expect("N"));
     // A postgres:// URL is not given to the builder: it reaches the layer through
     // REASONKIT_AUDIT_DB, as it would reach an application that never heard of it.
-    let builder = if path.starts_with("postgres://") {
+    let builder = if path.starts_with("postgres://") || path.starts_with("postgresql://") {
         AuditLayer::builder()
     } else {
         AuditLayer::builder().path(path)
