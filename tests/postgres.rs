@@ -5,6 +5,7 @@
 //!
 //! Each test works in a database of its own, created for it and dropped after it.
 
+use std::path::Path;
 use std::process::Stdio;
 
 mod common;
@@ -535,12 +536,20 @@ fn the_adr_queries_in_the_readme_answer_from_what_the_layer_wrote() {
 struct OwnServer {
     dir: tempfile::TempDir,
     bin: std::path::PathBuf,
+    /// Server options beyond the socket directory and port.
+    extra: String,
+    /// Its port: the Unix socket's name, and on TCP if `extra` listens there.
+    port: u16,
 }
-
-const OWN_PORT: &str = "5999";
 
 impl OwnServer {
     fn start() -> OwnServer {
+        Self::start_with(|_, _| String::new())
+    }
+
+    /// Starts a server with the options `extra` gives for its directory (written into
+    /// first, e.g. certificates).
+    fn start_with(extra: impl FnOnce(&Path, u16) -> String) -> OwnServer {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("Debian's PostgreSQL server under /usr/lib/postgresql")
             .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
@@ -554,7 +563,24 @@ impl OwnServer {
                 .status()
                 .unwrap();
         }
-        let server = OwnServer { dir, bin };
+        // A port free on loopback now, for the socket's name and TCP alike.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let extra = extra(dir.path(), port);
+        if root {
+            std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+        }
+        let server = OwnServer {
+            dir,
+            bin,
+            extra,
+            port,
+        };
         let data = server.data();
         server.run(
             "initdb",
@@ -587,8 +613,10 @@ impl OwnServer {
 
     fn ctl(&self, action: &str) {
         let options = format!(
-            "-k {} -p {OWN_PORT} -c listen_addresses=",
-            self.dir.path().display()
+            "-k {} -p {} -c listen_addresses= {}",
+            self.dir.path().display(),
+            self.port,
+            self.extra
         );
         let log = self.dir.path().join("log").display().to_string();
         self.run(
@@ -610,8 +638,9 @@ impl OwnServer {
 
     fn url(&self) -> String {
         format!(
-            "postgresql:///postgres?host={}&port={OWN_PORT}&user=postgres",
-            self.dir.path().display()
+            "postgresql:///postgres?host={}&port={}&user=postgres",
+            self.dir.path().display(),
+            self.port
         )
     }
 }
@@ -657,7 +686,7 @@ fn the_server_restarted_in_the_middle_of_heavy_writing_loses_no_acknowledged_rec
     assert!(verified.is_intact(), "{:?}", verified.findings);
     let mut client = postgres::Config::new()
         .host_path(server.dir.path())
-        .port(OWN_PORT.parse().unwrap())
+        .port(server.port)
         .user("postgres")
         .dbname("postgres")
         .connect(NoTls)
@@ -714,4 +743,150 @@ fn a_postgres_url_given_as_the_path_is_the_store_never_a_file_named_like_it() {
         count(&mut db.client(), "SELECT count(*) FROM reasonkit_schema"),
         1
     );
+}
+
+/// A CA, and a server certificate it signs for `localhost` only, made with `openssl`.
+fn make_certificates(dir: &Path, name: &str) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca = format!("{name}-ca");
+    let curve = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let (ca_key, ca_pem) = (format!("{ca}.key"), format!("{ca}.pem"));
+    let subject = format!("/CN={ca}");
+    run(&[
+        &["req", "-x509"][..],
+        &curve,
+        &[
+            "-days", "2", "-subj", &subject, "-keyout", &ca_key, "-out", &ca_pem,
+        ],
+    ]
+    .concat());
+    let (key, csr, pem, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    run(&[
+        &["req"][..],
+        &curve,
+        &["-subj", "/CN=localhost", "-keyout", &key, "-out", &csr],
+    ]
+    .concat());
+    std::fs::write(dir.join(&ext), "subjectAltName=DNS:localhost\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca_pem,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &pem,
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join(&key), std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Whether the layer's connection to `server` is encrypted, seen from the server.
+fn layer_connection_is_encrypted(server: &OwnServer) -> bool {
+    let mut client = postgres::Config::new()
+        .host_path(server.dir.path())
+        .port(server.port)
+        .user("postgres")
+        .dbname("postgres")
+        .connect(NoTls)
+        .unwrap();
+    client
+        .query_one(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'reasonkit-audit'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, Option<bool>>(0)
+        .expect("the layer is connected")
+}
+
+#[test]
+fn tls_modes_mean_what_libpq_says_verify_full_checks_the_certificate_and_the_host_name() {
+    if TestDb::create().is_none() {
+        return;
+    }
+    let server = OwnServer::start_with(|dir, _| {
+        make_certificates(dir, "server");
+        make_certificates(dir, "other");
+        format!(
+            "-c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key \
+             -c listen_addresses=127.0.0.1",
+            dir.display()
+        )
+    });
+    let dir = server.dir.path().display().to_string();
+    let port = server.port;
+    let conn = |host: &str, rest: &str| {
+        format!("host={host} port={port} user=postgres dbname=postgres {rest}")
+    };
+    let builds = |c: String| AuditLayer::builder().postgres(c).build();
+    let ca = format!("sslrootcert={dir}/server-ca.pem");
+
+    // verify-full against the CA that signed the certificate, by the name it carries.
+    let (_l, guard) = builds(conn("localhost", &format!("sslmode=verify-full {ca}"))).unwrap();
+    assert!(layer_connection_is_encrypted(&server));
+    drop(guard);
+    // The same certificate reached by an address it does not name: refused by verify-full,
+    // accepted by verify-ca, which checks the chain only.
+    let error = builds(conn("127.0.0.1", &format!("sslmode=verify-full {ca}")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("127.0.0.1") && !error.contains('\n'),
+        "{error}"
+    );
+    let (_l, guard) = builds(conn("127.0.0.1", &format!("sslmode=verify-ca {ca}"))).unwrap();
+    drop(guard);
+    // Another CA: refused by both verifying modes.
+    for mode in ["verify-full", "verify-ca"] {
+        let other = format!("sslmode={mode} sslrootcert={dir}/other-ca.pem");
+        let error = builds(conn("localhost", &other)).unwrap_err().to_string();
+        assert!(
+            error.to_lowercase().contains("certificate"),
+            "{mode}: {error}"
+        );
+    }
+    // verify-* without a root file says where to put one.
+    let error = builds(conn("localhost", "sslmode=verify-full"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("sslrootcert"), "{error}");
+    // require: encrypted, the certificate not checked (libpq's meaning); disable: plain.
+    let (_l, guard) = builds(conn("localhost", "sslmode=require")).unwrap();
+    assert!(layer_connection_is_encrypted(&server));
+    drop(guard);
+    let (_l, guard) = builds(conn("localhost", "sslmode=disable")).unwrap();
+    assert!(!layer_connection_is_encrypted(&server));
+    drop(guard);
 }

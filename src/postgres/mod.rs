@@ -15,6 +15,7 @@ mod import;
 pub(crate) mod schema;
 pub(crate) mod statements;
 pub(crate) mod target;
+mod tls;
 mod verify;
 
 pub use import::{ImportReport, import};

@@ -10,8 +10,12 @@
 
 use std::fmt;
 
-use postgres::config::{Host, SslMode};
+use std::path::PathBuf;
+
+use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
+
+use super::tls::{self, SslMode};
 
 /// Does `REASONKIT_AUDIT_DB` (or a `--db` argument) name a PostgreSQL store rather than a
 /// SQLite file? Only URLs do: a key=value string could be a file name.
@@ -24,6 +28,8 @@ pub fn is_postgres_url(text: &str) -> bool {
 pub struct PgTarget {
     config: Config,
     description: String,
+    ssl_mode: SslMode,
+    root_cert: Option<PathBuf>,
 }
 
 impl fmt::Debug for PgTarget {
@@ -48,15 +54,13 @@ impl PgTarget {
     /// Parses `text` (a `postgres://` URL or `key=value` pairs) and completes it from the
     /// PG* environment variables. The error names what is wrong, never the password.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut config: Config = text.parse().map_err(|e: postgres::Error| {
-            let hint = if text.contains("verify-") {
-                "; sslmode=verify-ca and verify-full are not supported yet (use require, or \
-                 disable on a trusted network)"
-            } else {
-                ""
-            };
-            format!("invalid PostgreSQL connection string: {e}{hint}")
-        })?;
+        // The two TLS options the crate does not take (or takes only in part) are read
+        // here; see [`super::tls`].
+        let (text, ssl_mode) = take_option(text, "sslmode");
+        let (text, root_cert) = take_option(&text, "sslrootcert");
+        let mut config: Config = text
+            .parse()
+            .map_err(|e: postgres::Error| format!("invalid PostgreSQL connection string: {e}"))?;
         if config.get_hosts().is_empty() {
             match env("PGHOST") {
                 Some(hosts) => {
@@ -99,29 +103,15 @@ impl PgTarget {
                 .unwrap_or_default();
             config.dbname(&db);
         }
-        if !text.contains("sslmode") {
-            match env("PGSSLMODE").as_deref() {
-                None | Some("prefer" | "allow") => {}
-                Some("disable") => {
-                    config.ssl_mode(SslMode::Disable);
-                }
-                Some(other) => {
-                    return Err(format!(
-                        "PGSSLMODE={other} needs TLS, which this release does not support yet; \
-                         unset it or set it to disable on a trusted network"
-                    ));
-                }
-            }
-        }
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(
-                "sslmode=require needs TLS, which this release does not support yet; \
-                        use sslmode=disable on a trusted network"
-                    .into(),
-            );
-        }
-        // Without TLS, `prefer` would try TLS and fall back: ask for what will happen.
-        config.ssl_mode(SslMode::Disable);
+        let ssl_mode = match ssl_mode.or_else(|| env("PGSSLMODE")) {
+            Some(mode) => SslMode::parse(&mode)?,
+            None => SslMode::Prefer,
+        };
+        config.ssl_mode(ssl_mode.crate_mode());
+        let root_cert = root_cert
+            .filter(|r| !r.is_empty())
+            .map(PathBuf::from)
+            .or_else(tls::default_root);
         if config.get_application_name().is_none() {
             config.application_name("reasonkit-audit");
         }
@@ -132,14 +122,22 @@ impl PgTarget {
         Ok(PgTarget {
             config,
             description,
+            ssl_mode,
+            root_cert,
         })
     }
 
     /// Connects, with an error that names the server and database but not the password.
     pub(crate) fn connect(&self) -> Result<Client, String> {
-        self.config
-            .connect(NoTls)
-            .map_err(|e| format!("cannot connect to PostgreSQL {self}: {}", message(&e)))
+        let connected = match self.ssl_mode {
+            SslMode::Disable => self.config.connect(NoTls),
+            mode => {
+                let connector = tls::connector(mode, self.root_cert.as_deref())
+                    .map_err(|e| format!("cannot connect to PostgreSQL {self}: {e}"))?;
+                self.config.connect(connector)
+            }
+        };
+        connected.map_err(|e| format!("cannot connect to PostgreSQL {self}: {}", message(&e)))
     }
 }
 
@@ -170,5 +168,108 @@ pub(crate) fn message(error: &postgres::Error) -> String {
                 _ => text,
             }
         }
+    }
+}
+
+/// Takes `key` out of a connection string — a URL's query parameter or a `key=value` pair
+/// — and returns the rest and the value.
+fn take_option(text: &str, key: &str) -> (String, Option<String>) {
+    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+        let Some((base, query)) = text.split_once('?') else {
+            return (text.to_owned(), None);
+        };
+        let mut value = None;
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| match pair.split_once('=') {
+                Some((k, v)) if k == key => {
+                    value = Some(percent_decode(v));
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        let rest = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (rest, value)
+    } else {
+        let mut value = None;
+        let kept: Vec<&str> = text
+            .split_whitespace()
+            .filter(|pair| match pair.split_once('=') {
+                Some((k, v)) if k == key => {
+                    value = Some(v.trim_matches('\'').to_owned());
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        (kept.join(" "), value)
+    }
+}
+
+/// `%XX` escapes of a URL query value decoded (`+` stays `+`, as libpq reads it).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_options_are_taken_out_of_urls_and_key_value_strings() {
+        assert_eq!(
+            take_option(
+                "postgres://u@h/db?sslmode=verify-full&application_name=x",
+                "sslmode"
+            ),
+            (
+                "postgres://u@h/db?application_name=x".to_owned(),
+                Some("verify-full".to_owned())
+            )
+        );
+        assert_eq!(
+            take_option(
+                "postgres://u@h/db?sslrootcert=%2Fetc%2Fca.pem",
+                "sslrootcert"
+            ),
+            (
+                "postgres://u@h/db".to_owned(),
+                Some("/etc/ca.pem".to_owned())
+            )
+        );
+        assert_eq!(
+            take_option("host=h sslmode='require' dbname=d", "sslmode"),
+            ("host=h dbname=d".to_owned(), Some("require".to_owned()))
+        );
+        assert_eq!(
+            take_option("host=h", "sslmode"),
+            ("host=h".to_owned(), None)
+        );
+        assert!(SslMode::parse("verify-fully").is_err());
     }
 }
