@@ -185,6 +185,21 @@ fn direct_copy(client: &mut Client, first: u64, sessions: u64) -> u64 {
     rows
 }
 
+/// CPU time this process has used (all threads), in seconds, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
 /// Rows per second through the layer: `threads` producers, until `flush()` returns.
 fn through_layer(
     dispatch: &Dispatch,
@@ -248,12 +263,19 @@ fn main() {
     let (one, one_guard) = layer(&names[1]);
     let (four, four_guard) = layer(&names[2]);
     let (mut d, mut o, mut f) = (Vec::new(), Vec::new(), Vec::new());
+    // This process's CPU seconds per wall second in each phase: how much of the machine the
+    // client side takes (the rest of a busy phase is the server's).
+    let (mut d_cpu, mut o_cpu) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS as u64 {
         let first = round * SESSIONS;
-        let start = Instant::now();
+        let (start, cpu) = (Instant::now(), cpu_seconds());
         let rows = direct_copy(&mut direct, first, SESSIONS);
-        d.push(rows as f64 / start.elapsed().as_secs_f64());
+        let wall = start.elapsed().as_secs_f64();
+        d.push(rows as f64 / wall);
+        d_cpu.push((cpu_seconds() - cpu) / wall);
+        let (start, cpu) = (Instant::now(), cpu_seconds());
         o.push(through_layer(&one, &one_guard, first, 1));
+        o_cpu.push((cpu_seconds() - cpu) / start.elapsed().as_secs_f64());
         f.push(through_layer(&four, &four_guard, first, 4));
     }
     drop((one_guard, four_guard, direct));
@@ -269,6 +291,11 @@ fn main() {
     let (dm, dl, dh) = median(&d);
     println!(
         "direct binary COPY, realistic rows: median {dm:.0} rows/s (range {dl:.0}-{dh:.0} over {ROUNDS} rounds)"
+    );
+    println!(
+        "client CPU per wall second: direct COPY {:.2}, layer 1 thread {:.2} (of 2 cores; the server has the rest)",
+        median(&d_cpu).0,
+        median(&o_cpu).0
     );
     for (name, rates) in [("layer, 1 thread", &o), ("layer, 4 threads", &f)] {
         let (m, l, h) = median(rates);
