@@ -47,6 +47,9 @@ pub(crate) type Refused = Vec<(AuditId, String)>;
 
 /// What one commit writes.
 pub(crate) struct Batch<'a> {
+    /// The batch's number: the same for every attempt at one batch, new for the next one
+    /// (also after a batch given up), so a store can tell a resent batch from a new one.
+    pub(crate) number: u64,
     /// Every row the writer holds; a backend may set `written_as` (a renamed session) and
     /// `session_written_as` (a step following it).
     pub(crate) rows: &'a mut HashMap<AuditId, Tracked>,

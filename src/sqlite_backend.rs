@@ -54,6 +54,7 @@ impl Backend for SqliteBackend {
 impl SqliteBackend {
     fn try_commit(&mut self, batch: Batch<'_>) -> rusqlite::Result<Committed> {
         let Batch {
+            number: _,
             rows,
             ops,
             config,

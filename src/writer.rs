@@ -8,10 +8,11 @@
 //! and updated when it closes, so a process that dies leaves its open sessions and steps
 //! visible.
 //!
-//! A commit that fails (disk full, lock held too long, I/O error) is rolled back and
-//! retried with capped, jittered back-off: the records stay in memory, and while they wait the queue fills
-//! and the callers wait (or drop and count, under [`OverflowPolicy::Drop`]). A row the store
-//! refuses on its own (a constraint) is reported and skipped; it never sinks its batch.
+//! A commit that fails (disk full, lock held too long, I/O error, a lost connection) is
+//! rolled back and retried with capped, jittered back-off: the records stay in memory, and
+//! while they wait the queue fills and the callers wait (or drop and count, under
+//! [`OverflowPolicy::Drop`]). A row the store refuses on its own (a constraint) is
+//! reported and skipped; it never sinks its batch.
 //!
 //! [`OverflowPolicy::Drop`]: crate::OverflowPolicy::Drop
 
@@ -79,6 +80,7 @@ pub(crate) fn spawn(
                 search_pending: true,
                 unindexed: 0,
                 backend,
+                batch_number: 1,
                 commands,
                 config,
                 health,
@@ -94,6 +96,8 @@ pub(crate) fn spawn(
 
 struct Writer {
     backend: Box<dyn Backend>,
+    /// The number of the batch being committed (see [`Batch::number`]).
+    batch_number: u64,
     commands: Receiver<Command>,
     config: WriterConfig,
     health: Arc<Health>,
@@ -368,6 +372,7 @@ impl Writer {
             return Ok((Committed::default(), health));
         }
         let committed = self.backend.commit(Batch {
+            number: self.batch_number,
             rows: &mut self.rows,
             ops: &self.ops,
             config: &self.config,
@@ -375,6 +380,7 @@ impl Writer {
             health_written: &self.health_written,
             health_now: &health,
         })?;
+        self.batch_number += 1;
         Ok((committed, health))
     }
 
@@ -425,6 +431,9 @@ impl Writer {
             self.health.path.display()
         );
         self.ops.clear();
+        // Its outcome may be unknown (a connection lost during COMMIT): whatever comes
+        // next is another batch.
+        self.batch_number += 1;
     }
 
     /// Sessions still open when the writer stops will never close in this file: their

@@ -40,8 +40,6 @@ pub(crate) struct PgBackend {
     client: Option<Client>,
     /// This writer's name in `audit_batches`.
     writer_id: String,
-    /// The number of the batch being committed: the same for every attempt at it.
-    batch: i64,
 }
 
 impl PgBackend {
@@ -60,7 +58,6 @@ impl PgBackend {
             target,
             client: Some(client),
             writer_id: uuid::Uuid::now_v7().to_string(),
-            batch: 1,
         })
     }
 
@@ -96,11 +93,11 @@ impl PgBackend {
 
 impl Backend for PgBackend {
     fn commit(&mut self, batch: Batch<'_>) -> Result<Committed, String> {
-        let (writer_id, number) = (self.writer_id.clone(), self.batch);
+        let writer_id = self.writer_id.clone();
+        let number = i64::try_from(batch.number).unwrap_or(i64::MAX);
         let committed = self.with_client("committing a batch", |client| {
             write_batch(client, &writer_id, number, batch)
         })?;
-        self.batch += 1;
         Ok(committed)
     }
 
@@ -165,6 +162,7 @@ fn write_batch(
     batch: Batch<'_>,
 ) -> PgResult<Committed> {
     let Batch {
+        number: _,
         rows,
         ops,
         config,
