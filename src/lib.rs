@@ -11,6 +11,11 @@
 //! `synchronous=NORMAL`. By default nothing is ever dropped: when the queue is full the
 //! instrumented thread waits.
 //!
+//! With the `postgres` feature the same layer writes one PostgreSQL database shared by
+//! many processes on many hosts instead ([`AuditLayerBuilder::postgres`], or
+//! `REASONKIT_AUDIT_DB=postgres://…`); see the `postgres` module and
+//! `docs/postgres.md`.
+//!
 //! # Quick start
 //!
 //! ```

@@ -1,11 +1,12 @@
 //! The PostgreSQL store (cargo feature `postgres`): one audit trail shared by many
 //! processes on many hosts, written by the same layer and writer as the SQLite file.
 //!
-//! - [`target`]: the connection string and the PG* environment variables.
-//! - [`schema`]: `migrations/postgres/`, applied under an advisory lock.
-//! - [`images`]: rows read back as the chain hashes them.
-//! - [`statements`]: the set-based statements and the chain's append.
-//! - [`backend`]: the writer's batches as set-based, idempotent transactions.
+//! - `target.rs`: the connection string and the PG* environment variables.
+//! - `tls.rs`: TLS with libpq's `sslmode` meanings (rustls).
+//! - `schema.rs`: `migrations/postgres/`, applied under an advisory lock.
+//! - `images.rs`: rows read back as the chain hashes them.
+//! - `statements.rs`: the set-based statements and the chain's append.
+//! - `backend.rs`: the writer's batches as set-based, idempotent transactions.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
 //! - [`import()`]: per-user SQLite files copied into the shared store.
 
