@@ -890,3 +890,98 @@ fn tls_modes_mean_what_libpq_says_verify_full_checks_the_certificate_and_the_hos
     assert!(!layer_connection_is_encrypted(&server));
     drop(guard);
 }
+
+#[test]
+fn checkpoints_of_a_postgres_store_catch_a_cut_tail() {
+    let Some(db) = TestDb::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.checkpoints");
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .checkpoints(&file)
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..50 {
+            info_span!("session", n = i).in_scope(|| {
+                info_span!("step", module = "bedrock").in_scope(|| {});
+            });
+        }
+    });
+    guard.shutdown().unwrap();
+    let written =
+        reasonkit_audit::Checkpoint::parse_all(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(written.len() >= 2, "one at start, one at shutdown");
+    let options = reasonkit_audit::VerifyOptions {
+        checkpoints: written.clone(),
+        keys: Vec::new(),
+    };
+    let report = reasonkit_audit::postgres::verify(&db.conninfo(), &options).unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+    assert!(report.checkpoints.iter().all(|c| c.extended));
+    assert_eq!(written.last().unwrap().size, report.entries);
+
+    // The last two steps and their chain entries removed: only the checkpoint can tell.
+    db.client()
+        .batch_execute(
+            "DELETE FROM steps WHERE id IN (SELECT row_id FROM audit_chain ORDER BY seq DESC LIMIT 2); \
+             DELETE FROM audit_chain WHERE seq > (SELECT max(seq) - 2 FROM audit_chain)",
+        )
+        .unwrap();
+    let without = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert!(
+        without.is_intact(),
+        "a cut tail alone looks intact: {:?}",
+        without.findings
+    );
+    let with = reasonkit_audit::postgres::verify(&db.conninfo(), &options).unwrap();
+    let kinds: Vec<&str> = with.findings.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(kinds, ["truncated"], "{:?}", with.findings);
+}
+
+#[test]
+fn under_the_drop_policy_every_record_is_written_or_counted() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .queue_capacity(64)
+        .overflow(reasonkit_audit::OverflowPolicy::Drop)
+        .build()
+        .unwrap();
+    const STEPS: u64 = 20_000;
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let session = info_span!("session", id = "drop-policy");
+        let _s = session.enter();
+        for k in 0..STEPS {
+            info_span!("step", module = "gigathink", k).in_scope(|| {});
+        }
+    });
+    guard.flush().unwrap();
+    let stats = guard.stats();
+    guard.shutdown().unwrap();
+    let mut client = db.client();
+    let rows = count(
+        &mut client,
+        "SELECT (SELECT count(*) FROM steps) + (SELECT count(*) FROM sessions)",
+    ) as u64;
+    let closed = count(
+        &mut client,
+        "SELECT (SELECT count(*) FROM steps WHERE ended_at IS NOT NULL) \
+         + (SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL)",
+    ) as u64;
+    assert!(stats.dropped_records > 0, "the queue of 64 overflowed");
+    // Every span is two records (open, close): the rows, the closes they got, the closes
+    // whose opening was dropped and the drops account for every one.
+    assert_eq!(
+        rows + closed + stats.closes_without_open + stats.dropped_records,
+        2 * (STEPS + 1),
+        "rows {rows}, closed {closed}, {stats:?}"
+    );
+    let dropped: i64 = count(
+        &mut client,
+        "SELECT coalesce(sum(count), 0)::bigint FROM audit_health WHERE kind = 'dropped_records'",
+    );
+    assert_eq!(dropped as u64, stats.dropped_records, "audit_health agrees");
+    let report = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert!(report.is_intact(), "{:?}", report.findings);
+}
