@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 use serde_json::{Map, Value};
 
+use crate::db::{Db, Param, Query};
 use crate::output;
 use crate::since::Since;
 use crate::store;
@@ -49,36 +50,107 @@ pub struct Args {
     output: Option<PathBuf>,
 }
 
-const SESSIONS: &str = "SELECT s.*, ((strftime('%s', s.ended_at) - strftime('%s', s.started_at)) * 1000.0 + (CAST(substr(s.ended_at, 21, 6) AS INTEGER) - CAST(substr(s.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms
+const SESSIONS: Query<'static> = Query {
+    sqlite: "SELECT s.*, ((strftime('%s', s.ended_at) - strftime('%s', s.started_at)) * 1000.0 + (CAST(substr(s.ended_at, 21, 6) AS INTEGER) - CAST(substr(s.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms
      FROM sessions s WHERE (?1 IS NULL OR s.id = ?1) AND (?2 IS NULL OR s.started_at >= ?2)
-     ORDER BY s.started_at, s.rowid";
-const STEPS: &str = "SELECT st.*, ((strftime('%s', st.ended_at) - strftime('%s', st.started_at)) * 1000.0 + (CAST(substr(st.ended_at, 21, 6) AS INTEGER) - CAST(substr(st.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms
-     FROM steps st WHERE st.session_id = ?1 ORDER BY st.started_at, st.rowid";
-const DECISIONS: &str = "SELECT d.* FROM decisions d JOIN steps st ON st.id = d.step_id
-     WHERE st.session_id = ?1 ORDER BY d.decided_at IS NULL, d.decided_at, d.rowid";
+     ORDER BY s.started_at, s.rowid",
+    postgres: concat!(
+        "SELECT s.id, ",
+        crate::utc!("s.started_at"),
+        " AS started_at, ",
+        crate::utc!("s.ended_at"),
+        " AS ended_at, s.profile, s.input_hash, s.status, s.input, s.attributes::text AS attributes, \
+         s.pid, s.host, ",
+        crate::duration_ms!("s.started_at", "s.ended_at"),
+        " AS duration_ms FROM sessions s WHERE ($1::text IS NULL OR s.id = $1) \
+         AND ($2::text IS NULL OR s.started_at >= ($2::text || '+00')::timestamptz) \
+         ORDER BY s.started_at, s.id"
+    ),
+};
+/// A step's columns in the SQLite table's order.
+macro_rules! step_columns {
+    ($t:literal) => {
+        concat!(
+            $t,
+            ".id, ",
+            $t,
+            ".session_id, ",
+            $t,
+            ".module, ",
+            crate::utc!("st.started_at"),
+            " AS started_at, ",
+            crate::utc!("st.ended_at"),
+            " AS ended_at, ",
+            $t,
+            ".input_summary, ",
+            $t,
+            ".output_summary, ",
+            $t,
+            ".confidence, ",
+            $t,
+            ".tokens_used, ",
+            $t,
+            ".error, ",
+            $t,
+            ".parent_step_id, ",
+            $t,
+            ".attributes::text AS attributes"
+        )
+    };
+}
+/// A decision's columns in the SQLite table's order.
+const DECISION_COLUMNS: &str = concat!(
+    "d.id, d.step_id, d.decision_type, d.options_considered, d.chosen_option, d.rationale, ",
+    crate::utc!("d.decided_at"),
+    " AS decided_at, d.attributes::text AS attributes"
+);
+const STEPS: Query<'static> = Query {
+    sqlite: "SELECT st.*, ((strftime('%s', st.ended_at) - strftime('%s', st.started_at)) * 1000.0 + (CAST(substr(st.ended_at, 21, 6) AS INTEGER) - CAST(substr(st.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms
+     FROM steps st WHERE st.session_id = ?1 ORDER BY st.started_at, st.rowid",
+    postgres: concat!(
+        "SELECT ",
+        step_columns!("st"),
+        ", ",
+        crate::duration_ms!("st.started_at", "st.ended_at"),
+        " AS duration_ms FROM steps st WHERE st.session_id = $1::text ORDER BY st.started_at, st.id"
+    ),
+};
+const DECISIONS: Query<'static> = Query {
+    sqlite: "SELECT d.* FROM decisions d JOIN steps st ON st.id = d.step_id
+     WHERE st.session_id = ?1 ORDER BY d.decided_at IS NULL, d.decided_at, d.rowid",
+    postgres: concat!(
+        "SELECT ",
+        "d.id, d.step_id, d.decision_type, d.options_considered, d.chosen_option, d.rationale, ",
+        crate::utc!("d.decided_at"),
+        " AS decided_at, d.attributes::text AS attributes FROM decisions d \
+         WHERE d.session_id = $1::text ORDER BY d.decided_at IS NULL, d.decided_at, d.id"
+    ),
+};
 
 /// One session as JSON, its steps (in execution order) and their decisions nested.
-pub fn session_json(conn: &Connection, id: &str) -> Result<Value, Failure> {
-    let mut session = conn.query_row(SESSIONS, (id, None::<&str>), output::row_object)?;
-    nest(conn, &mut session)?;
+pub fn session_json(db: &Db, id: &str) -> Result<Value, Failure> {
+    let params = [Param::Text(Some(id.to_owned())), Param::Text(None)];
+    let rows = db.rows(&SESSIONS, &params)?;
+    let mut session = rows
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("session {id} is gone"))?;
+    nest(db, &mut session)?;
     Ok(Value::Object(session))
 }
 
-fn nest(conn: &Connection, session: &mut Map<String, Value>) -> Result<(), Failure> {
+fn nest(db: &Db, session: &mut Map<String, Value>) -> Result<(), Failure> {
     let id = session
         .get("id")
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    let mut decisions: Vec<Map<String, Value>> = conn
-        .prepare_cached(DECISIONS)?
-        .query_map([&id], output::row_object)?
-        .collect::<Result<_, _>>()?;
-    let steps: Vec<Value> = conn
-        .prepare_cached(STEPS)?
-        .query_map([&id], output::row_object)?
-        .map(|step| {
-            let mut step = step?;
+    let params = [Param::Text(Some(id))];
+    let mut decisions = db.rows(&DECISIONS, &params)?;
+    let steps = db.rows(&STEPS, &params)?;
+    let steps: Vec<Value> = steps
+        .into_iter()
+        .map(|mut step| {
             let step_id = step.get("id").cloned().unwrap_or_default();
             let (mine, rest): (Vec<_>, Vec<_>) = decisions
                 .drain(..)
@@ -88,16 +160,16 @@ fn nest(conn: &Connection, session: &mut Map<String, Value>) -> Result<(), Failu
                 "decisions".into(),
                 Value::Array(mine.into_iter().map(Value::Object).collect()),
             );
-            Ok(Value::Object(step))
+            Value::Object(step)
         })
-        .collect::<rusqlite::Result<_>>()?;
+        .collect();
     session.insert("steps".into(), Value::Array(steps));
     Ok(())
 }
 
-pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
+pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
     let session = match &args.session {
-        Some(prefix) => match store::resolve_session(conn, prefix)? {
+        Some(prefix) => match store::resolve_session(db, prefix)? {
             Some(id) => Some(id),
             None => {
                 eprintln!("reasonkit-audit: no session id starts with '{prefix}'");
@@ -115,14 +187,14 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
     });
     let written = match args.format {
         Format::Json | Format::Jsonl => write_sessions(
-            conn,
+            db,
             &mut out,
             args.format,
             session.as_deref(),
             since.as_deref(),
         )?,
         Format::Csv => write_csv(
-            conn,
+            db,
             &mut out,
             args.table,
             session.as_deref(),
@@ -138,21 +210,18 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
 }
 
 fn write_sessions(
-    conn: &Connection,
+    db: &Db,
     out: &mut impl Write,
     format: Format,
     session: Option<&str>,
     since: Option<&str>,
 ) -> Result<u64, Failure> {
-    let mut stmt = conn.prepare(SESSIONS)?;
-    let mut rows = stmt.query((session, since))?;
     let mut written = 0;
     if format == Format::Json {
         out.write_all(b"[")?;
     }
-    while let Some(row) = rows.next()? {
-        let mut object = output::row_object(row)?;
-        nest(conn, &mut object)?;
+    let mut write = |mut object: Map<String, Value>| -> Result<(), Failure> {
+        nest(db, &mut object)?;
         if format == Format::Json {
             out.write_all(if written == 0 { b"\n" } else { b",\n" })?;
         }
@@ -161,6 +230,26 @@ fn write_sessions(
             out.write_all(b"\n")?;
         }
         written += 1;
+        Ok(())
+    };
+    match db {
+        // A file streams its sessions: an export of a large file holds one in memory.
+        Db::Sqlite(conn) => {
+            let mut stmt = conn.prepare(SESSIONS.sqlite)?;
+            let mut rows = stmt.query((session, since))?;
+            while let Some(row) = rows.next()? {
+                write(output::row_object(row)?)?;
+            }
+        }
+        Db::Postgres(_) => {
+            let params = [
+                Param::Text(session.map(str::to_owned)),
+                Param::Text(since.map(str::to_owned)),
+            ];
+            for object in db.rows(&SESSIONS, &params)? {
+                write(object)?;
+            }
+        }
     }
     if format == Format::Json {
         out.write_all(b"\n]\n")?;
@@ -169,6 +258,93 @@ fn write_sessions(
 }
 
 fn write_csv(
+    db: &Db,
+    out: &mut impl Write,
+    table: TableName,
+    session: Option<&str>,
+    since: Option<&str>,
+) -> Result<u64, Failure> {
+    match db {
+        Db::Sqlite(conn) => write_csv_sqlite(conn, out, table, session, since),
+        Db::Postgres(client) => {
+            write_csv_postgres(&mut client.borrow_mut(), out, table, session, since)
+        }
+    }
+}
+
+/// The same CSV from PostgreSQL: the SQLite tables' columns in their order, times as the
+/// file's text, `attributes` as the compact JSON with sorted keys the writer produces.
+fn write_csv_postgres(
+    client: &mut reasonkit_audit::postgres::client::Client,
+    out: &mut impl Write,
+    table: TableName,
+    session: Option<&str>,
+    since: Option<&str>,
+) -> Result<u64, Failure> {
+    use reasonkit_audit::postgres::client::types::Type;
+    const FILTER: &str = "($1::text IS NULL OR s.id = $1) \
+        AND ($2::text IS NULL OR s.started_at >= ($2::text || '+00')::timestamptz)";
+    let sql = match table {
+        TableName::Sessions => format!(
+            "SELECT s.id, {}, {}, s.profile, s.input_hash, s.status, s.input, \
+             s.attributes::text AS attributes, s.pid, s.host FROM sessions s WHERE {FILTER} \
+             ORDER BY s.started_at, s.id",
+            concat!(crate::utc!("s.started_at"), " AS started_at"),
+            concat!(crate::utc!("s.ended_at"), " AS ended_at")
+        ),
+        TableName::Steps => format!(
+            "SELECT {} FROM steps st JOIN sessions s ON s.id = st.session_id WHERE {FILTER} \
+             ORDER BY s.started_at, st.started_at, st.id",
+            step_columns!("st")
+        ),
+        TableName::Decisions => format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions d JOIN sessions s ON s.id = d.session_id \
+             WHERE {FILTER} ORDER BY s.started_at, d.decided_at, d.id"
+        ),
+    };
+    let statement = client.prepare(&sql)?;
+    let columns: Vec<String> = statement
+        .columns()
+        .iter()
+        .map(|c| c.name().to_owned())
+        .collect();
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(&columns)?;
+    let mut written = 0;
+    for row in client.query(&statement, &[&session, &since])? {
+        let mut record = Vec::with_capacity(columns.len());
+        for (i, column) in row.columns().iter().enumerate() {
+            let kind = column.type_();
+            record.push(if *kind == Type::INT8 {
+                row.get::<_, Option<i64>>(i)
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            } else if *kind == Type::FLOAT8 {
+                row.get::<_, Option<f64>>(i)
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            } else {
+                let text: Option<String> = row.get(i);
+                match text {
+                    Some(t) if column.name() == "attributes" => canonical_json(&t),
+                    other => other.unwrap_or_default(),
+                }
+            });
+        }
+        writer.write_record(&record)?;
+        written += 1;
+    }
+    writer.flush()?;
+    Ok(written)
+}
+
+/// JSON text as the writer writes `attributes`: compact, keys sorted.
+fn canonical_json(text: &str) -> String {
+    serde_json::from_str::<Value>(text)
+        .map_or_else(|_| text.to_owned(), |v| crate::db::sorted(v).to_string())
+}
+
+fn write_csv_sqlite(
     conn: &Connection,
     out: &mut impl Write,
     table: TableName,

@@ -9,6 +9,7 @@
 
 mod checkpoint;
 mod datasette;
+mod db;
 mod export;
 mod import;
 mod output;
@@ -103,68 +104,58 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         Some(path) => path,
         None => reasonkit_audit::default_path()?,
     };
-    if let Some(url) = path
+    // `--db postgres://…` (or REASONKIT_AUDIT_DB) names a PostgreSQL store. The read
+    // commands take either store through `Db`; the others say which they are for.
+    let url = path
         .to_str()
         .filter(|p| reasonkit_audit::postgres::is_postgres_url(p))
-    {
-        return run_postgres(url, cli.command);
-    }
-    match cli.command {
-        Command::Sessions(args) => sessions::run(&store::open(&path)?, &args),
-        Command::Show(args) => show::run(&store::open(&path)?, &args),
-        Command::Stats(args) => stats::run(&store::open(&path)?, &args),
-        Command::Search(args) => search::run(&store::open(&path)?, &args),
-        Command::Export(args) => export::run(&store::open(&path)?, &args),
-        Command::Path => {
-            println!("{}", path.display());
-            Ok(Outcome::Done)
-        }
-        Command::Migrate => {
-            let (before, after) = reasonkit_audit::migrate(&path)?;
-            if before == after {
-                println!(
-                    "{}: schema version {after}, already current",
-                    path.display()
-                );
-            } else {
-                println!("{}: schema version {before} -> {after}", path.display());
-            }
-            Ok(Outcome::Done)
-        }
-        Command::Check => store::check(&path),
-        Command::DatasetteMetadata(args) => datasette::run(&path, &args),
-        Command::Verify(args) => verify::run(&path, &args),
-        Command::Checkpoint(args) => checkpoint::run(&path, &args),
-        Command::Keygen(args) => checkpoint::keygen(&args),
-        Command::Import(_) => Err("import copies files into a PostgreSQL store: give it with \
-                                   --db postgres://…"
-            .into()),
-    }
-}
-
-/// A command on a PostgreSQL store: `verify`, `import`, `migrate` and `path` so far.
-fn run_postgres(url: &str, command: Command) -> Result<Outcome, Failure> {
-    match command {
-        Command::Verify(args) => verify::run_postgres(url, &args),
-        Command::Import(args) => import::run(url, &args),
-        Command::Migrate => {
-            let (before, after) = reasonkit_audit::postgres::migrate(url)?;
-            let target = reasonkit_audit::postgres::PgTarget::parse(url)?;
-            if before == after {
-                println!("{target}: schema version {after}, already current");
-            } else {
-                println!("{target}: schema version {before} -> {after}");
-            }
-            Ok(Outcome::Done)
-        }
-        Command::Path => {
+        .map(str::to_owned);
+    let file_only = |what: &str| -> Result<Outcome, Failure> {
+        Err(format!("{what} works on SQLite files; a PostgreSQL store has no {what} yet").into())
+    };
+    match (cli.command, url.as_deref()) {
+        (Command::Sessions(args), _) => sessions::run(&db::Db::open(&path)?, &args),
+        (Command::Show(args), _) => show::run(&db::Db::open(&path)?, &args),
+        (Command::Stats(args), _) => stats::run(&db::Db::open(&path)?, &args),
+        (Command::Search(args), _) => search::run(&db::Db::open(&path)?, &args),
+        (Command::Export(args), _) => export::run(&db::Db::open(&path)?, &args),
+        (Command::Check, _) => store::check(&db::Db::open(&path)?, &path),
+        (Command::Path, Some(url)) => {
             println!("{}", reasonkit_audit::postgres::PgTarget::parse(url)?);
             Ok(Outcome::Done)
         }
-        _ => Err(
-            "this command does not read PostgreSQL stores yet (verify, import, migrate \
-                  and path do); query the tables with psql meanwhile"
-                .into(),
-        ),
+        (Command::Path, None) => {
+            println!("{}", path.display());
+            Ok(Outcome::Done)
+        }
+        (Command::Migrate, Some(url)) => {
+            let (before, after) = reasonkit_audit::postgres::migrate(url)?;
+            let target = reasonkit_audit::postgres::PgTarget::parse(url)?;
+            report_migration(&target.to_string(), before, after)
+        }
+        (Command::Migrate, None) => {
+            let (before, after) = reasonkit_audit::migrate(&path)?;
+            report_migration(&path.display().to_string(), before, after)
+        }
+        (Command::Verify(args), Some(url)) => verify::run_postgres(url, &args),
+        (Command::Verify(args), None) => verify::run(&path, &args),
+        (Command::Import(args), Some(url)) => import::run(url, &args),
+        (Command::Import(_), None) => Err("import copies files into a PostgreSQL store: give \
+                                           it with --db postgres://…"
+            .into()),
+        (Command::DatasetteMetadata(_), Some(_)) => file_only("datasette-metadata"),
+        (Command::DatasetteMetadata(args), None) => datasette::run(&path, &args),
+        (Command::Checkpoint(_), Some(_)) => file_only("checkpoint"),
+        (Command::Checkpoint(args), None) => checkpoint::run(&path, &args),
+        (Command::Keygen(args), _) => checkpoint::keygen(&args),
     }
+}
+
+fn report_migration(store: &str, before: i64, after: i64) -> Result<Outcome, Failure> {
+    if before == after {
+        println!("{store}: schema version {after}, already current");
+    } else {
+        println!("{store}: schema version {before} -> {after}");
+    }
+    Ok(Outcome::Done)
 }

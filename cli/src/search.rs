@@ -9,6 +9,7 @@
 use rusqlite::Connection;
 use serde_json::Value;
 
+use crate::db::{Db, Param, Query};
 use crate::output::{self, Cell};
 use crate::{Failure, Outcome};
 
@@ -65,9 +66,8 @@ const TAIL: &str = "
         WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'decisions')
           AND (options_considered IS NOT NULL OR chosen_option IS NOT NULL OR rationale IS NOT NULL);";
 
-/// The user's words as an FTS5 query: each word (or "quoted phrase") must appear; nothing
-/// the user types is taken as FTS5 syntax.
-pub fn fts_query(text: &str) -> String {
+/// The user's words and "quoted phrases", each of which must appear.
+fn terms(text: &str) -> Vec<String> {
     let mut terms = Vec::new();
     for (index, part) in text.split('"').enumerate() {
         if index % 2 == 1 {
@@ -79,13 +79,78 @@ pub fn fts_query(text: &str) -> String {
         }
     }
     terms
+}
+
+/// The user's words as an FTS5 query: each word (or "quoted phrase") must appear; nothing
+/// the user types is taken as FTS5 syntax.
+pub fn fts_query(text: &str) -> String {
+    terms(text)
         .iter()
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(" ")
 }
 
-pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
+/// A PostgreSQL store has no search index yet: the same words and phrases are matched
+/// with `tsvector @@ tsquery` over the same columns, each term a `phraseto_tsquery` (so
+/// nothing typed is query syntax), ranked by `ts_rank`, snippets by `ts_headline`.
+fn postgres_query(terms: usize) -> String {
+    let query = (1..=terms)
+        .map(|i| format!("phraseto_tsquery('simple', ${i}::text)"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    let limit = terms + 1;
+    let steps_text = "concat_ws(' ', st.input_summary, st.output_summary, st.error)";
+    let decisions_text = "concat_ws(' ', d.options_considered, d.chosen_option, d.rationale)";
+    let headline =
+        "'StartSel=[, StopSel=], MaxFragments=1, MaxWords=12, MinWords=4, FragmentDelimiter=…'";
+    format!(
+        "SELECT kind, session_id, step_id, module, at, snippet, rank FROM (
+            SELECT 'step' AS kind, st.session_id, st.id AS step_id, st.module,
+                   {at_step} AS at,
+                   ts_headline('simple', {steps_text}, q, {headline}) AS snippet,
+                   (-ts_rank(to_tsvector('simple', {steps_text}), q))::float8 AS rank
+            FROM steps st, (SELECT {query} AS q) AS wanted
+            WHERE to_tsvector('simple', {steps_text}) @@ q
+            UNION ALL
+            SELECT 'decision', st.session_id, d.step_id, st.module,
+                   {at_decision},
+                   ts_headline('simple', {decisions_text}, q, {headline}),
+                   (-ts_rank(to_tsvector('simple', {decisions_text}), q))::float8
+            FROM decisions d JOIN steps st ON st.session_id = d.session_id AND st.id = d.step_id,
+                 (SELECT {query} AS q) AS wanted
+            WHERE to_tsvector('simple', {decisions_text}) @@ q
+        ) AS found ORDER BY rank, at DESC LIMIT ${limit}::bigint",
+        at_step = crate::utc!("st.started_at"),
+        at_decision = crate::utc!("coalesce(d.decided_at, st.started_at)"),
+    )
+}
+
+pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
+    let rows = match db {
+        Db::Sqlite(conn) => sqlite_rows(conn, args)?,
+        Db::Postgres(_) => {
+            let terms = terms(&args.text);
+            if terms.is_empty() {
+                return Err("search needs at least one word".into());
+            }
+            let sql = postgres_query(terms.len());
+            let mut params: Vec<Param> = terms.into_iter().map(|t| Param::Text(Some(t))).collect();
+            params.push(Param::Int(i64::from(args.limit)));
+            let query = Query {
+                sqlite: "",
+                postgres: &sql,
+            };
+            db.rows(&query, &params)?
+        }
+    };
+    show(&rows, args)
+}
+
+fn sqlite_rows(
+    conn: &Connection,
+    args: &Args,
+) -> Result<Vec<serde_json::Map<String, Value>>, Failure> {
     let query = fts_query(&args.text);
     if query.is_empty() {
         return Err("search needs at least one word".into());
@@ -99,7 +164,11 @@ pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
         .query_map((&query, args.limit), output::row_object)?
         .collect::<Result<_, _>>()?;
     conn.execute_batch("COMMIT")?;
-    output::emit(&rows, args.json, |rows| {
+    Ok(rows)
+}
+
+fn show(rows: &[serde_json::Map<String, Value>], args: &Args) -> Result<Outcome, Failure> {
+    output::emit(rows, args.json, |rows| {
         let mut table = output::table(&["session", "kind", "module", "match"]);
         for row in rows {
             let text = |k: &str| row[k].as_str().unwrap_or_default().to_owned();

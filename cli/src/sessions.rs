@@ -1,8 +1,6 @@
 //! `sessions`: newest first, with filters.
 
-use rusqlite::Connection;
-use serde_json::Value;
-
+use crate::db::{Db, Param, Query};
 use crate::output::{self, Cell};
 use crate::since::Since;
 use crate::{Failure, Outcome};
@@ -29,7 +27,7 @@ pub struct Args {
     json: bool,
 }
 
-pub const QUERY: &str = "
+const SQLITE: &str = "
     SELECT s.id, s.started_at, s.ended_at, s.profile, s.status,
            ((strftime('%s', s.ended_at) - strftime('%s', s.started_at)) * 1000.0 + (CAST(substr(s.ended_at, 21, 6) AS INTEGER) - CAST(substr(s.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms,
            (SELECT count(*) FROM steps st WHERE st.session_id = s.id) AS steps,
@@ -44,18 +42,41 @@ pub const QUERY: &str = "
     ORDER BY s.started_at DESC, s.rowid DESC
     LIMIT ?5";
 
-pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
-    let mut stmt = conn.prepare(QUERY)?;
-    let params = (
-        args.since.as_ref().map(|s| s.0.as_str()),
-        args.status.as_deref(),
-        args.profile.as_deref(),
-        args.below,
-        args.limit,
-    );
-    let rows: Vec<serde_json::Map<String, Value>> = stmt
-        .query_map(params, output::row_object)?
-        .collect::<Result<_, _>>()?;
+const POSTGRES: &str = concat!(
+    "SELECT s.id, ",
+    crate::utc!("s.started_at"),
+    " AS started_at, ",
+    crate::utc!("s.ended_at"),
+    " AS ended_at, s.profile, s.status, ",
+    crate::duration_ms!("s.started_at", "s.ended_at"),
+    " AS duration_ms,
+           (SELECT count(*) FROM steps st WHERE st.session_id = s.id) AS steps,
+           (SELECT min(confidence) FROM steps st WHERE st.session_id = s.id) AS min_confidence,
+           (SELECT sum(tokens_used)::bigint FROM steps st WHERE st.session_id = s.id) AS tokens,
+           (SELECT count(*) FROM steps st WHERE st.session_id = s.id AND st.error IS NOT NULL) AS errors
+    FROM sessions s
+    WHERE ($1::text IS NULL OR s.started_at >= ($1::text || '+00')::timestamptz)
+      AND ($2::text IS NULL OR s.status = $2)
+      AND ($3::text IS NULL OR s.profile = $3)
+      AND ($4::float8 IS NULL OR EXISTS (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < $4))
+    ORDER BY s.started_at DESC, s.id DESC
+    LIMIT $5"
+);
+
+const QUERY: Query<'static> = Query {
+    sqlite: SQLITE,
+    postgres: POSTGRES,
+};
+
+pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
+    let params = [
+        Param::Text(args.since.as_ref().map(|s| s.0.clone())),
+        Param::Text(args.status.clone()),
+        Param::Text(args.profile.clone()),
+        Param::Real(args.below),
+        Param::Int(i64::from(args.limit)),
+    ];
+    let rows = db.rows(&QUERY, &params)?;
     output::emit(&rows, args.json, |rows| {
         let mut table = output::table(&[
             "id",

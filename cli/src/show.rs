@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use anstyle::{AnsiColor, Style};
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 
+use crate::db::Db;
 use crate::export;
 use crate::output;
 use crate::store;
@@ -28,12 +28,12 @@ const RED: Style = AnsiColor::Red.on_default();
 const GREEN: Style = AnsiColor::Green.on_default();
 const CYAN: Style = AnsiColor::Cyan.on_default();
 
-pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
-    let Some(id) = store::resolve_session(conn, &args.id)? else {
+pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
+    let Some(id) = store::resolve_session(db, &args.id)? else {
         eprintln!("reasonkit-audit: no session id starts with '{}'", args.id);
         return Ok(Outcome::NothingFound);
     };
-    let session = export::session_json(conn, &id)?;
+    let session = export::session_json(db, &id)?;
     if args.json {
         output::print_json(&session)?;
     } else {

@@ -1,8 +1,6 @@
 //! `stats`: per module — uses, average confidence, average duration, failure rate, tokens.
 
-use rusqlite::Connection;
-use serde_json::Value;
-
+use crate::db::{Db, Param, Query};
 use crate::output::{self, Cell};
 use crate::since::Since;
 use crate::{Failure, Outcome};
@@ -17,7 +15,7 @@ pub struct Args {
     json: bool,
 }
 
-const QUERY: &str = "
+const SQLITE: &str = "
     SELECT module,
            count(*) AS uses,
            avg(confidence) AS avg_confidence,
@@ -29,14 +27,28 @@ const QUERY: &str = "
     GROUP BY module
     ORDER BY uses DESC, module";
 
-pub fn run(conn: &Connection, args: &Args) -> Result<Outcome, Failure> {
-    let rows: Vec<serde_json::Map<String, Value>> = conn
-        .prepare(QUERY)?
-        .query_map(
-            [args.since.as_ref().map(|s| s.0.as_str())],
-            output::row_object,
-        )?
-        .collect::<Result<_, _>>()?;
+const POSTGRES: &str = concat!(
+    "SELECT module,
+           count(*) AS uses,
+           avg(confidence) AS avg_confidence,
+           avg(",
+    crate::duration_ms!("started_at", "ended_at"),
+    ") AS avg_duration_ms,
+           avg((error IS NOT NULL)::int)::float8 AS failure_rate,
+           sum(tokens_used)::bigint AS tokens
+    FROM steps
+    WHERE $1::text IS NULL OR started_at >= ($1::text || '+00')::timestamptz
+    GROUP BY module
+    ORDER BY uses DESC, module"
+);
+
+pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
+    let query = Query {
+        sqlite: SQLITE,
+        postgres: POSTGRES,
+    };
+    let since = Param::Text(args.since.as_ref().map(|s| s.0.clone()));
+    let rows = db.rows(&query, &[since])?;
     output::emit(&rows, args.json, |rows| {
         let mut table = output::table(&[
             "module",

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use crate::db::{Db, Param, Query};
 use crate::{Failure, Outcome};
 
 /// Opens the audit database read-only; every error names the path and says what to do.
@@ -12,8 +13,11 @@ pub fn open(path: &Path) -> Result<Connection, Failure> {
 }
 
 /// `check`: integrity, foreign keys, schema version. Exit 0 when all are sound, 2 if not.
-pub fn check(path: &Path) -> Result<Outcome, Failure> {
-    let conn = open(path)?;
+pub fn check(db: &Db, path: &Path) -> Result<Outcome, Failure> {
+    let conn = match db {
+        Db::Sqlite(conn) => conn,
+        Db::Postgres(client) => return check_postgres(&mut client.borrow_mut(), path),
+    };
     let integrity: Vec<String> = conn
         .prepare("PRAGMA integrity_check")?
         .query_map([], |row| row.get(0))?
@@ -49,14 +53,69 @@ pub fn check(path: &Path) -> Result<Outcome, Failure> {
     }
 }
 
+/// `check` on PostgreSQL: the server keeps its pages whole and enforces the foreign keys,
+/// so what is checked is that the constraints are in place and no row lacks its parent.
+fn check_postgres(
+    client: &mut reasonkit_audit::postgres::client::Client,
+    path: &Path,
+) -> Result<Outcome, Failure> {
+    let version: i64 = client
+        .query_one("SELECT max(version)::bigint FROM reasonkit_schema", &[])?
+        .get(0);
+    let constraints: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' \
+             AND conrelid IN ('steps'::regclass, 'decisions'::regclass)",
+            &[],
+        )?
+        .get(0);
+    let orphans: i64 = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM steps st WHERE NOT EXISTS \
+                 (SELECT 1 FROM sessions s WHERE s.id = st.session_id)) \
+             + (SELECT count(*) FROM steps st WHERE st.parent_step_id IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM steps p WHERE p.session_id = st.session_id AND p.id = st.parent_step_id)) \
+             + (SELECT count(*) FROM decisions d WHERE NOT EXISTS \
+                 (SELECT 1 FROM steps st WHERE st.session_id = d.session_id AND st.id = d.step_id))",
+            &[],
+        )?
+        .get(0);
+    let target = reasonkit_audit::postgres::PgTarget::parse(&path.display().to_string())?;
+    println!("database        {target}");
+    println!(
+        "schema version  {version} (this release: {})",
+        reasonkit_audit::postgres::PG_SCHEMA_VERSION
+    );
+    println!("integrity       ok (kept by the server)");
+    let fine = constraints == 3 && orphans == 0;
+    println!(
+        "foreign keys    {}",
+        if fine {
+            "ok (3 constraints, enforced by the server)".to_owned()
+        } else {
+            format!("{constraints} of 3 constraints in place, {orphans} rows without their parent")
+        }
+    );
+    if fine {
+        Ok(Outcome::Done)
+    } else {
+        Err(format!("{target}: the store failed its checks (see above)").into())
+    }
+}
+
 /// Finds the one session whose id starts with `prefix`.
-pub fn resolve_session(conn: &Connection, prefix: &str) -> Result<Option<String>, Failure> {
-    let mut stmt = conn.prepare(
-        "SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1 ORDER BY started_at DESC LIMIT 6",
-    )?;
-    let ids: Vec<String> = stmt
-        .query_map([prefix], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+pub fn resolve_session(db: &Db, prefix: &str) -> Result<Option<String>, Failure> {
+    let query = Query {
+        sqlite: "SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1 \
+                 ORDER BY started_at DESC LIMIT 6",
+        postgres: "SELECT id FROM sessions WHERE left(id, length($1::text)) = $1::text \
+                   ORDER BY started_at DESC LIMIT 6",
+    };
+    let rows = db.rows(&query, &[Param::Text(Some(prefix.to_owned()))])?;
+    let ids: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.get("id").and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
     match ids.len() {
         0 => Ok(None),
         1 => Ok(ids.into_iter().next()),

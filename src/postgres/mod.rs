@@ -26,6 +26,35 @@ pub use verify::verify;
 
 use crate::error::{Error, Result};
 
+/// The PostgreSQL client crate this module uses, for the [`postgres::Client`] that
+/// [`connect_read_only`] returns.
+pub use ::postgres as client;
+
+/// Connects to the PostgreSQL store `connection` names for reading only: every
+/// transaction of the session is READ ONLY, so nothing read through it can write. For
+/// tools that query the trail (the `reasonkit-audit` command uses it).
+///
+/// # Errors
+/// [`Error::Postgres`] when the store cannot be reached, or holds no reasonkit-audit schema
+/// or a newer one than this release reads.
+pub fn connect_read_only(connection: &str) -> Result<::postgres::Client> {
+    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let mut client = target
+        .connect()
+        .map_err(|message| Error::Postgres { message })?;
+    let fail = |e: ::postgres::Error| Error::Postgres {
+        message: format!("cannot read PostgreSQL {target}: {}", target::message(&e)),
+    };
+    client
+        .batch_execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        .map_err(fail)?;
+    let mut tx = client.transaction().map_err(fail)?;
+    schema::check_readable(&mut tx, &target.to_string())
+        .map_err(|message| Error::Postgres { message })?;
+    tx.commit().map_err(fail)?;
+    Ok(client)
+}
+
 /// Creates or brings up to date the schema of the PostgreSQL store `connection` names (as
 /// the layer does when it starts); returns the versions before and after.
 ///
