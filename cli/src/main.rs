@@ -1,8 +1,9 @@
 //! `reasonkit-audit`: query, replay, export and browse a reasonkit audit trail.
 //!
 //! Opens the same database the layer writes (`--db PATH`, else `$REASONKIT_AUDIT_DB`, else
-//! `~/.reasonkit/audit.db`), read-only for every command but `migrate`, so looking never
-//! changes the file.
+//! `~/.reasonkit/audit.db`), read-only for every command but `migrate` and `import`, so
+//! looking never changes the file. `--db postgres://…` names a shared PostgreSQL store
+//! instead; the read commands answer on it as on a file (see `db.rs`).
 //!
 //! Exit codes: 0 success, 1 nothing found (or, for `verify`, evidence of tampering), 2 bad
 //! usage or an unusable database.
