@@ -31,7 +31,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "reasonkit-audit", version, about, long_about = None)]
 struct Cli {
-    /// The audit database [default: $REASONKIT_AUDIT_DB, else ~/.reasonkit/audit.db]
+    /// The audit database: a file, or a postgres:// URL [default: $REASONKIT_AUDIT_DB, else ~/.reasonkit/audit.db]
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<PathBuf>,
 
