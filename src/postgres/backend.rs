@@ -399,8 +399,8 @@ fn mark_dead_processes_interrupted(client: &mut Client, identity: &Identity) -> 
             &[&identity.host],
         )?
         .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .map(|row| row.try_get(0))
+        .collect::<PgResult<_>>()?;
     let dead: Vec<i64> = pids
         .into_iter()
         .filter(|p| !process::is_alive(*p))

@@ -24,7 +24,8 @@ pub(crate) fn database_id(tx: &mut Transaction<'_>) -> PgResult<String> {
             "SELECT value FROM audit_meta WHERE key = 'database_id'",
             &[],
         )?
-        .map(|row| row.get(0))
+        .map(|row| row.try_get(0))
+        .transpose()?
         .unwrap_or_default())
 }
 
@@ -35,7 +36,10 @@ pub(crate) fn stored_head(tx: &mut Transaction<'_>, database_id: &str) -> PgResu
         &[],
     )?;
     Ok(match last {
-        Some(row) => (u64::try_from(row.get::<_, i64>(0)).unwrap_or(0), row.get(1)),
+        Some(row) => (
+            u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
+            row.try_get(1)?,
+        ),
         None => (0, chain::genesis(database_id).to_vec()),
     })
 }

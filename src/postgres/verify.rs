@@ -52,7 +52,9 @@ pub fn verify(connection: &str, options: &VerifyOptions) -> Result<Report> {
             &[],
         )
         .map_err(|e| fail("reading audit_meta", e))?
-        .map(|row| row.get(0));
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(|e| fail("reading audit_meta", e))?;
     verifier.start(id);
     read_chain(&mut tx, &mut verifier).map_err(|e| fail("reading the chain", e))?;
     let rows = read_rows(&mut tx).map_err(|e| fail("reading the rows", e))?;
@@ -68,13 +70,14 @@ pub fn verify(connection: &str, options: &VerifyOptions) -> Result<Report> {
         .map_err(|e| fail("reading audit_events", e))?
         .iter()
         .map(|r| {
-            (
-                u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
-                r.get(1),
-                r.get(2),
-            )
+            Ok((
+                u64::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0),
+                r.try_get(1)?,
+                r.try_get(2)?,
+            ))
         })
-        .collect();
+        .collect::<Result<_, postgres::Error>>()
+        .map_err(|e| fail("reading audit_events", e))?;
     for checkpoint in &options.checkpoints {
         verifier.check_checkpoint(checkpoint, &options.keys)?;
     }
@@ -89,14 +92,16 @@ fn read_chain(tx: &mut Transaction<'_>, verifier: &mut Verifier) -> Result<(), p
     )?;
     let mut walk = ChainWalk::default();
     while let Some(row) = rows.next()? {
-        let table: &str = row.get(1);
+        // Read as the schema has them; a column whose type was altered is an error to
+        // report, not a reason to stop the process.
+        let table: &str = row.try_get(1)?;
         verifier.entry(
             &mut walk,
-            u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0),
             Ok(table.as_bytes()),
-            row.get(2),
-            Stored::of(row.get(3)),
-            Stored::of(row.get(4)),
+            row.try_get(2)?,
+            Stored::of(row.try_get(3)?),
+            Stored::of(row.try_get(4)?),
         );
     }
     verifier.end_chain(walk);
