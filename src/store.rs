@@ -100,9 +100,22 @@ pub(crate) fn open_for_writing(
         });
     }
 
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(|e| setup("enabling WAL mode", e))?;
+    // Switching a new file to WAL needs an exclusive lock. When several processes open the
+    // same new file at once, SQLite may answer BUSY at once rather than wait (the busy
+    // handler is skipped where waiting could deadlock), so the switch is asked again until
+    // the busy timeout has passed.
+    let deadline = std::time::Instant::now() + busy_timeout;
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other.map_err(|e| setup("enabling WAL mode", e))?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Setup {
             path: path.into(),
