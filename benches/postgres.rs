@@ -17,34 +17,18 @@ use shapes::{realistic, summary};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
+#[path = "../tests/support/pg_env.rs"]
+mod pg_env;
+#[path = "support/process_cpu.rs"]
+mod process_cpu;
 #[path = "support/shapes.rs"]
 mod shapes;
 
+use pg_env::{admin, config};
+use process_cpu::cpu_seconds;
+
 const ROUNDS: usize = 7;
 const SESSIONS: u64 = 600;
-
-fn config() -> postgres::Config {
-    let mut config = postgres::Config::new();
-    config.host(&std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into()));
-    config.port(
-        std::env::var("PGPORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(5432),
-    );
-    config.user(&std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into()));
-    if let Ok(password) = std::env::var("PGPASSWORD") {
-        config.password(password);
-    }
-    config
-}
-
-fn admin() -> Client {
-    config()
-        .dbname(&std::env::var("PGDATABASE").unwrap_or_else(|_| "postgres".into()))
-        .connect(NoTls)
-        .unwrap()
-}
 
 /// A direct binary COPY of `sessions` realistic sessions, ~1,000 rows per transaction.
 fn direct_copy(client: &mut Client, first: u64, sessions: u64) -> u64 {
@@ -183,21 +167,6 @@ fn direct_copy(client: &mut Client, first: u64, sessions: u64) -> u64 {
         i = end;
     }
     rows
-}
-
-/// CPU time this process has used (all threads), in seconds, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let ticks: f64 = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse::<f64>().ok())
-        .sum();
-    ticks / 100.0
 }
 
 /// Rows per second through the layer: `threads` producers, until `flush()` returns.

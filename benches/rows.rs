@@ -15,8 +15,12 @@ use shapes::{direct_realistic, realistic, text_free};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
+#[path = "support/process_cpu.rs"]
+mod process_cpu;
 #[path = "support/shapes.rs"]
 mod shapes;
+
+use process_cpu::cpu_seconds;
 
 /// Rounds per run, unless `--rounds N` says otherwise.
 const ROUNDS: usize = 7;
@@ -24,24 +28,6 @@ const SESSIONS: u64 = 1_500;
 
 /// A case: its name, the session shape it produces, and how many producer threads.
 type Case = (&'static str, fn(u64) -> u64, u64);
-
-/// CPU time this process has used (all its threads, those that ended too), from
-/// /proc/self/stat, in seconds; 0 where there is no /proc.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses): utime and stime are the
-    // 12th and 13th, in clock ticks of 1/100 s on Linux.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<f64> = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    fields.iter().sum::<f64>() / 100.0
-}
 
 /// Rows per wall-clock second and per CPU second of one run of `shape`.
 fn produce(

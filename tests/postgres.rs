@@ -9,6 +9,10 @@ use std::path::Path;
 use std::process::Stdio;
 
 mod common;
+#[path = "support/pg_env.rs"]
+mod pg_env;
+
+use pg_env::{admin, config};
 
 use postgres::{Client, NoTls};
 use reasonkit_audit::AuditLayer;
@@ -68,48 +72,87 @@ impl Drop for TestDb {
     }
 }
 
+/// A name no other test's database has: the process id, and the random keys the standard
+/// library gives each `RandomState`.
 fn uuid_like() -> String {
-    format!("{:x}{:x}", std::process::id(), fastrand_u64())
-}
-
-fn fastrand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    );
-    h.finish()
-}
-
-/// The server from the PG* variables, as the tests reach it.
-fn config() -> postgres::Config {
-    let mut config = postgres::Config::new();
-    config.host(&std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into()));
-    config.port(
-        std::env::var("PGPORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(5432),
-    );
-    config.user(&std::env::var("PGUSER").unwrap_or_else(|_| "postgres".into()));
-    if let Ok(password) = std::env::var("PGPASSWORD") {
-        config.password(password);
-    }
-    config
-}
-
-fn admin() -> Client {
-    config()
-        .dbname(&std::env::var("PGDATABASE").unwrap_or_else(|_| "postgres".into()))
-        .connect(NoTls)
-        .expect("connect to the PostgreSQL server the PG* variables name")
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(0_u8);
+    format!("{:x}{random:x}", std::process::id())
 }
 
 fn count(client: &mut Client, sql: &str) -> i64 {
     client.query_one(sql, &[]).expect(sql).get(0)
+}
+
+/// The test helper process in `mode`, writing the store `url` names through
+/// REASONKIT_AUDIT_DB (as an application that never heard of it would), its output piped.
+fn child_writing(mode: &str, url: &str, n: u64) -> std::process::Command {
+    let mut command = common::child(mode, Path::new(url), n);
+    command
+        .env("REASONKIT_AUDIT_DB", url)
+        .stdout(Stdio::piped());
+    command
+}
+
+/// The `heavy` child, and how many sessions it has said are committed.
+struct Heavy {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    acknowledged: u64,
+}
+
+impl Heavy {
+    fn start(mut command: std::process::Command) -> Heavy {
+        use std::io::BufRead;
+        let mut child = command.spawn().unwrap();
+        let lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Heavy {
+            child,
+            lines,
+            acknowledged: 0,
+        }
+    }
+
+    /// Reads its output until it has acknowledged at least `n` sessions.
+    fn until(&mut self, n: u64) {
+        while self.acknowledged < n {
+            let line = self.lines.next().expect("child ended early").unwrap();
+            self.acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
+        }
+    }
+
+    /// Kills it (SIGKILL); how many sessions it had acknowledged.
+    fn kill(mut self) -> u64 {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.acknowledged
+    }
+}
+
+/// How many rows `sql` counts among the first `n` sessions the heavy child writes
+/// (`$1`: their ids).
+fn among_acknowledged(client: &mut Client, sql: &str, n: u64) -> i64 {
+    let ids: Vec<String> = (0..n).map(|i| format!("s{i:07}")).collect();
+    client.query_one(sql, &[&ids]).expect(sql).get(0)
+}
+
+/// Every session the heavy child acknowledged is there, closed, with its five steps.
+fn assert_acknowledged_present(client: &mut Client, acknowledged: u64) {
+    let present = among_acknowledged(
+        client,
+        "SELECT count(*) FROM sessions WHERE id = ANY($1) AND status = 'completed'",
+        acknowledged,
+    );
+    assert_eq!(
+        present, acknowledged as i64,
+        "every acknowledged session, closed"
+    );
+    let steps = among_acknowledged(
+        client,
+        "SELECT count(*) FROM steps WHERE session_id = ANY($1)",
+        acknowledged,
+    );
+    assert_eq!(steps, acknowledged as i64 * 5, "every step once");
 }
 
 /// The chain is dense from 1 and covers every row of the record tables.
@@ -247,9 +290,7 @@ fn four_processes_writing_one_database_at_once_lose_nothing_and_keep_one_chain()
     const PER_PROCESS: u64 = 5_000;
     let children: Vec<_> = (0..4)
         .map(|_| {
-            common::child("multi", std::path::Path::new(&db.url()), PER_PROCESS)
-                .env("REASONKIT_AUDIT_DB", db.url())
-                .stdout(Stdio::piped())
+            child_writing("multi", &db.url(), PER_PROCESS)
                 .spawn()
                 .unwrap()
         })
@@ -292,21 +333,11 @@ fn four_processes_writing_one_database_at_once_lose_nothing_and_keep_one_chain()
 
 #[test]
 fn a_backend_terminated_mid_writing_loses_no_acknowledged_record_and_writes_none_twice() {
-    use std::io::{BufRead, BufReader};
     let Some(db) = TestDb::create() else { return };
-    let mut child = common::child("heavy", std::path::Path::new(&db.url()), 0)
-        .env("REASONKIT_AUDIT_DB", db.url())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut acknowledged = 0;
+    let mut heavy = Heavy::start(child_writing("heavy", &db.url(), 0));
     let mut admin = admin();
     for round in 1..=3 {
-        while acknowledged < round * 100 {
-            let line = lines.next().expect("child ended early").unwrap();
-            acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
-        }
+        heavy.until(round * 100);
         let killed = admin
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -318,41 +349,16 @@ fn a_backend_terminated_mid_writing_loses_no_acknowledged_record_and_writes_none
         assert_eq!(killed, 1, "the writer's one connection");
     }
     // The writer reconnects and goes on: more is acknowledged after the last termination.
-    while acknowledged < 400 {
-        let line = lines.next().expect("child ended early").unwrap();
-        acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    heavy.until(400);
+    let acknowledged = heavy.kill();
 
     let mut client = db.client();
-    let ids: Vec<String> = (0..acknowledged).map(|i| format!("s{i:07}")).collect();
-    let present = client
-        .query_one(
-            "SELECT count(*) FROM sessions WHERE id = ANY($1) AND status = 'completed'",
-            &[&ids],
-        )
-        .unwrap()
-        .get::<_, i64>(0);
-    assert_eq!(
-        present, acknowledged as i64,
-        "every acknowledged session, closed"
+    assert_acknowledged_present(&mut client, acknowledged);
+    let decisions = among_acknowledged(
+        &mut client,
+        "SELECT count(*) FROM decisions WHERE session_id = ANY($1)",
+        acknowledged,
     );
-    let steps = client
-        .query_one(
-            "SELECT count(*) FROM steps WHERE session_id = ANY($1)",
-            &[&ids],
-        )
-        .unwrap()
-        .get::<_, i64>(0);
-    assert_eq!(steps, acknowledged as i64 * 5, "every step once");
-    let decisions = client
-        .query_one(
-            "SELECT count(*) FROM decisions WHERE session_id = ANY($1)",
-            &[&ids],
-        )
-        .unwrap()
-        .get::<_, i64>(0);
     assert_eq!(decisions, acknowledged as i64 * 5, "every decision once");
     let entries_per_row = count(
         &mut client,
@@ -405,13 +411,7 @@ fn a_wrong_password_is_one_line_naming_host_and_database_without_the_password() 
 fn two_processes_migrating_an_empty_database_at_once_both_succeed_and_a_newer_schema_is_refused() {
     let Some(db) = TestDb::create() else { return };
     let children: Vec<_> = (0..2)
-        .map(|_| {
-            common::child("build", std::path::Path::new(&db.url()), 0)
-                .env("REASONKIT_AUDIT_DB", db.url())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| child_writing("build", &db.url(), 0).spawn().unwrap())
         .collect();
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -653,34 +653,20 @@ impl Drop for OwnServer {
 
 #[test]
 fn the_server_restarted_in_the_middle_of_heavy_writing_loses_no_acknowledged_record() {
-    use std::io::{BufRead, BufReader};
     // Only where the shared-server tests run too: it needs Debian's server binaries.
     if TestDb::create().is_none() {
         return;
     }
     let server = OwnServer::start();
-    let mut child = common::child("heavy", std::path::Path::new(&server.url()), 0);
+    let mut command = child_writing("heavy", &server.url(), 0);
     for name in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"] {
-        child.env_remove(name);
+        command.env_remove(name);
     }
-    let mut child = child
-        .env("REASONKIT_AUDIT_DB", server.url())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut acknowledged = 0;
-    let mut wait_for = |n: u64, acknowledged: &mut u64| {
-        while *acknowledged < n {
-            let line = lines.next().expect("child ended early").unwrap();
-            *acknowledged = line.strip_prefix("committed ").unwrap().parse().unwrap();
-        }
-    };
-    wait_for(100, &mut acknowledged);
+    let mut heavy = Heavy::start(command);
+    heavy.until(100);
     server.ctl("restart");
-    wait_for(acknowledged + 200, &mut acknowledged);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    heavy.until(heavy.acknowledged + 200);
+    let acknowledged = heavy.kill();
 
     let verified = reasonkit_audit::postgres::verify(&server.url(), &Default::default()).unwrap();
     assert!(verified.is_intact(), "{:?}", verified.findings);
@@ -691,23 +677,7 @@ fn the_server_restarted_in_the_middle_of_heavy_writing_loses_no_acknowledged_rec
         .dbname("postgres")
         .connect(NoTls)
         .unwrap();
-    let ids: Vec<String> = (0..acknowledged).map(|i| format!("s{i:07}")).collect();
-    let present: i64 = client
-        .query_one(
-            "SELECT count(*) FROM sessions WHERE id = ANY($1) AND status = 'completed'",
-            &[&ids],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(present, acknowledged as i64);
-    let steps: i64 = client
-        .query_one(
-            "SELECT count(*) FROM steps WHERE session_id = ANY($1)",
-            &[&ids],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(steps, acknowledged as i64 * 5);
+    assert_acknowledged_present(&mut client, acknowledged);
     let write_errors: i64 = client
         .query_one(
             "SELECT count(*) FROM audit_health WHERE kind = 'write_errors'",
@@ -721,7 +691,7 @@ fn the_server_restarted_in_the_middle_of_heavy_writing_loses_no_acknowledged_rec
 #[test]
 fn a_postgres_url_given_as_the_path_is_the_store_never_a_file_named_like_it() {
     let Some(db) = TestDb::create() else { return };
-    let dir = tempfile::tempdir().unwrap();
+    // A relative path like postgres:///db would be created under the working directory.
     let cwd = std::env::current_dir().unwrap();
     let (_layer, guard) = AuditLayer::builder().path(db.url()).build().unwrap();
     assert!(
@@ -732,13 +702,11 @@ fn a_postgres_url_given_as_the_path_is_the_store_never_a_file_named_like_it() {
             .starts_with("postgres://")
     );
     guard.shutdown().unwrap();
-    for base in [cwd.as_path(), dir.path()] {
-        assert!(
-            !base.join("postgres:").exists(),
-            "a file named like the URL in {}",
-            base.display()
-        );
-    }
+    assert!(
+        !cwd.join("postgres:").exists(),
+        "a file named like the URL in {}",
+        cwd.display()
+    );
     assert_eq!(
         count(&mut db.client(), "SELECT count(*) FROM reasonkit_schema"),
         1
