@@ -50,66 +50,63 @@ pub struct Args {
     output: Option<PathBuf>,
 }
 
+/// The PostgreSQL tables' columns in the SQLite tables' order, times as the file's text
+/// (macros, so that `concat!` can build the queries from them).
+macro_rules! session_columns {
+    () => {
+        concat!(
+            "s.id, ",
+            crate::utc!("s.started_at"),
+            " AS started_at, ",
+            crate::utc!("s.ended_at"),
+            " AS ended_at, s.profile, s.input_hash, s.status, s.input, \
+             s.attributes::text AS attributes, s.pid, s.host"
+        )
+    };
+}
+macro_rules! step_columns {
+    () => {
+        concat!(
+            "st.id, st.session_id, st.module, ",
+            crate::utc!("st.started_at"),
+            " AS started_at, ",
+            crate::utc!("st.ended_at"),
+            " AS ended_at, st.input_summary, st.output_summary, st.confidence, \
+             st.tokens_used, st.error, st.parent_step_id, st.attributes::text AS attributes"
+        )
+    };
+}
+macro_rules! decision_columns {
+    () => {
+        concat!(
+            "d.id, d.step_id, d.decision_type, d.options_considered, d.chosen_option, \
+             d.rationale, ",
+            crate::utc!("d.decided_at"),
+            " AS decided_at, d.attributes::text AS attributes"
+        )
+    };
+}
+
 const SESSIONS: Query<'static> = Query {
     sqlite: "SELECT s.*, ((strftime('%s', s.ended_at) - strftime('%s', s.started_at)) * 1000.0 + (CAST(substr(s.ended_at, 21, 6) AS INTEGER) - CAST(substr(s.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms
      FROM sessions s WHERE (?1 IS NULL OR s.id = ?1) AND (?2 IS NULL OR s.started_at >= ?2)
      ORDER BY s.started_at, s.rowid",
     postgres: concat!(
-        "SELECT s.id, ",
-        crate::utc!("s.started_at"),
-        " AS started_at, ",
-        crate::utc!("s.ended_at"),
-        " AS ended_at, s.profile, s.input_hash, s.status, s.input, s.attributes::text AS attributes, \
-         s.pid, s.host, ",
+        "SELECT ",
+        session_columns!(),
+        ", ",
         crate::duration_ms!("s.started_at", "s.ended_at"),
         " AS duration_ms FROM sessions s WHERE ($1::text IS NULL OR s.id = $1) \
          AND ($2::text IS NULL OR s.started_at >= ($2::text || '+00')::timestamptz) \
          ORDER BY s.started_at, s.id"
     ),
 };
-/// A step's columns in the SQLite table's order.
-macro_rules! step_columns {
-    ($t:literal) => {
-        concat!(
-            $t,
-            ".id, ",
-            $t,
-            ".session_id, ",
-            $t,
-            ".module, ",
-            crate::utc!("st.started_at"),
-            " AS started_at, ",
-            crate::utc!("st.ended_at"),
-            " AS ended_at, ",
-            $t,
-            ".input_summary, ",
-            $t,
-            ".output_summary, ",
-            $t,
-            ".confidence, ",
-            $t,
-            ".tokens_used, ",
-            $t,
-            ".error, ",
-            $t,
-            ".parent_step_id, ",
-            $t,
-            ".attributes::text AS attributes"
-        )
-    };
-}
-/// A decision's columns in the SQLite table's order.
-const DECISION_COLUMNS: &str = concat!(
-    "d.id, d.step_id, d.decision_type, d.options_considered, d.chosen_option, d.rationale, ",
-    crate::utc!("d.decided_at"),
-    " AS decided_at, d.attributes::text AS attributes"
-);
 const STEPS: Query<'static> = Query {
     sqlite: "SELECT st.*, ((strftime('%s', st.ended_at) - strftime('%s', st.started_at)) * 1000.0 + (CAST(substr(st.ended_at, 21, 6) AS INTEGER) - CAST(substr(st.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms
      FROM steps st WHERE st.session_id = ?1 ORDER BY st.started_at, st.rowid",
     postgres: concat!(
         "SELECT ",
-        step_columns!("st"),
+        step_columns!(),
         ", ",
         crate::duration_ms!("st.started_at", "st.ended_at"),
         " AS duration_ms FROM steps st WHERE st.session_id = $1::text ORDER BY st.started_at, st.id"
@@ -120,10 +117,9 @@ const DECISIONS: Query<'static> = Query {
      WHERE st.session_id = ?1 ORDER BY d.decided_at IS NULL, d.decided_at, d.rowid",
     postgres: concat!(
         "SELECT ",
-        "d.id, d.step_id, d.decision_type, d.options_considered, d.chosen_option, d.rationale, ",
-        crate::utc!("d.decided_at"),
-        " AS decided_at, d.attributes::text AS attributes FROM decisions d \
-         WHERE d.session_id = $1::text ORDER BY d.decided_at IS NULL, d.decided_at, d.id"
+        decision_columns!(),
+        " FROM decisions d WHERE d.session_id = $1::text \
+         ORDER BY d.decided_at IS NULL, d.decided_at, d.id"
     ),
 };
 
@@ -286,20 +282,18 @@ fn write_csv_postgres(
         AND ($2::text IS NULL OR s.started_at >= ($2::text || '+00')::timestamptz)";
     let sql = match table {
         TableName::Sessions => format!(
-            "SELECT s.id, {}, {}, s.profile, s.input_hash, s.status, s.input, \
-             s.attributes::text AS attributes, s.pid, s.host FROM sessions s WHERE {FILTER} \
-             ORDER BY s.started_at, s.id",
-            concat!(crate::utc!("s.started_at"), " AS started_at"),
-            concat!(crate::utc!("s.ended_at"), " AS ended_at")
+            "SELECT {} FROM sessions s WHERE {FILTER} ORDER BY s.started_at, s.id",
+            session_columns!()
         ),
         TableName::Steps => format!(
             "SELECT {} FROM steps st JOIN sessions s ON s.id = st.session_id WHERE {FILTER} \
              ORDER BY s.started_at, st.started_at, st.id",
-            step_columns!("st")
+            step_columns!()
         ),
         TableName::Decisions => format!(
-            "SELECT {DECISION_COLUMNS} FROM decisions d JOIN sessions s ON s.id = d.session_id \
-             WHERE {FILTER} ORDER BY s.started_at, d.decided_at, d.id"
+            "SELECT {} FROM decisions d JOIN sessions s ON s.id = d.session_id \
+             WHERE {FILTER} ORDER BY s.started_at, d.decided_at, d.id",
+            decision_columns!()
         ),
     };
     let statement = client.prepare(&sql)?;
