@@ -55,6 +55,13 @@ impl Row {
     pub(crate) fn kind(&self) -> Kind {
         self.opened.kind
     }
+
+    /// The id the row is written under: its own, or the one it was renamed to.
+    pub(crate) fn written_id(&self) -> String {
+        self.written_as
+            .clone()
+            .unwrap_or_else(|| self.opened.id.to_string())
+    }
 }
 
 /// Text as SQLite stores it: `YYYY-MM-DD HH:MM:SS.ffffff`, UTC, which SQLite's date
@@ -272,10 +279,7 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
         extra.push(("given_id", Value::String(row.opened.id.to_string())));
     }
     SessionColumns {
-        id: row
-            .written_as
-            .clone()
-            .unwrap_or_else(|| row.opened.id.to_string()),
+        id: row.written_id(),
         started_at: timestamp(row.opened.at),
         ended_at: row.closed.as_ref().map(|c| timestamp(c.at)),
         profile,

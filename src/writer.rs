@@ -444,7 +444,7 @@ impl Writer {
             .values()
             .filter(|t| t.committed && !t.refused && t.row.closed.is_none())
             .filter(|t| t.row.kind() == Kind::Session)
-            .map(|t| t.row.opened.id.to_string())
+            .map(|t| t.row.written_id())
             .collect();
         if open.is_empty() {
             return;

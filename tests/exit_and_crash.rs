@@ -224,6 +224,41 @@ fn a_session_still_open_when_the_guard_drops_is_marked_interrupted() {
     drop(open); // closes after the writer stopped: counted as lost, never a panic
 }
 
+#[test]
+fn a_renamed_session_still_open_when_the_guard_drops_is_marked_interrupted_under_its_new_id() {
+    let Audit {
+        dir: _dir,
+        path,
+        dispatch,
+        guard,
+    } = Audit::new();
+    tracing::dispatcher::with_default(&dispatch, || {
+        info_span!("session", id = "taken").in_scope(|| {});
+    });
+    drop(guard);
+    // A second run gives the same id: written as `taken~<uuidv7>`, and still open when its
+    // guard drops.
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .path(&path)
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::registry(),
+        layer,
+    ));
+    let open = tracing::dispatcher::with_default(&dispatch, || info_span!("session", id = "taken"));
+    drop(guard);
+    assert_eq!(
+        sqlite3(
+            &path,
+            "SELECT id LIKE 'taken~%', status FROM sessions ORDER BY started_at"
+        )
+        .trim(),
+        "0|completed\n1|interrupted"
+    );
+    drop(open);
+}
+
 /// Soak variant: `cargo test --release -- --ignored` (builds the child process too).
 #[test]
 #[ignore = "soak: a hundred kills, about ten seconds in release"]

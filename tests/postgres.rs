@@ -375,6 +375,78 @@ fn a_backend_terminated_mid_writing_loses_no_acknowledged_record_and_writes_none
     );
     let report = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
     assert!(report.is_intact(), "{:?}", report.findings);
+
+    // The session the killed process left open is visible as running, and the next layer
+    // to connect from this host marks it interrupted, chained.
+    let status = |client: &mut Client| -> String {
+        client
+            .query_one(
+                "SELECT status FROM sessions WHERE id = 'open-at-crash'",
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(status(&mut client), "running");
+    let (_layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .build()
+        .unwrap();
+    guard.shutdown().unwrap();
+    assert_eq!(status(&mut client), "interrupted");
+    assert_intact(&db);
+}
+
+#[test]
+fn a_session_open_at_shutdown_is_interrupted_a_taken_given_id_is_renamed_and_nul_in_json_is_kept() {
+    let Some(db) = TestDb::create() else { return };
+    let write = |open_at_shutdown: bool| {
+        let (layer, guard) = AuditLayer::builder()
+            .postgres(db.conninfo())
+            .build()
+            .unwrap();
+        let subscriber = tracing_subscriber::registry().with(layer);
+        let kept = tracing::subscriber::with_default(subscriber, || {
+            let session = info_span!("session", id = "given-1", note = "a\0b");
+            {
+                let _s = session.enter();
+                info_span!("step", module = "bedrock").in_scope(|| {});
+            }
+            open_at_shutdown.then_some(session)
+        });
+        guard.shutdown().unwrap();
+        drop(kept);
+    };
+    write(false);
+    write(true);
+    let mut client = db.client();
+    let rows = client
+        .query(
+            "SELECT id, status, attributes->>'given_id', attributes->>'note', \
+             (SELECT count(*) FROM steps st WHERE st.session_id = s.id) \
+             FROM sessions s ORDER BY started_at",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let (first, second) = (&rows[0], &rows[1]);
+    assert_eq!(first.get::<_, String>(0), "given-1");
+    assert_eq!(first.get::<_, String>(1), "completed");
+    assert_eq!(
+        first.get::<_, Option<String>>(3).as_deref(),
+        Some("a\u{FFFD}b")
+    );
+    // The second run's session: renamed, its given id kept, its step following it, and
+    // marked interrupted since it was still open when its guard dropped.
+    let renamed: String = second.get(0);
+    assert!(renamed.starts_with("given-1~"), "{renamed}");
+    assert_eq!(second.get::<_, String>(1), "interrupted");
+    assert_eq!(
+        second.get::<_, Option<String>>(2).as_deref(),
+        Some("given-1")
+    );
+    assert_eq!(second.get::<_, i64>(4), 1);
+    assert_intact(&db);
 }
 
 #[test]
