@@ -49,6 +49,7 @@ pub(crate) type Refused = Vec<(AuditId, String)>;
 pub(crate) struct Batch<'a> {
     /// The batch's number: the same for every attempt at one batch, new for the next one
     /// (also after a batch given up), so a store can tell a resent batch from a new one.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) number: u64,
     /// Every row the writer holds; a backend may set `written_as` (a renamed session) and
     /// `session_written_as` (a step following it).

@@ -270,11 +270,14 @@ impl AuditLayerBuilder {
 
         // A PostgreSQL URL given as the path, or in REASONKIT_AUDIT_DB, names the store: it
         // must never become a SQLite file named like a URL.
-        let is_url =
-            |text: &str| text.starts_with("postgres://") || text.starts_with("postgresql://");
         let postgres = self.postgres.clone().or_else(|| match &self.path {
-            Some(path) => path.to_str().filter(|p| is_url(p)).map(str::to_owned),
-            None => std::env::var(DB_PATH_ENV).ok().filter(|p| is_url(p)),
+            Some(path) => path
+                .to_str()
+                .filter(|p| is_postgres_url(p))
+                .map(str::to_owned),
+            None => std::env::var(DB_PATH_ENV)
+                .ok()
+                .filter(|p| is_postgres_url(p)),
         });
         let identity = Identity::current();
         let (backend, path): (Box<dyn crate::backend::Backend>, PathBuf) = match postgres {
@@ -367,4 +370,11 @@ fn open_postgres(
         _ => "the connection string".to_owned(),
     };
     Err(Error::PostgresNotBuilt { target })
+}
+
+/// Does `REASONKIT_AUDIT_DB`, a path given to the builder, or a `--db` argument name a
+/// PostgreSQL store rather than a SQLite file? Only `postgres://` and `postgresql://` URLs
+/// do: a key=value string could be a file name.
+pub fn is_postgres_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
 }

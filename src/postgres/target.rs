@@ -17,11 +17,7 @@ use postgres::{Client, Config, NoTls};
 
 use super::tls::{self, SslMode};
 
-/// Does `REASONKIT_AUDIT_DB` (or a `--db` argument) name a PostgreSQL store rather than a
-/// SQLite file? Only URLs do: a key=value string could be a file name.
-pub fn is_postgres_url(text: &str) -> bool {
-    text.starts_with("postgres://") || text.starts_with("postgresql://")
-}
+pub use crate::builder::is_postgres_url;
 
 /// A PostgreSQL store to connect to.
 #[derive(Clone)]
@@ -174,7 +170,7 @@ pub(crate) fn message(error: &postgres::Error) -> String {
 /// Takes `key` out of a connection string — a URL's query parameter or a `key=value` pair
 /// — and returns the rest and the value.
 fn take_option(text: &str, key: &str) -> (String, Option<String>) {
-    if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+    if is_postgres_url(text) {
         let Some((base, query)) = text.split_once('?') else {
             return (text.to_owned(), None);
         };
