@@ -93,6 +93,15 @@ impl PgBackend {
 
 impl Backend for PgBackend {
     fn commit(&mut self, batch: Batch<'_>) -> Result<Committed, String> {
+        // A connection the server closed while the writer was idle (a restart, a
+        // terminated backend) is found closed here and replaced without a failed
+        // statement: the loss is on the record all the same.
+        if self.client.as_ref().is_some_and(Client::is_closed) {
+            batch.health.record_write_error(format!(
+                "the connection to PostgreSQL {} was lost; connecting again",
+                self.target
+            ));
+        }
         let writer_id = self.writer_id.clone();
         let number = i64::try_from(batch.number).unwrap_or(i64::MAX);
         let committed = self.with_client("committing a batch", |client| {
