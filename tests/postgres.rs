@@ -373,6 +373,20 @@ fn a_backend_terminated_mid_writing_loses_no_acknowledged_record_and_writes_none
         ) >= 3,
         "each lost connection is on the record"
     );
+    // What the record says names the store, never its password.
+    if let Ok(password) = std::env::var("PGPASSWORD") {
+        let details: Vec<String> = client
+            .query("SELECT coalesce(detail, '') FROM audit_health", &[])
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(details.iter().any(|d| d.contains(&db.name)), "{details:?}");
+        assert!(
+            details.iter().all(|d| !d.contains(&password)),
+            "{details:?}"
+        );
+    }
     let report = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
     assert!(report.is_intact(), "{:?}", report.findings);
 
