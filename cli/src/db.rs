@@ -144,6 +144,24 @@ macro_rules! utc {
     };
 }
 
+/// A span's duration in whole microseconds (`bigint`), for exact sums.
+#[macro_export]
+macro_rules! duration_us {
+    ($start:literal, $end:literal) => {
+        concat!(
+            "((floor(extract(epoch FROM ",
+            $end,
+            ")) - floor(extract(epoch FROM ",
+            $start,
+            ")))::bigint * 1000000 + (extract(microseconds FROM ",
+            $end,
+            ")::bigint % 1000000 - extract(microseconds FROM ",
+            $start,
+            ")::bigint % 1000000))"
+        )
+    };
+}
+
 /// A span's duration in milliseconds, computed as the SQLite side computes it (whole
 /// seconds apart, plus the microseconds apart), for the PostgreSQL side of a query.
 #[macro_export]

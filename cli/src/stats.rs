@@ -15,11 +15,14 @@ pub struct Args {
     json: bool,
 }
 
+// The average duration is taken over whole microseconds, summed exactly, on both sides, so
+// that the two stores print the same figure (an average of floats summed in another order
+// can differ in its last digit, and show as 7 µs on one side and 8 µs on the other).
 const SQLITE: &str = "
     SELECT module,
            count(*) AS uses,
            avg(confidence) AS avg_confidence,
-           avg(((strftime('%s', ended_at) - strftime('%s', started_at)) * 1000.0 + (CAST(substr(ended_at, 21, 6) AS INTEGER) - CAST(substr(started_at, 21, 6) AS INTEGER)) / 1000.0)) AS avg_duration_ms,
+           avg((strftime('%s', ended_at) - strftime('%s', started_at)) * 1000000 + (CAST(substr(ended_at, 21, 6) AS INTEGER) - CAST(substr(started_at, 21, 6) AS INTEGER))) / 1000.0 AS avg_duration_ms,
            avg(error IS NOT NULL) AS failure_rate,
            sum(tokens_used) AS tokens
     FROM steps
@@ -31,9 +34,11 @@ const POSTGRES: &str = concat!(
     "SELECT module,
            count(*) AS uses,
            avg(confidence) AS avg_confidence,
-           avg(",
-    crate::duration_ms!("started_at", "ended_at"),
-    ") AS avg_duration_ms,
+           sum(",
+    crate::duration_us!("started_at", "ended_at"),
+    ")::float8 / count(",
+    crate::duration_us!("started_at", "ended_at"),
+    ") / 1000.0 AS avg_duration_ms,
            avg((error IS NOT NULL)::int)::float8 AS failure_rate,
            sum(tokens_used)::bigint AS tokens
     FROM steps
