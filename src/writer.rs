@@ -88,6 +88,7 @@ pub(crate) fn spawn(
                 ops: Vec::new(),
                 waiting: Vec::new(),
                 health_written: AuditStats::default(),
+                health_of_batch: None,
                 lost_closes: HashMap::new(),
             }
             .run();
@@ -107,6 +108,10 @@ struct Writer {
     waiting: Vec<Sender<Result<(), String>>>,
     /// The health counters as last written to `audit_health`.
     health_written: AuditStats,
+    /// The counters the batch being committed writes, taken at its first attempt and kept
+    /// through its retries: an attempt whose COMMIT landed unanswered wrote exactly these,
+    /// so the errors of the retries go with the next batch instead of being lost with it.
+    health_of_batch: Option<AuditStats>,
     /// Ids whose close was dropped before their opening reached the writer, with the
     /// batches they have waited.
     lost_closes: HashMap<AuditId, u8>,
@@ -367,8 +372,11 @@ impl Writer {
     /// Commits the batch, and the health counters that changed, through the backend.
     /// Returns what it did and the health counters it wrote.
     fn try_commit(&mut self) -> Result<(Committed, AuditStats), String> {
-        let health = self.health.stats();
+        let health = *self
+            .health_of_batch
+            .get_or_insert_with(|| self.health.stats());
         if self.ops.is_empty() && health == self.health_written {
+            self.health_of_batch = None;
             return Ok((Committed::default(), health));
         }
         let committed = self.backend.commit(Batch {
@@ -381,6 +389,7 @@ impl Writer {
             health_now: &health,
         })?;
         self.batch_number += 1;
+        self.health_of_batch = None;
         Ok((committed, health))
     }
 
@@ -434,6 +443,7 @@ impl Writer {
         // Its outcome may be unknown (a connection lost during COMMIT): whatever comes
         // next is another batch.
         self.batch_number += 1;
+        self.health_of_batch = None;
     }
 
     /// Sessions still open when the writer stops will never close in this file: their

@@ -1039,3 +1039,161 @@ fn under_the_drop_policy_every_record_is_written_or_counted() {
     let report = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
     assert!(report.is_intact(), "{:?}", report.findings);
 }
+
+/// A TCP relay to the test server that, once armed, passes the client's next `COMMIT` on
+/// and then cuts the connection before the server's answer reaches the client: the commit
+/// lands, and the client cannot know that it did.
+struct CommitAnswerCut {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CommitAnswerCut {
+    /// The simple-protocol message `Transaction::commit` sends: `Q`, its length, the query.
+    const COMMIT: &[u8] = b"Q\0\0\0\x0bCOMMIT\0";
+
+    fn start() -> CommitAnswerCut {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let armed = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let server = format!(
+            "{}:{}",
+            std::env::var("PGHOST").unwrap_or_else(|_| "localhost".into()),
+            std::env::var("PGPORT").unwrap_or_else(|_| "5432".into())
+        );
+        let (a, c) = (armed.clone(), cuts.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let upstream = std::net::TcpStream::connect(&server).unwrap();
+                Self::relay(client, upstream, a.clone(), c.clone());
+            }
+        });
+        CommitAnswerCut { port, armed, cuts }
+    }
+
+    fn relay(
+        client: std::net::TcpStream,
+        server: std::net::TcpStream,
+        armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::io::{Read, Write};
+        use std::net::Shutdown;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let commit_sent = Arc::new(AtomicBool::new(false));
+        let (mut from_client, mut to_server) =
+            (client.try_clone().unwrap(), server.try_clone().unwrap());
+        let sent = commit_sent.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0; 64 * 1024];
+            while let Ok(n) = from_client.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let chunk = &buf[..n];
+                let is_commit = chunk.windows(Self::COMMIT.len()).any(|w| w == Self::COMMIT);
+                if is_commit && armed.swap(false, Ordering::SeqCst) {
+                    sent.store(true, Ordering::SeqCst);
+                }
+                if to_server.write_all(chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = to_server.shutdown(Shutdown::Both);
+        });
+        let (mut from_server, mut to_client) = (server, client);
+        std::thread::spawn(move || {
+            let mut buf = vec![0; 64 * 1024];
+            while let Ok(n) = from_server.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if commit_sent.load(Ordering::SeqCst) {
+                    // The server has answered the COMMIT: it landed. The answer does not.
+                    cuts.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+                if to_client.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to_client.shutdown(Shutdown::Both);
+            let _ = from_server.shutdown(Shutdown::Both);
+        });
+    }
+
+    /// The layer's connection string through the relay (user and password from PG*).
+    fn conninfo(&self, db: &TestDb) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname={} sslmode=disable",
+            self.port, db.name
+        )
+    }
+}
+
+#[test]
+fn a_commit_whose_answer_is_lost_is_written_once_and_the_loss_is_on_the_record() {
+    let Some(db) = TestDb::create() else { return };
+    let cut = CommitAnswerCut::start();
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(cut.conninfo(&db))
+        .build()
+        .unwrap();
+    let steps = |session: &str| {
+        let span = info_span!("session", id = session);
+        let _s = span.enter();
+        for k in 0..10 {
+            info_span!("step", module = "laserlogic", input_summary = "premises", k).in_scope(|| {
+                tracing::info!(name: "decision", decision_type = "verdict", chosen_option = "a");
+            });
+        }
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        steps("before-the-cut");
+        guard.flush().unwrap();
+        cut.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        steps("cut-answer");
+        // The writer learns of the loss and tells this flush; it then sends the batch
+        // again on a new connection, finds it landed, and the next flush succeeds.
+        assert!(guard.flush().is_err(), "the lost answer is reported");
+        let mut attempts = 0;
+        while let Err(e) = guard.flush() {
+            attempts += 1;
+            assert!(attempts < 1_000, "the writer never recovered: {e}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    });
+    guard.shutdown().unwrap();
+    assert_eq!(cut.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    let mut client = db.client();
+    for (sql, expected) in [
+        ("SELECT count(*) FROM sessions", 2),
+        ("SELECT count(*) FROM steps WHERE ended_at IS NOT NULL", 20),
+        ("SELECT count(*) FROM decisions", 20),
+    ] {
+        assert_eq!(count(&mut client, sql), expected, "{sql}");
+    }
+    let chained_twice = count(
+        &mut client,
+        "SELECT count(*) FROM (SELECT 1 FROM audit_chain GROUP BY table_name, row_id, leaf_hash \
+         HAVING count(*) > 1) AS d",
+    );
+    assert_eq!(chained_twice, 0, "no row image chained twice");
+    assert_chain_covers_everything(&mut client);
+    let detail: String = client
+        .query_one(
+            "SELECT string_agg(detail, ' | ') FROM audit_health WHERE kind = 'write_errors'",
+            &[],
+        )
+        .unwrap()
+        .get::<_, Option<String>>(0)
+        .expect("the lost answer is on the record");
+    assert!(detail.contains(&db.name), "{detail}");
+    assert_intact(&db);
+}
