@@ -25,7 +25,7 @@ mod process_cpu;
 mod shapes;
 
 use pg_env::{admin, config};
-use process_cpu::cpu_seconds;
+use process_cpu::{cpu_seconds, cpu_seconds_of};
 
 const ROUNDS: usize = 7;
 const SESSIONS: u64 = 600;
@@ -234,17 +234,22 @@ fn main() {
     let (mut d, mut o, mut f) = (Vec::new(), Vec::new(), Vec::new());
     // This process's CPU seconds per wall second in each phase: how much of the machine the
     // client side takes (the rest of a busy phase is the server's).
+    // The same for the server's processes, when it runs on this machine (0 otherwise).
     let (mut d_cpu, mut o_cpu) = (Vec::new(), Vec::new());
+    let (mut d_server, mut o_server) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS as u64 {
         let first = round * SESSIONS;
-        let (start, cpu) = (Instant::now(), cpu_seconds());
+        let (start, cpu, server) = (Instant::now(), cpu_seconds(), cpu_seconds_of("postgres"));
         let rows = direct_copy(&mut direct, first, SESSIONS);
         let wall = start.elapsed().as_secs_f64();
         d.push(rows as f64 / wall);
         d_cpu.push((cpu_seconds() - cpu) / wall);
-        let (start, cpu) = (Instant::now(), cpu_seconds());
+        d_server.push((cpu_seconds_of("postgres") - server) / wall);
+        let (start, cpu, server) = (Instant::now(), cpu_seconds(), cpu_seconds_of("postgres"));
         o.push(through_layer(&one, &one_guard, first, 1));
-        o_cpu.push((cpu_seconds() - cpu) / start.elapsed().as_secs_f64());
+        let wall = start.elapsed().as_secs_f64();
+        o_cpu.push((cpu_seconds() - cpu) / wall);
+        o_server.push((cpu_seconds_of("postgres") - server) / wall);
         f.push(through_layer(&four, &four_guard, first, 4));
     }
     drop((one_guard, four_guard, direct));
@@ -262,9 +267,12 @@ fn main() {
         "direct binary COPY, realistic rows: median {dm:.0} rows/s (range {dl:.0}-{dh:.0} over {ROUNDS} rounds)"
     );
     println!(
-        "client CPU per wall second: direct COPY {:.2}, layer 1 thread {:.2} (of 2 cores; the server has the rest)",
+        "CPU seconds per wall second (of {} cores), client / local server: direct COPY {:.2} / {:.2}, layer 1 thread {:.2} / {:.2}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
         median(&d_cpu).0,
-        median(&o_cpu).0
+        median(&d_server).0,
+        median(&o_cpu).0,
+        median(&o_server).0
     );
     for (name, rates) in [("layer, 1 thread", &o), ("layer, 4 threads", &f)] {
         let (m, l, h) = median(rates);
