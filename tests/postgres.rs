@@ -1040,6 +1040,16 @@ fn under_the_drop_policy_every_record_is_written_or_counted() {
     assert!(report.is_intact(), "{:?}", report.findings);
 }
 
+/// Flushes until a flush succeeds: the writer has recovered from a fault it reported.
+fn flush_until_recovered(guard: &reasonkit_audit::AuditGuard) {
+    let mut failures = 0;
+    while let Err(e) = guard.flush() {
+        failures += 1;
+        assert!(failures < 1_000, "the writer never recovered: {e}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// A TCP relay to the test server that, once armed, passes the client's next `COMMIT` on
 /// and then cuts the connection before the server's answer reaches the client: the commit
 /// lands, and the client cannot know that it did.
@@ -1161,12 +1171,7 @@ fn a_commit_whose_answer_is_lost_is_written_once_and_the_loss_is_on_the_record()
         // The writer learns of the loss and tells this flush; it then sends the batch
         // again on a new connection, finds it landed, and the next flush succeeds.
         assert!(guard.flush().is_err(), "the lost answer is reported");
-        let mut attempts = 0;
-        while let Err(e) = guard.flush() {
-            attempts += 1;
-            assert!(attempts < 1_000, "the writer never recovered: {e}");
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        flush_until_recovered(&guard);
     });
     guard.shutdown().unwrap();
     assert_eq!(cut.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -1195,5 +1200,34 @@ fn a_commit_whose_answer_is_lost_is_written_once_and_the_loss_is_on_the_record()
         .get::<_, Option<String>>(0)
         .expect("the lost answer is on the record");
     assert!(detail.contains(&db.name), "{detail}");
+    assert_intact(&db);
+}
+
+#[test]
+fn statements_prepared_before_a_schema_change_are_prepared_again() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .build()
+        .unwrap();
+    let step = |k: u64| {
+        info_span!("step", module = "laserlogic", k).in_scope(|| {});
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let session = info_span!("session", id = "schema-changed");
+        let _s = session.enter();
+        step(0);
+        guard.flush().unwrap();
+        // A column's type changed by a DBA: the statement the writer prepared for steps
+        // now returns another type, and the server refuses to run it as prepared.
+        db.client()
+            .batch_execute("ALTER TABLE steps ALTER COLUMN module TYPE varchar(200)")
+            .unwrap();
+        step(1);
+        flush_until_recovered(&guard);
+    });
+    guard.shutdown().unwrap();
+    let mut client = db.client();
+    assert_eq!(count(&mut client, "SELECT count(*) FROM steps"), 2);
     assert_intact(&db);
 }

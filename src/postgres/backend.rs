@@ -17,8 +17,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use postgres::Client;
-
+use super::connection::Writing;
 use super::images::{self, storable};
 use super::statements::{
     DecisionArrays, PgResult, SessionArrays, StepArrays, append, database_id, insert_decisions,
@@ -37,7 +36,7 @@ use crate::statements;
 /// The writer's PostgreSQL connection.
 pub(crate) struct PgBackend {
     target: PgTarget,
-    client: Option<Client>,
+    connection: Option<Writing>,
     /// This writer's name in `audit_batches`.
     writer_id: String,
 }
@@ -46,9 +45,9 @@ impl PgBackend {
     /// Connects, brings the schema up to date, and marks `interrupted` the sessions that
     /// processes of this host which no longer run left `running`.
     pub(crate) fn open(target: PgTarget, identity: &Identity) -> Result<Self, String> {
-        let mut client = target.connect()?;
-        super::schema::migrate(&mut client, &target.to_string())?;
-        mark_dead_processes_interrupted(&mut client, identity).map_err(|e| {
+        let mut connection = Writing::new(target.connect()?);
+        super::schema::migrate(connection.client(), &target.to_string())?;
+        mark_dead_processes_interrupted(&mut connection, identity).map_err(|e| {
             format!(
                 "PostgreSQL {target}: marking sessions of processes that ended: {}",
                 message(&e)
@@ -56,34 +55,37 @@ impl PgBackend {
         })?;
         Ok(PgBackend {
             target,
-            client: Some(client),
+            connection: Some(connection),
             writer_id: uuid::Uuid::now_v7().to_string(),
         })
     }
 
     /// The connection, connecting again if the last one was lost.
-    fn client(&mut self) -> Result<&mut Client, String> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(self.target.connect()?);
+    fn connection(&mut self) -> Result<&mut Writing, String> {
+        if self.connection.as_ref().is_none_or(Writing::is_closed) {
+            self.connection = Some(Writing::new(self.target.connect()?));
         }
-        self.client
+        self.connection
             .as_mut()
             .ok_or_else(|| format!("no connection to PostgreSQL {}", self.target))
     }
 
-    /// Runs `work` on the connection; an error that is the connection's drops it.
+    /// Runs `work` on the connection; an error that is the connection's drops it, and any
+    /// other makes its statements be prepared afresh.
     fn with_client<T>(
         &mut self,
         what: &str,
-        work: impl FnOnce(&mut Client) -> PgResult<T>,
+        work: impl FnOnce(&mut Writing) -> PgResult<T>,
     ) -> Result<T, String> {
         let target = self.target.to_string();
-        let client = self.client()?;
-        match work(client) {
+        let connection = self.connection()?;
+        match work(connection) {
             Ok(value) => Ok(value),
             Err(error) => {
-                if error.as_db_error().is_none() || client.is_closed() {
-                    self.client = None;
+                if error.as_db_error().is_none() || connection.is_closed() {
+                    self.connection = None;
+                } else {
+                    connection.forget_prepared();
                 }
                 Err(format!("PostgreSQL {target}: {what}: {}", message(&error)))
             }
@@ -96,7 +98,7 @@ impl Backend for PgBackend {
         // A connection the server closed while the writer was idle (a restart, a
         // terminated backend) is found closed here and replaced without a failed
         // statement: the loss is on the record all the same.
-        if self.client.as_ref().is_some_and(Client::is_closed) {
+        if self.connection.as_ref().is_some_and(Writing::is_closed) {
             batch.health.record_write_error(format!(
                 "the connection to PostgreSQL {} was lost; connecting again",
                 self.target
@@ -104,16 +106,16 @@ impl Backend for PgBackend {
         }
         let writer_id = self.writer_id.clone();
         let number = i64::try_from(batch.number).unwrap_or(i64::MAX);
-        let committed = self.with_client("committing a batch", |client| {
-            write_batch(client, &writer_id, number, batch)
+        let committed = self.with_client("committing a batch", |connection| {
+            write_batch(connection, &writer_id, number, batch)
         })?;
         Ok(committed)
     }
 
     fn mark_interrupted(&mut self, ids: &[String]) -> Result<(), String> {
         let ids = ids.to_vec();
-        self.with_client("marking sessions interrupted", |client| {
-            let mut tx = client.transaction()?;
+        self.with_client("marking sessions interrupted", |connection| {
+            let mut tx = connection.begin()?;
             let sql = format!(
                 "UPDATE sessions AS t SET status = 'interrupted' \
                  WHERE t.status = 'running' AND t.id = ANY($1) RETURNING {}",
@@ -130,8 +132,8 @@ impl Backend for PgBackend {
     }
 
     fn chain_head(&mut self) -> Result<(String, ChainHead), String> {
-        self.with_client("reading the chain head", |client| {
-            let mut tx = client.transaction()?;
+        self.with_client("reading the chain head", |connection| {
+            let mut tx = connection.begin()?;
             let id = database_id(&mut tx)?;
             let (size, hash) = stored_head(&mut tx, &id)?;
             let hash: [u8; 32] = hash.try_into().unwrap_or([0; 32]);
@@ -165,7 +167,7 @@ fn session_of_step(
 
 /// Writes one batch in one transaction (see the module docs).
 fn write_batch(
-    client: &mut Client,
+    connection: &mut Writing,
     writer_id: &str,
     number: i64,
     batch: Batch<'_>,
@@ -179,7 +181,7 @@ fn write_batch(
         health_written,
         health_now,
     } = batch;
-    let mut tx = client.transaction()?;
+    let mut tx = connection.begin()?;
     let first_time = tx.execute(
         "INSERT INTO audit_batches (writer_id, batch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         &[&writer_id, &number],
@@ -400,8 +402,9 @@ fn kind_of(rows: &HashMap<AuditId, Tracked>, id: &AuditId) -> Option<Kind> {
 }
 
 /// Sessions this host's processes left `running` and which no longer run: `interrupted`.
-fn mark_dead_processes_interrupted(client: &mut Client, identity: &Identity) -> PgResult<()> {
-    let pids: Vec<i64> = client
+fn mark_dead_processes_interrupted(connection: &mut Writing, identity: &Identity) -> PgResult<()> {
+    let pids: Vec<i64> = connection
+        .client()
         .query(
             "SELECT DISTINCT pid FROM sessions WHERE status = 'running' AND host = $1 \
              AND pid IS NOT NULL",
@@ -417,7 +420,7 @@ fn mark_dead_processes_interrupted(client: &mut Client, identity: &Identity) -> 
     if dead.is_empty() {
         return Ok(());
     }
-    let mut tx = client.transaction()?;
+    let mut tx = connection.begin()?;
     let sql = format!(
         "UPDATE sessions AS t SET status = 'interrupted' WHERE t.status = 'running' \
          AND t.host = $1 AND t.pid = ANY($2) RETURNING {}",

@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use postgres::{Client, Transaction};
+use super::connection::{Tx, Writing};
 use rusqlite::Connection;
 
 use super::statements::{
@@ -71,8 +71,9 @@ pub fn import(path: &Path, connection: &str) -> Result<ImportReport> {
     let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
     let mut client = target
         .connect()
+        .map(Writing::new)
         .map_err(|message| Error::Postgres { message })?;
-    schema::migrate(&mut client, &target.to_string())
+    schema::migrate(client.client(), &target.to_string())
         .map_err(|message| Error::Postgres { message })?;
     let file = crate::store::open_read_only(path)?;
     let read_failed = |e: rusqlite::Error| Error::Setup {
@@ -158,10 +159,10 @@ impl Failure {
 
 /// Runs `write` in one transaction with the chain entries of what it wrote.
 fn chunk(
-    client: &mut Client,
-    write: impl FnOnce(&mut Transaction<'_>) -> PgResult<Vec<chain::Leaf>>,
+    client: &mut Writing,
+    write: impl FnOnce(&mut Tx<'_>) -> PgResult<Vec<chain::Leaf>>,
 ) -> PgResult<u64> {
-    let mut tx = client.transaction()?;
+    let mut tx = client.begin()?;
     let leaves = write(&mut tx)?;
     append(&mut tx, &leaves)?;
     tx.commit()?;
@@ -170,7 +171,7 @@ fn chunk(
 
 fn import_sessions(
     file: &Connection,
-    client: &mut Client,
+    client: &mut Writing,
     report: &mut ImportReport,
 ) -> Result<(), Failure> {
     let mut stmt = file.prepare(
@@ -212,7 +213,7 @@ fn import_sessions(
 
 fn import_steps(
     file: &Connection,
-    client: &mut Client,
+    client: &mut Writing,
     report: &mut ImportReport,
 ) -> Result<(), Failure> {
     let mut stmt = file.prepare(
@@ -250,11 +251,11 @@ fn import_steps(
 /// A chunk of steps, a pass per level of nesting inside it (as the writer does). A step
 /// that no pass can place is already in the store, or has no session or parent anywhere.
 fn steps_chunk(
-    client: &mut Client,
+    client: &mut Writing,
     mut steps: Vec<StepColumns>,
     report: &mut ImportReport,
 ) -> PgResult<()> {
-    let mut tx = client.transaction()?;
+    let mut tx = client.begin()?;
     let mut leaves = Vec::new();
     while !steps.is_empty() {
         let mut arrays = StepArrays::default();
@@ -289,7 +290,7 @@ fn steps_chunk(
 
 fn import_decisions(
     file: &Connection,
-    client: &mut Client,
+    client: &mut Writing,
     report: &mut ImportReport,
 ) -> Result<(), Failure> {
     let mut stmt = file.prepare(
@@ -302,7 +303,7 @@ fn import_decisions(
     let mut flush = |arrays: &mut DecisionArrays, report: &mut ImportReport| -> PgResult<()> {
         let wanted = arrays.id.len() as u64;
         let ids = arrays.id.clone();
-        let mut tx = client.transaction()?;
+        let mut tx = client.begin()?;
         let leaves = insert_decisions(&mut tx, arrays)?;
         let added = leaves.len() as u64;
         let present: i64 = tx
@@ -341,7 +342,7 @@ fn import_decisions(
 }
 
 /// The `imported` event, chained.
-fn record_event(client: &mut Client, detail: &str) -> PgResult<u64> {
+fn record_event(client: &mut Writing, detail: &str) -> PgResult<u64> {
     chunk(client, |tx| {
         let sql = format!(
             "INSERT INTO audit_events AS t (recorded_at, kind, detail) \

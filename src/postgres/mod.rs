@@ -5,12 +5,14 @@
 //! - `tls.rs`: TLS with libpq's `sslmode` meanings (rustls).
 //! - `schema.rs`: `migrations/postgres/`, applied under an advisory lock.
 //! - `images.rs`: rows read back as the chain hashes them.
+//! - `connection.rs`: a writing connection and the statements prepared on it.
 //! - `statements.rs`: the set-based statements and the chain's append.
 //! - `backend.rs`: the writer's batches as set-based, idempotent transactions.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
 //! - [`import()`]: per-user SQLite files copied into the shared store.
 
 pub(crate) mod backend;
+mod connection;
 pub(crate) mod images;
 mod import;
 pub(crate) mod schema;

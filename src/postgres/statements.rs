@@ -5,10 +5,10 @@
 
 use std::collections::HashSet;
 
-use postgres::Transaction;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
+use super::connection::Tx;
 use super::images::{self, storable, storable_json};
 use crate::chain::{self, Leaf};
 use crate::rows::{DecisionColumns, SessionColumns, StepColumns};
@@ -18,7 +18,7 @@ const CHAIN_LOCK: i64 = 0x0072_6b63_6861_696e;
 
 pub(crate) type PgResult<T> = Result<T, postgres::Error>;
 
-pub(crate) fn database_id(tx: &mut Transaction<'_>) -> PgResult<String> {
+pub(crate) fn database_id(tx: &mut Tx<'_>) -> PgResult<String> {
     Ok(tx
         .query_opt(
             "SELECT value FROM audit_meta WHERE key = 'database_id'",
@@ -30,7 +30,7 @@ pub(crate) fn database_id(tx: &mut Transaction<'_>) -> PgResult<String> {
 }
 
 /// The last entry's seq and link, or (0, genesis).
-pub(crate) fn stored_head(tx: &mut Transaction<'_>, database_id: &str) -> PgResult<(u64, Vec<u8>)> {
+pub(crate) fn stored_head(tx: &mut Tx<'_>, database_id: &str) -> PgResult<(u64, Vec<u8>)> {
     let last = tx.query_opt(
         "SELECT seq, chain_hash FROM audit_chain ORDER BY seq DESC LIMIT 1",
         &[],
@@ -45,7 +45,7 @@ pub(crate) fn stored_head(tx: &mut Transaction<'_>, database_id: &str) -> PgResu
 }
 
 /// Appends `leaves` after the chain's head, holding the chain lock until COMMIT.
-pub(crate) fn append(tx: &mut Transaction<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> {
+pub(crate) fn append(tx: &mut Tx<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> {
     if leaves.is_empty() {
         return Ok(None);
     }
@@ -82,13 +82,13 @@ pub(crate) fn append(tx: &mut Transaction<'_>, leaves: &[Leaf]) -> PgResult<Opti
 
 /// Runs a statement that RETURNs row images of `table`, and gives their leaves.
 pub(crate) fn returned(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
     table: &chain::TableSpec,
 ) -> PgResult<Vec<Leaf>> {
     Ok(tx
-        .query(sql, params)?
+        .query_prepared(sql, params)?
         .iter()
         .map(|row| images::leaf(table, row))
         .collect())
@@ -145,10 +145,7 @@ const SESSION_ROWS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::text[
     $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::text[]) \
     AS u(id, started_at, ended_at, profile, input_hash, status, input, attributes, pid, host)";
 
-pub(crate) fn insert_sessions(
-    tx: &mut Transaction<'_>,
-    rows: &SessionArrays,
-) -> PgResult<Vec<Leaf>> {
+pub(crate) fn insert_sessions(tx: &mut Tx<'_>, rows: &SessionArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
         "INSERT INTO sessions AS t (id, started_at, ended_at, profile, input_hash, status, \
          input, attributes, pid, host) \
@@ -160,10 +157,7 @@ pub(crate) fn insert_sessions(
     returned(tx, &sql, &rows.params(), &chain::SESSIONS)
 }
 
-pub(crate) fn update_sessions(
-    tx: &mut Transaction<'_>,
-    rows: &SessionArrays,
-) -> PgResult<Vec<Leaf>> {
+pub(crate) fn update_sessions(tx: &mut Tx<'_>, rows: &SessionArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
         "UPDATE sessions AS t SET ended_at = (u.ended_at || '+00')::timestamptz, \
          profile = u.profile, input_hash = u.input_hash, status = u.status, input = u.input, \
@@ -240,7 +234,7 @@ const STEP_ROWS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::text[], 
 
 /// Inserts steps whose session, and parent step if any, are in the store; returns their
 /// leaves. A step whose parent is in the same batch goes in on a later pass.
-pub(crate) fn insert_steps(tx: &mut Transaction<'_>, rows: &StepArrays) -> PgResult<Vec<Leaf>> {
+pub(crate) fn insert_steps(tx: &mut Tx<'_>, rows: &StepArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
         "INSERT INTO steps AS t (session_id, id, module, started_at, ended_at, input_summary, \
          output_summary, confidence, tokens_used, error, parent_step_id, attributes) \
@@ -256,7 +250,7 @@ pub(crate) fn insert_steps(tx: &mut Transaction<'_>, rows: &StepArrays) -> PgRes
     returned(tx, &sql, &rows.params(), &chain::STEPS)
 }
 
-pub(crate) fn update_steps(tx: &mut Transaction<'_>, rows: &StepArrays) -> PgResult<Vec<Leaf>> {
+pub(crate) fn update_steps(tx: &mut Tx<'_>, rows: &StepArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
         "UPDATE steps AS t SET module = u.module, ended_at = (u.ended_at || '+00')::timestamptz, \
          input_summary = u.input_summary, output_summary = u.output_summary, \
@@ -318,10 +312,7 @@ const DECISION_ROWS: &str = "unnest($1::text[], $2::text[], $3::text[], $4::text
     options_considered, chosen_option, rationale, decided_at, attributes, session_id)";
 
 /// Inserts decisions whose step is in the store, with the step's session.
-pub(crate) fn insert_decisions(
-    tx: &mut Transaction<'_>,
-    rows: &DecisionArrays,
-) -> PgResult<Vec<Leaf>> {
+pub(crate) fn insert_decisions(tx: &mut Tx<'_>, rows: &DecisionArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
         "INSERT INTO decisions AS t (session_id, id, step_id, decision_type, \
          options_considered, chosen_option, rationale, decided_at, attributes) \
@@ -336,10 +327,7 @@ pub(crate) fn insert_decisions(
     returned(tx, &sql, &rows.params(), &chain::DECISIONS)
 }
 
-pub(crate) fn update_decisions(
-    tx: &mut Transaction<'_>,
-    rows: &DecisionArrays,
-) -> PgResult<Vec<Leaf>> {
+pub(crate) fn update_decisions(tx: &mut Tx<'_>, rows: &DecisionArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
         "UPDATE decisions AS t SET decision_type = u.decision_type, \
          options_considered = u.options_considered, chosen_option = u.chosen_option, \
