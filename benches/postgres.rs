@@ -2,6 +2,9 @@
 //! direct binary COPY of the same rows into the same schema, measured in alternation in one
 //! run, on the server the PG* variables name (`pg_virtualenv cargo bench --bench postgres`).
 //! Each side writes into a database of its own, created for the run and dropped after it.
+//! The layer runs with 1 and 4 producer threads in this process, and as 4 producer
+//! processes of its own (this binary again, `--producer`), each with its own layer and
+//! connection, timed from their start to their exit.
 //!
 //! Direct COPY: per transaction of ~1,000 rows, one `COPY … FROM STDIN (FORMAT binary)` per
 //! table (sessions, steps, decisions, in that order for the foreign keys), the rows made as
@@ -197,16 +200,63 @@ fn through_layer(
     rows as f64 / start.elapsed().as_secs_f64()
 }
 
+/// The `--producer DB FIRST COUNT` mode: one process writing `COUNT` realistic sessions
+/// from `FIRST` through a layer of its own into database `DB`, as one of several hosts'
+/// processes would, flushed before it exits.
+fn producer(args: &[String]) {
+    let (Some(name), Some(first), Some(count)) = (
+        args.first(),
+        args.get(1).and_then(|a| a.parse::<u64>().ok()),
+        args.get(2).and_then(|a| a.parse::<u64>().ok()),
+    ) else {
+        panic!("--producer DB FIRST COUNT");
+    };
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .postgres(format!("dbname={name}"))
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        (first..first + count).map(realistic).sum::<u64>()
+    });
+    guard.shutdown().unwrap();
+}
+
+/// Rows per second from `processes` producer processes writing `SESSIONS` sessions
+/// between them into database `name`, from their start until the last has exited.
+fn through_processes(name: &str, first: u64, processes: u64) -> f64 {
+    let exe = std::env::current_exe().unwrap();
+    let start = Instant::now();
+    let per = SESSIONS / processes;
+    let children: Vec<_> = (0..processes)
+        .map(|p| {
+            std::process::Command::new(&exe)
+                .args(["--producer", name])
+                .arg((first + p * per).to_string())
+                .arg(per.to_string())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a producer failed");
+    }
+    (per * processes * 15) as f64 / start.elapsed().as_secs_f64()
+}
+
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
         return;
+    }
+    if let Some(at) = args.iter().position(|a| a == "--producer") {
+        return producer(&args[at + 1..]);
     }
     if std::env::var_os("PGHOST").is_none() && std::env::var_os("PGPORT").is_none() {
         eprintln!("skipped: no PostgreSQL server (run under pg_virtualenv)");
         return;
     }
     let run = std::process::id();
-    let names: Vec<String> = ["direct", "one", "four"]
+    let names: Vec<String> = ["direct", "one", "four", "procs"]
         .iter()
         .map(|n| format!("rk_bench_{n}_{run}"))
         .collect();
@@ -226,12 +276,13 @@ fn main() {
             guard,
         )
     };
-    // The direct side gets the same schema, created by the layer.
+    // The direct side gets the same schema, created by the layer; so do the processes'.
     drop(layer(&names[0]));
+    drop(layer(&names[3]));
     let mut direct = config().dbname(&names[0]).connect(NoTls).unwrap();
     let (one, one_guard) = layer(&names[1]);
     let (four, four_guard) = layer(&names[2]);
-    let (mut d, mut o, mut f) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut d, mut o, mut f, mut p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // This process's CPU seconds per wall second in each phase: how much of the machine the
     // client side takes (the rest of a busy phase is the server's).
     // The same for the server's processes, when it runs on this machine (0 otherwise).
@@ -251,6 +302,7 @@ fn main() {
         o_cpu.push((cpu_seconds() - cpu) / wall);
         o_server.push((cpu_seconds_of("postgres") - server) / wall);
         f.push(through_layer(&four, &four_guard, first, 4));
+        p.push(through_processes(&names[3], first, 4));
     }
     drop((one_guard, four_guard, direct));
     for name in &names {
@@ -274,7 +326,11 @@ fn main() {
         median(&o_cpu).0,
         median(&o_server).0
     );
-    for (name, rates) in [("layer, 1 thread", &o), ("layer, 4 threads", &f)] {
+    for (name, rates) in [
+        ("layer, 1 thread", &o),
+        ("layer, 4 threads", &f),
+        ("layers of 4 processes", &p),
+    ] {
         let (m, l, h) = median(rates);
         let (rm, rl, rh) = median(&ratio(rates));
         println!(
