@@ -12,6 +12,7 @@ use crate::guard::AuditGuard;
 use crate::health::Health;
 use crate::layer::AuditLayer;
 use crate::process::Identity;
+use crate::redaction::Redaction;
 use crate::store;
 use crate::writer::{self, WriterConfig};
 
@@ -104,6 +105,7 @@ pub struct AuditLayerBuilder {
     checkpoint_every: u64,
     checkpoint_interval: Duration,
     checkpoint_key: Option<SignerKey>,
+    redaction: Redaction,
 }
 
 impl Default for AuditLayerBuilder {
@@ -125,6 +127,7 @@ impl Default for AuditLayerBuilder {
             checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             checkpoint_key: None,
+            redaction: Redaction::default(),
         }
     }
 }
@@ -258,6 +261,15 @@ impl AuditLayerBuilder {
         self
     }
 
+    /// What is removed from recorded values before they are written: by default the
+    /// secrets of [`DEFAULT_SECRET_FIELDS`](crate::redaction::DEFAULT_SECRET_FIELDS) and
+    /// [`DEFAULT_PATTERNS`](crate::redaction::DEFAULT_PATTERNS); [`Redaction::none`] turns
+    /// redaction off. See [`Redaction`].
+    pub fn redaction(mut self, redaction: Redaction) -> Self {
+        self.redaction = redaction;
+        self
+    }
+
     /// Opens (creating and migrating if needed) the database and starts the writer thread.
     ///
     /// # Errors
@@ -313,6 +325,7 @@ impl AuditLayerBuilder {
             flush_interval: self.flush_interval,
             max_batch: self.max_batch,
             store_inputs: self.store_inputs,
+            redaction: self.redaction,
             identity,
             busy_timeout: self.busy_timeout,
             checkpoints: self.checkpoints.map(|path| CheckpointConfig {

@@ -183,6 +183,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A redaction pattern given to [`Redaction::pattern`](crate::Redaction::pattern) is not
+    /// a valid regular expression.
+    #[error("redaction rule {rule}: invalid regular expression: {message}")]
+    RedactionPattern {
+        /// The rule's name.
+        rule: String,
+        /// The regex crate's description of the error.
+        message: String,
+    },
+
     /// The PostgreSQL store could not be reached, prepared or used. The message names the
     /// server and database (`postgres://user@host:port/database`), never the password.
     #[error("{message}")]

@@ -39,11 +39,15 @@ pub struct AuditStats {
     pub closes_without_open: u64,
     /// Records still unwritten when the writer gave up at shutdown.
     pub unwritten_at_shutdown: u64,
+    /// Secrets replaced by `[REDACTED:<rule>]` before writing (see
+    /// [`Redaction`](crate::Redaction)): a whole value under a secret's name, or one match
+    /// of a pattern inside a text.
+    pub redactions: u64,
 }
 
 impl AuditStats {
     /// Each counter with the name it has in the `audit_health.kind` column.
-    pub fn by_kind(&self) -> [(&'static str, u64); 6] {
+    pub fn by_kind(&self) -> [(&'static str, u64); 7] {
         [
             ("dropped_records", self.dropped_records),
             ("lost_after_stop", self.lost_after_stop),
@@ -51,6 +55,7 @@ impl AuditStats {
             ("write_errors", self.write_errors),
             ("closes_without_open", self.closes_without_open),
             ("unwritten_at_shutdown", self.unwritten_at_shutdown),
+            ("redactions", self.redactions),
         ]
     }
 }
@@ -64,6 +69,7 @@ pub(crate) struct Health {
     write_errors: AtomicU64,
     closes_without_open: AtomicU64,
     unwritten_at_shutdown: AtomicU64,
+    redactions: AtomicU64,
     /// The latest write error's text, for the `audit_health.detail` column.
     last_error: Mutex<Option<String>>,
     /// When each kind was last reported on stderr.
@@ -86,6 +92,7 @@ impl Health {
             write_errors: AtomicU64::new(0),
             closes_without_open: AtomicU64::new(0),
             unwritten_at_shutdown: AtomicU64::new(0),
+            redactions: AtomicU64::new(0),
             last_error: Mutex::new(None),
             fault: Mutex::new(None),
             reported: Mutex::new(Vec::new()),
@@ -160,6 +167,10 @@ impl Health {
         self.closes_without_open.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn record_redactions(&self, count: u64) {
+        self.redactions.fetch_add(count, Ordering::Relaxed);
+    }
+
     pub(crate) fn record_unwritten(&self, records: u64) {
         self.unwritten_at_shutdown
             .fetch_add(records, Ordering::Relaxed);
@@ -194,6 +205,7 @@ impl Health {
             write_errors: self.write_errors.load(Ordering::Relaxed),
             closes_without_open: self.closes_without_open.load(Ordering::Relaxed),
             unwritten_at_shutdown: self.unwritten_at_shutdown.load(Ordering::Relaxed),
+            redactions: self.redactions.load(Ordering::Relaxed),
         }
     }
 }

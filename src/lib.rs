@@ -153,6 +153,7 @@ mod layer;
 pub mod postgres;
 mod process;
 mod record;
+pub mod redaction;
 mod rows;
 mod search_index;
 mod sqlite_backend;
@@ -177,6 +178,7 @@ pub use fields::TRUNCATION_MARKER;
 pub use guard::AuditGuard;
 pub use health::AuditStats;
 pub use layer::AuditLayer;
+pub use redaction::Redaction;
 pub use rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
 pub use store::{SCHEMA_VERSION, chain_head, migrate, open_read_only};
 pub use verify::{

@@ -25,11 +25,13 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::backend::{Backend, Batch, Committed, Op, Refused, Tracked};
 use crate::checkpoint_log::{CheckpointConfig, CheckpointLog};
+use crate::fields::{FieldValue, Fields};
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
 use crate::process::Identity;
 use crate::record::{Command, Kind};
-use crate::rows::Row;
+use crate::redaction::{Redaction, Redactor};
+use crate::rows::{self, Row};
 use crate::search_index;
 
 /// How often the writer looks at the queue while it gathers a batch.
@@ -52,6 +54,8 @@ pub(crate) struct WriterConfig {
     pub(crate) flush_interval: Duration,
     pub(crate) max_batch: usize,
     pub(crate) store_inputs: bool,
+    /// What the writer removes from values as it receives them.
+    pub(crate) redaction: Redaction,
     pub(crate) identity: Identity,
     /// How long one attempt may wait for a lock: at shutdown, no attempt is started that
     /// could end after the guard's deadline.
@@ -75,6 +79,7 @@ pub(crate) fn spawn(
             let _done = done;
             Writer {
                 checkpoints: config.checkpoints.clone().map(CheckpointLog::new),
+                redactor: Redactor::new(&config.redaction),
                 chain_size: None,
                 // Rows a crashed writer left unindexed are indexed when this one is idle.
                 search_pending: true,
@@ -112,6 +117,8 @@ struct Writer {
     /// through its retries: an attempt whose COMMIT landed unanswered wrote exactly these,
     /// so the errors of the retries go with the next batch instead of being lost with it.
     health_of_batch: Option<AuditStats>,
+    /// Removes secrets from each record as it arrives, before anything is built from it.
+    redactor: Redactor,
     /// Ids whose close was dropped before their opening reached the writer, with the
     /// batches they have waited.
     lost_closes: HashMap<AuditId, u8>,
@@ -273,7 +280,9 @@ impl Writer {
     /// Takes one command into the batch; `true` when it asks the writer to stop.
     fn take(&mut self, command: Command) -> bool {
         match command {
-            Command::Opened(opened) => {
+            Command::Opened(mut opened) => {
+                redact_input(&mut self.redactor, &mut opened.fields, &[], opened.kind);
+                self.redactor.fields(&mut opened.fields);
                 let id = opened.id.clone();
                 let mut tracked = Tracked {
                     row: Row::new(opened),
@@ -289,8 +298,24 @@ impl Writer {
                 }
                 self.ops.push(Op::Insert(id));
             }
-            Command::Closed(closed) => match self.rows.get_mut(&closed.id) {
+            Command::Closed(mut closed) => match self.rows.get_mut(&closed.id) {
                 Some(tracked) => {
+                    if let Some(learned) = closed.learned.as_deref_mut() {
+                        let opened = &tracked.row.opened;
+                        redact_input(
+                            &mut self.redactor,
+                            &mut learned.recorded,
+                            &opened.fields,
+                            opened.kind,
+                        );
+                        self.redactor.fields(&mut learned.recorded);
+                        if let Some(value) = learned.returned.as_mut() {
+                            self.redactor.value("return", value);
+                        }
+                        if let Some(value) = learned.error.as_mut() {
+                            self.redactor.value("error", value);
+                        }
+                    }
                     let id = closed.id.clone();
                     tracked.row.closed = Some(closed);
                     // Not yet inserted: the pending INSERT writes the final row.
@@ -301,7 +326,10 @@ impl Writer {
                 // Its opening was dropped (queue full under OverflowPolicy::Drop).
                 None => self.health.record_close_without_open(),
             },
-            Command::Decided(decided) => self.ops.push(Op::Decided(decided)),
+            Command::Decided(mut decided) => {
+                self.redactor.fields(&mut decided.fields);
+                self.ops.push(Op::Decided(decided));
+            }
             Command::Flush(answer) => self.waiting.push(answer),
             Command::Shutdown => return true,
         }
@@ -372,6 +400,10 @@ impl Writer {
     /// Commits the batch, and the health counters that changed, through the backend.
     /// Returns what it did and the health counters it wrote.
     fn try_commit(&mut self) -> Result<(Committed, AuditStats), String> {
+        let redacted = self.redactor.take_count();
+        if redacted > 0 {
+            self.health.record_redactions(redacted);
+        }
         let health = *self
             .health_of_batch
             .get_or_insert_with(|| self.health.stats());
@@ -466,5 +498,35 @@ impl Writer {
                 open.len()
             ));
         }
+    }
+}
+
+/// A session's `input_hash` identifies the input as recorded, before redaction: when
+/// redaction will change the `input` field of `fields` (and no `input_hash` was given in
+/// them or in `earlier`), the hash of the raw input is added as the `input_hash` field.
+fn redact_input(
+    redactor: &mut Redactor,
+    fields: &mut Fields,
+    earlier: &[(&'static str, FieldValue)],
+    kind: Kind,
+) {
+    if kind != Kind::Session {
+        return;
+    }
+    let given = |f: &[(&'static str, FieldValue)]| f.iter().any(|(n, _)| *n == "input_hash");
+    if given(fields) || given(earlier) {
+        return;
+    }
+    let Some(raw) = fields
+        .iter()
+        .rev()
+        .find(|(n, _)| *n == "input")
+        .map(|(_, v)| v)
+    else {
+        return;
+    };
+    if redactor.changes("input", raw) {
+        let hash = rows::sha256_hex(&rows::text(raw));
+        fields.push(("input_hash", FieldValue::Str(hash)));
     }
 }
