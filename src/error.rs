@@ -183,6 +183,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A backup could not be made, or the copy did not check out (and was removed).
+    #[error("cannot back up {source_path} to {dest}: {message}")]
+    Backup {
+        /// The database being copied.
+        source_path: PathBuf,
+        /// The copy.
+        dest: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+
     /// A redaction pattern given to [`Redaction::pattern`](crate::Redaction::pattern) is not
     /// a valid regular expression.
     #[error("redaction rule {rule}: invalid regular expression: {message}")]

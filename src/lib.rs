@@ -138,6 +138,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod backup;
 mod builder;
 mod chain;
 mod checkpoint;
@@ -162,6 +163,7 @@ mod store;
 mod verify;
 mod writer;
 
+pub use backup::{BackupReport, backup};
 pub use builder::{
     AuditLayerBuilder, DB_PATH_ENV, DEFAULT_BUSY_TIMEOUT, DEFAULT_CHECKPOINT_EVERY,
     DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH,

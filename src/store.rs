@@ -377,7 +377,7 @@ fn apply_if_new(conn: &Connection, migration: &Migration) -> rusqlite::Result<()
 /// Creates the parent directories (0700) and an empty database file (0600) if missing:
 /// audit records hold reasoning content, so only the owner may read them. SQLite gives the
 /// `-wal` and `-shm` files the permissions of the database file.
-fn create_private_file(path: &Path) -> Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
             let mut builder = fs::DirBuilder::new();

@@ -8,6 +8,7 @@
 //! Exit codes: 0 success, 1 nothing found (or, for `verify`, evidence of tampering), 2 bad
 //! usage or an unusable database.
 
+mod backup;
 mod checkpoint;
 mod datasette;
 mod db;
@@ -69,6 +70,9 @@ enum Command {
     Checkpoint(checkpoint::Args),
     /// Make an Ed25519 key pair for signing checkpoints
     Keygen(checkpoint::KeygenArgs),
+    /// Copy the live database to a new file, consistently (never `cp` a live WAL
+    /// database), then check the copy's pages and verify its chain
+    Backup(backup::Args),
     /// Copy SQLite audit files into the PostgreSQL store given with --db postgres://…
     /// (each verified first, the store verified after; importing twice adds nothing)
     Import(import::Args),
@@ -149,6 +153,11 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         (Command::Checkpoint(_), Some(_)) => file_only("checkpoint"),
         (Command::Checkpoint(args), None) => checkpoint::run(&path, &args),
         (Command::Keygen(args), _) => checkpoint::keygen(&args),
+        (Command::Backup(_), Some(_)) => Err("backup copies a SQLite file; back up a \
+                                              PostgreSQL store with its own tools \
+                                              (pg_dump, pg_basebackup)"
+            .into()),
+        (Command::Backup(args), None) => backup::run(&path, &args),
     }
 }
 

@@ -1027,3 +1027,26 @@ fn a_search_right_after_flush_finds_the_newest_rows() {
     });
     drop(guard);
 }
+
+#[test]
+fn backup_copies_to_a_new_file_that_verifies_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = write_db(dir.path());
+    let copy = dir.path().join("copy.db");
+    let out = run(&db, &["backup", copy.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    assert!(text.contains("sessions        3"), "{text}");
+    assert!(text.contains("intact"), "{text}");
+    // The copy answers like the original.
+    let sessions = |path: &Path| stdout(&run(path, &["sessions", "--json"]));
+    assert_eq!(sessions(&copy), sessions(&db));
+    let again = run(&db, &["backup", copy.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("exists") && err.contains("copy.db"), "{err}");
+}
