@@ -33,6 +33,12 @@ pub(crate) type Hash = [u8; 32];
 const LEAF_TAG: u8 = 0x00;
 const LINK_TAG: u8 = 0x01;
 const GENESIS_TAG: u8 = 0x02;
+const SPLIT_LEAF_TAG: u8 = 0x03;
+const CONTENT_TAG: u8 = 0x04;
+const PRUNED_TAG: u8 = 0x05;
+
+/// The most columns a chained table has (room to spare).
+pub(crate) const MAX_COLUMNS: usize = 16;
 
 const INTEGER: u8 = 1;
 const REAL: u8 = 2;
@@ -106,6 +112,9 @@ impl ToSql for Cell<'_> {
 pub(crate) struct TableSpec {
     pub(crate) name: &'static str,
     pub(crate) columns: &'static [&'static str],
+    /// The ordinals of the content columns: what a person's data is in, and what erasure
+    /// replaces (each by [`TableSpec::tombstone`]). A split leaf hashes them apart.
+    pub(crate) content: &'static [usize],
 }
 
 pub(crate) const SESSIONS: TableSpec = TableSpec {
@@ -122,6 +131,8 @@ pub(crate) const SESSIONS: TableSpec = TableSpec {
         "pid",
         "host",
     ],
+    // input_hash, input, attributes
+    content: &[4, 6, 7],
 };
 
 pub(crate) const STEPS: TableSpec = TableSpec {
@@ -140,6 +151,8 @@ pub(crate) const STEPS: TableSpec = TableSpec {
         "parent_step_id",
         "attributes",
     ],
+    // input_summary, output_summary, error, attributes
+    content: &[5, 6, 9, 11],
 };
 
 pub(crate) const DECISIONS: TableSpec = TableSpec {
@@ -154,6 +167,8 @@ pub(crate) const DECISIONS: TableSpec = TableSpec {
         "decided_at",
         "attributes",
     ],
+    // options_considered, chosen_option, rationale, attributes
+    content: &[3, 4, 5, 7],
 };
 
 pub(crate) const AUDIT_HEALTH: TableSpec = TableSpec {
@@ -167,11 +182,13 @@ pub(crate) const AUDIT_HEALTH: TableSpec = TableSpec {
         "count",
         "detail",
     ],
+    content: &[],
 };
 
 pub(crate) const AUDIT_EVENTS: TableSpec = TableSpec {
     name: "audit_events",
     columns: &["id", "recorded_at", "kind", "detail"],
+    content: &[],
 };
 
 /// Every chained table, in the order the sealing migration and `verify` walk them.
@@ -179,6 +196,17 @@ pub(crate) const CHAINED_TABLES: [&TableSpec; 5] =
     [&SESSIONS, &STEPS, &DECISIONS, &AUDIT_HEALTH, &AUDIT_EVENTS];
 
 impl TableSpec {
+    /// What erasure leaves in content column `ordinal`: `'erased'` for `input_hash`
+    /// (NOT NULL in ADR-002's schema), `'{}'` for `attributes` (NOT NULL in PostgreSQL),
+    /// NULL for the others.
+    pub(crate) fn tombstone(&self, ordinal: usize) -> Cell<'static> {
+        match self.columns.get(ordinal).copied() {
+            Some("input_hash") => Cell::Text(b"erased"),
+            Some("attributes") => Cell::Text(b"{}"),
+            _ => Cell::Null,
+        }
+    }
+
     /// `SELECT <columns in ordinal order> FROM <table>`, with `tail` appended.
     pub(crate) fn select(&self, tail: &str) -> String {
         format!(
@@ -193,22 +221,95 @@ impl TableSpec {
 pub(crate) fn leaf<'a>(table: &str, cells: impl IntoIterator<Item = Cell<'a>>) -> Hash {
     // The encoding is built in one buffer and hashed in one call: with SHA-NI the hash of a
     // row is cheaper than feeding the hasher forty small pieces.
-    thread_local! {
-        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    BUFFER.with(|buffer| {
-        let mut buffer = buffer.borrow_mut();
-        buffer.clear();
-        encode_leaf(&mut buffer, table, cells);
-        Sha256::digest(&buffer[..]).into()
-    })
+    with_buffer(|out| encode_leaf(out, table, cells))
 }
 
 /// The canonical encoding of a row, as docs/chain.md specifies it.
 fn encode_leaf<'a>(out: &mut Vec<u8>, table: &str, cells: impl IntoIterator<Item = Cell<'a>>) {
     out.extend_from_slice(&[LEAF_TAG, CHAIN_FORMAT]);
     push_bytes(out, table.as_bytes());
-    for (ordinal, cell) in cells.into_iter().enumerate() {
+    encode_columns(out, cells.into_iter().enumerate());
+}
+
+/// The split leaf of a row (docs/chain.md, "Split leaf"): its non-content columns, then
+/// the digest of its content columns, so that the content can be erased and the row still
+/// be checked against its leaf given that digest. The writer chains every row this way.
+pub(crate) fn split_leaf(table: &TableSpec, cells: &[Cell<'_>]) -> Hash {
+    split_leaf_with(table, cells, &content_digest(table, cells))
+}
+
+/// The digest of a row's content columns.
+pub(crate) fn content_digest(table: &TableSpec, cells: &[Cell<'_>]) -> Hash {
+    with_buffer(|out| {
+        out.push(CONTENT_TAG);
+        encode_columns(
+            out,
+            cells
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(i, _)| table.content.contains(i)),
+        );
+    })
+}
+
+/// The split leaf of a row whose content digest is `content` (the row's own, or the one
+/// an erasure recorded before replacing the content).
+pub(crate) fn split_leaf_with(table: &TableSpec, cells: &[Cell<'_>], content: &Hash) -> Hash {
+    with_buffer(|out| {
+        out.extend_from_slice(&[SPLIT_LEAF_TAG, CHAIN_FORMAT]);
+        push_bytes(out, table.name.as_bytes());
+        encode_columns(
+            out,
+            cells
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(i, _)| !table.content.contains(i)),
+        );
+        out.extend_from_slice(content);
+    })
+}
+
+/// Whether every content column of `cells` holds its tombstone: the row was erased.
+pub(crate) fn is_tombstoned(table: &TableSpec, cells: &[Cell<'_>]) -> bool {
+    table
+        .content
+        .iter()
+        .all(|&i| cells.get(i).copied().unwrap_or(Cell::Null) == table.tombstone(i))
+}
+
+/// The digest a pruning records of the rows it removed (docs/chain.md, "Pruning"): over
+/// each (table, row id), sorted.
+pub(crate) fn pruned_digest(rows: &mut [(String, String)]) -> Hash {
+    rows.sort();
+    let mut hasher = Sha256::new();
+    hasher.update([PRUNED_TAG]);
+    for (table, id) in rows.iter() {
+        hasher.update(u32::try_from(table.len()).unwrap_or(u32::MAX).to_be_bytes());
+        hasher.update(table.as_bytes());
+        hasher.update(u32::try_from(id.len()).unwrap_or(u32::MAX).to_be_bytes());
+        hasher.update(id.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
+/// SHA-256 of what `fill` writes into a reused thread-local buffer.
+fn with_buffer(fill: impl FnOnce(&mut Vec<u8>)) -> Hash {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        buffer.clear();
+        fill(&mut buffer);
+        Sha256::digest(&buffer[..]).into()
+    })
+}
+
+/// Each non-NULL column as ordinal:u16 ‖ tag:u8 ‖ len:u32 ‖ bytes.
+fn encode_columns<'a>(out: &mut Vec<u8>, cells: impl Iterator<Item = (usize, Cell<'a>)>) {
+    for (ordinal, cell) in cells {
         let ordinal = u16::try_from(ordinal).unwrap_or(u16::MAX).to_be_bytes();
         let (tag, bytes): (u8, &[u8]) = match &cell {
             Cell::Null => continue,
@@ -276,15 +377,22 @@ pub(crate) struct Leaf {
 }
 
 impl Leaf {
+    /// The leaf the writer chains for a row: its split leaf.
     pub(crate) fn of<'a>(
         table: &TableSpec,
         row_id: String,
         cells: impl IntoIterator<Item = Cell<'a>>,
     ) -> Self {
+        let mut all = [Cell::Null; MAX_COLUMNS];
+        let mut width = 0;
+        for (slot, cell) in all.iter_mut().zip(cells) {
+            *slot = cell;
+            width += 1;
+        }
         Leaf {
             table: table.name,
             row_id,
-            hash: leaf(table.name, cells),
+            hash: split_leaf(table, &all[..width]),
         }
     }
 }
@@ -436,37 +544,8 @@ mod tests {
         let cases = vectors["leaves"].as_array().unwrap();
         assert!(cases.len() >= 10);
         for case in cases {
-            let texts: Vec<Vec<u8>> = case["columns"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| match c["type"].as_str().unwrap() {
-                    "text" => c["value"].as_str().unwrap().as_bytes().to_vec(),
-                    "blob" => (0..c["hex"].as_str().unwrap().len())
-                        .step_by(2)
-                        .map(|i| {
-                            u8::from_str_radix(&c["hex"].as_str().unwrap()[i..i + 2], 16).unwrap()
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                })
-                .collect();
-            let cells: Vec<Cell<'_>> = case["columns"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .zip(&texts)
-                .map(|(c, bytes)| match c["type"].as_str().unwrap() {
-                    "null" => Cell::Null,
-                    "integer" => Cell::Integer(c["value"].as_str().unwrap().parse().unwrap()),
-                    "real" => Cell::Real(f64::from_bits(
-                        u64::from_str_radix(c["bits"].as_str().unwrap(), 16).unwrap(),
-                    )),
-                    "text" => Cell::Text(bytes),
-                    "blob" => Cell::Blob(bytes),
-                    other => panic!("unknown type {other}"),
-                })
-                .collect();
+            let owned = owned_cells(&case["columns"]);
+            let cells: Vec<Cell<'_>> = owned.iter().map(OwnedCell::cell).collect();
             let got = hex(&leaf(case["table"].as_str().unwrap(), cells));
             let want = case["leaf"].as_str().unwrap();
             assert_eq!(got, want, "leaf {}", case["name"]);
@@ -496,6 +575,89 @@ mod tests {
             assert_eq!(hex(&previous), want.as_str().unwrap(), "link {}", seq + 1);
             assert!(doc.contains(want.as_str().unwrap()));
         }
+        let split = vectors["split_leaves"].as_array().unwrap();
+        assert!(split.len() >= 6);
+        for case in split {
+            let table = CHAINED_TABLES
+                .iter()
+                .find(|t| t.name == case["table"].as_str().unwrap())
+                .unwrap();
+            let owned = owned_cells(&case["columns"]);
+            let mut cells: Vec<Cell<'_>> = owned.iter().map(OwnedCell::cell).collect();
+            cells.resize(table.columns.len(), Cell::Null);
+            let want = case["leaf"].as_str().unwrap();
+            assert_eq!(
+                hex(&split_leaf(table, &cells)),
+                want,
+                "split {}",
+                case["name"]
+            );
+            assert_eq!(
+                hex(&content_digest(table, &cells)),
+                case["content"].as_str().unwrap()
+            );
+            assert!(
+                doc.contains(want),
+                "docs/chain.md lacks split {}",
+                case["name"]
+            );
+        }
+        let mut rows: Vec<(String, String)> = vectors["pruned"]["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r[0].as_str().unwrap().into(), r[1].as_str().unwrap().into()))
+            .collect();
+        let want = vectors["pruned"]["digest"].as_str().unwrap();
+        assert_eq!(hex(&pruned_digest(&mut rows)), want);
+        assert!(doc.contains(want));
+        let empty = vectors["pruned_empty"].as_str().unwrap();
+        assert_eq!(hex(&pruned_digest(&mut [])), empty);
+    }
+
+    /// A column of a golden vector, owned.
+    enum OwnedCell {
+        Null,
+        Integer(i64),
+        Real(f64),
+        Text(Vec<u8>),
+        Blob(Vec<u8>),
+    }
+
+    impl OwnedCell {
+        fn cell(&self) -> Cell<'_> {
+            match self {
+                OwnedCell::Null => Cell::Null,
+                OwnedCell::Integer(n) => Cell::Integer(*n),
+                OwnedCell::Real(f) => Cell::Real(*f),
+                OwnedCell::Text(t) => Cell::Text(t),
+                OwnedCell::Blob(b) => Cell::Blob(b),
+            }
+        }
+    }
+
+    fn owned_cells(columns: &serde_json::Value) -> Vec<OwnedCell> {
+        let unhex = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        columns
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| match c["type"].as_str().unwrap() {
+                "null" => OwnedCell::Null,
+                "integer" => OwnedCell::Integer(c["value"].as_str().unwrap().parse().unwrap()),
+                "real" => OwnedCell::Real(f64::from_bits(
+                    u64::from_str_radix(c["bits"].as_str().unwrap(), 16).unwrap(),
+                )),
+                "text" => OwnedCell::Text(c["value"].as_str().unwrap().as_bytes().to_vec()),
+                "blob" => OwnedCell::Blob(unhex(c["hex"].as_str().unwrap())),
+                other => panic!("unknown type {other}"),
+            })
+            .collect()
     }
 
     #[test]

@@ -161,6 +161,7 @@ mod sqlite_backend;
 mod statements;
 mod store;
 mod verify;
+mod verify_lifecycle;
 mod writer;
 
 pub use backup::{BackupReport, backup};

@@ -54,6 +54,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_search"),
     migration!(5, "0005_audit_chain", Some(seal_existing_rows)),
     migration!(6, "0006_deferred_search"),
+    migration!(7, "0007_lifecycle"),
 ];
 
 /// The schema version this release writes and understands.

@@ -25,8 +25,8 @@ use crate::error::{Error, Result};
 /// reordered entry from an edited one); each search hashes the whole chain once.
 const REORDER_SEARCHES: usize = 8;
 
-/// The most columns a chained table has (`steps`: 12), with room for a few more.
-const MAX_COLUMNS: usize = 16;
+use crate::chain::MAX_COLUMNS;
+use crate::verify_lifecycle::{Event, Lifecycle, PrunedRow, erased_leaf};
 
 /// What `verify` is given besides the database.
 #[derive(Clone, Debug, Default)]
@@ -63,6 +63,9 @@ pub enum FindingKind {
     /// The chain no longer passes through a checkpoint: it was rewritten (recomputed)
     /// after the checkpoint was taken, or this is another copy.
     Forked,
+    /// The rows `audit_pruned` lists for a chained pruning are not the ones its event
+    /// committed to (rows deleted and passed off as pruned, say).
+    PruneAltered,
 }
 
 impl FindingKind {
@@ -78,6 +81,7 @@ impl FindingKind {
             FindingKind::ChainMissing => "chain_missing",
             FindingKind::Truncated => "truncated",
             FindingKind::Forked => "forked",
+            FindingKind::PruneAltered => "prune_altered",
         }
     }
 }
@@ -145,6 +149,11 @@ pub struct Report {
     pub events: Vec<(u64, String, String)>,
     /// How each checkpoint given compared.
     pub checkpoints: Vec<CheckpointCheck>,
+    /// Chained rows gone because a chained pruning removed them (not findings).
+    pub pruned_rows: u64,
+    /// Rows whose content a chained erasure replaced, checked against their leaves with
+    /// the content digest it recorded (not findings).
+    pub erased_rows: u64,
 }
 
 fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -232,10 +241,13 @@ pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<Report> {
         })
     };
     let here = size(&conn).map_err(|e| fail("reading the chain", e))?;
+    let (events, pruned) = read_lifecycle(&conn).map_err(|e| fail("reading audit_events", e))?;
+    let lifecycle = verifier.lifecycle(events, pruned);
     let (chain, rows) = std::thread::scope(|scope| {
+        let lifecycle = &lifecycle;
         let reader = scope.spawn(move || {
             let there = size(&rows_conn)?;
-            Ok::<_, rusqlite::Error>((there, read_rows(&rows_conn)?))
+            Ok::<_, rusqlite::Error>((there, read_rows(&rows_conn, lifecycle)?))
         });
         let chain = verifier.read_chain(&conn);
         let rows = reader.join().unwrap_or(Err(rusqlite::Error::InvalidQuery));
@@ -244,10 +256,10 @@ pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<Report> {
     chain.map_err(|e| fail("reading the chain", e))?;
     let rows = match rows {
         Ok((there, rows)) if there == here => rows,
-        _ => read_rows(&conn).map_err(|e| fail("reading the rows", e))?,
+        _ => read_rows(&conn, &lifecycle).map_err(|e| fail("reading the rows", e))?,
     };
     verifier.match_rows(rows);
-    verifier.reconcile();
+    verifier.reconcile(&lifecycle);
     verifier
         .read_events(&conn)
         .map_err(|e| fail("reading audit_events", e))?;
@@ -341,8 +353,8 @@ pub(crate) struct Verifier {
     /// Per chained table (by index): row id → its latest entry. One map per table, so a
     /// row is looked up by its id without building a key.
     latest: Vec<HashMap<String, Latest>>,
-    /// Rows the chain does not know: (table index, row id, leaf).
-    unknown: Vec<(u8, String, [u8; 32])>,
+    /// Rows the chain does not know: (table index, row id, split and whole leaves).
+    unknown: Vec<(u8, String, [[u8; 32]; 2])>,
 }
 
 impl Verifier {
@@ -358,6 +370,8 @@ impl Verifier {
                 open: Vec::new(),
                 events: Vec::new(),
                 checkpoints: Vec::new(),
+                pruned_rows: 0,
+                erased_rows: 0,
             },
             genesis: [0; 32],
             entries: Vec::new(),
@@ -582,11 +596,20 @@ impl Verifier {
             for row in table.rows {
                 let found = self.latest[usize::from(table.index)].get_mut(&row.id);
                 match found {
-                    None => self.unknown.push((table.index, row.id, row.leaf)),
+                    None => self
+                        .unknown
+                        .push((table.index, row.id, [row.split, row.whole])),
                     Some(latest) => {
                         latest.seen = true;
                         let seq = latest.seq;
-                        if latest.leaf != Some(row.leaf) {
+                        let matches =
+                            latest.leaf == Some(row.split) || latest.leaf == Some(row.whole);
+                        let erased = row
+                            .erased
+                            .is_some_and(|(by, leaf)| by > seq && latest.leaf == Some(leaf));
+                        if erased {
+                            self.report.erased_rows += 1;
+                        } else if !matches {
                             if !self.failed_seqs.contains(&seq) {
                                 let detail = format!(
                                     "{name} row {} differs from its version chained at entry {seq}",
@@ -615,7 +638,7 @@ impl Verifier {
     /// Rows the chain does not know and chained rows not found: a row whose leaf is that of
     /// an entry filed under another table or id means the entry was edited; the rest are
     /// inserted and deleted rows.
-    pub(crate) fn reconcile(&mut self) {
+    pub(crate) fn reconcile(&mut self, lifecycle: &Lifecycle) {
         let mut missing: HashMap<[u8; 32], (u64, u8, String)> = HashMap::new();
         let mut deleted: Vec<(u64, u8, String)> = Vec::new();
         for (index, rows) in self.latest.iter().enumerate() {
@@ -628,9 +651,9 @@ impl Verifier {
             }
         }
         let mut explained: HashSet<u64> = HashSet::new();
-        for (table, id, leaf) in std::mem::take(&mut self.unknown) {
+        for (table, id, leaves) in std::mem::take(&mut self.unknown) {
             let name = CHAINED_TABLES[table as usize].name;
-            match missing.get(&leaf) {
+            match leaves.iter().find_map(|leaf| missing.get(leaf)) {
                 Some((seq, _, filed_as)) => {
                     explained.insert(*seq);
                     let seq = *seq;
@@ -655,6 +678,10 @@ impl Verifier {
         deleted.sort();
         for (seq, table, id) in deleted {
             if explained.contains(&seq) {
+                continue;
+            }
+            if lifecycle.pruned.contains_key(&(table, id.clone())) {
+                self.report.pruned_rows += 1;
                 continue;
             }
             let name = CHAINED_TABLES[table as usize].name;
@@ -786,12 +813,72 @@ pub(crate) struct TableRows {
 
 pub(crate) struct RowLeaf {
     pub(crate) id: String,
-    pub(crate) leaf: [u8; 32],
+    /// Its split leaf (what the writer chains), and its whole leaf (what rows chained
+    /// before the split leaf existed have).
+    pub(crate) split: [u8; 32],
+    pub(crate) whole: [u8; 32],
+    /// For a row a chained erasure lists and whose content is tombstoned: that event's
+    /// entry, and the leaf the row had before it was erased.
+    pub(crate) erased: Option<(u64, [u8; 32])>,
     pub(crate) open: bool,
 }
 
+impl RowLeaf {
+    /// A row of the chained table `index`, from its columns in ordinal order.
+    pub(crate) fn of(index: u8, cells: &[Cell<'_>], lifecycle: &Lifecycle) -> RowLeaf {
+        let table = CHAINED_TABLES[usize::from(index)];
+        let id = chain::row_id(cells.first().copied().unwrap_or(Cell::Null));
+        RowLeaf {
+            split: chain::split_leaf(table, cells),
+            whole: chain::leaf(table.name, cells.iter().copied()),
+            erased: erased_leaf(lifecycle, index, &id, cells),
+            open: is_open(table, cells),
+            id,
+        }
+    }
+}
+
+/// The `pruned` and `erased` events, with their chain entries, and the rows
+/// `audit_pruned` lists (a database from before schema 7 has none).
+fn read_lifecycle(conn: &Connection) -> rusqlite::Result<(Vec<Event>, Vec<PrunedRow>)> {
+    let events = conn
+        .prepare(
+            "SELECT max(c.seq), e.id, e.kind, coalesce(e.detail, '') FROM audit_events e \
+             JOIN audit_chain c ON c.table_name = 'audit_events' AND c.row_id = CAST(e.id AS TEXT) \
+             WHERE e.kind IN ('pruned', 'erased') GROUP BY e.id ORDER BY 1",
+        )?
+        .query_map([], |r| {
+            Ok(Event {
+                seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                id: r.get(1)?,
+                kind: r.get(2)?,
+                detail: r.get(3)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let has_pruned: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'audit_pruned'",
+        [],
+        |r| r.get(0),
+    )?;
+    let pruned = if has_pruned == 0 {
+        Vec::new()
+    } else {
+        conn.prepare("SELECT table_name, row_id, event_id FROM audit_pruned")?
+            .query_map([], |r| {
+                Ok(PrunedRow {
+                    table: r.get(0)?,
+                    row_id: r.get(1)?,
+                    event_id: r.get(2)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    Ok((events, pruned))
+}
+
 /// Reads every row of every chained table and recomputes its leaf.
-fn read_rows(conn: &Connection) -> rusqlite::Result<Vec<TableRows>> {
+fn read_rows(conn: &Connection, lifecycle: &Lifecycle) -> rusqlite::Result<Vec<TableRows>> {
     let mut out = Vec::with_capacity(CHAINED_TABLES.len());
     for (index, table) in CHAINED_TABLES.iter().enumerate() {
         let mut stmt = conn.prepare(&table.select(""))?;
@@ -803,12 +890,7 @@ fn read_rows(conn: &Connection) -> rusqlite::Result<Vec<TableRows>> {
             for (i, cell) in all.iter_mut().enumerate().take(width) {
                 *cell = Cell::from(row.get_ref(i)?);
             }
-            let cells = &all[..width];
-            leaves.push(RowLeaf {
-                id: chain::row_id(cells[0]),
-                leaf: chain::leaf(table.name, cells.iter().copied()),
-                open: is_open(table, cells),
-            });
+            leaves.push(RowLeaf::of(index as u8, &all[..width], lifecycle));
         }
         out.push(TableRows {
             index: index as u8,

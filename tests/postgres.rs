@@ -506,7 +506,8 @@ fn two_processes_migrating_an_empty_database_at_once_both_succeed_and_a_newer_sc
     let mut client = db.client();
     assert_eq!(
         count(&mut client, "SELECT count(*) FROM reasonkit_schema"),
-        1
+        reasonkit_audit::postgres::PG_SCHEMA_VERSION,
+        "each migration applied once"
     );
     client
         .batch_execute("INSERT INTO reasonkit_schema (version) VALUES (99)")
@@ -795,7 +796,7 @@ fn a_postgres_url_given_as_the_path_is_the_store_never_a_file_named_like_it() {
     );
     assert_eq!(
         count(&mut db.client(), "SELECT count(*) FROM reasonkit_schema"),
-        1
+        reasonkit_audit::postgres::PG_SCHEMA_VERSION
     );
 }
 

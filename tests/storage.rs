@@ -76,7 +76,8 @@ fn the_schema_has_adr_002_tables_exactly_plus_the_layer_columns() {
     );
     assert_eq!(
         foreign_keys,
-        "decisions|step_id|steps|id\nsteps|parent_step_id|steps|id\nsteps|session_id|sessions|id\n"
+        "audit_pruned|event_id|audit_events|id\ndecisions|step_id|steps|id\n\
+         steps|parent_step_id|steps|id\nsteps|session_id|sessions|id\n"
     );
     let indexes = sqlite3(
         path,
@@ -135,7 +136,7 @@ fn the_schema_version_and_each_migration_are_recorded() {
             "SELECT version || ' ' || name FROM schema_migrations ORDER BY version"
         ),
         "1 0001_initial\n2 0002_layer_columns\n3 0003_process_and_health\n4 0004_search\n\
-         5 0005_audit_chain\n6 0006_deferred_search\n"
+         5 0005_audit_chain\n6 0006_deferred_search\n7 0007_lifecycle\n"
     );
     assert_eq!(sqlite3(&audit.path, "PRAGMA journal_mode").trim(), "wal");
 }

@@ -39,6 +39,13 @@ TABLES = {
     "audit_events": ["id", "recorded_at", "kind", "detail"],
 }
 
+# docs/chain.md, "Split leaf": the ordinals of each table's content columns.
+CONTENT = {"sessions": [4, 6, 7], "steps": [5, 6, 9, 11], "decisions": [3, 4, 5, 7],
+           "audit_health": [], "audit_events": []}
+
+# docs/chain.md, "Erasure": what an erased content column holds.
+TOMBSTONE = {"input_hash": b"erased", "attributes": b"{}"}
+
 ORIGIN_PREFIX = "reasonkit-audit/"
 
 
@@ -75,11 +82,10 @@ class Blob(bytes):
     """A blob."""
 
 
-def leaf_hash(table, values):
-    """SHA-256 of 0x00 ‖ format ‖ len:u32 ‖ table ‖ each non-NULL column."""
-    message = bytearray([0x00, FORMAT])
-    message += length_prefixed(table.encode("utf-8"))
-    for ordinal, value in enumerate(values):
+def encode_columns(pairs):
+    """ordinal:u16 ‖ tag ‖ len:u32 ‖ bytes for each non-NULL (ordinal, value)."""
+    out = bytearray()
+    for ordinal, value in pairs:
         if value is None:
             continue
         if isinstance(value, Text):
@@ -88,7 +94,50 @@ def leaf_hash(table, values):
             tag, data = 4, bytes(value)
         else:
             tag, data = encode_value(value)
-        message += struct.pack(">H", ordinal) + bytes([tag]) + length_prefixed(data)
+        out += struct.pack(">H", ordinal) + bytes([tag]) + length_prefixed(data)
+    return bytes(out)
+
+
+def leaf_hash(table, values):
+    """The whole leaf: SHA-256 of 0x00 ‖ format ‖ len:u32 ‖ table ‖ each non-NULL column."""
+    message = bytes([0x00, FORMAT]) + length_prefixed(table.encode("utf-8"))
+    return sha256(message + encode_columns(enumerate(values)))
+
+
+def content_digest(table, values):
+    """SHA-256 of 0x04 ‖ each non-NULL content column."""
+    content = CONTENT.get(table, [])
+    return sha256(b"\x04" + encode_columns((i, v) for i, v in enumerate(values) if i in content))
+
+
+def split_leaf_hash(table, values, content=None):
+    """The split leaf: SHA-256 of 0x03 ‖ format ‖ len:u32 ‖ table ‖ each non-NULL
+    non-content column ‖ the content digest (the row's own, or one an erasure recorded)."""
+    if content is None:
+        content = content_digest(table, values)
+    kept = CONTENT.get(table, [])
+    message = bytes([0x03, FORMAT]) + length_prefixed(table.encode("utf-8"))
+    message += encode_columns((i, v) for i, v in enumerate(values) if i not in kept)
+    return sha256(message + content)
+
+
+def is_tombstoned(table, values):
+    for i in CONTENT.get(table, []):
+        want = TOMBSTONE.get(TABLES[table][i])
+        value = values[i]
+        if want is None:
+            if value is not None:
+                return False
+        elif not isinstance(value, Text) or bytes(value) != want:
+            return False
+    return True
+
+
+def pruned_digest(rows):
+    """SHA-256 of 0x05 ‖ len:u32 ‖ table ‖ len:u32 ‖ row id, for each pruned row, sorted."""
+    message = bytearray(b"\x05")
+    for table, row_id in sorted((t.encode("utf-8"), r.encode("utf-8")) for t, r in rows):
+        message += length_prefixed(table) + length_prefixed(row_id)
     return sha256(bytes(message))
 
 
@@ -284,6 +333,40 @@ def verify(path, checkpoints=(), keys=()):
         find("chain_missing", None, None, None, "audit_meta has no database_id")
     genesis = genesis_hash(database_id or "")
 
+    # The trail's lifecycle: chained 'pruned' and 'erased' events (docs/chain.md).
+    erased, pruned = {}, {}
+    by_event = {}
+    if "audit_pruned" in names:
+        for table, row_id, event_id in conn.execute(
+                "SELECT table_name, row_id, event_id FROM audit_pruned"):
+            by_event.setdefault(event_id, []).append((row_id_text(table), row_id_text(row_id)))
+    for seq, event_id, kind, detail in conn.execute(
+            "SELECT max(c.seq), e.id, e.kind, coalesce(e.detail, '') FROM audit_events e "
+            "JOIN audit_chain c ON c.table_name = 'audit_events' "
+            "AND c.row_id = CAST(e.id AS TEXT) WHERE e.kind IN ('pruned', 'erased') "
+            "GROUP BY e.id ORDER BY 1"):
+        try:
+            detail = json.loads(row_id_text(detail))
+        except ValueError:
+            continue
+        kind = row_id_text(kind)
+        if kind == "erased":
+            for entry in detail.get("rows", []):
+                try:
+                    erased[(entry[0], entry[1])] = (seq, bytes.fromhex(entry[2]))
+                except (TypeError, ValueError, IndexError):
+                    continue
+        elif kind == "pruned":
+            rows = by_event.pop(event_id, [])
+            if (detail.get("rows") != len(rows)
+                    or detail.get("rows_digest") != pruned_digest(rows).hex()):
+                find("prune_altered", seq, "audit_events", str(event_id),
+                     "the rows audit_pruned lists for the pruning at entry %d (%d) are not "
+                     "the %s it committed to" % (seq, len(rows), detail.get("rows")))
+                continue
+            for key in rows:
+                pruned[key] = seq
+
     latest, links, failed = {}, {}, set()
     expected, previous, head, entries = 1, genesis, genesis, 0
     for seq, table, row_id, leaf, link in conn.execute(
@@ -309,7 +392,7 @@ def verify(path, checkpoints=(), keys=()):
         links[seq] = link
         previous, expected = link, seq + 1
 
-    seen, unknown, open_rows = set(), [], 0
+    seen, unknown, open_rows, erased_rows = set(), [], 0, 0
     counts = {}
     for table, columns in TABLES.items():
         counts[table] = 0
@@ -323,30 +406,43 @@ def verify(path, checkpoints=(), keys=()):
                 elif storage == b"blob":
                     value = Blob(value)
                 values.append(value)
-            leaf = leaf_hash(table, values)
+            leaves = (split_leaf_hash(table, values), leaf_hash(table, values))
             key = (table, row_id_text(values[0]))
             if key not in latest:
-                unknown.append((key, leaf))
+                unknown.append((key, leaves))
                 continue
             seen.add(key)
             seq, stored = latest[key]
-            if stored != leaf and seq not in failed:
+            if stored in leaves:
+                continue
+            if key in erased and is_tombstoned(table, values):
+                by, content = erased[key]
+                if by > seq and stored == split_leaf_hash(table, values, content):
+                    erased_rows += 1
+                    continue
+            if seq not in failed:
                 find("modified", seq, table, key[1],
                      "%s row %s differs from its version chained at entry %d" % (table, key[1], seq))
     missing = {leaf: (seq, key) for key, (seq, leaf) in latest.items() if key not in seen}
     explained = set()
-    for key, leaf in unknown:
-        if leaf in missing:
-            seq, filed = missing[leaf]
+    for key, leaves in unknown:
+        match = next((leaf for leaf in leaves if leaf in missing), None)
+        if match is not None:
+            seq, filed = missing[match]
             explained.add(seq)
             find("entry_edited", seq, key[0], key[1],
                  "entry %d covers %s row %s but is filed under %r" % (seq, key[0], key[1], filed[1]))
         else:
             find("inserted", None, key[0], key[1], "%s row %s is not in the chain" % key)
+    pruned_rows = 0
     for leaf, (seq, key) in sorted(missing.items(), key=lambda kv: kv[1][0]):
-        if seq not in explained:
-            find("deleted", seq, key[0], key[1],
-                 "%s row %s, chained at entry %d, is gone" % (key[0], key[1], seq))
+        if seq in explained:
+            continue
+        if key in pruned:
+            pruned_rows += 1
+            continue
+        find("deleted", seq, key[0], key[1],
+             "%s row %s, chained at entry %d, is gone" % (key[0], key[1], seq))
 
     checks = []
     for note in checkpoints:
@@ -379,7 +475,25 @@ def verify(path, checkpoints=(), keys=()):
         checks.append({"size": size, "time": note["time"], "extended": extended,
                        "signed_by": signed_by})
     return {"intact": not findings, "database_id": database_id, "entries": entries,
-            "rows": counts, "head": head.hex(), "findings": findings, "checkpoints": checks}
+            "rows": counts, "head": head.hex(), "findings": findings, "checkpoints": checks,
+            "pruned_rows": pruned_rows, "erased_rows": erased_rows}
+
+
+def vector_values(case):
+    values = []
+    for cell in case["columns"]:
+        kind = cell["type"]
+        if kind == "null":
+            values.append(None)
+        elif kind == "integer":
+            values.append(int(cell["value"]))
+        elif kind == "real":
+            values.append(struct.unpack(">d", bytes.fromhex(cell["bits"]))[0])
+        elif kind == "text":
+            values.append(Text(cell["value"].encode("utf-8")))
+        elif kind == "blob":
+            values.append(Blob(bytes.fromhex(cell["hex"])))
+    return values
 
 
 def self_test(vectors_path):
@@ -387,23 +501,23 @@ def self_test(vectors_path):
         vectors = json.load(handle)
     failures = 0
     for case in vectors["leaves"]:
-        values = []
-        for cell in case["columns"]:
-            kind = cell["type"]
-            if kind == "null":
-                values.append(None)
-            elif kind == "integer":
-                values.append(int(cell["value"]))
-            elif kind == "real":
-                values.append(struct.unpack(">d", bytes.fromhex(cell["bits"]))[0])
-            elif kind == "text":
-                values.append(Text(cell["value"].encode("utf-8")))
-            elif kind == "blob":
-                values.append(Blob(bytes.fromhex(cell["hex"])))
+        values = vector_values(case)
         got = leaf_hash(case["table"], values).hex()
         if got != case["leaf"]:
             failures += 1
             print("leaf %s: got %s, want %s" % (case["name"], got, case["leaf"]))
+    for case in vectors.get("split_leaves", []):
+        values = vector_values(case)
+        values += [None] * (len(TABLES[case["table"]]) - len(values))
+        got = split_leaf_hash(case["table"], values).hex()
+        if got != case["leaf"] or content_digest(case["table"], values).hex() != case["content"]:
+            failures += 1
+            print("split leaf %s: got %s, want %s" % (case["name"], got, case["leaf"]))
+    if "pruned" in vectors:
+        got = pruned_digest([tuple(r) for r in vectors["pruned"]["rows"]]).hex()
+        if got != vectors["pruned"]["digest"] or pruned_digest([]).hex() != vectors["pruned_empty"]:
+            failures += 1
+            print("pruned digest: got %s" % got)
     for case in vectors["genesis"]:
         got = genesis_hash(case["database_id"]).hex()
         if got != case["genesis"]:
@@ -423,7 +537,8 @@ def self_test(vectors_path):
             failures += 1
             print("ed25519 %s: got %s" % (case["name"], ok))
     total = (len(vectors["leaves"]) + len(vectors["genesis"]) + len(chain["links"])
-             + len(vectors.get("ed25519", [])))
+             + len(vectors.get("ed25519", [])) + len(vectors.get("split_leaves", []))
+             + (1 if "pruned" in vectors else 0))
     print("%d passed, %d failed" % (total - failures, failures))
     return 1 if failures else 0
 
@@ -462,6 +577,9 @@ def main(argv):
         print("database  %s" % paths[0])
         print("chain     %d entries, head %s" % (report.get("entries", 0), report.get("head", "")))
         print("rows      %s" % ", ".join("%s %d" % kv for kv in report.get("rows", {}).items()))
+        if report.get("pruned_rows") or report.get("erased_rows"):
+            print("lifecycle %d rows pruned, %d rows erased, each by a chained event" % (
+                report.get("pruned_rows", 0), report.get("erased_rows", 0)))
         if not checkpoints:
             print("checkpoints none given: a cut tail, a recomputed chain or an older copy "
                   "cannot be detected without one")

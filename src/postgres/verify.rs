@@ -9,9 +9,10 @@ use postgres::{IsolationLevel, Transaction};
 
 use super::images;
 use super::target::{PgTarget, message};
-use crate::chain::{self, CHAINED_TABLES};
+use crate::chain::CHAINED_TABLES;
 use crate::error::{Error, Result};
 use crate::verify::{ChainWalk, Report, RowLeaf, Stored, TableRows, Verifier, VerifyOptions};
+use crate::verify_lifecycle::{Event, Lifecycle, PrunedRow};
 
 /// Verifies the chain of the PostgreSQL store `connection` names (a URL or key=value
 /// string, completed from the PG* variables), and checks it against the checkpoints in
@@ -56,10 +57,12 @@ pub fn verify(connection: &str, options: &VerifyOptions) -> Result<Report> {
         .transpose()
         .map_err(|e| fail("reading audit_meta", e))?;
     verifier.start(id);
+    let (events, pruned) = read_lifecycle(&mut tx).map_err(|e| fail("reading audit_events", e))?;
+    let lifecycle = verifier.lifecycle(events, pruned);
     read_chain(&mut tx, &mut verifier).map_err(|e| fail("reading the chain", e))?;
-    let rows = read_rows(&mut tx).map_err(|e| fail("reading the rows", e))?;
+    let rows = read_rows(&mut tx, &lifecycle).map_err(|e| fail("reading the rows", e))?;
     verifier.match_rows(rows);
-    verifier.reconcile();
+    verifier.reconcile(&lifecycle);
     verifier.report.events = tx
         .query(
             "SELECT c.seq, e.kind, coalesce(e.detail, '') FROM audit_events e \
@@ -108,8 +111,53 @@ fn read_chain(tx: &mut Transaction<'_>, verifier: &mut Verifier) -> Result<(), p
     Ok(())
 }
 
+/// The `pruned` and `erased` events with their chain entries, and `audit_pruned`.
+fn read_lifecycle(
+    tx: &mut Transaction<'_>,
+) -> Result<(Vec<Event>, Vec<PrunedRow>), postgres::Error> {
+    let events = tx
+        .query(
+            "SELECT max(c.seq), e.id, e.kind, coalesce(e.detail, '') FROM audit_events e \
+             JOIN audit_chain c ON c.table_name = 'audit_events' AND c.row_id = e.id::text \
+             WHERE e.kind IN ('pruned', 'erased') GROUP BY e.id ORDER BY 1",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(Event {
+                seq: u64::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0),
+                id: r.try_get(1)?,
+                kind: r.try_get(2)?,
+                detail: r.try_get(3)?,
+            })
+        })
+        .collect::<Result<_, postgres::Error>>()?;
+    // A store of schema version 1 (before pruning existed) has no audit_pruned.
+    let has_pruned: bool = tx
+        .query_one("SELECT to_regclass('audit_pruned') IS NOT NULL", &[])?
+        .get(0);
+    if !has_pruned {
+        return Ok((events, Vec::new()));
+    }
+    let pruned = tx
+        .query("SELECT table_name, row_id, event_id FROM audit_pruned", &[])?
+        .iter()
+        .map(|r| {
+            Ok(PrunedRow {
+                table: r.try_get(0)?,
+                row_id: r.try_get(1)?,
+                event_id: r.try_get(2)?,
+            })
+        })
+        .collect::<Result<_, postgres::Error>>()?;
+    Ok((events, pruned))
+}
+
 /// Every row of every chained table through its image list, with its leaf.
-fn read_rows(tx: &mut Transaction<'_>) -> Result<Vec<TableRows>, postgres::Error> {
+fn read_rows(
+    tx: &mut Transaction<'_>,
+    lifecycle: &Lifecycle,
+) -> Result<Vec<TableRows>, postgres::Error> {
     let mut out = Vec::with_capacity(CHAINED_TABLES.len());
     for (index, (table, image)) in images::CHAINED.iter().enumerate() {
         let sql = format!("SELECT {image} FROM {} AS t", table.name);
@@ -117,11 +165,7 @@ fn read_rows(tx: &mut Transaction<'_>) -> Result<Vec<TableRows>, postgres::Error
         let mut leaves = Vec::new();
         while let Some(row) = rows.next()? {
             let cells = images::cells(&row);
-            leaves.push(RowLeaf {
-                id: chain::row_id(cells.first().copied().unwrap_or(chain::Cell::Null)),
-                leaf: chain::leaf(table.name, cells.iter().copied()),
-                open: crate::verify::is_open(table, &cells),
-            });
+            leaves.push(RowLeaf::of(index as u8, &cells, lifecycle));
         }
         out.push(TableRows {
             index: index as u8,
