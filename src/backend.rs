@@ -86,6 +86,9 @@ pub(crate) trait Backend: Send {
 
     /// The database's id and the chain's head, for a checkpoint.
     fn chain_head(&mut self) -> Result<(String, ChainHead), String>;
+
+    /// Prunes closed sessions older than the cut, chained (the layer's retention).
+    fn prune(&mut self, prune: &crate::prune::Prune) -> Result<crate::prune::PruneReport, String>;
 }
 
 /// A step whose session was written under another id (its given id was taken) follows it.

@@ -106,6 +106,7 @@ pub struct AuditLayerBuilder {
     checkpoint_interval: Duration,
     checkpoint_key: Option<SignerKey>,
     redaction: Redaction,
+    retention: Option<Duration>,
 }
 
 impl Default for AuditLayerBuilder {
@@ -128,6 +129,7 @@ impl Default for AuditLayerBuilder {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             checkpoint_key: None,
             redaction: Redaction::default(),
+            retention: None,
         }
     }
 }
@@ -270,6 +272,15 @@ impl AuditLayerBuilder {
         self
     }
 
+    /// Keeps closed sessions for `keep`, then prunes them with their steps and decisions:
+    /// the writer checks when idle, at most once an hour, and each pruning is a chained
+    /// `pruned` event, so `verify` still passes (see [`prune`](crate::prune)). Running
+    /// sessions are never pruned. Default: keep everything.
+    pub fn retention(mut self, keep: Duration) -> Self {
+        self.retention = Some(keep);
+        self
+    }
+
     /// Opens (creating and migrating if needed) the database and starts the writer thread.
     ///
     /// # Errors
@@ -326,6 +337,7 @@ impl AuditLayerBuilder {
             max_batch: self.max_batch,
             store_inputs: self.store_inputs,
             redaction: self.redaction,
+            retention: self.retention,
             identity,
             busy_timeout: self.busy_timeout,
             checkpoints: self.checkpoints.map(|path| CheckpointConfig {

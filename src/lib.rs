@@ -153,6 +153,7 @@ mod layer;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod process;
+mod prune;
 mod record;
 pub mod redaction;
 mod rows;
@@ -181,6 +182,7 @@ pub use fields::TRUNCATION_MARKER;
 pub use guard::AuditGuard;
 pub use health::AuditStats;
 pub use layer::AuditLayer;
+pub use prune::{Prune, PruneReport, prune};
 pub use redaction::Redaction;
 pub use rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
 pub use store::{SCHEMA_VERSION, chain_head, migrate, open_read_only};

@@ -41,6 +41,22 @@ pub(crate) const CHUNK_ROWS: i64 = 4_096;
 /// not idle, so that searching the unindexed tail stays cheap under sustained load.
 pub(crate) const MAX_BACKLOG: u64 = 65_536;
 
+/// Rebuilds both indexes from their tables and sets the marks past every row: after a
+/// full `VACUUM`, which may give the rows new rowids.
+pub(crate) fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    for indexed in &INDEXED {
+        tx.execute_batch(&format!(
+            "INSERT INTO {fts} ({fts}) VALUES ('rebuild'); \
+             UPDATE search_index_state SET indexed_rowid = \
+             (SELECT coalesce(max(rowid), 0) FROM {table}) WHERE name = '{table}';",
+            fts = indexed.fts,
+            table = indexed.table
+        ))?;
+    }
+    tx.commit()
+}
+
 /// Indexes up to [`CHUNK_ROWS`] rows of each table past its mark, in one transaction.
 /// Returns whether rows remain past the marks.
 pub(crate) fn index_chunk(conn: &Connection) -> rusqlite::Result<bool> {

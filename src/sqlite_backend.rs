@@ -9,6 +9,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::backend::{self, Backend, Batch, Committed, Op};
 use crate::chain::{self, ChainHead, Leaf};
+use crate::prune::{Prune, PruneReport};
 use crate::record::Kind;
 use crate::rows::Row;
 use crate::statements::{self, RowWrite};
@@ -48,6 +49,15 @@ impl Backend for SqliteBackend {
         let id = chain::database_id(&self.conn).map_err(|e| e.to_string())?;
         let head = chain::head(&self.conn).map_err(|e| e.to_string())?;
         Ok((id.unwrap_or_default(), head))
+    }
+
+    fn prune(&mut self, prune: &Prune) -> Result<PruneReport, String> {
+        let report = crate::prune::prune_in(&self.conn, prune).map_err(|e| e.to_string())?;
+        if report.sessions > 0 {
+            // Pages back to the file system; the WAL is folded in by the usual checkpoints.
+            crate::prune::reclaim(&self.conn, false, false).map_err(|e| e.to_string())?;
+        }
+        Ok(report)
     }
 }
 

@@ -34,6 +34,10 @@ use crate::redaction::{Redaction, Redactor};
 use crate::rows::{self, Row};
 use crate::search_index;
 
+/// How often the writer prunes for a retention: the cut moves slowly, and each pruning
+/// is a chained event.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3_600);
+
 /// How often the writer looks at the queue while it gathers a batch.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -56,6 +60,8 @@ pub(crate) struct WriterConfig {
     pub(crate) store_inputs: bool,
     /// What the writer removes from values as it receives them.
     pub(crate) redaction: Redaction,
+    /// How long closed sessions are kept before the writer prunes them, if it does.
+    pub(crate) retention: Option<Duration>,
     pub(crate) identity: Identity,
     /// How long one attempt may wait for a lock: at shutdown, no attempt is started that
     /// could end after the guard's deadline.
@@ -80,6 +86,7 @@ pub(crate) fn spawn(
             Writer {
                 checkpoints: config.checkpoints.clone().map(CheckpointLog::new),
                 redactor: Redactor::new(&config.redaction),
+                pruned_at: None,
                 chain_size: None,
                 // Rows a crashed writer left unindexed are indexed when this one is idle.
                 search_pending: true,
@@ -119,6 +126,8 @@ struct Writer {
     health_of_batch: Option<AuditStats>,
     /// Removes secrets from each record as it arrives, before anything is built from it.
     redactor: Redactor,
+    /// When the writer last pruned for the retention (`None`: not yet).
+    pruned_at: Option<Instant>,
     /// Ids whose close was dropped before their opening reached the writer, with the
     /// batches they have waited.
     lost_closes: HashMap<AuditId, u8>,
@@ -155,6 +164,7 @@ impl Writer {
                     if self.search_pending {
                         self.index_search();
                     }
+                    self.prune_if_due();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -191,6 +201,30 @@ impl Writer {
             self.index_search();
         }
         self.checkpoint_if_due(true);
+    }
+
+    /// Prunes for the retention, when one is set and an hour has passed since the last
+    /// time (or none has). A failure is a write error, tried again an hour later.
+    fn prune_if_due(&mut self) {
+        let Some(keep) = self.config.retention else {
+            return;
+        };
+        if self
+            .pruned_at
+            .is_some_and(|at| at.elapsed() < PRUNE_INTERVAL)
+        {
+            return;
+        }
+        self.pruned_at = Some(Instant::now());
+        let Some(cut) = std::time::SystemTime::now().checked_sub(keep) else {
+            return;
+        };
+        let prune = crate::prune::Prune::before(cut)
+            .reason(format!("retention: keep {} s", keep.as_secs()));
+        if let Err(error) = self.backend.prune(&prune) {
+            self.health
+                .record_write_error(format!("pruning for the retention failed: {error}"));
+        }
     }
 
     /// Indexes one chunk of the rows past the search index's marks. A failure is reported

@@ -1232,3 +1232,71 @@ fn statements_prepared_before_a_schema_change_are_prepared_again() {
     assert_eq!(count(&mut client, "SELECT count(*) FROM steps"), 2);
     assert_intact(&db);
 }
+
+#[test]
+fn pruning_a_postgres_store_keeps_it_verifiable_and_a_deletion_passed_off_is_found() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for i in 0..200 {
+            info_span!("session", id = format!("pg-old-{i:03}")).in_scope(|| {
+                info_span!("step", module = "gigathink").in_scope(|| {
+                    tracing::info!(name: "decision", decision_type = "branch", chosen_option = "a");
+                });
+            });
+        }
+    });
+    guard.shutdown().unwrap();
+    let mut client = db.client();
+    let cut: String = client
+        .query_one(
+            "SELECT to_char(ended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') \
+             FROM sessions ORDER BY ended_at OFFSET 100 LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let expected = count(
+        &mut client,
+        &format!("SELECT count(*) FROM sessions WHERE ended_at < ('{cut}' || '+00')::timestamptz"),
+    );
+    let dry = reasonkit_audit::postgres::prune(
+        &db.conninfo(),
+        &reasonkit_audit::Prune::before_text(cut.clone()).dry_run(true),
+    )
+    .unwrap();
+    assert_eq!(dry.sessions as i64, expected);
+    assert_eq!(count(&mut client, "SELECT count(*) FROM sessions"), 200);
+    let report = reasonkit_audit::postgres::prune(
+        &db.conninfo(),
+        &reasonkit_audit::Prune::before_text(cut).reason("pg retention"),
+    )
+    .unwrap();
+    assert_eq!(report.sessions as i64, expected);
+    assert_eq!(report.steps, report.sessions);
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM sessions"),
+        200 - expected
+    );
+    let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert!(verified.is_intact(), "{:?}", verified.findings);
+    assert_eq!(verified.pruned_rows as i64, expected * 3);
+
+    // A step deleted and listed as pruned: the event's digest no longer holds.
+    client
+        .batch_execute(
+            "WITH victim AS (SELECT session_id, id FROM steps ORDER BY id LIMIT 1), \
+             gone_d AS (DELETE FROM decisions d USING victim v WHERE d.step_id = v.id RETURNING d.id), \
+             listed AS (INSERT INTO audit_pruned SELECT 'decisions', id, \
+                 (SELECT id FROM audit_events WHERE kind = 'pruned') FROM gone_d) \
+             SELECT 1",
+        )
+        .unwrap();
+    let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    let kinds: Vec<&str> = verified.findings.iter().map(|f| f.kind.as_str()).collect();
+    assert!(kinds.contains(&"prune_altered"), "{kinds:?}");
+    assert!(kinds.contains(&"deleted"), "{kinds:?}");
+}

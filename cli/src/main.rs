@@ -15,6 +15,7 @@ mod db;
 mod export;
 mod import;
 mod output;
+mod prune;
 mod search;
 mod sessions;
 mod show;
@@ -70,6 +71,8 @@ enum Command {
     Checkpoint(checkpoint::Args),
     /// Make an Ed25519 key pair for signing checkpoints
     Keygen(checkpoint::KeygenArgs),
+    /// Delete closed sessions older than a cut (chained, so verify still passes)
+    Prune(prune::Args),
     /// Copy the live database to a new file, consistently (never `cp` a live WAL
     /// database), then check the copy's pages and verify its chain
     Backup(backup::Args),
@@ -158,6 +161,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
                                               (pg_dump, pg_basebackup)"
             .into()),
         (Command::Backup(args), None) => backup::run(&path, &args),
+        (Command::Prune(args), _) => prune::run(&path, &args),
     }
 }
 

@@ -93,8 +93,17 @@ fn print_report(report: &Report, options: &VerifyOptions) {
         .map(|(table, n)| format!("{table} {n}"))
         .collect();
     println!("rows         {}", rows.join(", "));
+    if report.pruned_rows > 0 || report.erased_rows > 0 {
+        println!(
+            "lifecycle    {} rows pruned, {} rows erased, each accounted for by a chained event",
+            report.pruned_rows, report.erased_rows
+        );
+    }
     for (seq, kind, detail) in &report.events {
-        println!("event        entry {seq}: {kind} {detail}");
+        println!(
+            "event        entry {seq}: {kind} {}",
+            event_summary(kind, detail)
+        );
     }
     if !report.open.is_empty() {
         let listed: Vec<String> = report
@@ -158,4 +167,34 @@ fn print_report(report: &Report, options: &VerifyOptions) {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An event's detail as printed: a pruning or an erasure by what it says, without the
+/// long lists and digests it commits to (those are in `--json`).
+fn event_summary(kind: &str, detail: &str) -> String {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(detail) else {
+        return detail.to_owned();
+    };
+    match kind {
+        "pruned" => format!(
+            "{} sessions, {} steps, {} decisions that ended before {} ({}){}",
+            value["sessions"],
+            value["steps"],
+            value["decisions"],
+            value["before"].as_str().unwrap_or("?"),
+            value["reason"].as_str().unwrap_or(""),
+            value["archive"]["sha256"]
+                .as_str()
+                .map(|h| format!("; archive sha256 {h}"))
+                .unwrap_or_default()
+        ),
+        "erased" => format!(
+            "{} rows of {} sessions, by {} ({})",
+            value["rows"].as_array().map_or(0, Vec::len),
+            value["sessions"],
+            value["selector"].as_str().unwrap_or("?"),
+            value["reason"].as_str().unwrap_or("")
+        ),
+        _ => detail.to_owned(),
+    }
 }

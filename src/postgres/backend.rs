@@ -131,6 +131,12 @@ impl Backend for PgBackend {
         Ok(false)
     }
 
+    fn prune(&mut self, prune: &crate::prune::Prune) -> Result<crate::prune::PruneReport, String> {
+        self.with_client("pruning", |connection| {
+            super::prune::prune_in(connection, prune)
+        })
+    }
+
     fn chain_head(&mut self) -> Result<(String, ChainHead), String> {
         self.with_client("reading the chain head", |connection| {
             let mut tx = connection.begin()?;

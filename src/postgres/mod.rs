@@ -8,6 +8,7 @@
 //! - `connection.rs`: a writing connection and the statements prepared on it.
 //! - `statements.rs`: the set-based statements and the chain's append.
 //! - `backend.rs`: the writer's batches as set-based, idempotent transactions.
+//! - `prune.rs`: retention, as for a SQLite file.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
 //! - [`import()`]: per-user SQLite files copied into the shared store.
 
@@ -15,6 +16,7 @@ pub(crate) mod backend;
 mod connection;
 pub(crate) mod images;
 mod import;
+mod prune;
 pub(crate) mod schema;
 pub(crate) mod statements;
 pub(crate) mod target;
@@ -69,4 +71,25 @@ pub fn migrate(connection: &str) -> Result<(i64, i64)> {
         .connect()
         .map_err(|message| Error::Postgres { message })?;
     schema::migrate(&mut client, &target.to_string()).map_err(|message| Error::Postgres { message })
+}
+
+/// Prunes the PostgreSQL store `connection` names, as [`crate::prune`] does a file:
+/// closed sessions older than the cut, with their steps and decisions, after a chained
+/// `pruned` event (PostgreSQL gives the space back itself, by autovacuum).
+///
+/// # Errors
+/// [`Error::Postgres`] when the store cannot be reached or migrated, or the pruning fails
+/// (nothing is then changed).
+pub fn prune(connection: &str, prune: &crate::Prune) -> Result<crate::PruneReport> {
+    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let mut writing = connection::Writing::new(
+        target
+            .connect()
+            .map_err(|message| Error::Postgres { message })?,
+    );
+    schema::migrate(writing.client(), &target.to_string())
+        .map_err(|message| Error::Postgres { message })?;
+    prune::prune_in(&mut writing, prune).map_err(|e| Error::Postgres {
+        message: format!("cannot prune PostgreSQL {target}: {}", target::message(&e)),
+    })
 }

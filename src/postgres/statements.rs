@@ -44,6 +44,17 @@ pub(crate) fn stored_head(tx: &mut Tx<'_>, database_id: &str) -> PgResult<(u64, 
     })
 }
 
+/// Takes the chain lock until COMMIT, and reads the chain's head under it.
+pub(crate) fn lock_chain(tx: &mut Tx<'_>) -> PgResult<crate::chain::ChainHead> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])?;
+    let id = database_id(tx)?;
+    let (size, hash) = stored_head(tx, &id)?;
+    Ok(crate::chain::ChainHead {
+        size,
+        hash: hash.try_into().unwrap_or([0; 32]),
+    })
+}
+
 /// Appends `leaves` after the chain's head, holding the chain lock until COMMIT.
 pub(crate) fn append(tx: &mut Tx<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> {
     if leaves.is_empty() {
