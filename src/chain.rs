@@ -489,6 +489,32 @@ pub(crate) fn append(
     }))
 }
 
+/// Inserts an `audit_events` row of `kind` and chains it, inside the caller's write
+/// transaction; the event's id and its chain entry.
+pub(crate) fn append_event(
+    conn: &Connection,
+    kind: &str,
+    detail: &str,
+    at: &str,
+) -> rusqlite::Result<(i64, Option<u64>)> {
+    conn.execute(
+        "INSERT INTO audit_events (recorded_at, kind, detail) VALUES (?1, ?2, ?3)",
+        (at, kind, detail),
+    )?;
+    let event = conn.last_insert_rowid();
+    let leaf = Leaf::of(
+        &AUDIT_EVENTS,
+        event.to_string(),
+        [
+            Cell::Integer(event),
+            Cell::text(at),
+            Cell::text(kind),
+            Cell::text(detail),
+        ],
+    );
+    Ok((event, append(conn, &[leaf], at)?.map(|h| h.size)))
+}
+
 /// The leaf of a row as it stands in the file (for rows changed by a statement whose
 /// result the writer did not compute itself, e.g. marking sessions interrupted).
 pub(crate) fn leaf_of_stored_row(

@@ -183,6 +183,15 @@ pub enum Error {
         message: String,
     },
 
+    /// An erasure was refused, and nothing was changed.
+    #[error("not erasing in {path}: {message}")]
+    Erase {
+        /// The database.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+
     /// A backup could not be made, or the copy did not check out (and was removed).
     #[error("cannot back up {source_path} to {dest}: {message}")]
     Backup {

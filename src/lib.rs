@@ -144,6 +144,7 @@ mod chain;
 mod checkpoint;
 mod checkpoint_log;
 mod context;
+mod erase;
 mod error;
 mod fields;
 mod guard;
@@ -177,6 +178,7 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, NoteSignature, ORIGIN_PREFIX, SignerKey, VerifierKey,
 };
 pub use context::current_session_id;
+pub use erase::{Erase, EraseReport, erase};
 pub use error::{Error, Result};
 pub use fields::TRUNCATION_MARKER;
 pub use guard::AuditGuard;

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use rusqlite::{Connection, TransactionBehavior};
 use serde_json::json;
 
-use crate::chain::{self, Cell, Leaf};
+use crate::chain;
 use crate::error::{Error, Result};
 use crate::process::Identity;
 use crate::rows;
@@ -240,22 +240,8 @@ pub(crate) fn prune_in(conn: &Connection, prune: &Prune) -> rusqlite::Result<Pru
     let head = chain::head(&tx)?;
     let detail = event_detail(prune, &report, &mut pruned, &head);
     let at = rows::timestamp(SystemTime::now());
-    tx.execute(
-        "INSERT INTO audit_events (recorded_at, kind, detail) VALUES (?1, 'pruned', ?2)",
-        (&at, &detail),
-    )?;
-    let event = tx.last_insert_rowid();
-    let leaf = Leaf::of(
-        &chain::AUDIT_EVENTS,
-        event.to_string(),
-        [
-            Cell::Integer(event),
-            Cell::text(&at),
-            Cell::text("pruned"),
-            Cell::text(&detail),
-        ],
-    );
-    report.event_seq = chain::append(&tx, &[leaf], &at)?.map(|h| h.size);
+    let (event, seq) = chain::append_event(&tx, "pruned", &detail, &at)?;
+    report.event_seq = seq;
     {
         let mut list = tx.prepare(
             "INSERT INTO audit_pruned (table_name, row_id, event_id) VALUES (?1, ?2, ?3)",

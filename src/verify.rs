@@ -602,12 +602,16 @@ impl Verifier {
                     Some(latest) => {
                         latest.seen = true;
                         let seq = latest.seq;
-                        let matches =
-                            latest.leaf == Some(row.split) || latest.leaf == Some(row.whole);
-                        let erased = row
-                            .erased
-                            .is_some_and(|(by, leaf)| by > seq && latest.leaf == Some(leaf));
-                        if erased {
+                        // A row an erasure chained after its latest entry must be erased:
+                        // its content tombstoned and the rest as chained.
+                        let erased = row.erased.filter(|(by, _)| *by > seq);
+                        let matches = match erased {
+                            Some((_, leaf)) => leaf.is_some() && latest.leaf == leaf,
+                            None => {
+                                latest.leaf == Some(row.split) || latest.leaf == Some(row.whole)
+                            }
+                        };
+                        if matches && erased.is_some() {
                             self.report.erased_rows += 1;
                         } else if !matches {
                             if !self.failed_seqs.contains(&seq) {
@@ -817,9 +821,9 @@ pub(crate) struct RowLeaf {
     /// before the split leaf existed have).
     pub(crate) split: [u8; 32],
     pub(crate) whole: [u8; 32],
-    /// For a row a chained erasure lists and whose content is tombstoned: that event's
-    /// entry, and the leaf the row had before it was erased.
-    pub(crate) erased: Option<(u64, [u8; 32])>,
+    /// For a row a chained erasure lists: that event's entry, and (when its content is
+    /// tombstoned) the leaf the row had before it was erased.
+    pub(crate) erased: Option<(u64, Option<[u8; 32]>)>,
     pub(crate) open: bool,
 }
 

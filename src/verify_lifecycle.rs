@@ -122,16 +122,17 @@ impl Verifier {
     }
 }
 
-/// The leaf a row erased by `lifecycle` must have had, if it is listed as erased and its
-/// content columns hold the tombstones.
+/// For a row a chained erasure lists: that event's entry, and — when its content columns
+/// hold the tombstones — the leaf it must have had before it was erased.
 pub(crate) fn erased_leaf(
     lifecycle: &Lifecycle,
     index: u8,
     id: &str,
     cells: &[chain::Cell<'_>],
-) -> Option<(u64, Hash)> {
+) -> Option<(u64, Option<Hash>)> {
     let (seq, content) = lifecycle.erased.get(&(index, id.to_owned()))?;
     let table = CHAINED_TABLES.get(usize::from(index))?;
-    chain::is_tombstoned(table, cells)
-        .then(|| (*seq, chain::split_leaf_with(table, cells, content)))
+    let leaf =
+        chain::is_tombstoned(table, cells).then(|| chain::split_leaf_with(table, cells, content));
+    Some((*seq, leaf))
 }

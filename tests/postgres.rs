@@ -1300,3 +1300,73 @@ fn pruning_a_postgres_store_keeps_it_verifiable_and_a_deletion_passed_off_is_fou
     assert!(kinds.contains(&"prune_altered"), "{kinds:?}");
     assert!(kinds.contains(&"deleted"), "{kinds:?}");
 }
+
+#[test]
+fn erasing_in_a_postgres_store_replaces_the_content_and_verify_checks_the_rest() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .store_inputs(true)
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for (id, user) in [("pg-alice", "u-1"), ("pg-bob", "u-2")] {
+            info_span!(
+                "session",
+                id,
+                user_id = user,
+                input = "my personal question"
+            )
+            .in_scope(|| {
+                info_span!(
+                    "step",
+                    module = "gigathink",
+                    input_summary = "personal note"
+                )
+                .in_scope(|| {
+                    tracing::info!(name: "decision", decision_type = "branch",
+                                rationale = "personal reasons");
+                });
+            });
+        }
+    });
+    guard.shutdown().unwrap();
+    let report = reasonkit_audit::postgres::erase(
+        &db.conninfo(),
+        &reasonkit_audit::Erase::attribute("user_id", "u-1").reason("request 9"),
+    )
+    .unwrap();
+    assert_eq!((report.sessions, report.rows), (1, 3));
+    let mut client = db.client();
+    let row = client
+        .query_one(
+            "SELECT s.input_hash, s.input IS NULL, s.attributes::text, st.input_summary IS NULL, \
+             d.rationale IS NULL, st.module FROM sessions s JOIN steps st ON st.session_id = s.id \
+             JOIN decisions d ON d.session_id = s.id WHERE s.id = 'pg-alice'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "erased");
+    assert!(row.get::<_, bool>(1) && row.get::<_, bool>(3) && row.get::<_, bool>(4));
+    assert_eq!(row.get::<_, String>(2), "{}");
+    assert_eq!(row.get::<_, String>(5), "gigathink", "structure stays");
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM steps WHERE input_summary = 'personal note'"
+        ),
+        1,
+        "the other session keeps its content"
+    );
+    let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert!(verified.is_intact(), "{:?}", verified.findings);
+    assert_eq!(verified.erased_rows, 3);
+
+    // A change to an erased row's structure is still found.
+    client
+        .batch_execute("UPDATE steps SET module = 'forged' WHERE session_id = 'pg-alice'")
+        .unwrap();
+    let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert_eq!(verified.findings.len(), 1, "{:?}", verified.findings);
+    assert_eq!(verified.findings[0].kind.as_str(), "modified");
+}

@@ -413,13 +413,15 @@ def verify(path, checkpoints=(), keys=()):
                 continue
             seen.add(key)
             seq, stored = latest[key]
-            if stored in leaves:
-                continue
-            if key in erased and is_tombstoned(table, values):
-                by, content = erased[key]
-                if by > seq and stored == split_leaf_hash(table, values, content):
+            by, content = erased.get(key, (0, None))
+            if by > seq:
+                # Erased after its latest entry: content tombstoned, the rest as chained.
+                if is_tombstoned(table, values) and stored == split_leaf_hash(
+                        table, values, content):
                     erased_rows += 1
                     continue
+            elif stored in leaves:
+                continue
             if seq not in failed:
                 find("modified", seq, table, key[1],
                      "%s row %s differs from its version chained at entry %d" % (table, key[1], seq))

@@ -12,6 +12,7 @@ mod backup;
 mod checkpoint;
 mod datasette;
 mod db;
+mod erase;
 mod export;
 mod import;
 mod output;
@@ -71,6 +72,9 @@ enum Command {
     Checkpoint(checkpoint::Args),
     /// Make an Ed25519 key pair for signing checkpoints
     Keygen(checkpoint::KeygenArgs),
+    /// Erase a person's data: the content of a session's rows (chained, so verify checks
+    /// that nothing else changed)
+    Erase(erase::Args),
     /// Delete closed sessions older than a cut (chained, so verify still passes)
     Prune(prune::Args),
     /// Copy the live database to a new file, consistently (never `cp` a live WAL
@@ -162,6 +166,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
             .into()),
         (Command::Backup(args), None) => backup::run(&path, &args),
         (Command::Prune(args), _) => prune::run(&path, &args),
+        (Command::Erase(args), _) => erase::run(&path, &args),
     }
 }
 

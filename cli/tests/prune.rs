@@ -7,47 +7,15 @@
 //! passed off as pruned, are each still found.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use sha2::Digest;
+mod common;
+
+use common::{python_verify, run, sqlite3, text};
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_reasonkit-audit");
 const SESSIONS: u64 = 10_000;
-
-fn run(db: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn sqlite3(db: &Path, sql: &str) -> String {
-    let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn python_verify(db: &Path) -> Output {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/verify_chain.py");
-    Command::new("python3")
-        .arg(script)
-        .arg(db)
-        .output()
-        .unwrap()
-}
 
 fn bytes(db: &Path) -> u64 {
     let mut wal = PathBuf::from(db);

@@ -8,12 +8,13 @@
 //! - `connection.rs`: a writing connection and the statements prepared on it.
 //! - `statements.rs`: the set-based statements and the chain's append.
 //! - `backend.rs`: the writer's batches as set-based, idempotent transactions.
-//! - `prune.rs`: retention, as for a SQLite file.
+//! - `prune.rs`, `erase.rs`: retention and erasure, as for a SQLite file.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
 //! - [`import()`]: per-user SQLite files copied into the shared store.
 
 pub(crate) mod backend;
 mod connection;
+mod erase;
 pub(crate) mod images;
 mod import;
 mod prune;
@@ -82,6 +83,45 @@ pub fn migrate(connection: &str) -> Result<(i64, i64)> {
 /// (nothing is then changed).
 pub fn prune(connection: &str, prune: &crate::Prune) -> Result<crate::PruneReport> {
     let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let mut writing = writing(&target)?;
+    prune::prune_in(&mut writing, prune).map_err(|e| Error::Postgres {
+        message: format!("cannot prune PostgreSQL {target}: {}", target::message(&e)),
+    })
+}
+
+/// Erases sessions from the PostgreSQL store `connection` names, as [`crate::erase`] does
+/// in a file. PostgreSQL keeps the updated rows' old versions until `VACUUM` (and in WAL
+/// archives and backups for as long as they are kept).
+///
+/// # Errors
+/// [`Error::Erase`] when the erasure is refused (nothing changed), [`Error::Postgres`] when
+/// the store cannot be reached or the erasure fails.
+pub fn erase(connection: &str, erase: &crate::Erase) -> Result<crate::EraseReport> {
+    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let refuse = |message: String| Error::Erase {
+        path: target.to_string().into(),
+        message,
+    };
+    if erase.reason.trim().is_empty() {
+        return Err(refuse(
+            "give the reason for the record (--reason: the request's reference)".into(),
+        ));
+    }
+    let mut writing = writing(&target)?;
+    match erase::erase_in(&mut writing, erase) {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(message)) => Err(refuse(message)),
+        Err(e) => Err(Error::Postgres {
+            message: format!(
+                "cannot erase in PostgreSQL {target}: {}",
+                target::message(&e)
+            ),
+        }),
+    }
+}
+
+/// A writing connection to `target`, its schema brought up to date.
+fn writing(target: &PgTarget) -> Result<connection::Writing> {
     let mut writing = connection::Writing::new(
         target
             .connect()
@@ -89,7 +129,5 @@ pub fn prune(connection: &str, prune: &crate::Prune) -> Result<crate::PruneRepor
     );
     schema::migrate(writing.client(), &target.to_string())
         .map_err(|message| Error::Postgres { message })?;
-    prune::prune_in(&mut writing, prune).map_err(|e| Error::Postgres {
-        message: format!("cannot prune PostgreSQL {target}: {}", target::message(&e)),
-    })
+    Ok(writing)
 }
