@@ -32,7 +32,11 @@ use crate::rows;
 /// ```
 /// # let dir = tempfile::tempdir()?;
 /// # let db = dir.path().join("audit.db");
-/// # let (_layer, guard) = reasonkit_audit::AuditLayer::builder().path(&db).build()?;
+/// # use tracing_subscriber::prelude::*;
+/// # let (layer, guard) = reasonkit_audit::AuditLayer::builder().path(&db).build()?;
+/// # tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+/// #     tracing::info_span!("session", user_id = "u-4711").in_scope(|| {});
+/// # });
 /// # guard.shutdown()?;
 /// use reasonkit_audit::Erase;
 /// let report = reasonkit_audit::erase(
