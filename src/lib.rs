@@ -11,6 +11,12 @@
 //! `synchronous=NORMAL`. By default nothing is ever dropped: when the queue is full the
 //! instrumented thread waits.
 //!
+//! The trail's lifecycle, for both stores: secrets are redacted on the writer thread before
+//! anything is written ([`Redaction`], on by default); closed sessions past a retention are
+//! pruned ([`prune`], [`AuditLayerBuilder::retention`]) and a person's data erased
+//! ([`erase`]), each after a chained event that lets [`verify`] still check everything
+//! else; and a live file is copied consistently with [`backup`].
+//!
 //! With the `postgres` feature the same layer writes one PostgreSQL database shared by
 //! many processes on many hosts instead ([`AuditLayerBuilder::postgres`], or
 //! `REASONKIT_AUDIT_DB=postgres://…`); see the `postgres` module and
