@@ -10,10 +10,14 @@
 //! apart from rows deleted behind the trail's back (docs/chain.md, "Pruning"). Running
 //! sessions are never pruned.
 //!
-//! Space: a database created by this release has `auto_vacuum = INCREMENTAL`, and a
-//! pruning gives the freed pages back to the file system. An older one is compacted by
-//! [`Prune::vacuum`], which also rebuilds the search index (a full `VACUUM` may renumber
-//! the rowids it is keyed on).
+//! Space: the pages a pruning frees go on the file's free list, and the writer fills them
+//! before it grows the file again, so a trail pruned on a schedule stops growing at the
+//! size of what it keeps. [`Prune::vacuum`] gives them back to the file system as well,
+//! with a full `VACUUM` (and a rebuild of the search index, whose rowids it may renumber).
+//! `auto_vacuum = INCREMENTAL` would give them back at every pruning, but it cost the
+//! writer 5% of its rows per second (the pointer-map pages it keeps on every write), so
+//! files are not created with it; one that has it (set by its owner) is vacuumed
+//! incrementally after each pruning.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -95,9 +99,9 @@ impl Prune {
         self
     }
 
-    /// After pruning, compact the file with a full `VACUUM` and rebuild the search index:
-    /// for databases created before `auto_vacuum` was on (it holds a write lock on the
-    /// file for as long as it runs).
+    /// After pruning, give the freed pages back to the file system: a full `VACUUM`, then
+    /// the search index rebuilt. It holds the write lock for as long as it runs, so writers
+    /// wait (and retry) meanwhile.
     pub fn vacuum(mut self, vacuum: bool) -> Self {
         self.vacuum = vacuum;
         self

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexSet};
 
 use crate::fields::{FieldValue, Fields};
 
@@ -206,9 +206,13 @@ pub(crate) struct Redactor {
     names: Vec<String>,
     patterns: Vec<(String, Regex)>,
     named_secret: Option<Regex>,
+    /// Every pattern (and the named-secret one) in one automaton: a text that none of them
+    /// matches, nearly every text, is scanned once.
+    any: Option<RegexSet>,
     function: Option<Arc<RedactFn>>,
-    /// Field name → the rule it matches, if any: judged once per distinct name.
-    judged: HashMap<&'static str, Option<Arc<str>>>,
+    /// Field name (by the address and length of its `&'static str`) → the rule it
+    /// matches, if any: judged once per distinct name, looked up without hashing its text.
+    judged: HashMap<(usize, usize), Option<Arc<str>>>,
     /// Replacements since [`Redactor::take_count`] was last called.
     count: u64,
 }
@@ -229,10 +233,18 @@ impl Redactor {
             }
         }
         patterns.extend(config.patterns.iter().cloned());
+        let any = RegexSet::new(
+            patterns
+                .iter()
+                .map(|(_, r)| r.as_str())
+                .chain(named_secret.as_ref().map(Regex::as_str)),
+        )
+        .ok();
         Redactor {
             names,
             patterns,
             named_secret,
+            any,
             function: config.function.clone(),
             judged: HashMap::new(),
             count: 0,
@@ -248,7 +260,7 @@ impl Redactor {
     fn secret_name(&mut self, name: &'static str) -> Option<Arc<str>> {
         let names = &self.names;
         self.judged
-            .entry(name)
+            .entry((name.as_ptr() as usize, name.len()))
             .or_insert_with(|| {
                 let lower = name.to_lowercase();
                 names
@@ -307,7 +319,8 @@ impl Redactor {
     fn text(&mut self, name: &str, text: &str) -> Option<String> {
         let mut current: Option<String> = None;
         let mut replaced = 0;
-        for (rule, regex) in &self.patterns {
+        let scan = self.any.as_ref().is_none_or(|any| any.is_match(text));
+        for (rule, regex) in self.patterns.iter().filter(|_| scan) {
             let source = current.as_deref().unwrap_or(text);
             if !regex.is_match(source) {
                 continue;
@@ -327,7 +340,7 @@ impl Redactor {
                 current = Some(out);
             }
         }
-        if let Some(regex) = &self.named_secret {
+        if let Some(regex) = self.named_secret.as_ref().filter(|_| scan) {
             let source = current.as_deref().unwrap_or(text);
             if regex.is_match(source) {
                 let mut n = 0;

@@ -101,14 +101,6 @@ pub(crate) fn open_for_writing(
         });
     }
 
-    if found == 0 {
-        // A new file gives the pages a pruning frees back to the file system (see
-        // `prune`). This only takes effect before the first table is created, and before
-        // the switch to WAL.
-        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")
-            .map_err(|e| setup("setting auto_vacuum", e))?;
-    }
-
     // Switching a new file to WAL needs an exclusive lock. When several processes open the
     // same new file at once, SQLite may answer BUSY at once rather than wait (the busy
     // handler is skipped where waiting could deadlock), so the switch is asked again until

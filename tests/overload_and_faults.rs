@@ -220,13 +220,12 @@ fn a_lock_held_by_another_process_past_the_busy_timeout_delays_but_loses_nothing
 fn an_io_error_is_retried_and_the_records_committed_once_it_clears() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("io.db");
-    // The child starts with a 1 MiB soft file-size limit and SIGXFSZ ignored, so writes
-    // past it fail with EFBIG; it then lifts the limit itself. (The limit leaves room for
-    // the migrations' WAL: a new file's seven migrations pass 256 KiB of it.)
+    // The child starts with a 256 KiB soft file-size limit and SIGXFSZ ignored, so writes
+    // past it fail with EFBIG; it then lifts the limit itself.
     let child_binary = common::example_binary("audit_child");
     let out = Command::new("bash")
         .arg("-c")
-        .arg(r#"trap "" XFSZ; ulimit -S -f 1024; exec "$0" fsize "$1""#)
+        .arg(r#"trap "" XFSZ; ulimit -S -f 256; exec "$0" fsize "$1""#)
         .arg(&child_binary)
         .arg(&path)
         .output()

@@ -1370,3 +1370,51 @@ fn erasing_in_a_postgres_store_replaces_the_content_and_verify_checks_the_rest()
     assert_eq!(verified.findings.len(), 1, "{:?}", verified.findings);
     assert_eq!(verified.findings[0].kind.as_str(), "modified");
 }
+
+#[test]
+fn secrets_are_redacted_before_they_reach_a_postgres_store() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .store_inputs(true)
+        .build()
+        .unwrap();
+    let key = "sk-proj-Q7x2LmN9pR4sT6vW8yZ0aB1cD3eF";
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("session", id = "pg-secret", input = format!("use {key}")).in_scope(|| {
+            info_span!(
+                "step",
+                module = "toolcall",
+                api_key = "plain-value-77",
+                error = "401: Authorization: Bearer abcDEF123ghiJKL456mno"
+            )
+            .in_scope(|| {});
+        });
+    });
+    guard.flush().unwrap();
+    let stats = guard.stats();
+    guard.shutdown().unwrap();
+    assert!(stats.redactions >= 3, "{stats:?}");
+    let mut client = db.client();
+    let dump: String = client
+        .query_one(
+            "SELECT (SELECT string_agg(s::text, ' ') FROM sessions s) || \
+             (SELECT string_agg(st::text, ' ') FROM steps st)",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    for secret in [key, "plain-value-77", "abcDEF123ghiJKL456mno"] {
+        assert!(!dump.contains(secret), "{secret} in {dump}");
+    }
+    assert!(dump.contains("[REDACTED:provider_key]"), "{dump}");
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT coalesce(sum(count), 0)::bigint FROM audit_health WHERE kind = 'redactions'"
+        ) as u64,
+        stats.redactions
+    );
+    let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert!(verified.is_intact(), "{:?}", verified.findings);
+}

@@ -28,8 +28,8 @@ pub struct Args {
     /// Why, for the record (a retention rule, a ticket)
     #[arg(long, default_value = "prune --before")]
     reason: String,
-    /// Compact the file with a full VACUUM afterwards (for files created before
-    /// auto_vacuum was on; holds the write lock while it runs)
+    /// Give the freed space back to the file system with a full VACUUM afterwards (else it
+    /// is reused by later writes); holds the write lock while it runs
     #[arg(long)]
     vacuum: bool,
 }
