@@ -13,8 +13,10 @@
 //!
 //! The content is also gone from the file's bytes: the erasure runs with SQLite's
 //! `secure_delete` on (freed space is zeroed), merges the search index's segments so that
-//! no deleted term remains in them, and truncates the WAL. Copies made before (backups,
-//! exports, archives) are not reached: erase them by their own means.
+//! no deleted term remains in them, and truncates the WAL. While another process reads the
+//! file, the WAL cannot be truncated at once: its old frames go at the next checkpoint that
+//! finds no reader. Copies made before (backups, exports, archives) are not reached: erase
+//! them by their own means.
 
 use std::path::Path;
 use std::time::SystemTime;

@@ -6,7 +6,9 @@ only, so that an auditor can check an audit database without trusting the reason
 binary (or any Rust code). It recomputes every leaf from the stored rows and every link from
 its predecessor, checks that seq is dense, that every chained row exists in its latest
 chained version and that every row is covered, and checks checkpoints (C2SP signed notes),
-including Ed25519 signatures when a verifier key is given.
+including Ed25519 signatures when a verifier key is given. Rows removed by a chained
+pruning, and rows whose content a chained erasure replaced, are accepted exactly as
+docs/chain.md ("Pruning", "Erasure") says, and counted.
 
 Usage:
     python3 tools/verify_chain.py AUDIT.db [--checkpoint FILE]... [--key FILE]... [--json]
