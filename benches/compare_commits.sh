@@ -48,6 +48,9 @@ for line in sys.stdin:
     found = re.match(r"1\. step span.*median ratio ([\d.]+)", text)
     if found:
         runs["step span x bare"][side].append((float(found.group(1)),))
+    found = re.match(r"2\. other span.*median ratio ([\d.]+)", text)
+    if found:
+        runs["other span x bare"][side].append((float(found.group(1)),))
     found = re.match(r"\s+step span: median (\d+) ns", text)
     if found:
         runs["step span ns"][side].append((float(found.group(1)),))
