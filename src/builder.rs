@@ -107,6 +107,7 @@ pub struct AuditLayerBuilder {
     checkpoint_key: Option<SignerKey>,
     redaction: Redaction,
     retention: Option<Duration>,
+    frameworks: bool,
 }
 
 impl Default for AuditLayerBuilder {
@@ -130,6 +131,7 @@ impl Default for AuditLayerBuilder {
             checkpoint_key: None,
             redaction: Redaction::default(),
             retention: None,
+            frameworks: true,
         }
     }
 }
@@ -281,6 +283,17 @@ impl AuditLayerBuilder {
         self
     }
 
+    /// Whether spans of the OpenTelemetry GenAI conventions and of the Rust agent
+    /// frameworks (rig's `invoke_agent`/`chat`/`execute_tool`, genai's `genai.chat`,
+    /// swiftide's `agent.run`/`tool`, adk-rust's `agent.execute`/`call_llm`, …) are
+    /// recorded as sessions, steps and decisions; default: on. Off, only spans named
+    /// `session`, `step` and `decision` are. The table is in the crate docs' "Frameworks"
+    /// section.
+    pub fn frameworks(mut self, recognise: bool) -> Self {
+        self.frameworks = recognise;
+        self
+    }
+
     /// Opens (creating and migrating if needed) the database and starts the writer thread.
     ///
     /// # Errors
@@ -356,6 +369,7 @@ impl AuditLayerBuilder {
             policy: self.overflow,
             limits,
             health: health.clone(),
+            callsites: crate::conventions::Callsites::new(self.frameworks),
         };
         let guard = AuditGuard {
             sender,

@@ -80,6 +80,16 @@ where
     }
 }
 
+/// Whether `layer` audits `span`.
+pub(crate) fn is_audited<S>(span: &SpanRef<'_, S>, layer: u64) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    span.extensions()
+        .get::<Audited>()
+        .is_some_and(|a| a.get(layer).is_some())
+}
+
 /// Removes `layer`'s state of `span`, when it closes.
 pub(crate) fn remove<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<SpanState>
 where
@@ -152,4 +162,41 @@ pub fn current_session_id() -> Option<String> {
             Some(extensions.get::<Audited>()?.any().session.to_string())
         })
     })?
+}
+
+/// A span whose meaning is not known yet: its callsite declares `gen_ai.operation.name` or
+/// `otel.name` without a value, which a later `record` may give (swiftide names its spans
+/// that way). Kept until the span is decided or closes.
+#[derive(Debug)]
+pub(crate) struct Undecided {
+    pub(crate) at: std::time::SystemTime,
+    pub(crate) said: crate::conventions::Said,
+    pub(crate) fields: crate::fields::Fields,
+}
+
+/// The extension holding each layer's [`Undecided`] state of a span.
+#[derive(Debug, Default)]
+struct UndecidedSpans(Vec<(u64, Undecided)>);
+
+/// Keeps `state` as `layer`'s undecided state of `span`.
+pub(crate) fn insert_undecided<S>(span: &SpanRef<'_, S>, layer: u64, state: Undecided)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut extensions = span.extensions_mut();
+    match extensions.get_mut::<UndecidedSpans>() {
+        Some(spans) => spans.0.push((layer, state)),
+        None => extensions.insert(UndecidedSpans(vec![(layer, state)])),
+    }
+}
+
+/// Takes `layer`'s undecided state of `span`, if it has one.
+pub(crate) fn take_undecided<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<Undecided>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut extensions = span.extensions_mut();
+    let spans = extensions.get_mut::<UndecidedSpans>()?;
+    let index = spans.0.iter().position(|(k, _)| *k == layer)?;
+    Some(spans.0.swap_remove(index).1)
 }

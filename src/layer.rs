@@ -10,13 +10,15 @@ use std::time::SystemTime;
 
 use crossbeam_channel::{Sender, TrySendError};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::builder::{AuditLayerBuilder, OverflowPolicy};
-use crate::context::{self, SpanState};
-use crate::fields::{Collector, FieldLimits, FieldValue, last};
+use crate::context::{self, SpanState, Undecided};
+use crate::conventions::{Callsites, Meaning, Resolved, Said};
+use crate::fields::{Collector, FieldLimits, FieldValue, Fields, last};
 use crate::health::Health;
 use crate::ids::AuditId;
 use crate::record::{Closed, Command, Decided, Kind, Learned, Opened};
@@ -63,7 +65,12 @@ pub struct AuditLayer {
     pub(crate) policy: OverflowPolicy,
     pub(crate) limits: Arc<FieldLimits>,
     pub(crate) health: Arc<Health>,
+    /// What each callsite's spans are, decided once.
+    pub(crate) callsites: Callsites,
 }
+
+/// The GenAI conventions' session key: a run in a conversation is a session with its id.
+const CONVERSATION_ID: &str = "gen_ai.conversation.id";
 
 impl AuditLayer {
     /// Starts configuring an audit layer; see [`AuditLayerBuilder`] for the options and
@@ -93,11 +100,7 @@ impl AuditLayer {
         }
     }
 
-    fn collect(
-        &self,
-        capacity: usize,
-        record: impl FnOnce(&mut Collector<'_>),
-    ) -> crate::fields::Fields {
+    fn collect(&self, capacity: usize, record: impl FnOnce(&mut Collector<'_>)) -> Fields {
         let mut collector = Collector::new(&self.limits, capacity);
         record(&mut collector);
         collector.fields
@@ -167,25 +170,32 @@ impl AuditLayer {
     }
 }
 
-impl<S> tracing_subscriber::Layer<S> for AuditLayer
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let metadata = attrs.metadata();
-        let Some(kind) = Kind::of_span(metadata.name()) else {
-            return;
-        };
-        let Some(span) = ctx.span(id) else { return };
-        let at = SystemTime::now();
-        let target = metadata.target();
-        let fields = self.collect(metadata.fields().len(), |c| attrs.record(c));
-        let enclosing = context::enclosing(Some(&span), self.key, false);
+impl AuditLayer {
+    /// Opens the row of a span that turned out to be audited, as `resolved`, with the
+    /// fields it has so far, and keeps its state in the span.
+    fn open<S>(&self, span: &SpanRef<'_, S>, resolved: Resolved, at: SystemTime, fields: Fields)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let target = span.metadata().target();
+        let enclosing = context::enclosing(Some(span), self.key, false);
+        let mut kind = resolved.kind;
+        if resolved.framework {
+            // `tool`, `chat`, `complete` … are common words: a framework's only inside a
+            // session. An agent run inside a session is one of its steps.
+            if resolved.weak && enclosing.is_none() {
+                return;
+            }
+            if kind == Kind::Session && enclosing.is_some() {
+                kind = Kind::Step;
+            }
+        }
 
         let mut implicit = Vec::new();
         let (id, session, step, parent, parent_step) = match kind {
             Kind::Session => {
-                let id = match last(&fields, "id") {
+                let given = last(&fields, "id").or_else(|| last(&fields, CONVERSATION_ID));
+                let id = match given {
                     Some(given) => AuditId::Given(rows::text(given).into()),
                     None => AuditId::generate(at),
                 };
@@ -232,7 +242,7 @@ where
             implicit: false,
         }));
         context::insert(
-            &span,
+            span,
             self.key,
             SpanState {
                 kind,
@@ -245,9 +255,105 @@ where
         );
     }
 
+    /// A `record` on a span whose meaning was not known at creation: decides it now, if the
+    /// record says.
+    fn decide_late<S>(&self, span: &SpanRef<'_, S>, values: &Record<'_>, meaning: Meaning)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(mut undecided) = context::take_undecided(span, self.key) else {
+            return;
+        };
+        let mut later = Said::default();
+        values.record(&mut later);
+        undecided
+            .fields
+            .extend(self.collect(values.len(), |c| values.record(c)));
+        undecided.said.merge(later);
+        match meaning.resolve(&undecided.said) {
+            Some(resolved) => self.open(span, resolved, undecided.at, undecided.fields),
+            None if undecided.said.may_still_say(span.metadata()) => {
+                context::insert_undecided(span, self.key, undecided);
+            }
+            None => {}
+        }
+    }
+    /// The rest of `on_new_span`, for a callsite that may be audited: out of line, so that
+    /// the callbacks stay small for the spans of no interest.
+    #[inline(never)]
+    fn new_span<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>, meaning: Meaning)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let metadata = attrs.metadata();
+        let mut said = Said::default();
+        if matches!(meaning, Meaning::ByValue { .. }) {
+            attrs.record(&mut said);
+        }
+        let resolved = meaning.resolve(&said);
+        let undecided = resolved.is_none() && said.may_still_say(metadata);
+        if resolved.is_none() && !undecided {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let at = SystemTime::now();
+        let fields = self.collect(metadata.fields().len(), |c| attrs.record(c));
+        match resolved {
+            Some(resolved) => self.open(&span, resolved, at, fields),
+            None => context::insert_undecided(&span, self.key, Undecided { at, said, fields }),
+        }
+    }
+
+    /// The rest of `on_close`, for a callsite that may be audited.
+    #[inline(never)]
+    fn close<S>(&self, span: &SpanRef<'_, S>, meaning: Meaning)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(state) = context::remove(span, self.key) else {
+            if matches!(meaning, Meaning::ByValue { .. }) {
+                // Closed before anything said what it was: it was not audited.
+                context::take_undecided(span, self.key);
+            }
+            return;
+        };
+        let at = SystemTime::now();
+        let failed = state.learned.as_deref().is_some_and(Learned::failed);
+        self.send(Command::Closed(Closed {
+            id: state.id,
+            at,
+            learned: state.learned,
+        }));
+        self.close_implicit(state.implicit, at, failed);
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for AuditLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        // Decide each callsite's meaning once, here, rather than on its first span.
+        self.callsites.meaning(metadata);
+        Interest::always()
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let meaning = self.callsites.meaning(attrs.metadata());
+        if meaning.is_ignored() {
+            return;
+        }
+        self.new_span(attrs, id, ctx, meaning);
+    }
+
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if Kind::of_span(span.name()).is_none() {
+        let meaning = self.callsites.meaning(span.metadata());
+        if meaning.is_ignored() {
+            return;
+        }
+        if matches!(meaning, Meaning::ByValue { .. }) && !context::is_audited(&span, self.key) {
+            self.decide_late(&span, values, meaning);
             return;
         }
         let fields = self.collect(values.len(), |c| values.record(c));
@@ -276,7 +382,7 @@ where
         // logged in unrelated code, say) the event's fields are not even copied.
         let notes_outcome = (is_error || fields_of_interest)
             && parent.as_ref().is_some_and(|span| {
-                Kind::of_span(span.name()).is_some()
+                !self.callsites.meaning(span.metadata()).is_ignored()
                     && span
                         .extensions()
                         .get::<context::Audited>()
@@ -317,20 +423,11 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        if Kind::of_span(span.name()).is_none() {
+        let meaning = self.callsites.meaning(span.metadata());
+        if meaning.is_ignored() {
             return;
         }
-        let Some(state) = context::remove(&span, self.key) else {
-            return;
-        };
-        let at = SystemTime::now();
-        let failed = state.learned.as_deref().is_some_and(Learned::failed);
-        self.send(Command::Closed(Closed {
-            id: state.id,
-            at,
-            learned: state.learned,
-        }));
-        self.close_implicit(state.implicit, at, failed);
+        self.close(&span, meaning);
     }
 }
 

@@ -74,8 +74,9 @@
 //!
 //! # What is recorded
 //!
-//! Spans named `session`, `step` and `decision`, and events named `decision`, become rows;
-//! spans and events with other names write nothing. A field that has no column of its own
+//! Spans named `session`, `step` and `decision`, and events named `decision`, become rows,
+//! and so do the spans of the agent frameworks (see [Frameworks](#frameworks)); spans and
+//! events with other names write nothing. A field that has no column of its own
 //! goes into the row's `attributes` JSON object, so nothing recorded is lost. Fields may be
 //! given when the span is created or recorded later with `Span::record` (declare them
 //! `= tracing::field::Empty`).
@@ -96,7 +97,7 @@
 //! | `parent_step_id` | the nearest enclosing `step`, NULL for a top-level step |
 //! | `module` | the `module` field, else the span's target |
 //! | `input_summary`, `output_summary`, `confidence`, `tokens_used`, `error` | fields of those names; `output_summary` falls back to what `#[instrument(ret)]` emits, `error` to what `#[instrument(err)]` emits (or the message of an ERROR event directly inside the step) |
-//! | `tokens_used` (fallback) | `gen_ai.usage.input_tokens` + `gen_ai.usage.output_tokens` (OpenTelemetry GenAI names) |
+//! | columns when their own field is not given | the OpenTelemetry GenAI names (`gen_ai.usage.*` tokens, `gen_ai.tool.name`, …): see [Frameworks](#frameworks) |
 //! | `attributes` | every other field, as a JSON object |
 //! | **`decisions`** | one row per `decision` span (written when it opens) and per `decision` event |
 //! | `id` | a new UUIDv7 |
@@ -118,6 +119,49 @@
 //! are stored as their text. Values longer than [`AuditLayerBuilder::max_field_len`] are cut
 //! and marked. Numeric columns take numbers and numeric strings; anything else (including
 //! NaN) stays in `attributes` under its field name.
+//!
+//! # Frameworks
+//!
+//! The spans of the OpenTelemetry GenAI conventions and of the Rust agent frameworks are
+//! recorded as they are ([`AuditLayerBuilder::frameworks`] turns this off): a span whose
+//! `gen_ai.operation.name` is `invoke_agent` or `invoke_workflow`, or whose name is a known
+//! run span (`agent.run`, `agent.query`, `agent.execute`, `task.run`, …), is a session — a
+//! step when it runs inside a session; `chat`, `text_completion`, `generate_content`,
+//! `embeddings`, `retrieval`, `execute_tool` (and `genai.chat`, `call_llm`, swiftide's `tool`
+//! inside a session, adk-rust's unnamed `otel.name = "execute_tool X"` spans, …) are steps;
+//! `plan` is a decision. Columns come from the conventions when their own fields are not
+//! given: `module` from `gen_ai.tool.name`, `gen_ai.request.model` or `gen_ai.agent.name`;
+//! `tokens_used` from the input and output token counts; the session id from
+//! `gen_ai.conversation.id`; summaries from tool-call arguments and results or messages;
+//! `error` from `error.type` or `otel.status_code = "error"`. The full table is in the README.
+//!
+//! ```
+//! use tracing_subscriber::prelude::*;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (audit, guard) = reasonkit_audit::AuditLayer::builder()
+//!     .path(dir.path().join("audit.db"))
+//!     .build()?;
+//! tracing::subscriber::with_default(tracing_subscriber::registry().with(audit), || {
+//!     // What genai's `otel` feature opens for an agent and one model call.
+//!     let _agent = tracing::info_span!("genai.agent", "gen_ai.operation.name" = "invoke_agent",
+//!         "gen_ai.agent.name" = "planner", "gen_ai.conversation.id" = "conv-1").entered();
+//!     let chat = tracing::info_span!("genai.chat", "gen_ai.operation.name" = "chat",
+//!         "gen_ai.request.model" = "gpt-4o-mini",
+//!         "gen_ai.usage.input_tokens" = tracing::field::Empty,
+//!         "gen_ai.usage.output_tokens" = tracing::field::Empty);
+//!     chat.record("gen_ai.usage.input_tokens", 120_u64);
+//!     chat.record("gen_ai.usage.output_tokens", 30_u64);
+//! });
+//! guard.flush()?;
+//!
+//! let db = rusqlite::Connection::open(dir.path().join("audit.db"))?;
+//! let (session, module, tokens): (String, String, i64) = db.query_row(
+//!     "SELECT session_id, module, tokens_used FROM steps", [],
+//!     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+//! assert_eq!((session.as_str(), module.as_str(), tokens), ("conv-1", "gpt-4o-mini", 150));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Tamper evidence
 //!
@@ -150,6 +194,7 @@ mod chain;
 mod checkpoint;
 mod checkpoint_log;
 mod context;
+mod conventions;
 mod erase;
 mod error;
 mod fields;

@@ -252,15 +252,24 @@ pub(crate) struct SessionColumns {
 pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
     let mut view = View::new([&row.opened.fields, recorded(row)]);
     view.take("id");
-    let profile = view.take("profile").map(text).unwrap_or_else(|| {
-        if row.opened.implicit {
-            IMPLICIT_PROFILE
-        } else {
-            DEFAULT_PROFILE
-        }
-        .to_owned()
-    });
-    let input = view.take("input").map(text);
+    let profile = view
+        .take("profile")
+        .or_else(|| view.get(GEN_AI_AGENT))
+        .or_else(|| view.get("gen_ai.workflow.name"))
+        .or_else(|| view.get("agent.name"))
+        .map(text)
+        .unwrap_or_else(|| {
+            if row.opened.implicit {
+                IMPLICIT_PROFILE
+            } else {
+                DEFAULT_PROFILE
+            }
+            .to_owned()
+        });
+    let input = view
+        .take("input")
+        .or_else(|| view.take("gen_ai.prompt"))
+        .map(text);
     let input_hash = match view.take("input_hash") {
         Some(given) => text(given),
         None => sha256_hex(input.as_deref().unwrap_or("")),
@@ -269,7 +278,7 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
     let status = match &row.closed {
         None => "running".to_owned(),
         Some(_) if status_field.is_some() => status_field.unwrap_or_default(),
-        Some(closed) if closed.learned().failed() || view.get("error").is_some() => {
+        Some(closed) if closed.learned().failed() || failure(&view).is_some() => {
             "failed".to_owned()
         }
         Some(_) => "completed".to_owned(),
@@ -306,6 +315,24 @@ fn outcome_attributes(row: &Row) -> Vec<(&'static str, Value)> {
     out
 }
 
+/// The failure the OpenTelemetry conventions record, for a row without an `error` field:
+/// `error.type` (or rig's `gen_ai.tool.error.type`), else `otel.status_code = "error"`
+/// with its `otel.status_description`. The fields also stay in `attributes`.
+fn failure(view: &View<'_>) -> Option<String> {
+    if let Some(value) = view.get("error").or_else(|| view.get("error.type")) {
+        return Some(text(value));
+    }
+    if let Some(value) = view.get("gen_ai.tool.error.type") {
+        return Some(text(value));
+    }
+    let status = view.get("otel.status_code").map(text)?;
+    status.eq_ignore_ascii_case("error").then(|| {
+        view.get("otel.status_description")
+            .map(text)
+            .unwrap_or(status)
+    })
+}
+
 /// The columns of a `steps` row.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct StepColumns {
@@ -323,32 +350,51 @@ pub(crate) struct StepColumns {
     pub(crate) attributes: String,
 }
 
+const GEN_AI_AGENT: &str = "gen_ai.agent.name";
 const GEN_AI_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
 const GEN_AI_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
 
 pub(crate) fn step(row: &Row) -> StepColumns {
     let mut view = View::new([&row.opened.fields, recorded(row)]);
-    let module = view.take("module").map(text).unwrap_or_else(|| {
-        if row.opened.implicit {
-            IMPLICIT_MODULE
-        } else {
-            row.opened.target
-        }
-        .to_owned()
-    });
+    let module = view
+        .take("module")
+        .or_else(|| view.get("gen_ai.tool.name"))
+        .or_else(|| view.get("gen_ai.request.model"))
+        .or_else(|| view.get(GEN_AI_AGENT))
+        .or_else(|| view.get("tool.name"))
+        .or_else(|| view.get("otel.name"))
+        .map(text)
+        .unwrap_or_else(|| {
+            if row.opened.implicit {
+                IMPLICIT_MODULE
+            } else {
+                row.opened.target
+            }
+            .to_owned()
+        });
     let closed = row.closed.as_ref();
+    let input_summary = view
+        .take("input_summary")
+        .or_else(|| view.take("gen_ai.tool.call.arguments"))
+        .or_else(|| view.take("gen_ai.input.messages"))
+        .map(text);
     let output_summary = view
         .take("output_summary")
         .or_else(|| closed.and_then(|c| c.learned().returned.as_ref()))
+        .or_else(|| view.take("gen_ai.tool.call.result"))
+        .or_else(|| view.take("gen_ai.output.messages"))
         .map(text);
     let error = view
         .take("error")
         .or_else(|| closed.and_then(|c| c.learned().error.as_ref()))
-        .map(text);
+        .map(text)
+        .or_else(|| failure(&view));
     let tokens_used = view.take_as("tokens_used", integer).or_else(|| {
-        // OpenTelemetry GenAI names; they also stay in `attributes`.
-        let input = view.get(GEN_AI_INPUT_TOKENS).and_then(integer);
-        let output = view.get(GEN_AI_OUTPUT_TOKENS).and_then(integer);
+        // OpenTelemetry GenAI names, current then deprecated; they also stay in
+        // `attributes`.
+        let count = |names: [&str; 2]| names.iter().find_map(|n| view.get(n).and_then(integer));
+        let input = count([GEN_AI_INPUT_TOKENS, "gen_ai.usage.prompt_tokens"]);
+        let output = count([GEN_AI_OUTPUT_TOKENS, "gen_ai.usage.completion_tokens"]);
         match (input, output) {
             (None, None) => None,
             (i, o) => Some(i.unwrap_or(0).saturating_add(o.unwrap_or(0))),
@@ -367,7 +413,7 @@ pub(crate) fn step(row: &Row) -> StepColumns {
         module,
         started_at: timestamp(row.opened.at),
         ended_at: closed.map(|c| timestamp(c.at)),
-        input_summary: view.take("input_summary").map(text),
+        input_summary,
         output_summary,
         confidence: view.take_as("confidence", real),
         tokens_used,
@@ -401,6 +447,7 @@ fn decision_columns(
         step_id: step.map(AuditId::to_string).unwrap_or_default(),
         decision_type: view
             .take("decision_type")
+            .or_else(|| view.get("gen_ai.operation.name"))
             .map(text)
             .unwrap_or_else(|| UNSPECIFIED_DECISION.to_owned()),
         options_considered: view.take("options_considered").map(json_text),
