@@ -221,6 +221,15 @@ pub enum Error {
         message: String,
     },
 
+    /// Reading the audit trail back ([`read::Reader`](crate::read::Reader)) failed.
+    #[error("cannot read {store}: {message}")]
+    Read {
+        /// The file's path, or the PostgreSQL server and database.
+        store: String,
+        /// What was being read, and the store's own words for what went wrong.
+        message: String,
+    },
+
     /// A file to import does not verify: evidence of tampering is not copied into a shared
     /// store.
     #[error(

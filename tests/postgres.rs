@@ -1418,3 +1418,72 @@ fn secrets_are_redacted_before_they_reach_a_postgres_store() {
     let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
     assert!(verified.is_intact(), "{:?}", verified.findings);
 }
+
+#[test]
+fn the_read_api_and_the_comparison_read_a_postgres_store_like_a_file() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = AuditLayer::builder()
+        .postgres(db.conninfo())
+        .store_inputs(true)
+        .build()
+        .unwrap();
+    let run = |id: Option<&str>, verdict: &str| {
+        let session = match id {
+            Some(id) => info_span!("session", id, profile = "deep", input = "claim 9"),
+            None => info_span!(
+                "session",
+                profile = "deep",
+                input = "claim 9",
+                replay_of = "pg-orig"
+            ),
+        };
+        session.in_scope(|| {
+            info_span!(
+                "step",
+                module = "planner",
+                confidence = 0.75,
+                tokens_used = 12_i64
+            )
+            .in_scope(|| {
+                info_span!("step", module = "planner.detail").in_scope(|| {});
+                tracing::info!(name: "decision", decision_type = "claim", chosen_option = verdict);
+            });
+        });
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        run(Some("pg-orig"), "pay");
+        run(None, "escalate");
+    });
+    guard.flush().unwrap();
+    guard.shutdown().unwrap();
+
+    let reader = reasonkit_audit::read::Reader::open(db.url()).unwrap();
+    let original = reader.session("pg-orig").unwrap().unwrap();
+    assert_eq!(original.input.as_deref(), Some("claim 9"));
+    assert_eq!(original.status, "completed");
+    let walked: Vec<(usize, &str)> = original
+        .walk()
+        .into_iter()
+        .map(|(d, s)| (d, s.module.as_str()))
+        .collect();
+    assert_eq!(walked, [(0, "planner"), (1, "planner.detail")]);
+    assert_eq!(original.steps[0].confidence, Some(0.75));
+    assert_eq!(original.steps[0].tokens_used, Some(12));
+    let replays = reader.replays_of("pg-orig").unwrap();
+    assert_eq!(replays.len(), 1);
+    let rerun = reader.session(&replays[0].id).unwrap().unwrap();
+    let diff = reasonkit_audit::diff::compare(&original, &rerun);
+    assert!(diff.decisions_diverged);
+    assert_eq!(
+        diff.steps[0].decisions[0].rerun.as_deref(),
+        Some("escalate")
+    );
+    let since = reader
+        .sessions(&reasonkit_audit::read::SessionFilter {
+            since: Some(original.started_at),
+            profile: Some("deep".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(since.len(), 2);
+}

@@ -1,0 +1,226 @@
+//! `diff A [B]`: how a re-run differs from the original, step by step — steps added or
+//! removed, options chosen that changed, confidence and token deltas, errors that appeared
+//! or went away. B defaults to the newest replay of A (a session recorded with
+//! `replay_of = A`). Exit 0 when the decisions are the same, 1 when they diverged.
+//!
+//! Built on the library's read API ([`reasonkit_audit::read`]) and its alignment
+//! ([`reasonkit_audit::diff::compare`]), so a harness in Rust gets the same answer.
+
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
+use reasonkit_audit::diff::{Diff, StepChange, StepDiff};
+use reasonkit_audit::read::Reader;
+
+use crate::output;
+use crate::{Failure, Outcome};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The original session (an id, or enough of its beginning to be unique)
+    original: String,
+    /// The re-run to compare with it; default: the newest replay of the original
+    rerun: Option<String>,
+    /// The comparison as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+const BOLD: Style = Style::new().bold();
+const RED: Style = AnsiColor::Red.on_default();
+const GREEN: Style = AnsiColor::Green.on_default();
+const YELLOW: Style = AnsiColor::Yellow.on_default();
+
+/// The one session whose id is `prefix` or starts with it.
+fn resolve(reader: &Reader, prefix: &str) -> Result<String, Failure> {
+    if reader.session(prefix)?.is_some() {
+        return Ok(prefix.to_owned());
+    }
+    let matching: Vec<String> = reader
+        .sessions(&Default::default())?
+        .into_iter()
+        .map(|s| s.id)
+        .filter(|id| id.starts_with(prefix))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("no session id starts with '{prefix}'").into()),
+        many => Err(format!(
+            "'{prefix}' is the beginning of {} session ids; give more of it",
+            many.len()
+        )
+        .into()),
+    }
+}
+
+pub fn run(reader: &Reader, args: &Args) -> Result<Outcome, Failure> {
+    let original_id = resolve(reader, &args.original)?;
+    let rerun_id = match &args.rerun {
+        Some(prefix) => resolve(reader, prefix)?,
+        None => match reader.replays_of(&original_id)?.into_iter().next() {
+            Some(replay) => replay.id,
+            None => {
+                return Err(format!(
+                    "session {original_id} has no replay (a session recorded with \
+                     replay_of = \"{original_id}\"); give the session to compare with"
+                )
+                .into());
+            }
+        },
+    };
+    let load = |id: &str| -> Result<_, Failure> {
+        reader
+            .session(id)?
+            .ok_or_else(|| format!("session {id} is gone").into())
+    };
+    let diff = reasonkit_audit::diff::compare(&load(&original_id)?, &load(&rerun_id)?);
+    if args.json {
+        let value = serde_json::to_value(&diff).map_err(|e| e.to_string())?;
+        output::print_json(&value)?;
+    } else {
+        print(&diff)?;
+    }
+    Ok(if diff.decisions_diverged {
+        Outcome::NothingFound
+    } else {
+        Outcome::Done
+    })
+}
+
+fn delta_f(value: Option<f64>) -> String {
+    value.map_or_else(String::new, |d| format!(" ({d:+.2})"))
+}
+
+fn delta_i(value: Option<i64>) -> String {
+    value.map_or_else(String::new, |d| format!(" ({d:+})"))
+}
+
+fn figures(step: &StepDiff) -> String {
+    let mut out = Vec::new();
+    let (a, b) = step.confidence;
+    if a.is_some() || b.is_some() {
+        let show = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}"));
+        if a == b {
+            out.push(format!("conf {}", show(a)));
+        } else {
+            out.push(format!(
+                "conf {} → {}{}",
+                show(a),
+                show(b),
+                delta_f(step.confidence_delta())
+            ));
+        }
+    }
+    let (a, b) = step.tokens;
+    if a.is_some() || b.is_some() {
+        let show = |v: Option<i64>| v.map_or("—".into(), |v| v.to_string());
+        if a == b {
+            out.push(format!("tokens {}", show(a)));
+        } else {
+            out.push(format!(
+                "tokens {} → {}{}",
+                show(a),
+                show(b),
+                delta_i(step.tokens_delta())
+            ));
+        }
+    }
+    out.join("  ")
+}
+
+fn print(diff: &Diff) -> Result<(), Failure> {
+    let mut out = anstream::stdout().lock();
+    let describe = |s: &reasonkit_audit::read::SessionSummary| {
+        format!(
+            "{} ({}, {}, started {} UTC)",
+            s.id,
+            s.profile,
+            s.status,
+            s.started_at.format("%Y-%m-%d %H:%M:%S")
+        )
+    };
+    let io = |e: std::io::Error| e.to_string();
+    writeln!(out, "{BOLD}original{BOLD:#}  {}", describe(&diff.original)).map_err(io)?;
+    writeln!(out, "{BOLD}re-run{BOLD:#}    {}", describe(&diff.rerun)).map_err(io)?;
+    if !diff.same_input {
+        writeln!(
+            out,
+            "{YELLOW}the inputs differ{YELLOW:#} (input_hash {} vs {})",
+            diff.original.input_hash, diff.rerun.input_hash
+        )
+        .map_err(io)?;
+    }
+    writeln!(out).map_err(io)?;
+    for step in &diff.steps {
+        let indent = "  ".repeat(step.depth);
+        let (mark, style) = match step.change {
+            StepChange::Added => ("+", GREEN),
+            StepChange::Removed => ("-", RED),
+            StepChange::Matched
+                if step.decisions.iter().any(|d| !d.same) || step.error_changed() =>
+            {
+                ("~", YELLOW)
+            }
+            StepChange::Matched => ("=", Style::new()),
+        };
+        let what = match step.change {
+            StepChange::Added => "  added".to_owned(),
+            StepChange::Removed => "  removed".to_owned(),
+            StepChange::Matched => String::new(),
+        };
+        let line = format!("{indent}{:<24}{what}  {}", step.module, figures(step));
+        writeln!(out, "{style}{mark}{style:#} {}", line.trim_end()).map_err(io)?;
+        match (&step.error.0, &step.error.1) {
+            (None, Some(e)) if step.change == StepChange::Matched => {
+                writeln!(out, "    {indent}{RED}error appeared:{RED:#} {e}").map_err(io)?;
+            }
+            (Some(e), None) if step.change == StepChange::Matched => {
+                writeln!(out, "    {indent}{GREEN}error went away:{GREEN:#} {e}").map_err(io)?;
+            }
+            (Some(e), _) | (_, Some(e)) if step.change != StepChange::Matched => {
+                writeln!(out, "    {indent}error: {e}").map_err(io)?;
+            }
+            _ => {}
+        }
+        for decision in &step.decisions {
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
+            let line = match (&decision.original, &decision.rerun, decision.same) {
+                (_, _, true) => format!(
+                    "decision {}: {}",
+                    decision.decision_type,
+                    show(&decision.original)
+                ),
+                _ => format!(
+                    "{YELLOW}decision {}: {} → {}{YELLOW:#}",
+                    decision.decision_type,
+                    show(&decision.original),
+                    show(&decision.rerun)
+                ),
+            };
+            writeln!(out, "    {indent}{line}").map_err(io)?;
+        }
+    }
+    let added = diff.added().count();
+    let removed = diff.removed().count();
+    let changed = diff
+        .steps
+        .iter()
+        .flat_map(|s| &s.decisions)
+        .filter(|d| !d.same)
+        .count();
+    writeln!(out).map_err(io)?;
+    if diff.decisions_diverged {
+        writeln!(
+            out,
+            "{RED}decisions diverged{RED:#}: {changed} decision(s) differ; {added} step(s) added, {removed} removed"
+        )
+        .map_err(io)?;
+    } else {
+        writeln!(
+            out,
+            "{GREEN}decisions are the same{GREEN:#}; {added} step(s) added, {removed} removed"
+        )
+        .map_err(io)?;
+    }
+    Ok(())
+}

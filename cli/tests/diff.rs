@@ -1,0 +1,104 @@
+//! `diff A [B]`: the original against its newest replay (or a given session), as text and
+//! as JSON; exit 0 when the decisions are the same, 1 when they diverged, 2 when there is
+//! nothing to compare with.
+
+mod common;
+
+use std::path::Path;
+
+use common::{run, text};
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+/// Records one run: a planning step, then a verdict whose option depends on `strict`.
+fn record(db: &Path, session: impl FnOnce() -> tracing::Span, strict: bool) {
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .path(db)
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        let _s = session().entered();
+        info_span!("step", module = "planner", tokens_used = 50_i64).in_scope(|| {});
+        if strict {
+            info_span!("step", module = "auditor", error = "missing receipts").in_scope(|| {});
+        }
+        info_span!(
+            "step",
+            module = "judge",
+            confidence = if strict { 0.55 } else { 0.9 }
+        )
+        .in_scope(|| {
+            let verdict = if strict { "escalate" } else { "pay" };
+            tracing::info!(name: "decision", decision_type = "claim", chosen_option = verdict);
+        });
+    });
+    guard.flush().unwrap();
+}
+
+#[test]
+fn a_replay_that_decided_otherwise_exits_1_and_says_how() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    record(
+        &db,
+        || info_span!("session", id = "claim-1", input = "claim 881"),
+        false,
+    );
+    record(
+        &db,
+        || info_span!("session", input = "claim 881", replay_of = "claim-1"),
+        true,
+    );
+
+    let out = run(&db, &["diff", "claim-1"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    assert!(shown.contains("+ auditor"), "{shown}");
+    assert!(shown.contains("    error: missing receipts"), "{shown}");
+    assert!(shown.contains("decision claim: pay → escalate"), "{shown}");
+    assert!(shown.contains("conf 0.90 → 0.55 (-0.35)"), "{shown}");
+    assert!(shown.contains("decisions diverged: 1 decision(s) differ; 1 step(s) added, 0 removed"));
+
+    let out = run(&db, &["diff", "claim-1", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["decisions_diverged"], true);
+    assert_eq!(json["original"]["id"], "claim-1");
+    assert_eq!(json["rerun"]["attributes"]["replay_of"], "claim-1");
+    assert_eq!(json["steps"][1]["change"], "added");
+    assert_eq!(json["steps"][1]["error"][1], "missing receipts");
+}
+
+#[test]
+fn the_same_decisions_exit_0_and_nothing_to_compare_with_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    record(
+        &db,
+        || info_span!("session", id = "a", input = "claim 1"),
+        false,
+    );
+    record(
+        &db,
+        || info_span!("session", id = "b", input = "claim 2"),
+        false,
+    );
+
+    let out = run(&db, &["diff", "a", "b"]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("the inputs differ"), "{shown}");
+    assert!(shown.contains("decisions are the same"), "{shown}");
+
+    let out = run(&db, &["diff", "a"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("session a has no replay"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&db, &["diff", "zzz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no session id starts with 'zzz'"));
+}
