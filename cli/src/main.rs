@@ -12,11 +12,13 @@ mod backup;
 mod checkpoint;
 mod datasette;
 mod db;
+mod diff;
 mod erase;
 mod export;
 mod import;
 mod output;
 mod prune;
+mod report;
 mod search;
 mod sessions;
 mod show;
@@ -80,6 +82,12 @@ enum Command {
     /// Copy the live database to a new file, consistently (never `cp` a live WAL
     /// database), then check the copy's pages and verify its chain
     Backup(backup::Args),
+    /// Compare a re-run with the original, step by step: exit 0 when the decisions are the
+    /// same, 1 when they diverged
+    Diff(diff::Args),
+    /// Write one self-contained HTML report of a session (or of every session since a
+    /// time): a waterfall of its steps, decisions, errors, and what the chain says
+    Report(report::Args),
     /// Copy SQLite audit files into the PostgreSQL store given with --db postgres://…
     /// (each verified first, the store verified after; importing twice adds nothing)
     Import(import::Args),
@@ -165,6 +173,27 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
                                               (pg_dump, pg_basebackup)"
             .into()),
         (Command::Backup(args), None) => backup::run(&path, &args),
+        (Command::Diff(args), _) => diff::run(&reasonkit_audit::read::Reader::open(&path)?, &args),
+        (Command::Report(args), Some(url)) => {
+            let evidence = reasonkit_audit::postgres::verify(url, &Default::default())?;
+            let source = reasonkit_audit::postgres::PgTarget::parse(url)?.to_string();
+            report::run(
+                &db::Db::open(&path)?,
+                &args,
+                &source,
+                report::Evidence::of(&evidence),
+            )
+        }
+        (Command::Report(args), None) => {
+            let evidence = reasonkit_audit::verify(&path)?;
+            let source = path.display().to_string();
+            report::run(
+                &db::Db::open(&path)?,
+                &args,
+                &source,
+                report::Evidence::of(&evidence),
+            )
+        }
         (Command::Prune(args), _) => prune::run(&path, &args),
         (Command::Erase(args), _) => erase::run(&path, &args),
     }

@@ -165,7 +165,7 @@ fn print_report(report: &Report, options: &VerifyOptions) {
     );
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
