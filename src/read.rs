@@ -264,6 +264,13 @@ const DECISIONS: Query = Query {
     ),
 };
 
+const IDS_STARTING_WITH: Query = Query {
+    sqlite: "SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1
+        ORDER BY started_at DESC, id DESC LIMIT CAST(?2 AS INTEGER)",
+    postgres: "SELECT id FROM sessions WHERE left(id, length($1::text)) = $1::text
+        ORDER BY started_at DESC, id DESC LIMIT $2::text::bigint",
+};
+
 type Cells = Vec<Option<String>>;
 
 impl Reader {
@@ -489,6 +496,20 @@ impl Reader {
         Ok(ids
             .into_iter()
             .filter_map(move |id| self.session(&id).transpose()))
+    }
+
+    /// The ids of the sessions whose id starts with `prefix`, newest first, at most
+    /// `limit`: for tools that accept an id's first characters.
+    ///
+    /// # Errors
+    /// [`Error::Read`] when the store cannot be queried.
+    pub fn ids_starting_with(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let params = [Some(prefix.to_owned()), Some(limit.to_string())];
+        Ok(self
+            .rows(&IDS_STARTING_WITH, &params)?
+            .into_iter()
+            .filter_map(|cells| cells.into_iter().next().flatten())
+            .collect())
     }
 
     /// The re-runs of session `id` (sessions recorded with `replay_of = id`), newest first.

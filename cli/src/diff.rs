@@ -33,24 +33,8 @@ const YELLOW: Style = AnsiColor::Yellow.on_default();
 
 /// The one session whose id is `prefix` or starts with it.
 fn resolve(reader: &Reader, prefix: &str) -> Result<String, Failure> {
-    if reader.session(prefix)?.is_some() {
-        return Ok(prefix.to_owned());
-    }
-    let matching: Vec<String> = reader
-        .sessions(&Default::default())?
-        .into_iter()
-        .map(|s| s.id)
-        .filter(|id| id.starts_with(prefix))
-        .collect();
-    match matching.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => Err(format!("no session id starts with '{prefix}'").into()),
-        many => Err(format!(
-            "'{prefix}' is the beginning of {} session ids; give more of it",
-            many.len()
-        )
-        .into()),
-    }
+    crate::store::resolve_in(reader, prefix)?
+        .ok_or_else(|| format!("no session id starts with '{prefix}'").into())
 }
 
 pub fn run(reader: &Reader, args: &Args) -> Result<Outcome, Failure> {

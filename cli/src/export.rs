@@ -135,18 +135,6 @@ pub fn session_json(db: &Db, id: &str) -> Result<Value, Failure> {
     Ok(Value::Object(session))
 }
 
-/// Every session started at or after `since` (all of them without), as [`session_json`]
-/// gives each, oldest first.
-pub fn sessions_json(db: &Db, since: Option<&str>) -> Result<Vec<Value>, Failure> {
-    let params = [Param::Text(None), Param::Text(since.map(str::to_owned))];
-    let mut sessions = Vec::new();
-    for mut session in db.rows(&SESSIONS, &params)? {
-        nest(db, &mut session)?;
-        sessions.push(Value::Object(session));
-    }
-    Ok(sessions)
-}
-
 fn nest(db: &Db, session: &mut Map<String, Value>) -> Result<(), Failure> {
     let id = session
         .get("id")

@@ -174,25 +174,13 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
             .into()),
         (Command::Backup(args), None) => backup::run(&path, &args),
         (Command::Diff(args), _) => diff::run(&reasonkit_audit::read::Reader::open(&path)?, &args),
-        (Command::Report(args), Some(url)) => {
-            let evidence = reasonkit_audit::postgres::verify(url, &Default::default())?;
-            let source = reasonkit_audit::postgres::PgTarget::parse(url)?.to_string();
-            report::run(
-                &db::Db::open(&path)?,
-                &args,
-                &source,
-                report::Evidence::of(&evidence),
-            )
-        }
-        (Command::Report(args), None) => {
-            let evidence = reasonkit_audit::verify(&path)?;
-            let source = path.display().to_string();
-            report::run(
-                &db::Db::open(&path)?,
-                &args,
-                &source,
-                report::Evidence::of(&evidence),
-            )
+        (Command::Report(args), url) => {
+            let reader = reasonkit_audit::read::Reader::open(&path)?;
+            let evidence = match url {
+                Some(url) => reasonkit_audit::postgres::verify(url, &Default::default())?,
+                None => reasonkit_audit::verify(&path)?,
+            };
+            report::run(&reader, &args, report::Evidence::of(&evidence))
         }
         (Command::Prune(args), _) => prune::run(&path, &args),
         (Command::Erase(args), _) => erase::run(&path, &args),

@@ -11,13 +11,11 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use chrono::NaiveDateTime;
-use serde_json::{Map, Value};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use reasonkit_audit::read::{Decision, Reader, Session, SessionFilter, Step};
+use serde_json::Value;
 
-use crate::db::Db;
-use crate::export;
 use crate::since::Since;
-use crate::store;
 use crate::{Failure, Outcome};
 
 #[derive(Debug, clap::Args)]
@@ -72,22 +70,40 @@ impl Evidence {
     }
 }
 
-pub fn run(db: &Db, args: &Args, source: &str, evidence: Evidence) -> Result<Outcome, Failure> {
+pub fn run(reader: &Reader, args: &Args, evidence: Evidence) -> Result<Outcome, Failure> {
     let sessions = match &args.session {
-        Some(prefix) => match store::resolve_session(db, prefix)? {
-            Some(id) => vec![export::session_json(db, &id)?],
+        Some(prefix) => match crate::store::resolve_in(reader, prefix)?
+            .map(|id| reader.session(&id))
+            .transpose()?
+            .flatten()
+        {
+            Some(session) => vec![session],
             None => {
                 eprintln!("reasonkit-audit: no session id starts with '{prefix}'");
                 return Ok(Outcome::NothingFound);
             }
         },
-        None => export::sessions_json(db, args.since.as_ref().map(|s| s.0.as_str()))?,
+        None => {
+            let since = args
+                .since
+                .as_ref()
+                .and_then(|s| NaiveDateTime::parse_from_str(&s.0, "%Y-%m-%d %H:%M:%S%.f").ok())
+                .map(|t| t.and_utc());
+            let filter = SessionFilter {
+                since,
+                ..SessionFilter::default()
+            };
+            // Oldest first, as a period reads.
+            let mut sessions = reader.stream(&filter)?.collect::<Result<Vec<_>, _>>()?;
+            sessions.reverse();
+            sessions
+        }
     };
     if sessions.is_empty() {
         eprintln!("reasonkit-audit: no session started in that period");
         return Ok(Outcome::NothingFound);
     }
-    let html = render(&sessions, &evidence, source);
+    let html = render(&sessions, &evidence, reader.store_name());
     match &args.output {
         Some(path) => std::fs::write(path, html)
             .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))?,
@@ -112,18 +128,8 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn text<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    object.get(key).and_then(Value::as_str)
-}
-
-fn number(object: &Map<String, Value>, key: &str) -> Option<f64> {
-    object.get(key).and_then(Value::as_f64)
-}
-
-/// Microseconds since the epoch of a stored timestamp (`YYYY-MM-DD HH:MM:SS.ffffff`).
-fn micros(at: Option<&str>) -> Option<i64> {
-    let at = NaiveDateTime::parse_from_str(at?, "%Y-%m-%d %H:%M:%S%.f").ok()?;
-    Some(at.and_utc().timestamp_micros())
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
 }
 
 const STYLE: &str = r#"
@@ -161,13 +167,10 @@ li.error .bar { background: #c62828; }
 "#;
 
 /// The whole report: one document, one section per session.
-pub fn render(sessions: &[Value], evidence: &Evidence, source: &str) -> String {
+pub fn render(sessions: &[Session], evidence: &Evidence, source: &str) -> String {
     let mut html = String::new();
     let title = match sessions {
-        [one] => format!(
-            "Audit report: session {}",
-            one.get("id").and_then(Value::as_str).unwrap_or_default()
-        ),
+        [one] => format!("Audit report: session {}", one.id),
         many => format!("Audit report: {} sessions", many.len()),
     };
     let _ = write!(
@@ -189,81 +192,73 @@ pub fn render(sessions: &[Value], evidence: &Evidence, source: &str) -> String {
         summary = escape(&evidence.summary),
     );
     for session in sessions {
-        if let Some(session) = session.as_object() {
-            render_session(&mut html, session, evidence);
-        }
+        render_session(&mut html, session, evidence);
     }
     html.push_str("</body>\n</html>\n");
     html
 }
 
-fn render_session(html: &mut String, session: &Map<String, Value>, evidence: &Evidence) {
-    let id = text(session, "id").unwrap_or_default();
-    let status = text(session, "status").unwrap_or_default();
-    let started = text(session, "started_at");
-    let ended = text(session, "ended_at");
-    let steps: Vec<&Map<String, Value>> = session
-        .get("steps")
-        .and_then(Value::as_array)
-        .map(|steps| steps.iter().filter_map(Value::as_object).collect())
-        .unwrap_or_default();
+fn time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.6f UTC").to_string()
+}
 
+fn tampered(evidence: &Evidence, id: &str) -> String {
+    evidence
+        .findings
+        .get(id)
+        .map(|f| format!(" <span class=\"tampered\">✗ {}</span>", escape(f)))
+        .unwrap_or_default()
+}
+
+fn render_session(html: &mut String, session: &Session, evidence: &Evidence) {
+    let steps = session.walk();
     // The waterfall's scale: from the session's start to its end (or its last step's end,
     // for a session still running or interrupted).
-    let start = micros(started).unwrap_or(0);
+    let start = micros(session.started_at);
     let last_end = steps
         .iter()
-        .filter_map(|s| micros(text(s, "ended_at")).or_else(|| micros(text(s, "started_at"))))
+        .map(|(_, s)| micros(s.ended_at.unwrap_or(s.started_at)))
         .max();
-    let end = micros(ended)
+    let end = session
+        .ended_at
+        .map(micros)
         .into_iter()
         .chain(last_end)
         .max()
         .unwrap_or(start);
     let span = (end - start).max(1) as f64;
+    let duration = session
+        .ended_at
+        .map(|e| format_ms((micros(e) - start) as f64 / 1000.0));
 
-    let tampered = evidence.findings.get(id);
     let _ = write!(
         html,
-        "<section class=\"session\" data-session-id=\"{id_attr}\">\n<h2>Session {id_text}{mark}</h2>\n\
+        "<section class=\"session\" data-session-id=\"{id}\">\n<h2>Session {id}{mark}</h2>\n\
          <table class=\"header\">\n\
          <tr><th>Profile</th><td>{profile}</td></tr>\n\
-         <tr><th>Status</th><td class=\"status-{status_attr}\">{status_text}</td></tr>\n\
+         <tr><th>Status</th><td class=\"status-{status}\">{status}</td></tr>\n\
          <tr><th>Input hash</th><td>{input_hash}</td></tr>\n\
-         <tr><th>Started</th><td>{started} UTC</td></tr>\n\
+         <tr><th>Started</th><td>{started}</td></tr>\n\
          <tr><th>Ended</th><td>{ended}</td></tr>\n\
          <tr><th>Duration</th><td>{duration}</td></tr>\n\
-         <tr><th>Steps</th><td>{steps}</td></tr>\n</table>\n",
-        id_attr = escape(id),
-        id_text = escape(id),
-        mark = tampered
-            .map(|f| format!(" <span class=\"tampered\">✗ {}</span>", escape(f)))
+         <tr><th>Steps</th><td>{count}</td></tr>\n{replay}</table>\n",
+        id = escape(&session.id),
+        mark = tampered(evidence, &session.id),
+        profile = escape(&session.profile),
+        status = escape(&session.status),
+        input_hash = escape(&session.input_hash),
+        started = time(session.started_at),
+        ended = session.ended_at.map_or_else(|| "—".into(), time),
+        duration = duration.unwrap_or_else(|| "—".into()),
+        count = steps.len(),
+        replay = session
+            .replay_of()
+            .map(|of| format!("<tr><th>Replay of</th><td>{}</td></tr>\n", escape(of)))
             .unwrap_or_default(),
-        profile = escape(text(session, "profile").unwrap_or_default()),
-        status_attr = escape(status),
-        status_text = escape(status),
-        input_hash = escape(text(session, "input_hash").unwrap_or_default()),
-        started = escape(started.unwrap_or_default()),
-        ended = ended
-            .map(|e| format!("{} UTC", escape(e)))
-            .unwrap_or_else(|| "—".into()),
-        duration = number(session, "duration_ms")
-            .map(format_ms)
-            .unwrap_or_else(|| "—".into()),
-        steps = steps.len(),
     );
-
-    // Depth of each step from its parent links (parents come before children: steps are in
-    // start order).
-    let mut depth: HashMap<&str, usize> = HashMap::new();
     html.push_str("<ol class=\"waterfall\">\n");
-    for step in &steps {
-        let step_id = text(step, "id").unwrap_or_default();
-        let level = text(step, "parent_step_id")
-            .and_then(|p| depth.get(p))
-            .map_or(0, |d| d + 1);
-        depth.insert(step_id, level);
-        render_step(html, step, level, start, span, evidence);
+    for (depth, step) in steps {
+        render_step(html, step, depth, start, span, evidence);
     }
     html.push_str("</ol>\n</section>\n");
 }
@@ -280,30 +275,27 @@ fn format_ms(ms: f64) -> String {
 
 fn render_step(
     html: &mut String,
-    step: &Map<String, Value>,
+    step: &Step,
     level: usize,
     start: i64,
     span: f64,
     evidence: &Evidence,
 ) {
-    let id = text(step, "id").unwrap_or_default();
-    let error = text(step, "error");
-    let began = micros(text(step, "started_at")).unwrap_or(start);
-    let finished = micros(text(step, "ended_at"));
-    let duration = finished.map(|f| (f - began).max(0));
+    let began = micros(step.started_at);
+    let duration = step.ended_at.map(|f| (micros(f) - began).max(0));
     let left = ((began - start) as f64 / span * 100.0).clamp(0.0, 100.0);
     let width = (duration.unwrap_or(0) as f64 / span * 100.0).clamp(0.0, 100.0 - left);
-    let mut figures = Vec::new();
-    figures.push(match duration {
+    let mut figures = vec![match duration {
         Some(us) => format_ms(us as f64 / 1000.0),
         None => "open".into(),
-    });
-    if let Some(c) = number(step, "confidence") {
+    }];
+    if let Some(c) = step.confidence {
         figures.push(format!("conf {c:.2}"));
     }
-    if let Some(t) = step.get("tokens_used").and_then(Value::as_i64) {
+    if let Some(t) = step.tokens_used {
         figures.push(format!("{t} tok"));
     }
+    let failed = step.error.is_some();
     let _ = write!(
         html,
         "<li class=\"step{error_class}\" data-step-id=\"{id}\" data-duration-us=\"{duration_us}\" \
@@ -311,26 +303,22 @@ fn render_step(
          <span class=\"label\" style=\"padding-left:{indent}rem\">{mark}{module}{tampered}</span>\
          <span class=\"track\"><span class=\"bar\" style=\"left:{left:.4}%;width:{width:.4}%\"></span></span>\
          <span class=\"figures\">{figures}</span></div>\n",
-        error_class = if error.is_some() { " error" } else { "" },
-        id = escape(id),
+        error_class = if failed { " error" } else { "" },
+        id = escape(&step.id),
         duration_us = duration.unwrap_or(0),
         indent = level as f64 * 1.25,
-        mark = if error.is_some() {
+        mark = if failed {
             "<span class=\"mark\">✗ </span>"
         } else {
             ""
         },
-        module = escape(text(step, "module").unwrap_or_default()),
-        tampered = evidence
-            .findings
-            .get(id)
-            .map(|f| format!(" <span class=\"tampered\">✗ {}</span>", escape(f)))
-            .unwrap_or_default(),
+        module = escape(&step.module),
+        tampered = tampered(evidence, &step.id),
         figures = escape(&figures.join(" · ")),
     );
     let indent = level as f64 * 1.25 + 1.0;
-    for (key, label) in [("input_summary", "in"), ("output_summary", "out")] {
-        if let Some(summary) = text(step, key) {
+    for (summary, label) in [(&step.input_summary, "in"), (&step.output_summary, "out")] {
+        if let Some(summary) = summary {
             let _ = writeln!(
                 html,
                 "<p class=\"summary\" style=\"margin-left:{indent}rem\">{label}: {}</p>",
@@ -338,48 +326,32 @@ fn render_step(
             );
         }
     }
-    if let Some(error) = error {
+    if let Some(error) = &step.error {
         let _ = writeln!(
             html,
             "<p class=\"error-text\" style=\"margin-left:{indent}rem\">error: {}</p>",
             escape(error)
         );
     }
-    for decision in step
-        .get("decisions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_object)
-    {
+    for decision in &step.decisions {
         render_decision(html, decision, indent, evidence);
     }
     html.push_str("</li>\n");
 }
 
-fn render_decision(
-    html: &mut String,
-    decision: &Map<String, Value>,
-    indent: f64,
-    evidence: &Evidence,
-) {
-    let id = text(decision, "id").unwrap_or_default();
-    let chosen = text(decision, "chosen_option");
-    let options: Vec<String> = match decision.get("options_considered") {
-        Some(Value::Array(options)) => options
-            .iter()
-            .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_owned))
-            .collect(),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Array(options)) => options
-                .iter()
-                .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_owned))
-                .collect(),
-            _ => vec![text.clone()],
-        },
-        _ => Vec::new(),
-    };
-    let options = options
+/// The options of a decision as text: each element of a JSON array, or the value itself.
+fn options(decision: &Decision) -> Vec<String> {
+    let as_text = |o: &Value| o.as_str().map_or_else(|| o.to_string(), str::to_owned);
+    match &decision.options_considered {
+        Some(Value::Array(options)) => options.iter().map(as_text).collect(),
+        Some(other) => vec![as_text(other)],
+        None => Vec::new(),
+    }
+}
+
+fn render_decision(html: &mut String, decision: &Decision, indent: f64, evidence: &Evidence) {
+    let chosen = decision.chosen_option.as_deref();
+    let options = options(decision)
         .iter()
         .map(|o| {
             if Some(o.as_str()) == chosen {
@@ -394,13 +366,9 @@ fn render_decision(
         html,
         "<div class=\"decision\" data-decision-id=\"{id}\" style=\"margin-left:{indent}rem\">\
          <strong>Decision</strong> {kind}{tampered}{options}{chosen}{rationale}</div>",
-        id = escape(id),
-        kind = escape(text(decision, "decision_type").unwrap_or_default()),
-        tampered = evidence
-            .findings
-            .get(id)
-            .map(|f| format!(" <span class=\"tampered\">✗ {}</span>", escape(f)))
-            .unwrap_or_default(),
+        id = escape(&decision.id),
+        kind = escape(&decision.decision_type),
+        tampered = tampered(evidence, &decision.id),
         options = if options.is_empty() {
             String::new()
         } else {
@@ -409,7 +377,9 @@ fn render_decision(
         chosen = chosen
             .map(|c| format!(" — chose <span class=\"chosen\">{}</span>", escape(c)))
             .unwrap_or_default(),
-        rationale = text(decision, "rationale")
+        rationale = decision
+            .rationale
+            .as_deref()
             .map(|r| format!("<br>Rationale: {}", escape(r)))
             .unwrap_or_default(),
     );
@@ -425,13 +395,5 @@ mod tests {
             escape("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
-    }
-
-    #[test]
-    fn stored_timestamps_are_read_to_the_microsecond() {
-        let a = micros(Some("2026-12-01 10:00:00.000250")).unwrap();
-        let b = micros(Some("2026-12-01 10:00:01.000000")).unwrap();
-        assert_eq!(b - a, 999_750);
-        assert_eq!(micros(Some("yesterday")), None);
     }
 }

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use reasonkit_audit::read::Reader;
+
 use crate::db::{Db, Param, Query};
 use crate::{Failure, Outcome};
 
@@ -116,6 +118,20 @@ pub fn resolve_session(db: &Db, prefix: &str) -> Result<Option<String>, Failure>
         .iter()
         .filter_map(|r| r.get("id").and_then(|v| v.as_str()).map(str::to_owned))
         .collect();
+    one_of(prefix, ids)
+}
+
+/// Like [`resolve_session`], through the library's read API. An id given whole is taken
+/// as it is, even when it is also the beginning of longer ids.
+pub fn resolve_in(reader: &Reader, prefix: &str) -> Result<Option<String>, Failure> {
+    let ids = reader.ids_starting_with(prefix, 6)?;
+    if ids.iter().any(|id| id == prefix) {
+        return Ok(Some(prefix.to_owned()));
+    }
+    one_of(prefix, ids)
+}
+
+fn one_of(prefix: &str, ids: Vec<String>) -> Result<Option<String>, Failure> {
     match ids.len() {
         0 => Ok(None),
         1 => Ok(ids.into_iter().next()),

@@ -375,4 +375,31 @@ fn every_read_command_answers_on_postgres_as_on_the_file_it_was_imported_from() 
     );
     let check = succeeds(&db, &["check"]);
     assert!(check.contains("foreign keys    ok"), "{check}");
+    // diff and the report, built on the library's read API, read both stores alike.
+    let second = sessions[1]["id"].as_str().unwrap()[..30].to_owned();
+    let both = |args: &[&str]| {
+        let run = |target: &std::ffi::OsStr| {
+            let out = Command::new(BIN)
+                .arg("--db")
+                .arg(target)
+                .args(args)
+                .env("NO_COLOR", "1")
+                .output()
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        (run(db.url().as_ref()), run(file.as_os_str()))
+    };
+    let (pg, on) = both(&["diff", prefix, &second, "--json"]);
+    assert!(matches!(pg.0, Some(0 | 1)), "diff: {pg:?}");
+    assert_eq!(pg.0, on.0);
+    assert!(same(&json(pg.1), &json(on.1)), "diff on both stores");
+    let (pg, on) = both(&["report", "--session", prefix]);
+    assert_eq!((pg.0, on.0), (Some(0), Some(0)));
+    let body = |html: &str| html[html.find("<section").unwrap()..].to_owned();
+    assert_eq!(body(&pg.1), body(&on.1), "report sections on both stores");
+    assert!(pg.1.contains("the chain verifies"), "{}", pg.1);
 }
