@@ -227,20 +227,6 @@ fn matched(a: (usize, &Step), b: (usize, &Step)) -> StepDiff {
 
 fn one_sided(change: StepChange, depth: usize, step: &Step) -> StepDiff {
     let original = change == StepChange::Removed;
-    let side = |d: &Decision| DecisionDiff {
-        decision_type: d.decision_type.clone(),
-        original: if original {
-            d.chosen_option.clone()
-        } else {
-            None
-        },
-        rerun: if original {
-            None
-        } else {
-            d.chosen_option.clone()
-        },
-        same: false,
-    };
     StepDiff {
         change,
         module: step.module.clone(),
@@ -250,7 +236,11 @@ fn one_sided(change: StepChange, depth: usize, step: &Step) -> StepDiff {
         confidence: sides(original, step.confidence),
         tokens: sides(original, step.tokens_used),
         error: sides(original, step.error.clone()),
-        decisions: step.decisions.iter().map(side).collect(),
+        decisions: step
+            .decisions
+            .iter()
+            .map(|d| one_run(d, original))
+            .collect(),
     }
 }
 
@@ -263,25 +253,22 @@ fn sides<T>(original: bool, value: Option<T>) -> (Option<T>, Option<T>) {
     }
 }
 
+/// A decision made in one run only (the original's when `original`).
+fn one_run(decision: &Decision, original: bool) -> DecisionDiff {
+    let (original, rerun) = sides(original, decision.chosen_option.clone());
+    DecisionDiff {
+        decision_type: decision.decision_type.clone(),
+        original,
+        rerun,
+        same: false,
+    }
+}
+
 /// Decisions of a matched step, aligned by `decision_type` in order.
 fn decisions(a: &[Decision], b: &[Decision]) -> Vec<DecisionDiff> {
     let kinds_a: Vec<&str> = a.iter().map(|d| d.decision_type.as_str()).collect();
     let kinds_b: Vec<&str> = b.iter().map(|d| d.decision_type.as_str()).collect();
     let mut out = Vec::new();
-    let only = |d: &Decision, original: bool| DecisionDiff {
-        decision_type: d.decision_type.clone(),
-        original: if original {
-            d.chosen_option.clone()
-        } else {
-            None
-        },
-        rerun: if original {
-            None
-        } else {
-            d.chosen_option.clone()
-        },
-        same: false,
-    };
     for op in capture_diff_slices(Algorithm::Myers, &kinds_a, &kinds_b) {
         let (old, new) = (op.old_range(), op.new_range());
         match op {
@@ -296,8 +283,8 @@ fn decisions(a: &[Decision], b: &[Decision]) -> Vec<DecisionDiff> {
                 }
             }
             _ => {
-                out.extend(a[old].iter().map(|d| only(d, true)));
-                out.extend(b[new].iter().map(|d| only(d, false)));
+                out.extend(a[old].iter().map(|d| one_run(d, true)));
+                out.extend(b[new].iter().map(|d| one_run(d, false)));
             }
         }
     }

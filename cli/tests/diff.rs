@@ -8,16 +8,10 @@ use std::path::Path;
 
 use common::{run, text};
 use tracing::info_span;
-use tracing_subscriber::prelude::*;
 
 /// Records one run: a planning step, then a verdict whose option depends on `strict`.
 fn record(db: &Path, session: impl FnOnce() -> tracing::Span, strict: bool) {
-    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
-        .path(db)
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || {
+    common::record_with_layer(db, || {
         let _s = session().entered();
         info_span!("step", module = "planner", tokens_used = 50_i64).in_scope(|| {});
         if strict {
@@ -33,7 +27,6 @@ fn record(db: &Path, session: impl FnOnce() -> tracing::Span, strict: bool) {
             tracing::info!(name: "decision", decision_type = "claim", chosen_option = verdict);
         });
     });
-    guard.flush().unwrap();
 }
 
 #[test]

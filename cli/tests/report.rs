@@ -10,17 +10,11 @@ use std::time::Duration;
 
 use common::{run, sqlite3, text};
 use tracing::info_span;
-use tracing_subscriber::prelude::*;
 
 /// Writes one session whose steps last known, very different times: a 30 ms step with a
 /// nested 90 ms step, a failing 10 ms step with a decision, and a 60 ms step.
 fn write_session(db: &Path) -> String {
-    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
-        .path(db)
-        .build()
-        .unwrap();
-    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
-    tracing::dispatcher::with_default(&dispatch, || {
+    common::record_with_layer(db, || {
         let session = info_span!(
             "session",
             id = "report-1",
@@ -61,8 +55,6 @@ fn write_session(db: &Path) -> String {
         info_span!("step", module = "bedrock", output_summary = "prime")
             .in_scope(|| std::thread::sleep(Duration::from_millis(60)));
     });
-    guard.flush().unwrap();
-    drop(guard);
     "report-1".into()
 }
 

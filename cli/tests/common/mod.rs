@@ -43,3 +43,17 @@ pub fn python_verify(db: &Path) -> Output {
         .output()
         .unwrap()
 }
+
+/// Runs `f` with an audit layer writing to `db` as the thread's subscriber, then flushes
+/// and stops the writer.
+pub fn record_with_layer(db: &Path, f: impl FnOnce()) {
+    use tracing_subscriber::prelude::*;
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .path(db)
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, f);
+    guard.flush().unwrap();
+    guard.shutdown().unwrap();
+}
