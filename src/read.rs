@@ -84,8 +84,10 @@ pub struct Session {
     /// The session row.
     #[serde(flatten)]
     pub summary: SessionSummary,
-    /// Its top-level steps in the order they started; nested steps are in
-    /// [`Step::children`].
+    /// Every step, depth first in execution order: a step, then the steps nested in it
+    /// (each with its [`Step::depth`] and [`Step::parent_step_id`]), then its next sibling.
+    /// Kept flat, not as nested vectors, so that a chain nested a million deep is read,
+    /// walked and dropped without recursion.
     pub steps: Vec<Step>,
 }
 
@@ -100,25 +102,26 @@ impl std::ops::Deref for Session {
 impl Session {
     /// Every step, depth first in execution order, with its depth (0 for top-level).
     pub fn walk(&self) -> Vec<(usize, &Step)> {
-        fn visit<'a>(steps: &'a [Step], depth: usize, out: &mut Vec<(usize, &'a Step)>) {
-            for step in steps {
-                out.push((depth, step));
-                visit(&step.children, depth + 1, out);
-            }
-        }
-        let mut out = Vec::new();
-        visit(&self.steps, 0, &mut out);
-        out
+        self.steps.iter().map(|s| (s.depth, s)).collect()
+    }
+
+    /// The steps nested directly in `step`, in the order they started.
+    pub fn children<'a>(&'a self, step: &'a Step) -> impl Iterator<Item = &'a Step> + 'a {
+        self.steps
+            .iter()
+            .filter(move |s| s.parent_step_id.as_deref() == Some(step.id.as_str()))
     }
 }
 
-/// One step, with its decisions and nested steps.
+/// One step, with its decisions.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Step {
     /// The step's id.
     pub id: String,
     /// The enclosing step, for a nested step.
     pub parent_step_id: Option<String>,
+    /// How deep it is nested: 0 for a top-level step.
+    pub depth: usize,
     /// The reasoning module.
     pub module: String,
     /// When it opened.
@@ -139,8 +142,6 @@ pub struct Step {
     pub attributes: Value,
     /// Its decisions, in the order they were made.
     pub decisions: Vec<Decision>,
-    /// Steps nested in it, in the order they started.
-    pub children: Vec<Step>,
 }
 
 /// One decision.
@@ -464,6 +465,7 @@ impl Reader {
             flat.push(Step {
                 id,
                 parent_step_id: next(),
+                depth: 0,
                 module: next().unwrap_or_default(),
                 started_at: self.time(next())?.unwrap_or_default(),
                 ended_at: self.time(next())?,
@@ -474,12 +476,11 @@ impl Reader {
                 error: next(),
                 attributes: json(next()),
                 decisions: mine,
-                children: Vec::new(),
             });
         }
         Ok(Some(Session {
             summary,
-            steps: tree(flat),
+            steps: depth_first(flat),
         }))
     }
 
@@ -532,27 +533,48 @@ fn json(text: Option<String>) -> Value {
     }
 }
 
-/// Steps in start order, nested under their parents. A step whose parent is not in the
-/// session (never the case in a store the layer wrote) stays at the top level.
-fn tree(flat: Vec<Step>) -> Vec<Step> {
-    let ids: std::collections::HashSet<String> = flat.iter().map(|s| s.id.clone()).collect();
-    let mut children: std::collections::HashMap<String, Vec<Step>> =
-        std::collections::HashMap::new();
+/// Steps in start order, put depth first (each followed by the steps nested in it) with
+/// their depths, without recursion. A step whose parent is not in the session, or that a
+/// (hand-made) cycle of parents would hide, is kept at the top level.
+fn depth_first(flat: Vec<Step>) -> Vec<Step> {
+    let index: std::collections::HashMap<&str, usize> = flat
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); flat.len()];
     let mut roots = Vec::new();
-    for step in flat {
-        match step.parent_step_id.clone().filter(|p| ids.contains(p)) {
-            Some(parent) => children.entry(parent).or_default().push(step),
-            None => roots.push(step),
+    for (i, step) in flat.iter().enumerate() {
+        match step.parent_step_id.as_deref().and_then(|p| index.get(p)) {
+            Some(&parent) if parent != i => children[parent].push(i),
+            _ => roots.push(i),
         }
     }
-    fn attach(steps: &mut [Step], children: &mut std::collections::HashMap<String, Vec<Step>>) {
-        for step in steps {
-            if let Some(mut mine) = children.remove(&step.id) {
-                attach(&mut mine, children);
-                step.children = mine;
+    let mut order = Vec::with_capacity(flat.len());
+    let mut seen = vec![false; flat.len()];
+    let mut visit = |start: usize, order: &mut Vec<(usize, usize)>| {
+        let mut stack = vec![(start, 0)];
+        while let Some((i, depth)) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
             }
+            order.push((i, depth));
+            stack.extend(children[i].iter().rev().map(|&c| (c, depth + 1)));
         }
+    };
+    for &root in &roots {
+        visit(root, &mut order);
     }
-    attach(&mut roots, &mut children);
-    roots
+    for i in 0..flat.len() {
+        visit(i, &mut order);
+    }
+    let mut slots: Vec<Option<Step>> = flat.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|(i, depth)| {
+            let mut step = slots[i].take()?;
+            step.depth = depth;
+            Some(step)
+        })
+        .collect()
 }

@@ -158,6 +158,15 @@ fn ten_thousand_nested_steps_keep_their_chain() {
          SELECT max(depth) FROM chain",
     );
     assert_eq!(deepest, "10000");
+    // Read back, walked and compared without recursion: the read API keeps steps flat.
+    let reader = reasonkit_audit::read::Reader::open(&audit.path).unwrap();
+    let session = reader.session("deep").unwrap().unwrap();
+    let walked = session.walk();
+    assert_eq!(walked.len(), depth);
+    assert_eq!(walked.last().unwrap().0, depth - 1);
+    let same = reasonkit_audit::diff::compare(&session, &session);
+    assert!(!same.decisions_diverged);
+    assert_eq!(same.steps.len(), depth);
 }
 
 #[test]

@@ -84,7 +84,8 @@ fn a_session_loads_back_as_its_tree_with_decisions() {
         modules,
         [(0, "gigathink"), (1, "gigathink.expand"), (0, "proofguard")]
     );
-    let check = &session.steps[1];
+    let check = &session.steps[2];
+    assert_eq!(session.children(&session.steps[0]).count(), 1);
     assert_eq!(check.confidence, Some(0.9));
     assert_eq!(check.tokens_used, Some(120));
     assert_eq!(check.decisions.len(), 2);
