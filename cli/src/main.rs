@@ -135,7 +135,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
     };
     match (cli.command, url.as_deref()) {
         (Command::Sessions(args), _) => sessions::run(&db::Db::open(&path)?, &args),
-        (Command::Show(args), _) => show::run(&db::Db::open(&path)?, &args),
+        (Command::Show(args), _) => show::run(&path, &args),
         (Command::Stats(args), _) => stats::run(&db::Db::open(&path)?, &args),
         (Command::Search(args), _) => search::run(&db::Db::open(&path)?, &args),
         (Command::Export(args), _) => export::run(&db::Db::open(&path)?, &args),

@@ -229,7 +229,7 @@ fn render_session(html: &mut String, session: &Session, evidence: &Evidence) {
     let span = (end - start).max(1) as f64;
     let duration = session
         .ended_at
-        .map(|e| format_ms((micros(e) - start) as f64 / 1000.0));
+        .map(|e| crate::output::duration_ms(Some((micros(e) - start) as f64 / 1000.0)));
 
     let _ = write!(
         html,
@@ -263,16 +263,6 @@ fn render_session(html: &mut String, session: &Session, evidence: &Evidence) {
     html.push_str("</ol>\n</section>\n");
 }
 
-fn format_ms(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else if ms >= 1.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{:.0} µs", ms * 1000.0)
-    }
-}
-
 fn render_step(
     html: &mut String,
     step: &Step,
@@ -286,7 +276,7 @@ fn render_step(
     let left = ((began - start) as f64 / span * 100.0).clamp(0.0, 100.0);
     let width = (duration.unwrap_or(0) as f64 / span * 100.0).clamp(0.0, 100.0 - left);
     let mut figures = vec![match duration {
-        Some(us) => format_ms(us as f64 / 1000.0),
+        Some(us) => crate::output::duration_ms(Some(us as f64 / 1000.0)),
         None => "open".into(),
     }];
     if let Some(c) = step.confidence {

@@ -1,11 +1,14 @@
 //! `show ID`: the replay view of one session — its steps in execution order as a tree,
-//! nested steps indented, decisions under their step.
+//! nested steps indented, decisions under their step. The view reads the session through
+//! the library's read API; `--json` prints the object `export --format json` gives.
 
-use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 
 use anstyle::{AnsiColor, Style};
-use serde_json::{Map, Value};
+use chrono::{DateTime, Utc};
+use reasonkit_audit::read::{Reader, Session, Step};
+use serde_json::Value;
 
 use crate::db::Db;
 use crate::export;
@@ -28,28 +31,41 @@ const RED: Style = AnsiColor::Red.on_default();
 const GREEN: Style = AnsiColor::Green.on_default();
 const CYAN: Style = AnsiColor::Cyan.on_default();
 
-pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
-    let Some(id) = store::resolve_session(db, &args.id)? else {
-        eprintln!("reasonkit-audit: no session id starts with '{}'", args.id);
-        return Ok(Outcome::NothingFound);
-    };
-    let session = export::session_json(db, &id)?;
+pub fn run(store: &Path, args: &Args) -> Result<Outcome, Failure> {
     if args.json {
-        output::print_json(&session)?;
-    } else {
-        print_replay(&session)?;
+        // The same object as `export --format json` gives for this session.
+        let db = Db::open(store)?;
+        let Some(id) = store::resolve_session(&db, &args.id)? else {
+            return not_found(&args.id);
+        };
+        output::print_json(&export::session_json(&db, &id)?)?;
+        return Ok(Outcome::Done);
     }
+    let reader = Reader::open(store)?;
+    let Some(session) = store::resolve_in(&reader, &args.id)?
+        .map(|id| reader.session(&id))
+        .transpose()?
+        .flatten()
+    else {
+        return not_found(&args.id);
+    };
+    print_replay(&session)?;
     Ok(Outcome::Done)
 }
 
-fn text<'a>(object: &'a Map<String, Value>, key: &str) -> &'a str {
-    object.get(key).and_then(Value::as_str).unwrap_or_default()
+fn not_found(prefix: &str) -> Result<Outcome, Failure> {
+    eprintln!("reasonkit-audit: no session id starts with '{prefix}'");
+    Ok(Outcome::NothingFound)
 }
 
-fn print_replay(session: &Value) -> Result<(), Failure> {
+/// Milliseconds from `start` to `end`, when it ended.
+fn elapsed_ms(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Option<f64> {
+    end.map(|end| (end - start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0)
+}
+
+fn print_replay(session: &Session) -> Result<(), Failure> {
     let mut out = anstream::stdout().lock();
-    let s = session.as_object().ok_or("session is not an object")?;
-    let status = text(s, "status");
+    let status = session.status.as_str();
     let status_style = match status {
         "completed" => GREEN,
         "failed" | "interrupted" => RED,
@@ -58,61 +74,35 @@ fn print_replay(session: &Value) -> Result<(), Failure> {
     writeln!(
         out,
         "{BOLD}session {}{BOLD:#}  profile {}  {status_style}{status}{status_style:#}  started {} UTC  {}",
-        text(s, "id"),
-        text(s, "profile"),
-        text(s, "started_at"),
-        output::duration_ms(s.get("duration_ms").and_then(Value::as_f64)),
+        session.id,
+        session.profile,
+        session.started_at.format("%Y-%m-%d %H:%M:%S%.6f"),
+        output::duration_ms(elapsed_ms(session.started_at, session.ended_at)),
     )?;
-    writeln!(out, "{DIM}input_hash {}{DIM:#}", text(s, "input_hash"))?;
-    if let Some(input) = s.get("input").and_then(Value::as_str) {
+    writeln!(out, "{DIM}input_hash {}{DIM:#}", session.input_hash)?;
+    if let Some(input) = &session.input {
         writeln!(out, "input: {input}")?;
     }
-
-    let steps = s
-        .get("steps")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut children: HashMap<Option<String>, Vec<&Value>> = HashMap::new();
-    for step in &steps {
-        let parent = step
-            .get("parent_step_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        children.entry(parent).or_default().push(step);
-    }
-    // Depth-first, in execution order, without recursion (chains can be very deep).
-    let mut stack: Vec<(&Value, usize)> = children
-        .get(&None)
-        .into_iter()
-        .flatten()
-        .rev()
-        .map(|step| (*step, 0))
-        .collect();
-    while let Some((step, depth)) = stack.pop() {
+    // The read API gives the steps depth first in execution order, without recursion.
+    for (depth, step) in session.walk() {
         print_step(&mut out, step, depth)?;
-        let id = step.get("id").and_then(Value::as_str).map(str::to_owned);
-        if let Some(kids) = children.get(&id) {
-            stack.extend(kids.iter().rev().map(|kid| (*kid, depth + 1)));
-        }
     }
-    if steps.is_empty() {
+    if session.steps.is_empty() {
         writeln!(out, "{DIM}(no steps){DIM:#}")?;
     }
     Ok(())
 }
 
-fn print_step(out: &mut impl Write, step: &Value, depth: usize) -> Result<(), Failure> {
-    let step = step.as_object().ok_or("step is not an object")?;
+fn print_step(out: &mut impl Write, step: &Step, depth: usize) -> Result<(), Failure> {
     let pad = "  ".repeat(depth + 1);
     let mut facts = Vec::new();
-    if let Some(c) = step.get("confidence").and_then(Value::as_f64) {
+    if let Some(c) = step.confidence {
         facts.push(format!("confidence {c:.2}"));
     }
-    if let Some(t) = step.get("tokens_used").and_then(Value::as_i64) {
+    if let Some(t) = step.tokens_used {
         facts.push(format!("tokens {t}"));
     }
-    let duration = output::duration_ms(step.get("duration_ms").and_then(Value::as_f64));
+    let duration = output::duration_ms(elapsed_ms(step.started_at, step.ended_at));
     facts.push(if duration.is_empty() {
         "still open".to_owned()
     } else {
@@ -121,25 +111,19 @@ fn print_step(out: &mut impl Write, step: &Value, depth: usize) -> Result<(), Fa
     writeln!(
         out,
         "{pad}{CYAN}{}{CYAN:#}  {}",
-        text(step, "module"),
+        step.module,
         facts.join("  ")
     )?;
-    for (label, key) in [("in", "input_summary"), ("out", "output_summary")] {
-        if let Some(value) = step.get(key).and_then(Value::as_str) {
+    for (label, value) in [("in", &step.input_summary), ("out", &step.output_summary)] {
+        if let Some(value) = value {
             writeln!(out, "{pad}  {DIM}{label}:{DIM:#} {value}")?;
         }
     }
-    if let Some(error) = step.get("error").and_then(Value::as_str) {
+    if let Some(error) = &step.error {
         writeln!(out, "{pad}  {RED}error: {error}{RED:#}")?;
     }
-    for decision in step
-        .get("decisions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let d = decision.as_object().ok_or("decision is not an object")?;
-        let options = match d.get("options_considered") {
+    for decision in &step.decisions {
+        let options = match &decision.options_considered {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|o| o.as_str().map_or_else(|| o.to_string(), str::to_owned))
@@ -153,17 +137,15 @@ fn print_step(out: &mut impl Write, step: &Value, depth: usize) -> Result<(), Fa
         writeln!(
             out,
             "{pad}  {BOLD}decision {}{BOLD:#}: {}{}",
-            text(d, "decision_type"),
-            d.get("chosen_option")
-                .and_then(Value::as_str)
-                .unwrap_or("(none chosen)"),
+            decision.decision_type,
+            decision.chosen_option.as_deref().unwrap_or("(none chosen)"),
             if options.is_empty() {
                 String::new()
             } else {
                 format!("  {DIM}of{DIM:#} {options}")
             },
         )?;
-        if let Some(rationale) = d.get("rationale").and_then(Value::as_str) {
+        if let Some(rationale) = &decision.rationale {
             writeln!(out, "{pad}    {DIM}because{DIM:#} {rationale}")?;
         }
     }
