@@ -175,6 +175,16 @@
 //! [`VerifyOptions::checkpoints`]. The encoding is specified in `docs/chain.md`, with golden
 //! vectors and an independent verifier in Python (`tools/verify_chain.py`).
 //!
+//! # Reading back, replaying, comparing
+//!
+//! [`read::Reader`] opens a store read-only (a file, or a `postgres://` URL with the
+//! `postgres` feature) and gives its sessions as typed values: listed and filtered, one
+//! session with its steps (depth first) and decisions, streamed one at a time, and the
+//! re-runs of a session (recorded with `replay_of = <id>`). [`diff::compare`] aligns a
+//! re-run with its original step by step and says whether the decisions diverged; its
+//! module documentation is a replay harness. The `reasonkit-audit` command's `show`, `diff`
+//! and `report` are built on them.
+//!
 //! # Subscribers
 //!
 //! The layer works with a global subscriber (`.init()`), with

@@ -247,6 +247,7 @@ document.getElementById('r').onload = function () {
         .args([
             "--headless",
             "--no-sandbox",
+            "--disable-dev-shm-usage",
             "--disable-gpu",
             "--allow-file-access-from-files",
             "--virtual-time-budget=5000",
@@ -255,8 +256,12 @@ document.getElementById('r').onload = function () {
         .arg(format!("file://{}", probe.display()))
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&dom.stderr).into_owned();
     let dom = String::from_utf8_lossy(&dom.stdout);
-    let start = dom.find("<pre id=\"out\">").expect("probe output") + 14;
+    let start = dom
+        .find("<pre id=\"out\">")
+        .unwrap_or_else(|| panic!("no probe output; chromium said: {stderr}"))
+        + 14;
     let json = &dom[start..start + dom[start..].find("</pre>").unwrap()];
     let json = json
         .replace("&quot;", "\"")
@@ -302,6 +307,7 @@ document.getElementById('r').onload = function () {
         .args([
             "--headless",
             "--no-sandbox",
+            "--disable-dev-shm-usage",
             "--disable-gpu",
             "--hide-scrollbars",
         ])
