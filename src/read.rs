@@ -178,6 +178,8 @@ pub struct SessionFilter {
     pub replay_of: Option<String>,
     /// At most this many.
     pub limit: Option<usize>,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
 }
 
 enum Store {
@@ -222,7 +224,9 @@ const SESSIONS: Query = Query {
           AND (?3 IS NULL OR profile = ?3) AND (?4 IS NULL OR status = ?4)
           AND (?5 IS NULL OR json_extract(attributes, '$.replay_of') = ?5)
           AND (?6 IS NULL OR id = ?6)
-        ORDER BY started_at DESC, id DESC",
+        ORDER BY CASE WHEN ?7 = 'oldest' THEN started_at END, CASE WHEN ?7 = 'oldest' THEN id END,
+          started_at DESC, id DESC
+        LIMIT CAST(?8 AS INTEGER)",
     postgres: concat!(
         "SELECT id, ",
         pg_utc!("started_at"),
@@ -234,7 +238,9 @@ const SESSIONS: Query = Query {
          AND ($3::text IS NULL OR profile = $3) AND ($4::text IS NULL OR status = $4) \
          AND ($5::text IS NULL OR attributes->>'replay_of' = $5) \
          AND ($6::text IS NULL OR id = $6) \
-         ORDER BY started_at DESC, id DESC"
+         ORDER BY CASE WHEN $7::text = 'oldest' THEN started_at END, \
+         CASE WHEN $7::text = 'oldest' THEN id END, started_at DESC, id DESC \
+         LIMIT $8::text::bigint"
     ),
 };
 
@@ -390,11 +396,17 @@ impl Reader {
             filter.status.clone(),
             filter.replay_of.clone(),
             id.map(str::to_owned),
+            filter.oldest_first.then(|| "oldest".to_owned()),
+            // SQLite reads a negative LIMIT as none; PostgreSQL a NULL one.
+            match (&self.store, filter.limit) {
+                (_, Some(limit)) => Some(limit.min(i64::MAX as usize).to_string()),
+                (Store::Sqlite(_), None) => Some("-1".to_owned()),
+                #[cfg(feature = "postgres")]
+                (Store::Postgres(_), None) => None,
+            },
         ];
-        let rows = self.rows(&SESSIONS, &params)?;
-        let limit = filter.limit.unwrap_or(usize::MAX);
-        rows.into_iter()
-            .take(limit)
+        self.rows(&SESSIONS, &params)?
+            .into_iter()
             .map(|cells| self.summary(cells))
             .collect()
     }
@@ -434,34 +446,28 @@ impl Reader {
             return Ok(None);
         };
         let params = [Some(summary.id.clone())];
-        let mut decisions: Vec<(String, Decision)> = Vec::new();
+        let mut decisions: std::collections::HashMap<String, Vec<Decision>> =
+            std::collections::HashMap::new();
         for cells in self.rows(&DECISIONS, &params)? {
             let mut cells = cells.into_iter();
             let mut next = || cells.next().flatten();
             let step = next().unwrap_or_default();
-            decisions.push((
-                step,
-                Decision {
-                    id: next().unwrap_or_default(),
-                    decision_type: next().unwrap_or_default(),
-                    options_considered: next().map(|o| json(Some(o))),
-                    chosen_option: next(),
-                    rationale: next(),
-                    decided_at: self.time(next())?,
-                    attributes: json(next()),
-                },
-            ));
+            decisions.entry(step).or_default().push(Decision {
+                id: next().unwrap_or_default(),
+                decision_type: next().unwrap_or_default(),
+                options_considered: next().map(|o| json(Some(o))),
+                chosen_option: next(),
+                rationale: next(),
+                decided_at: self.time(next())?,
+                attributes: json(next()),
+            });
         }
         let mut flat = Vec::new();
         for cells in self.rows(&STEPS, &params)? {
             let mut cells = cells.into_iter();
             let mut next = || cells.next().flatten();
             let id = next().unwrap_or_default();
-            let mine = decisions
-                .iter()
-                .filter(|(step, _)| *step == id)
-                .map(|(_, d)| d.clone())
-                .collect();
+            let mine = decisions.remove(&id).unwrap_or_default();
             flat.push(Step {
                 id,
                 parent_step_id: next(),
@@ -484,8 +490,9 @@ impl Reader {
         }))
     }
 
-    /// The sessions `filter` selects, loaded one at a time as the iterator is advanced, so
-    /// that a large store is read in constant memory (one session's steps at a time).
+    /// The sessions `filter` selects, loaded one at a time as the iterator is advanced: a
+    /// large store is read holding the list of ids and one session's steps and decisions
+    /// at a time.
     ///
     /// # Errors
     /// [`Error::Read`] when the list cannot be read; each item carries its own error.

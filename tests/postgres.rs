@@ -1486,4 +1486,13 @@ fn the_read_api_and_the_comparison_read_a_postgres_store_like_a_file() {
         })
         .unwrap();
     assert_eq!(since.len(), 2);
+    let oldest = reader
+        .sessions(&reasonkit_audit::read::SessionFilter {
+            oldest_first: true,
+            limit: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(oldest.len(), 1);
+    assert_eq!(oldest[0].id, "pg-orig");
 }

@@ -133,6 +133,16 @@ fn filters_and_streams_select_what_they_say() {
         })
         .unwrap();
     assert_eq!(later.len(), 2);
+    let oldest = reader
+        .sessions(&SessionFilter {
+            oldest_first: true,
+            limit: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(oldest.len(), 2);
+    assert_eq!(oldest[0].id, "a");
+    assert_eq!(oldest[1].id, all[1].id);
     let streamed: Vec<_> = reader
         .stream(&SessionFilter::default())
         .unwrap()

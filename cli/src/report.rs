@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -71,13 +73,11 @@ impl Evidence {
 }
 
 pub fn run(reader: &Reader, args: &Args, evidence: Evidence) -> Result<Outcome, Failure> {
-    let sessions = match &args.session {
-        Some(prefix) => match crate::store::resolve_in(reader, prefix)?
-            .map(|id| reader.session(&id))
-            .transpose()?
-            .flatten()
-        {
-            Some(session) => vec![session],
+    // One session, or a period's: counted first (rows only), then loaded one at a time as
+    // the file is written, so a long period is reported in the memory of one session.
+    let (title, ids) = match &args.session {
+        Some(prefix) => match crate::store::resolve_in(reader, prefix)? {
+            Some(id) => (format!("Audit report: session {id}"), vec![id]),
             None => {
                 eprintln!("reasonkit-audit: no session id starts with '{prefix}'");
                 return Ok(Outcome::NothingFound);
@@ -91,24 +91,43 @@ pub fn run(reader: &Reader, args: &Args, evidence: Evidence) -> Result<Outcome, 
                 .map(|t| t.and_utc());
             let filter = SessionFilter {
                 since,
+                oldest_first: true,
                 ..SessionFilter::default()
             };
-            // Oldest first, as a period reads.
-            let mut sessions = reader.stream(&filter)?.collect::<Result<Vec<_>, _>>()?;
-            sessions.reverse();
-            sessions
+            let ids: Vec<String> = reader
+                .sessions(&filter)?
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+            (format!("Audit report: {} sessions", ids.len()), ids)
         }
     };
-    if sessions.is_empty() {
+    if ids.is_empty() {
         eprintln!("reasonkit-audit: no session started in that period");
         return Ok(Outcome::NothingFound);
     }
-    let html = render(&sessions, &evidence, reader.store_name());
-    match &args.output {
-        Some(path) => std::fs::write(path, html)
-            .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))?,
-        None => print!("{html}"),
+    let failed = |e: std::io::Error| -> Failure {
+        match &args.output {
+            Some(path) => format!("cannot write the report to {}: {e}", path.display()).into(),
+            None => format!("cannot write the report: {e}").into(),
+        }
+    };
+    let mut out: BufWriter<Box<dyn Write>> = BufWriter::new(match &args.output {
+        Some(path) => Box::new(File::create(path).map_err(failed)?),
+        None => Box::new(std::io::stdout().lock()),
+    });
+    out.write_all(head(&title, &evidence, reader.store_name()).as_bytes())
+        .map_err(failed)?;
+    for id in ids {
+        let Some(session) = reader.session(&id)? else {
+            continue; // pruned or erased since it was listed
+        };
+        let mut html = String::new();
+        render_session(&mut html, &session, &evidence);
+        out.write_all(html.as_bytes()).map_err(failed)?;
     }
+    out.write_all(b"</body>\n</html>\n").map_err(failed)?;
+    out.flush().map_err(failed)?;
     Ok(Outcome::Done)
 }
 
@@ -166,21 +185,15 @@ li.error .bar { background: #c62828; }
 }
 "#;
 
-/// The whole report: one document, one section per session.
-pub fn render(sessions: &[Session], evidence: &Evidence, source: &str) -> String {
-    let mut html = String::new();
-    let title = match sessions {
-        [one] => format!("Audit report: session {}", one.id),
-        many => format!("Audit report: {} sessions", many.len()),
-    };
-    let _ = write!(
-        html,
+/// The document up to the first session: title, styles, source, and the chain's verdict.
+fn head(title: &str, evidence: &Evidence, source: &str) -> String {
+    format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <h1>{title}</h1>\n<p class=\"meta\">From {source}, written {now} UTC by reasonkit-audit {version}.</p>\n\
          <p class=\"banner {class}\" id=\"evidence\">{summary}</p>\n",
-        title = escape(&title),
+        title = escape(title),
         source = escape(source),
         now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S"),
         version = env!("CARGO_PKG_VERSION"),
@@ -190,12 +203,7 @@ pub fn render(sessions: &[Session], evidence: &Evidence, source: &str) -> String
             "findings"
         },
         summary = escape(&evidence.summary),
-    );
-    for session in sessions {
-        render_session(&mut html, session, evidence);
-    }
-    html.push_str("</body>\n</html>\n");
-    html
+    )
 }
 
 fn time(at: DateTime<Utc>) -> String {

@@ -186,8 +186,16 @@ fn a_period_reports_every_session_in_it_and_an_empty_one_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     write_session(&db);
+    write_session(&db); // the same id again: written as report-1~<uuid>
     let (_, html) = report(&db, &["--since", "1h"]);
-    assert_eq!(html.matches("<section class=\"session\"").count(), 1);
+    assert!(html.contains("<title>Audit report: 2 sessions</title>"));
+    let sections: Vec<&str> = html
+        .split("<section class=\"session\" data-session-id=\"")
+        .skip(1)
+        .collect();
+    assert_eq!(sections.len(), 2);
+    assert!(sections[0].starts_with("report-1\""), "oldest first");
+    assert!(sections[1].starts_with("report-1~"));
     let nothing = run(&db, &["report", "--since", "2999-01-01"]);
     assert_eq!(nothing.status.code(), Some(1), "{}", text(&nothing));
     let neither = run(&db, &["report"]);
