@@ -278,6 +278,7 @@ impl AuditLayer {
             None => {}
         }
     }
+
     /// The rest of `on_new_span`, for a callsite that may be audited: out of line, so that
     /// the callbacks stay small for the spans of no interest.
     #[inline(never)]
