@@ -213,14 +213,66 @@ fn chromium() -> Option<PathBuf> {
     None
 }
 
-#[test]
-fn headless_chromium_draws_every_step_with_widths_in_proportion() {
-    let Some(browser) = chromium() else {
+/// The browser, or `None` with the one-line skip message (a failure when CI requires it).
+fn browser_or_skip() -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
         assert!(
             std::env::var_os("REASONKIT_AUDIT_REQUIRE_CHROMIUM").is_none(),
             "REASONKIT_AUDIT_REQUIRE_CHROMIUM is set but no chromium is installed"
         );
         eprintln!("skipped: no chromium on this machine (Debian: apt-get install chromium)");
+    }
+    found
+}
+
+#[test]
+fn printed_each_session_starts_a_page_of_its_own() {
+    let Some(browser) = browser_or_skip() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    write_session(&db);
+    write_session(&db);
+    let (page, _) = report(&db, &["--since", "1h"]);
+    let pdf = dir.path().join("report.pdf");
+    let out = Command::new(&browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&pdf).unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    // The page tree's count: two short sessions, a page each.
+    let text = String::from_utf8_lossy(&bytes);
+    let counts: Vec<&str> = text
+        .match_indices("/Count ")
+        .map(|(at, _)| {
+            text[at + 7..]
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(counts, ["2"], "pages in the printed report");
+}
+
+#[test]
+fn headless_chromium_draws_every_step_with_widths_in_proportion() {
+    let Some(browser) = browser_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
