@@ -55,6 +55,15 @@ impl TestDb {
         format!("postgres:///{}", self.name)
     }
 
+    /// A layer writing to this database, keeping raw inputs (`store_inputs(true)`).
+    fn layer_storing_inputs(&self) -> (AuditLayer, reasonkit_audit::AuditGuard) {
+        AuditLayer::builder()
+            .postgres(self.conninfo())
+            .store_inputs(true)
+            .build()
+            .unwrap()
+    }
+
     fn client(&self) -> Client {
         config()
             .dbname(&self.name)
@@ -1304,11 +1313,7 @@ fn pruning_a_postgres_store_keeps_it_verifiable_and_a_deletion_passed_off_is_fou
 #[test]
 fn erasing_in_a_postgres_store_replaces_the_content_and_verify_checks_the_rest() {
     let Some(db) = TestDb::create() else { return };
-    let (layer, guard) = AuditLayer::builder()
-        .postgres(db.conninfo())
-        .store_inputs(true)
-        .build()
-        .unwrap();
+    let (layer, guard) = db.layer_storing_inputs();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for (id, user) in [("pg-alice", "u-1"), ("pg-bob", "u-2")] {
             info_span!(
@@ -1374,11 +1379,7 @@ fn erasing_in_a_postgres_store_replaces_the_content_and_verify_checks_the_rest()
 #[test]
 fn secrets_are_redacted_before_they_reach_a_postgres_store() {
     let Some(db) = TestDb::create() else { return };
-    let (layer, guard) = AuditLayer::builder()
-        .postgres(db.conninfo())
-        .store_inputs(true)
-        .build()
-        .unwrap();
+    let (layer, guard) = db.layer_storing_inputs();
     let key = "sk-proj-Q7x2LmN9pR4sT6vW8yZ0aB1cD3eF";
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         info_span!("session", id = "pg-secret", input = format!("use {key}")).in_scope(|| {
@@ -1422,11 +1423,7 @@ fn secrets_are_redacted_before_they_reach_a_postgres_store() {
 #[test]
 fn the_read_api_and_the_comparison_read_a_postgres_store_like_a_file() {
     let Some(db) = TestDb::create() else { return };
-    let (layer, guard) = AuditLayer::builder()
-        .postgres(db.conninfo())
-        .store_inputs(true)
-        .build()
-        .unwrap();
+    let (layer, guard) = db.layer_storing_inputs();
     let run = |id: Option<&str>, verdict: &str| {
         let session = match id {
             Some(id) => info_span!("session", id, profile = "deep", input = "claim 9"),
