@@ -238,18 +238,24 @@ pub(crate) fn split_leaf(table: &TableSpec, cells: &[Cell<'_>]) -> Hash {
     split_leaf_with(table, cells, &content_digest(table, cells))
 }
 
+/// The cells of a row's content columns (`content`) or of the others, with their ordinals.
+fn columns<'a, 'c>(
+    table: &'a TableSpec,
+    cells: &'a [Cell<'c>],
+    content: bool,
+) -> impl Iterator<Item = (usize, Cell<'c>)> + 'a {
+    cells
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(move |(i, _)| table.content.contains(i) == content)
+}
+
 /// The digest of a row's content columns.
 pub(crate) fn content_digest(table: &TableSpec, cells: &[Cell<'_>]) -> Hash {
     with_buffer(|out| {
         out.push(CONTENT_TAG);
-        encode_columns(
-            out,
-            cells
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|(i, _)| table.content.contains(i)),
-        );
+        encode_columns(out, columns(table, cells, true));
     })
 }
 
@@ -259,14 +265,7 @@ pub(crate) fn split_leaf_with(table: &TableSpec, cells: &[Cell<'_>], content: &H
     with_buffer(|out| {
         out.extend_from_slice(&[SPLIT_LEAF_TAG, CHAIN_FORMAT]);
         push_bytes(out, table.name.as_bytes());
-        encode_columns(
-            out,
-            cells
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|(i, _)| !table.content.contains(i)),
-        );
+        encode_columns(out, columns(table, cells, false));
         out.extend_from_slice(content);
     })
 }

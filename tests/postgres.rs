@@ -55,6 +55,14 @@ impl TestDb {
         format!("postgres:///{}", self.name)
     }
 
+    /// A layer writing to this database.
+    fn layer(&self) -> (AuditLayer, reasonkit_audit::AuditGuard) {
+        AuditLayer::builder()
+            .postgres(self.conninfo())
+            .build()
+            .unwrap()
+    }
+
     /// A layer writing to this database, keeping raw inputs (`store_inputs(true)`).
     fn layer_storing_inputs(&self) -> (AuditLayer, reasonkit_audit::AuditGuard) {
         AuditLayer::builder()
@@ -188,10 +196,7 @@ fn assert_chain_covers_everything(client: &mut Client) {
 #[test]
 fn the_layer_writes_the_adr_tables_in_postgres_with_open_rows_visible() {
     let Some(db) = TestDb::create() else { return };
-    let (layer, guard) = AuditLayer::builder()
-        .postgres(db.conninfo())
-        .build()
-        .unwrap();
+    let (layer, guard) = db.layer();
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || {
         let session = info_span!(
@@ -589,10 +594,7 @@ fn psql(db: &TestDb, query: &str) -> Vec<String> {
 #[test]
 fn the_adr_queries_in_the_readme_answer_from_what_the_layer_wrote() {
     let Some(db) = TestDb::create() else { return };
-    let (layer, guard) = AuditLayer::builder()
-        .postgres(db.conninfo())
-        .build()
-        .unwrap();
+    let (layer, guard) = db.layer();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for (session, confidences) in [("sess_abc123", [0.9, 0.5]), ("sess_sure", [0.8, 0.95])] {
             let s = info_span!("session", id = session);
@@ -1216,10 +1218,7 @@ fn a_commit_whose_answer_is_lost_is_written_once_and_the_loss_is_on_the_record()
 #[test]
 fn statements_prepared_before_a_schema_change_are_prepared_again() {
     let Some(db) = TestDb::create() else { return };
-    let (layer, guard) = AuditLayer::builder()
-        .postgres(db.conninfo())
-        .build()
-        .unwrap();
+    let (layer, guard) = db.layer();
     let step = |k: u64| {
         info_span!("step", module = "laserlogic", k).in_scope(|| {});
     };
@@ -1245,10 +1244,7 @@ fn statements_prepared_before_a_schema_change_are_prepared_again() {
 #[test]
 fn pruning_a_postgres_store_keeps_it_verifiable_and_a_deletion_passed_off_is_found() {
     let Some(db) = TestDb::create() else { return };
-    let (layer, guard) = AuditLayer::builder()
-        .postgres(db.conninfo())
-        .build()
-        .unwrap();
+    let (layer, guard) = db.layer();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for i in 0..200 {
             info_span!("session", id = format!("pg-old-{i:03}")).in_scope(|| {

@@ -71,45 +71,46 @@ pub fn run(reader: &Reader, args: &Args) -> Result<Outcome, Failure> {
     })
 }
 
-fn delta_f(value: Option<f64>) -> String {
-    value.map_or_else(String::new, |d| format!(" ({d:+.2})"))
-}
-
-fn delta_i(value: Option<i64>) -> String {
-    value.map_or_else(String::new, |d| format!(" ({d:+})"))
+/// `label a` when both runs agree, `label a → b (delta)` when they differ, nothing when
+/// neither has a value; `show` formats a value, `delta` the difference.
+fn compared<T: PartialEq + Copy>(
+    label: &str,
+    (a, b): (Option<T>, Option<T>),
+    show: impl Fn(T) -> String,
+    delta: Option<String>,
+) -> Option<String> {
+    let show = |v: Option<T>| v.map_or_else(|| "—".to_owned(), &show);
+    match (a, b) {
+        (None, None) => None,
+        _ if a == b => Some(format!("{label} {}", show(a))),
+        _ => Some(format!(
+            "{label} {} → {}{}",
+            show(a),
+            show(b),
+            delta.map(|d| format!(" ({d})")).unwrap_or_default()
+        )),
+    }
 }
 
 fn figures(step: &StepDiff) -> String {
-    let mut out = Vec::new();
-    let (a, b) = step.confidence;
-    if a.is_some() || b.is_some() {
-        let show = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}"));
-        if a == b {
-            out.push(format!("conf {}", show(a)));
-        } else {
-            out.push(format!(
-                "conf {} → {}{}",
-                show(a),
-                show(b),
-                delta_f(step.confidence_delta())
-            ));
-        }
-    }
-    let (a, b) = step.tokens;
-    if a.is_some() || b.is_some() {
-        let show = |v: Option<i64>| v.map_or("—".into(), |v| v.to_string());
-        if a == b {
-            out.push(format!("tokens {}", show(a)));
-        } else {
-            out.push(format!(
-                "tokens {} → {}{}",
-                show(a),
-                show(b),
-                delta_i(step.tokens_delta())
-            ));
-        }
-    }
-    out.join("  ")
+    [
+        compared(
+            "conf",
+            step.confidence,
+            |v| format!("{v:.2}"),
+            step.confidence_delta().map(|d| format!("{d:+.2}")),
+        ),
+        compared(
+            "tokens",
+            step.tokens,
+            |v| v.to_string(),
+            step.tokens_delta().map(|d| format!("{d:+}")),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join("  ")
 }
 
 fn print(diff: &Diff) -> Result<(), Failure> {

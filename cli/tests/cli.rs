@@ -8,7 +8,9 @@ use serde_json::Value;
 use tracing::info_span;
 use tracing_subscriber::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_reasonkit-audit");
+mod common;
+
+use common::{BIN, run};
 
 /// Three sessions with nested steps, decisions, an error and a failure.
 fn write_db(dir: &Path) -> PathBuf {
@@ -75,16 +77,6 @@ fn write_db(dir: &Path) -> PathBuf {
     });
     guard.shutdown().unwrap();
     path
-}
-
-fn run(db: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
 }
 
 fn stdout(out: &Output) -> String {
