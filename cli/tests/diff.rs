@@ -95,3 +95,35 @@ fn the_same_decisions_exit_0_and_nothing_to_compare_with_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("no session id starts with 'zzz'"));
 }
+
+#[test]
+fn without_b_the_newest_replay_is_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    record(
+        &db,
+        || info_span!("session", id = "claim-2", input = "claim 5"),
+        false,
+    );
+    // An older replay that decided otherwise, then a newer one that decided the same.
+    record(
+        &db,
+        || info_span!("session", input = "claim 5", replay_of = "claim-2"),
+        true,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    record(
+        &db,
+        || info_span!("session", input = "claim 5", replay_of = "claim-2"),
+        false,
+    );
+    let out = run(&db, &["diff", "claim-2", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let newest = common::sqlite3(
+        &db,
+        "SELECT id FROM sessions WHERE json_extract(attributes, '$.replay_of') = 'claim-2' \
+         ORDER BY started_at DESC LIMIT 1",
+    );
+    assert_eq!(json["rerun"]["id"], newest.as_str());
+}
