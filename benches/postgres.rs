@@ -10,6 +10,11 @@
 //! table (sessions, steps, decisions, in that order for the foreign keys), the rows made as
 //! `shapes::realistic` makes them (UUIDv7 ids, an input hash, 20–200-character summaries, a
 //! decision every third step). It writes no chain and no batch record.
+//!
+//! Both sides connect without TLS, so the ratio is the layer's own cost: the direct COPY
+//! connects with `NoTls`, and the layer with `sslmode=disable` (the PG* variables' default,
+//! `prefer`, would give the layer TLS against a server that offers it). What TLS adds is a
+//! row of its own: the layer with `sslmode=require`, when the server offers TLS.
 
 use std::time::{Instant, SystemTime};
 
@@ -212,7 +217,7 @@ fn producer(args: &[String]) {
         panic!("--producer DB FIRST COUNT");
     };
     let (layer, guard) = reasonkit_audit::AuditLayer::builder()
-        .postgres(format!("dbname={name}"))
+        .postgres(format!("dbname={name} sslmode=disable"))
         .build()
         .unwrap();
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
@@ -256,7 +261,7 @@ fn main() {
         return;
     }
     let run = std::process::id();
-    let names: Vec<String> = ["direct", "one", "four", "procs"]
+    let names: Vec<String> = ["direct", "one", "four", "procs", "tls"]
         .iter()
         .map(|n| format!("rk_bench_{n}_{run}"))
         .collect();
@@ -266,23 +271,31 @@ fn main() {
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
     }
-    let layer = |name: &str| {
+    let layer_with = |name: &str, sslmode: &str| {
         let (layer, guard) = reasonkit_audit::AuditLayer::builder()
-            .postgres(format!("dbname={name}"))
-            .build()
-            .unwrap();
-        (
+            .postgres(format!("dbname={name} sslmode={sslmode}"))
+            .build()?;
+        Ok::<_, reasonkit_audit::Error>((
             Dispatch::new(tracing_subscriber::registry().with(layer)),
             guard,
-        )
+        ))
     };
+    let layer = |name: &str| layer_with(name, "disable").unwrap();
     // The direct side gets the same schema, created by the layer; so do the processes'.
     drop(layer(&names[0]));
     drop(layer(&names[3]));
     let mut direct = config().dbname(&names[0]).connect(NoTls).unwrap();
     let (one, one_guard) = layer(&names[1]);
     let (four, four_guard) = layer(&names[2]);
+    let tls = match layer_with(&names[4], "require") {
+        Ok(tls) => Some(tls),
+        Err(e) => {
+            println!("TLS: not measured ({e})");
+            None
+        }
+    };
     let (mut d, mut o, mut f, mut p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut t = Vec::new();
     // This process's CPU seconds per wall second in each phase: how much of the machine the
     // client side takes (the rest of a busy phase is the server's).
     // The same for the server's processes, when it runs on this machine (0 otherwise).
@@ -303,8 +316,11 @@ fn main() {
         o_server.push((cpu_seconds_of("postgres") - server) / wall);
         f.push(through_layer(&four, &four_guard, first, 4));
         p.push(through_processes(&names[3], first, 4));
+        if let Some((dispatch, guard)) = &tls {
+            t.push(through_layer(dispatch, guard, first, 1));
+        }
     }
-    drop((one_guard, four_guard, direct));
+    drop((one_guard, four_guard, direct, tls));
     for name in &names {
         let _ = admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"));
     }
@@ -330,7 +346,11 @@ fn main() {
         ("layer, 1 thread", &o),
         ("layer, 4 threads", &f),
         ("layers of 4 processes", &p),
+        ("layer, 1 thread, over TLS", &t),
     ] {
+        if rates.is_empty() {
+            continue;
+        }
         let (m, l, h) = median(rates);
         let (rm, rl, rh) = median(&ratio(rates));
         println!(

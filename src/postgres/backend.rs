@@ -17,7 +17,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::connection::Writing;
+use super::connection::{Tx, Writing};
+use super::copy::{Copied, NewRows};
 use super::images::{self, storable};
 use super::statements::{
     DecisionArrays, PgResult, SessionArrays, StepArrays, append, database_id, insert_decisions,
@@ -26,7 +27,7 @@ use super::statements::{
 };
 use super::target::{PgTarget, message};
 use crate::backend::{self, Backend, Batch, Committed, Op, Refused, Tracked};
-use crate::chain::{self, ChainHead};
+use crate::chain::{self, ChainHead, Leaf};
 use crate::ids::AuditId;
 use crate::process::{self, Identity};
 use crate::record::Kind;
@@ -171,22 +172,56 @@ fn session_of_step(
         .map(|s| storable(&s).into_owned())
 }
 
-/// Writes one batch in one transaction (see the module docs).
+/// Writes one batch in one transaction (see the module docs): its new rows by COPY when
+/// every one of them can go so ([`super::copy`]); by the set-based statements when not,
+/// or when the store refused the COPY (then nothing of that attempt stays).
 fn write_batch(
     connection: &mut Writing,
     writer_id: &str,
     number: i64,
-    batch: Batch<'_>,
+    mut batch: Batch<'_>,
 ) -> PgResult<Committed> {
-    let Batch {
-        number: _,
-        rows,
-        ops,
-        config,
-        health,
-        health_written,
-        health_now,
-    } = batch;
+    let planned = if connection.stores_as_sent()? {
+        NewRows::plan(batch.rows, batch.ops)
+    } else {
+        None
+    };
+    if let Some(new_rows) = planned {
+        let copy = Inserts::Copy(&new_rows);
+        match transaction(connection, writer_id, number, &mut batch, copy) {
+            Ok(Some(committed)) => return Ok(committed),
+            // A row without a COPY form, or one the store refused: the statements write it.
+            Ok(None) => {}
+            Err(error) if error.as_db_error().is_some() && !connection.is_closed() => {}
+            Err(error) => return Err(error),
+        }
+    }
+    let written = transaction(
+        connection,
+        writer_id,
+        number,
+        &mut batch,
+        Inserts::Statements,
+    )?;
+    Ok(written.unwrap_or_default())
+}
+
+/// How a batch's new rows go in.
+enum Inserts<'a> {
+    Copy(&'a NewRows),
+    Statements,
+}
+
+/// One batch's transaction: its record in `audit_batches`, its new rows, the closes of rows
+/// committed earlier, the health counters that grew, the chain, COMMIT. `None` when the
+/// new rows had no COPY form after all, and the transaction was rolled back.
+fn transaction(
+    connection: &mut Writing,
+    writer_id: &str,
+    number: i64,
+    batch: &mut Batch<'_>,
+    inserts: Inserts<'_>,
+) -> PgResult<Option<Committed>> {
     let mut tx = connection.begin()?;
     let first_time = tx.execute(
         "INSERT INTO audit_batches (writer_id, batch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -195,10 +230,36 @@ fn write_batch(
     if !first_time {
         // An earlier attempt's COMMIT landed, though its answer was lost.
         tx.rollback()?;
-        return Ok(Committed::default());
+        return Ok(Some(Committed::default()));
     }
+    let (mut leaves, refused) = match inserts {
+        Inserts::Copy(new_rows) => {
+            match new_rows.write(&mut tx, batch.rows, batch.ops, batch.config)? {
+                Copied::Rows(leaves) => (leaves, Vec::new()),
+                Copied::NoCopyForm => {
+                    tx.rollback()?;
+                    return Ok(None);
+                }
+            }
+        }
+        Inserts::Statements => insert_by_statements(&mut tx, batch)?,
+    };
+    leaves.extend(closes(&mut tx, batch)?);
+    leaves.extend(health_rows(&mut tx, batch)?);
+    let chain_size = append(&mut tx, &leaves)?;
+    tx.commit()?;
+    Ok(Some(Committed {
+        refused,
+        chain_size,
+    }))
+}
+
+/// The batch's new rows by set-based statements, which skip a row the store refuses and
+/// say which: its leaves, and the rows refused.
+fn insert_by_statements(tx: &mut Tx<'_>, batch: &mut Batch<'_>) -> PgResult<(Vec<Leaf>, Refused)> {
+    let (rows, ops, config, health) = (&mut *batch.rows, batch.ops, batch.config, batch.health);
     let mut refused: Refused = Vec::new();
-    let mut leaves = Vec::with_capacity(ops.len() + 1);
+    let mut leaves = Vec::with_capacity(ops.len());
     // Written as: the id each op's row goes under, for telling refused rows apart.
     let mut written_as: HashMap<String, AuditId> = HashMap::new();
     // Rows this batch has put in the store so far.
@@ -227,7 +288,7 @@ fn write_batch(
         if pending.is_empty() {
             break;
         }
-        let got = insert_sessions(&mut tx, &arrays)?;
+        let got = insert_sessions(tx, &arrays)?;
         let lost = missing(&arrays.id, &got);
         leaves.extend(got);
         written_as.clear();
@@ -275,7 +336,7 @@ fn write_batch(
                 arrays.push(rows::step(&t.row), known);
             }
         }
-        let got = insert_steps(&mut tx, &arrays)?;
+        let got = insert_steps(tx, &arrays)?;
         let lost = missing(&arrays.id, &got);
         let progress = got.len();
         leaves.extend(got);
@@ -325,7 +386,7 @@ fn write_batch(
         }
     }
     if !decision_ids.is_empty() {
-        let got = insert_decisions(&mut tx, &arrays)?;
+        let got = insert_decisions(tx, &arrays)?;
         let lost = missing(&arrays.id, &got);
         leaves.extend(got);
         for id in decision_ids {
@@ -338,7 +399,13 @@ fn write_batch(
         }
     }
 
-    // Closes of rows committed in earlier batches.
+    Ok((leaves, refused))
+}
+
+/// Closes of rows committed in earlier batches, as set-based UPDATEs: their leaves.
+fn closes(tx: &mut Tx<'_>, batch: &Batch<'_>) -> PgResult<Vec<Leaf>> {
+    let (rows, ops, config) = (&*batch.rows, batch.ops, batch.config);
+    let mut leaves = Vec::new();
     let (mut sessions, mut steps, mut decisions) = (
         SessionArrays::default(),
         StepArrays::default(),
@@ -360,19 +427,25 @@ fn write_batch(
         }
     }
     if !sessions.id.is_empty() {
-        leaves.extend(update_sessions(&mut tx, &sessions)?);
+        leaves.extend(update_sessions(tx, &sessions)?);
     }
     if !steps.id.is_empty() {
-        leaves.extend(update_steps(&mut tx, &steps)?);
+        leaves.extend(update_steps(tx, &steps)?);
     }
     if !decisions.id.is_empty() {
-        leaves.extend(update_decisions(&mut tx, &decisions)?);
+        leaves.extend(update_decisions(tx, &decisions)?);
     }
 
-    // Health counters that grew.
+    Ok(leaves)
+}
+
+/// A row for each health counter that grew since last written: their leaves.
+fn health_rows(tx: &mut Tx<'_>, batch: &Batch<'_>) -> PgResult<Vec<Leaf>> {
+    let (config, health) = (batch.config, batch.health);
+    let mut leaves = Vec::new();
     let at = rows::timestamp(std::time::SystemTime::now());
     for (kind, count, detail) in
-        statements::health_rows(health_written, health_now, health.last_error())
+        statements::health_rows(batch.health_written, batch.health_now, health.last_error())
     {
         let sql = format!(
             "INSERT INTO audit_health AS t (recorded_at, pid, host, kind, count, detail) \
@@ -381,7 +454,7 @@ fn write_batch(
         );
         let detail = detail.map(|d| storable(&d).into_owned());
         leaves.extend(returned(
-            &mut tx,
+            tx,
             &sql,
             &[
                 &at,
@@ -395,12 +468,7 @@ fn write_batch(
         )?);
     }
 
-    let chain_size = append(&mut tx, &leaves)?;
-    tx.commit()?;
-    Ok(Committed {
-        refused,
-        chain_size,
-    })
+    Ok(leaves)
 }
 
 fn kind_of(rows: &HashMap<AuditId, Tracked>, id: &AuditId) -> Option<Kind> {

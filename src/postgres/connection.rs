@@ -18,6 +18,8 @@ use super::statements::PgResult;
 pub(crate) struct Writing {
     client: Client,
     prepared: HashMap<String, Statement>,
+    /// The database stores text as the client sends it (its encoding is UTF8), once known.
+    stores_as_sent: Option<bool>,
 }
 
 impl Writing {
@@ -25,7 +27,24 @@ impl Writing {
         Writing {
             client,
             prepared: HashMap::new(),
+            stores_as_sent: None,
         }
+    }
+
+    /// Whether the database keeps text exactly as this UTF-8 client sends it: its encoding
+    /// is UTF8. Any other encoding converts text on the way in (or refuses it), so what the
+    /// server stores can only be learnt by reading it back. Asked once per connection.
+    pub(crate) fn stores_as_sent(&mut self) -> PgResult<bool> {
+        if let Some(known) = self.stores_as_sent {
+            return Ok(known);
+        }
+        let encoding: String = self
+            .client
+            .query_one("SELECT current_setting('server_encoding')", &[])?
+            .try_get(0)?;
+        let known = encoding.eq_ignore_ascii_case("UTF8");
+        self.stores_as_sent = Some(known);
+        Ok(known)
     }
 
     /// The server closed it, or it broke.

@@ -7,16 +7,20 @@
 //! - `images.rs`: rows read back as the chain hashes them.
 //! - `connection.rs`: a writing connection and the statements prepared on it.
 //! - `statements.rs`: the set-based statements and the chain's append.
-//! - `backend.rs`: the writer's batches as set-based, idempotent transactions.
+//! - `jsonb.rs`: `jsonb`'s normal form, so the client knows what the server will store.
+//! - `copy.rs`: a batch's new rows by binary COPY, hashed from what was sent.
+//! - `backend.rs`: the writer's batches as idempotent transactions.
 //! - `prune.rs`, `erase.rs`: retention and erasure, as for a SQLite file.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
 //! - [`import()`]: per-user SQLite files copied into the shared store.
 
 pub(crate) mod backend;
 mod connection;
+mod copy;
 mod erase;
 pub(crate) mod images;
 mod import;
+mod jsonb;
 mod prune;
 pub(crate) mod schema;
 pub(crate) mod statements;

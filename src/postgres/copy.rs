@@ -1,0 +1,476 @@
+//! A batch's new rows by binary COPY, their chain leaves hashed from what was sent.
+//!
+//! Why: with one connection the set-based statements cost the server about three times
+//! what a COPY of the same rows does (each text time parsed, each `jsonb` parsed and then
+//! printed again for the RETURNed image, two times formatted by `to_char`, a sort and a
+//! speculative insertion per row), and the writer waits for each statement's answer before
+//! it builds the next. COPY streams: the server stores the first rows while the writer is
+//! still encoding the last. BENCHMARKS.md has the figures.
+//!
+//! What makes the leaves right without reading the rows back: every value is sent as the
+//! store will give it back. Text goes as its bytes to a UTF8 database (the writer checks
+//! the server's encoding and takes the statements otherwise); times as the microseconds
+//! their text names, so `to_char` gives that text again; numbers in binary; JSON in
+//! `jsonb`'s normal form ([`super::jsonb`]), so the server stores it unchanged. A batch with
+//! anything that cannot be sent so — a time outside the years 1970–9999, JSON without a
+//! certain normal form, a decision whose session the writer does not know — is not
+//! planned here, and the statements write it.
+//!
+//! COPY has no `ON CONFLICT`: a row the store refuses (a given session id already taken, a
+//! step whose session is not in the store) fails the whole COPY. The transaction is then
+//! rolled back — nothing of it stays, its batch record included — and the writer writes
+//! the batch again by statements, which refuse, or rename, row by row. The rows of each
+//! table go in sorted by key, as the statements' do.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::error::Error;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{IsNull, ToSql, Type, accepts, to_sql_checked};
+
+use super::connection::Tx;
+use super::images::storable;
+use super::jsonb;
+use super::statements::PgResult;
+use crate::backend::{self, Op, Tracked};
+use crate::chain::{self, Cell, Leaf};
+use crate::ids::AuditId;
+use crate::record::Kind;
+use crate::rows;
+use crate::writer::WriterConfig;
+
+/// A batch's new rows, each table's sorted by key: which rows, and in what order they go.
+/// Their columns are made as each is sent, so that the writer makes the next while the
+/// server stores the last.
+pub(crate) struct NewRows {
+    sessions: Vec<AuditId>,
+    steps: Vec<AuditId>,
+    /// The op of each decision (a span's insert or an event), with its step's session.
+    decisions: Vec<(usize, String)>,
+}
+
+/// What a COPY attempt came to.
+pub(crate) enum Copied {
+    /// Every row went in: their leaves.
+    Rows(Vec<Leaf>),
+    /// A row had no COPY form; the COPY was abandoned, and the transaction must be
+    /// rolled back.
+    NoCopyForm,
+}
+
+impl NewRows {
+    /// Which of the batch's ops are new rows, in COPY order; `None` when a decision's
+    /// session is not known here (the statements look it up).
+    pub(crate) fn plan(rows: &mut HashMap<AuditId, Tracked>, ops: &[Op]) -> Option<NewRows> {
+        // Every new row of the batch is in the store once the COPY succeeds.
+        let mut present: HashSet<&AuditId> = HashSet::new();
+        let mut sessions = Vec::new();
+        let mut steps = Vec::new();
+        for op in ops {
+            let Op::Insert(id) = op else { continue };
+            backend::follow_renamed_session(rows, id);
+            let Some(t) = rows.get(id) else { continue };
+            present.insert(id);
+            match t.row.kind() {
+                Kind::Session => sessions.push((storable(&t.row.written_id()).into_owned(), id)),
+                Kind::Step => {
+                    let session = session_written(t)?;
+                    steps.push(((session, storable(&id.to_string()).into_owned()), id));
+                }
+                Kind::Decision => {}
+            }
+        }
+        let mut decisions = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let (id, step) = match op {
+                Op::Insert(id) => match rows.get(id) {
+                    Some(t) if t.row.kind() == Kind::Decision => {
+                        (id, t.row.opened.parent.as_ref()?)
+                    }
+                    _ => continue,
+                },
+                Op::Decided(decided) => (&decided.id, &decided.step),
+                Op::Update(_) => continue,
+            };
+            let t = rows.get(step)?;
+            if !(present.contains(step) || t.committed && !t.refused) {
+                return None;
+            }
+            let session = session_written(t)?;
+            decisions.push((
+                (session.clone(), storable(&id.to_string()).into_owned()),
+                (i, session),
+            ));
+        }
+        sessions.sort_by(|a, b| a.0.cmp(&b.0));
+        steps.sort_by(|a, b| a.0.cmp(&b.0));
+        decisions.sort_by(|a, b| a.0.cmp(&b.0));
+        Some(NewRows {
+            sessions: sessions.into_iter().map(|(_, id)| id.clone()).collect(),
+            steps: steps.into_iter().map(|(_, id)| id.clone()).collect(),
+            decisions: decisions.into_iter().map(|(_, d)| d).collect(),
+        })
+    }
+
+    /// COPYs the rows into their tables (sessions, steps, decisions: each table's foreign
+    /// keys are checked when its COPY ends).
+    pub(crate) fn write(
+        &self,
+        tx: &mut Tx<'_>,
+        rows: &HashMap<AuditId, Tracked>,
+        ops: &[Op],
+        config: &WriterConfig,
+    ) -> PgResult<Copied> {
+        let mut leaves =
+            Vec::with_capacity(self.sessions.len() + self.steps.len() + self.decisions.len());
+        let sessions = self.sessions.iter().filter_map(|id| rows.get(id)).map(|t| {
+            let mut c = rows::session(&t.row, config.store_inputs);
+            c.id = storable(&c.id).into_owned();
+            c
+        });
+        if !self.sessions.is_empty() && !copy_sessions(tx, sessions, config, &mut leaves)? {
+            return Ok(Copied::NoCopyForm);
+        }
+        let steps = self
+            .steps
+            .iter()
+            .filter_map(|id| rows.get(id))
+            .map(|t| rows::step(&t.row));
+        if !self.steps.is_empty() && !copy_steps(tx, steps, &mut leaves)? {
+            return Ok(Copied::NoCopyForm);
+        }
+        let decisions = self.decisions.iter().filter_map(|(i, session)| {
+            let c = match ops.get(*i)? {
+                Op::Insert(id) => rows::decision(&rows.get(id)?.row),
+                Op::Decided(decided) => rows::decided(decided),
+                Op::Update(_) => return None,
+            };
+            Some((c, session.as_str()))
+        });
+        if !self.decisions.is_empty() && !copy_decisions(tx, decisions, &mut leaves)? {
+            return Ok(Copied::NoCopyForm);
+        }
+        Ok(Copied::Rows(leaves))
+    }
+}
+
+/// The session a step goes under, as written.
+fn session_written(step: &Tracked) -> Option<String> {
+    let session = match &step.row.session_written_as {
+        Some(renamed) => renamed.clone(),
+        None => step.row.opened.parent.as_ref()?.to_string(),
+    };
+    Some(storable(&session).into_owned())
+}
+
+/// A row's times as COPY sends them, or `None` if one has no COPY form.
+fn times(started: Option<&str>, ended: Option<&str>) -> Option<[Option<SystemTime>; 2]> {
+    let mut sent = [None; 2];
+    for (slot, text) in sent.iter_mut().zip([started, ended]) {
+        if let Some(text) = text {
+            *slot = Some(instant(text)?);
+        }
+    }
+    Some(sent)
+}
+
+fn text(value: &str) -> Cow<'_, str> {
+    storable(value)
+}
+
+fn opt(value: &Option<String>) -> Option<Cow<'_, str>> {
+    value.as_deref().map(storable)
+}
+
+/// COPYs sessions; `false` (the COPY abandoned) if one has no COPY form.
+fn copy_sessions(
+    tx: &mut Tx<'_>,
+    sessions: impl Iterator<Item = rows::SessionColumns>,
+    config: &WriterConfig,
+    leaves: &mut Vec<Leaf>,
+) -> PgResult<bool> {
+    let sink = tx.copy_in(
+        "COPY sessions (id, started_at, ended_at, profile, input_hash, status, input, \
+         attributes, pid, host) FROM STDIN (FORMAT binary)",
+    )?;
+    let mut writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::JSONB,
+            Type::INT8,
+            Type::TEXT,
+        ],
+    );
+    let pid = Some(config.identity.pid);
+    let host = text(&config.identity.host);
+    for c in sessions {
+        let (Some([started, ended]), Some(json)) = (
+            times(Some(&c.started_at), c.ended_at.as_deref()),
+            jsonb::normal_form(&c.attributes),
+        ) else {
+            return Ok(false);
+        };
+        let (profile, input_hash, status, input) = (
+            text(&c.profile),
+            text(&c.input_hash),
+            text(&c.status),
+            opt(&c.input),
+        );
+        writer.write(&[
+            &c.id,
+            &started,
+            &ended,
+            &profile.as_ref(),
+            &input_hash.as_ref(),
+            &status.as_ref(),
+            &input.as_deref(),
+            &Jsonb(&json),
+            &pid,
+            &host.as_ref(),
+        ])?;
+        leaves.push(Leaf::of(
+            &chain::SESSIONS,
+            c.id.clone(),
+            [
+                Cell::text(&c.id),
+                Cell::text(&c.started_at),
+                Cell::opt_text(c.ended_at.as_deref()),
+                Cell::text(&profile),
+                Cell::text(&input_hash),
+                Cell::text(&status),
+                Cell::opt_text(input.as_deref()),
+                Cell::text(&json),
+                pid.map_or(Cell::Null, Cell::Integer),
+                Cell::text(&host),
+            ],
+        ));
+    }
+    writer.finish()?;
+    Ok(true)
+}
+
+/// COPYs steps; `false` (the COPY abandoned) if one has no COPY form.
+fn copy_steps(
+    tx: &mut Tx<'_>,
+    steps: impl Iterator<Item = rows::StepColumns>,
+    leaves: &mut Vec<Leaf>,
+) -> PgResult<bool> {
+    let sink = tx.copy_in(
+        "COPY steps (session_id, id, module, started_at, ended_at, input_summary, \
+         output_summary, confidence, tokens_used, error, parent_step_id, attributes) \
+         FROM STDIN (FORMAT binary)",
+    )?;
+    let mut writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::TIMESTAMPTZ,
+            Type::TEXT,
+            Type::TEXT,
+            Type::FLOAT8,
+            Type::INT8,
+            Type::TEXT,
+            Type::TEXT,
+            Type::JSONB,
+        ],
+    );
+    for c in steps {
+        let (Some([started, ended]), Some(json)) = (
+            times(Some(&c.started_at), c.ended_at.as_deref()),
+            jsonb::normal_form(&c.attributes),
+        ) else {
+            return Ok(false);
+        };
+        let (id, session, module) = (text(&c.id), text(&c.session_id), text(&c.module));
+        let (input, output, error, parent) = (
+            opt(&c.input_summary),
+            opt(&c.output_summary),
+            opt(&c.error),
+            opt(&c.parent_step_id),
+        );
+        writer.write(&[
+            &session.as_ref(),
+            &id.as_ref(),
+            &module.as_ref(),
+            &started,
+            &ended,
+            &input.as_deref(),
+            &output.as_deref(),
+            &c.confidence,
+            &c.tokens_used,
+            &error.as_deref(),
+            &parent.as_deref(),
+            &Jsonb(&json),
+        ])?;
+        leaves.push(Leaf::of(
+            &chain::STEPS,
+            id.to_string(),
+            [
+                Cell::text(&id),
+                Cell::text(&session),
+                Cell::text(&module),
+                Cell::text(&c.started_at),
+                Cell::opt_text(c.ended_at.as_deref()),
+                Cell::opt_text(input.as_deref()),
+                Cell::opt_text(output.as_deref()),
+                c.confidence.map_or(Cell::Null, Cell::Real),
+                c.tokens_used.map_or(Cell::Null, Cell::Integer),
+                Cell::opt_text(error.as_deref()),
+                Cell::opt_text(parent.as_deref()),
+                Cell::text(&json),
+            ],
+        ));
+    }
+    writer.finish()?;
+    Ok(true)
+}
+
+/// COPYs decisions, each with its step's session; `false` (the COPY abandoned) if one has
+/// no COPY form.
+fn copy_decisions<'a>(
+    tx: &mut Tx<'_>,
+    decisions: impl Iterator<Item = (rows::DecisionColumns, &'a str)>,
+    leaves: &mut Vec<Leaf>,
+) -> PgResult<bool> {
+    let sink = tx.copy_in(
+        "COPY decisions (session_id, id, step_id, decision_type, options_considered, \
+         chosen_option, rationale, decided_at, attributes) FROM STDIN (FORMAT binary)",
+    )?;
+    let mut writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TEXT,
+            Type::TIMESTAMPTZ,
+            Type::JSONB,
+        ],
+    );
+    for (c, session) in decisions {
+        let (Some([decided, _]), Some(json)) = (
+            times(c.decided_at.as_deref(), None),
+            jsonb::normal_form(&c.attributes),
+        ) else {
+            return Ok(false);
+        };
+        let (id, step, kind) = (text(&c.id), text(&c.step_id), text(&c.decision_type));
+        let (options, chosen, rationale) = (
+            opt(&c.options_considered),
+            opt(&c.chosen_option),
+            opt(&c.rationale),
+        );
+        writer.write(&[
+            &session,
+            &id.as_ref(),
+            &step.as_ref(),
+            &kind.as_ref(),
+            &options.as_deref(),
+            &chosen.as_deref(),
+            &rationale.as_deref(),
+            &decided,
+            &Jsonb(&json),
+        ])?;
+        leaves.push(Leaf::of(
+            &chain::DECISIONS,
+            id.to_string(),
+            [
+                Cell::text(&id),
+                Cell::text(&step),
+                Cell::text(&kind),
+                Cell::opt_text(options.as_deref()),
+                Cell::opt_text(chosen.as_deref()),
+                Cell::opt_text(rationale.as_deref()),
+                Cell::opt_text(c.decided_at.as_deref()),
+                Cell::text(&json),
+            ],
+        ));
+    }
+    writer.finish()?;
+    Ok(true)
+}
+
+/// The instant a `YYYY-MM-DD HH:MM:SS.ffffff` UTC text names, for a year 1970–9999 (for
+/// which `to_char` gives exactly that text back); `None` for anything else.
+fn instant(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() != 26 || [b[4], b[7], b[10], b[13], b[16], b[19]] != *b"-- ::." {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        let digits = b.get(from..to)?;
+        digits.iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(number(0, 4)?).ok()?;
+    if year < 1970 {
+        return None;
+    }
+    let at = chrono::NaiveDate::from_ymd_opt(year, number(5, 7)?, number(8, 10)?)?
+        .and_hms_micro_opt(
+            number(11, 13)?,
+            number(14, 16)?,
+            number(17, 19)?,
+            number(20, 26)?,
+        )?
+        .and_utc();
+    let micros = u64::try_from(at.timestamp_micros()).ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_micros(micros))
+}
+
+/// JSON text in `jsonb`'s binary form: a version byte, then the text.
+#[derive(Debug)]
+struct Jsonb<'a>(&'a str);
+
+impl ToSql for Jsonb<'_> {
+    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        out.extend_from_slice(&[1]);
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(IsNull::No)
+    }
+
+    accepts!(JSONB);
+    to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_read_back_from_their_text() {
+        let now = SystemTime::now();
+        let text = rows::timestamp(now);
+        let back = instant(&text).unwrap();
+        assert_eq!(rows::timestamp(back), text);
+        let micros = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_micros();
+        assert_eq!(micros(back), micros(now));
+        for bad in [
+            "1969-12-31 23:59:59.999999",
+            "2026-02-30 00:00:00.000000",
+            "2026-12-01 24:00:00.000000",
+            "2026-12-01 10:00:00.00000",
+            "2026-12-01T10:00:00.000000",
+            "+026-12-01 10:00:00.000000",
+        ] {
+            assert_eq!(instant(bad), None, "{bad}");
+        }
+    }
+}
