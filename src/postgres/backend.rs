@@ -234,7 +234,13 @@ fn transaction(
     }
     let (mut leaves, refused) = match inserts {
         Inserts::Copy(new_rows) => {
-            match new_rows.write(&mut tx, batch.rows, batch.ops, batch.config)? {
+            match new_rows.write(
+                &mut tx,
+                batch.rows,
+                batch.ops,
+                batch.config.store_inputs,
+                &batch.config.identity,
+            )? {
                 Copied::Rows(leaves) => (leaves, Vec::new()),
                 Copied::NoCopyForm => {
                     tx.rollback()?;

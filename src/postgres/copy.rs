@@ -38,9 +38,9 @@ use super::statements::PgResult;
 use crate::backend::{self, Op, Tracked};
 use crate::chain::{self, Cell, Leaf};
 use crate::ids::AuditId;
+use crate::process::Identity;
 use crate::record::Kind;
 use crate::rows;
-use crate::writer::WriterConfig;
 
 /// A batch's new rows, each table's sorted by key: which rows, and in what order they go.
 /// Their columns are made as each is sent, so that the writer makes the next while the
@@ -122,16 +122,17 @@ impl NewRows {
         tx: &mut Tx<'_>,
         rows: &HashMap<AuditId, Tracked>,
         ops: &[Op],
-        config: &WriterConfig,
+        store_inputs: bool,
+        identity: &Identity,
     ) -> PgResult<Copied> {
         let mut leaves =
             Vec::with_capacity(self.sessions.len() + self.steps.len() + self.decisions.len());
         let sessions = self.sessions.iter().filter_map(|id| rows.get(id)).map(|t| {
-            let mut c = rows::session(&t.row, config.store_inputs);
+            let mut c = rows::session(&t.row, store_inputs);
             c.id = storable(&c.id).into_owned();
             c
         });
-        if !self.sessions.is_empty() && !copy_sessions(tx, sessions, config, &mut leaves)? {
+        if !self.sessions.is_empty() && !copy_sessions(tx, sessions, identity, &mut leaves)? {
             return Ok(Copied::NoCopyForm);
         }
         let steps = self
@@ -189,7 +190,7 @@ fn opt(value: &Option<String>) -> Option<Cow<'_, str>> {
 fn copy_sessions(
     tx: &mut Tx<'_>,
     sessions: impl Iterator<Item = rows::SessionColumns>,
-    config: &WriterConfig,
+    identity: &Identity,
     leaves: &mut Vec<Leaf>,
 ) -> PgResult<bool> {
     let sink = tx.copy_in(
@@ -211,8 +212,8 @@ fn copy_sessions(
             Type::TEXT,
         ],
     );
-    let pid = Some(config.identity.pid);
-    let host = text(&config.identity.host);
+    let pid = Some(identity.pid);
+    let host = text(&identity.host);
     for c in sessions {
         let (Some([started, ended]), Some(json)) = (
             times(Some(&c.started_at), c.ended_at.as_deref()),
@@ -453,6 +454,10 @@ impl ToSql for Jsonb<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::{FieldValue, Fields};
+    use crate::record::{Closed, Decided, Opened};
+    use crate::rows::Row;
+    use postgres::error::SqlState;
 
     #[test]
     fn times_are_read_back_from_their_text() {
@@ -472,5 +477,252 @@ mod tests {
         ] {
             assert_eq!(instant(bad), None, "{bad}");
         }
+    }
+
+    /// A row the writer holds, opened now (and closed a moment later if `closed`).
+    fn tracked(
+        kind: Kind,
+        id: AuditId,
+        parent: Option<&AuditId>,
+        parent_step: Option<&AuditId>,
+        fields: Fields,
+        closed: bool,
+    ) -> Tracked {
+        let at = SystemTime::now();
+        Tracked {
+            row: Row {
+                opened: Opened {
+                    kind,
+                    id: id.clone(),
+                    parent: parent.cloned(),
+                    parent_step: parent_step.cloned(),
+                    at,
+                    target: "my_app::reason",
+                    fields,
+                    implicit: false,
+                },
+                closed: closed.then(|| Closed {
+                    id,
+                    at: at + Duration::from_micros(1_234),
+                    learned: None,
+                }),
+                written_as: None,
+                session_written_as: None,
+            },
+            committed: false,
+            refused: false,
+            close_lost: false,
+        }
+    }
+
+    /// Values the store must give back exactly as the chain hashed them.
+    fn hostile() -> Fields {
+        vec![
+            ("note", FieldValue::Str("a\0b \u{1}\u{7f}\t\"\\ é😀".into())),
+            ("big", FieldValue::F64(1.558_989_794_734_043_9e35)),
+            ("tiny", FieldValue::F64(5e-324)),
+            ("negative_zero", FieldValue::F64(-0.0)),
+            ("u", FieldValue::U64(u64::MAX)),
+            ("i", FieldValue::I64(i64::MIN)),
+            ("a_much_longer_key_name", FieldValue::Bool(true)),
+            ("z", FieldValue::Debug("Some(\"quoted\")".into())),
+        ]
+    }
+
+    /// One batch: a session with a given id holding U+0000, a step and a nested step with
+    /// hostile text and numbers, a decision span and a decision event.
+    fn batch() -> (HashMap<AuditId, Tracked>, Vec<Op>) {
+        let at = SystemTime::now();
+        let session = AuditId::Given("given\0id é".into());
+        let (step, nested, decision) = (
+            AuditId::generate(at),
+            AuditId::generate(at),
+            AuditId::generate(at),
+        );
+        let mut session_fields = hostile();
+        session_fields.push(("profile", FieldValue::Str("pro\0file".into())));
+        session_fields.push(("input", FieldValue::Str("the question\0".into())));
+        let mut step_fields = hostile();
+        step_fields.extend([
+            ("module", FieldValue::Str("mödule\0".into())),
+            ("input_summary", FieldValue::Str("in\r\n\u{0}".into())),
+            ("output_summary", FieldValue::Str(String::new())),
+            ("confidence", FieldValue::F64(f64::MIN_POSITIVE / 8.0)),
+            ("tokens_used", FieldValue::I64(i64::MAX)),
+        ]);
+        let decision_fields = vec![
+            ("decision_type", FieldValue::Str("branch".into())),
+            (
+                "options_considered",
+                FieldValue::Debug("[\"a\", \"b\\u0000\"]".into()),
+            ),
+            ("chosen_option", FieldValue::Str("a".into())),
+            ("rationale", FieldValue::Str("because\0".into())),
+            ("weight", FieldValue::F64(0.1)),
+        ];
+        let mut rows = HashMap::new();
+        let mut ops = Vec::new();
+        for (id, t) in [
+            (
+                session.clone(),
+                tracked(
+                    Kind::Session,
+                    session.clone(),
+                    None,
+                    None,
+                    session_fields,
+                    true,
+                ),
+            ),
+            (
+                step.clone(),
+                tracked(
+                    Kind::Step,
+                    step.clone(),
+                    Some(&session),
+                    None,
+                    step_fields,
+                    true,
+                ),
+            ),
+            (
+                nested.clone(),
+                tracked(
+                    Kind::Step,
+                    nested.clone(),
+                    Some(&session),
+                    Some(&step),
+                    hostile(),
+                    false,
+                ),
+            ),
+            (
+                decision.clone(),
+                tracked(
+                    Kind::Decision,
+                    decision.clone(),
+                    Some(&nested),
+                    None,
+                    decision_fields,
+                    true,
+                ),
+            ),
+        ] {
+            ops.push(Op::Insert(id.clone()));
+            rows.insert(id, t);
+        }
+        ops.push(Op::Decided(Decided {
+            id: AuditId::generate(at),
+            step: step.clone(),
+            at,
+            fields: hostile(),
+        }));
+        (rows, ops)
+    }
+
+    fn identity() -> Identity {
+        Identity {
+            pid: 4242,
+            host: "höst\0".into(),
+        }
+    }
+
+    /// Every row of the three tables, read back through the image lists, as leaves.
+    fn stored_leaves(client: &mut postgres::Client) -> Vec<(String, String, chain::Hash)> {
+        let mut stored = Vec::new();
+        for (spec, list) in &super::super::images::CHAINED[..3] {
+            let sql = format!("SELECT {list} FROM {} t", spec.name);
+            for row in client.query(&sql, &[]).expect(&sql) {
+                let leaf = super::super::images::leaf(spec, &row);
+                stored.push((leaf.table.to_owned(), leaf.row_id, leaf.hash));
+            }
+        }
+        stored.sort();
+        stored
+    }
+
+    /// Against a real server: the leaves hashed from what COPY sent are the leaves of the
+    /// rows as stored — what `verify` will compute — for hostile text, numbers and JSON.
+    #[test]
+    fn copied_rows_hash_as_the_store_gives_them_back() {
+        let Some(db) = super::super::test_server::TestDatabase::create("copy leaves") else {
+            return;
+        };
+        let mut writing = super::super::connection::Writing::new(db.migrated());
+        assert!(writing.stores_as_sent().unwrap());
+        let (mut rows, ops) = batch();
+        let plan = NewRows::plan(&mut rows, &ops).expect("every row has a COPY form");
+        let mut tx = writing.begin().unwrap();
+        let Copied::Rows(leaves) = plan.write(&mut tx, &rows, &ops, true, &identity()).unwrap()
+        else {
+            panic!("a row had no COPY form");
+        };
+        tx.commit().unwrap();
+        let mut sent: Vec<_> = leaves
+            .into_iter()
+            .map(|l| (l.table.to_owned(), l.row_id, l.hash))
+            .collect();
+        sent.sort();
+        assert_eq!(sent.len(), 5);
+        assert_eq!(sent, stored_leaves(&mut db.client()));
+    }
+
+    /// A row without a COPY form abandons the COPY half-way; the transaction rolls back,
+    /// and the connection goes on. A row the store refuses fails the COPY with the error
+    /// the writer falls back to the statements on.
+    #[test]
+    fn an_abandoned_or_refused_copy_leaves_nothing_and_the_connection_goes_on() {
+        let Some(db) = super::super::test_server::TestDatabase::create("copy abandoned") else {
+            return;
+        };
+        let mut writing = super::super::connection::Writing::new(db.migrated());
+        let (mut rows, ops) = batch();
+        // Two keys the replacement of U+0000 makes one: no certain normal form. Sessions
+        // go first, so this abandons the COPY of the steps with the session's done.
+        let step = match &ops[1] {
+            Op::Insert(id) => id.clone(),
+            _ => unreachable!(),
+        };
+        let fields = &mut rows.get_mut(&step).unwrap().row.opened.fields;
+        fields.push(("k\0", FieldValue::I64(1)));
+        fields.push(("k\u{FFFD}", FieldValue::I64(2)));
+        let plan = NewRows::plan(&mut rows, &ops).unwrap();
+        let mut tx = writing.begin().unwrap();
+        let copied = plan
+            .write(&mut tx, &rows, &ops, false, &identity())
+            .unwrap();
+        assert!(matches!(copied, Copied::NoCopyForm));
+        tx.rollback().unwrap();
+        let mut client = db.client();
+        assert!(stored_leaves(&mut client).is_empty());
+
+        // A step whose session is not in the store.
+        let (mut rows, mut ops) = batch();
+        ops.remove(0);
+        let plan = NewRows::plan(&mut rows, &ops).unwrap();
+        let mut tx = writing.begin().unwrap();
+        let error = match plan.write(&mut tx, &rows, &ops, false, &identity()) {
+            Err(error) => error,
+            Ok(_) => panic!("a step without its session was stored"),
+        };
+        assert_eq!(
+            error.code(),
+            Some(&SqlState::FOREIGN_KEY_VIOLATION),
+            "{error}"
+        );
+        drop(tx);
+        assert!(!writing.is_closed());
+        assert!(stored_leaves(&mut client).is_empty());
+        // And the connection writes the next batch.
+        let (mut rows, ops) = batch();
+        let plan = NewRows::plan(&mut rows, &ops).unwrap();
+        let mut tx = writing.begin().unwrap();
+        assert!(matches!(
+            plan.write(&mut tx, &rows, &ops, false, &identity())
+                .unwrap(),
+            Copied::Rows(_)
+        ));
+        tx.commit().unwrap();
+        assert_eq!(stored_leaves(&mut client).len(), 5);
     }
 }

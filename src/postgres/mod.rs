@@ -25,6 +25,8 @@ mod prune;
 pub(crate) mod schema;
 pub(crate) mod statements;
 pub(crate) mod target;
+#[cfg(test)]
+mod test_server;
 mod tls;
 mod verify;
 
