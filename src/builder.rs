@@ -22,8 +22,14 @@ pub const DB_PATH_ENV: &str = "REASONKIT_AUDIT_DB";
 pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
 /// The longest a record waits on the writer thread before it is committed.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-/// The most records committed in one transaction.
+/// The most records committed in one transaction to a SQLite file.
 pub const DEFAULT_MAX_BATCH: usize = 1_024;
+/// The most records committed in one transaction to a PostgreSQL store. Larger than a
+/// file's: each transaction pays a dozen round trips to the server whatever its size (a
+/// remote server makes each one count) and cuts the spans open across it in two row
+/// versions; measured on a local server, 4,096 gave 0.71× a direct COPY where 1,024 gave
+/// 0.60× (BENCHMARKS.md). A transaction of 4,096 records takes about 0.1 s.
+pub const DEFAULT_POSTGRES_MAX_BATCH: usize = 4_096;
 /// How long one SQLite statement waits for another process's lock before failing (and
 /// being retried).
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,7 +101,7 @@ pub struct AuditLayerBuilder {
     queue_capacity: usize,
     overflow: OverflowPolicy,
     flush_interval: Duration,
-    max_batch: usize,
+    max_batch: Option<usize>,
     busy_timeout: Duration,
     flush_timeout: Duration,
     shutdown_timeout: Duration,
@@ -119,7 +125,7 @@ impl Default for AuditLayerBuilder {
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             overflow: OverflowPolicy::Block,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
-            max_batch: DEFAULT_MAX_BATCH,
+            max_batch: None,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             flush_timeout: DEFAULT_FLUSH_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -186,9 +192,10 @@ impl AuditLayerBuilder {
         self
     }
 
-    /// The most records per transaction (at least 1); default [`DEFAULT_MAX_BATCH`].
+    /// The most records per transaction (at least 1); default [`DEFAULT_MAX_BATCH`] for a
+    /// SQLite file, [`DEFAULT_POSTGRES_MAX_BATCH`] for a PostgreSQL store.
     pub fn max_batch(mut self, records: usize) -> Self {
-        self.max_batch = records.max(1);
+        self.max_batch = Some(records.max(1));
         self
     }
 
@@ -316,6 +323,11 @@ impl AuditLayerBuilder {
                 .filter(|p| is_postgres_url(p)),
         });
         let identity = Identity::current();
+        let max_batch = self.max_batch.unwrap_or(if postgres.is_some() {
+            DEFAULT_POSTGRES_MAX_BATCH
+        } else {
+            DEFAULT_MAX_BATCH
+        });
         let (backend, path): (Box<dyn crate::backend::Backend>, PathBuf) = match postgres {
             Some(connection) => open_postgres(&connection, &identity)?,
             None => {
@@ -347,7 +359,7 @@ impl AuditLayerBuilder {
         let (done_sender, done) = crossbeam_channel::bounded(0);
         let config = WriterConfig {
             flush_interval: self.flush_interval,
-            max_batch: self.max_batch,
+            max_batch,
             store_inputs: self.store_inputs,
             redaction: self.redaction,
             retention: self.retention,

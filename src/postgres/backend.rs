@@ -222,11 +222,7 @@ fn transaction(
     batch: &mut Batch<'_>,
     inserts: Inserts<'_>,
 ) -> PgResult<Option<Committed>> {
-    let mut tx = connection.begin()?;
-    let first_time = tx.execute(
-        "INSERT INTO audit_batches (writer_id, batch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&writer_id, &number],
-    )? == 1;
+    let (mut tx, first_time) = connection.begin_batch(writer_id, number)?;
     if !first_time {
         // An earlier attempt's COMMIT landed, though its answer was lost.
         tx.rollback()?;

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 
 use postgres::types::ToSql;
-use postgres::{Client, Row, Statement, Transaction};
+use postgres::{Client, Row, SimpleQueryMessage, Statement};
 
 use super::statements::PgResult;
 
@@ -63,7 +63,8 @@ impl Writing {
         self.prepared.clear();
     }
 
-    /// Begins a write transaction with PostgreSQL's JIT compiler off for its length.
+    /// Begins a write transaction with PostgreSQL's JIT compiler off for its length, in
+    /// one round trip.
     ///
     /// The set-based statements over a batch's arrays are estimated dear enough to cross
     /// `jit_above_cost`, and JIT compiles each execution afresh: measured on PostgreSQL 15,
@@ -71,19 +72,51 @@ impl Writing {
     /// statements gain from it. `SET LOCAL` ends with the transaction, so it holds behind a
     /// transaction-pooling proxy too, and never touches the session's settings.
     pub(crate) fn begin(&mut self) -> PgResult<Tx<'_>> {
-        let mut tx = self.client.transaction()?;
-        tx.batch_execute("SET LOCAL jit = off")?;
-        Ok(Tx {
-            tx,
-            prepared: &mut self.prepared,
+        self.begin_with("")?;
+        Ok(self.tx())
+    }
+
+    /// Begins a batch's transaction and records the batch in `audit_batches`, in one round
+    /// trip; `true` if this is the first time the batch is recorded (an earlier attempt
+    /// whose COMMIT answer was lost has recorded it already).
+    pub(crate) fn begin_batch(&mut self, writer_id: &str, number: i64) -> PgResult<(Tx<'_>, bool)> {
+        // The writer's id is a UUID this crate made; quoted all the same.
+        let record = format!(
+            "INSERT INTO audit_batches (writer_id, batch) VALUES ('{}', {number}) \
+             ON CONFLICT DO NOTHING RETURNING batch",
+            writer_id.replace('\'', "''")
+        );
+        let messages = self.begin_with(&record)?;
+        let first_time = messages
+            .iter()
+            .any(|m| matches!(m, SimpleQueryMessage::Row(_)));
+        Ok((self.tx(), first_time))
+    }
+
+    /// `BEGIN`, `SET LOCAL jit = off` and `then`, as one simple query. On a failure the
+    /// transaction, if it began, is rolled back before the error is returned.
+    fn begin_with(&mut self, then: &str) -> PgResult<Vec<SimpleQueryMessage>> {
+        let sql = format!("BEGIN; SET LOCAL jit = off; {then}");
+        self.client.simple_query(&sql).inspect_err(|_| {
+            let _ = self.client.batch_execute("ROLLBACK");
         })
+    }
+
+    fn tx(&mut self) -> Tx<'_> {
+        Tx {
+            client: &mut self.client,
+            prepared: &mut self.prepared,
+            open: true,
+        }
     }
 }
 
-/// A transaction on a [`Writing`] connection; everything else a transaction does, it does.
+/// A transaction on a [`Writing`] connection, begun by [`Writing::begin`]: the client's
+/// statements run inside it, and it is rolled back unless committed.
 pub(crate) struct Tx<'a> {
-    tx: Transaction<'a>,
+    client: &'a mut Client,
     prepared: &'a mut HashMap<String, Statement>,
+    open: bool,
 }
 
 impl Tx<'_> {
@@ -96,33 +129,44 @@ impl Tx<'_> {
         let statement = match self.prepared.get(sql) {
             Some(statement) => statement.clone(),
             None => {
-                let statement = self.tx.prepare(sql)?;
+                let statement = self.client.prepare(sql)?;
                 self.prepared.insert(sql.to_owned(), statement.clone());
                 statement
             }
         };
-        self.tx.query(&statement, params)
+        self.client.query(&statement, params)
     }
 
-    pub(crate) fn commit(self) -> PgResult<()> {
-        self.tx.commit()
+    pub(crate) fn commit(mut self) -> PgResult<()> {
+        self.open = false;
+        self.client.batch_execute("COMMIT")
     }
 
-    pub(crate) fn rollback(self) -> PgResult<()> {
-        self.tx.rollback()
-    }
-}
-
-impl<'a> Deref for Tx<'a> {
-    type Target = Transaction<'a>;
-
-    fn deref(&self) -> &Transaction<'a> {
-        &self.tx
+    pub(crate) fn rollback(mut self) -> PgResult<()> {
+        self.open = false;
+        self.client.batch_execute("ROLLBACK")
     }
 }
 
-impl<'a> DerefMut for Tx<'a> {
-    fn deref_mut(&mut self) -> &mut Transaction<'a> {
-        &mut self.tx
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to do with an error here: a broken connection has no transaction left.
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.client
+    }
+}
+
+impl DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
     }
 }

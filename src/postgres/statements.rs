@@ -46,13 +46,44 @@ pub(crate) fn stored_head(tx: &mut Tx<'_>, database_id: &str) -> PgResult<(u64, 
 
 /// Takes the chain lock until COMMIT, and reads the chain's head under it.
 pub(crate) fn lock_chain(tx: &mut Tx<'_>) -> PgResult<crate::chain::ChainHead> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])?;
-    let id = database_id(tx)?;
-    let (size, hash) = stored_head(tx, &id)?;
-    Ok(crate::chain::ChainHead {
-        size,
-        hash: hash.try_into().unwrap_or([0; 32]),
-    })
+    let (size, hash) = locked_head(tx)?;
+    Ok(crate::chain::ChainHead { size, hash })
+}
+
+/// The chain lock, then the chain's head (seq and link, or 0 and the genesis) read under
+/// it: one round trip. The two statements go in one simple query, and each statement of it
+/// takes its own snapshot (READ COMMITTED), so the head is read after the lock is held and
+/// sees every append committed before.
+fn locked_head(tx: &mut Tx<'_>) -> PgResult<(u64, [u8; 32])> {
+    let sql = format!(
+        "SELECT pg_advisory_xact_lock({CHAIN_LOCK}); \
+         SELECT (SELECT value FROM audit_meta WHERE key = 'database_id'), h.seq, \
+         encode(h.chain_hash, 'hex') FROM (SELECT 1) AS one LEFT JOIN LATERAL \
+         (SELECT seq, chain_hash FROM audit_chain ORDER BY seq DESC LIMIT 1) AS h ON true"
+    );
+    let messages = tx.simple_query(&sql)?;
+    let head = messages.iter().rev().find_map(|m| match m {
+        postgres::SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let Some(head) = head else {
+        return Ok((0, chain::genesis("")));
+    };
+    let id = head.try_get(0)?.unwrap_or_default();
+    match (head.try_get(1)?, head.try_get(2)?) {
+        (Some(seq), Some(hex)) => {
+            let seq = seq.parse::<u64>().unwrap_or(0);
+            let mut hash = [0u8; 32];
+            for (byte, pair) in hash.iter_mut().zip(hex.as_bytes().chunks(2)) {
+                *byte = std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+                    .unwrap_or(0);
+            }
+            Ok((seq, hash))
+        }
+        _ => Ok((0, chain::genesis(id))),
+    }
 }
 
 /// Appends `leaves` after the chain's head, holding the chain lock until COMMIT.
@@ -60,9 +91,8 @@ pub(crate) fn append(tx: &mut Tx<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> 
     if leaves.is_empty() {
         return Ok(None);
     }
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CHAIN_LOCK])?;
-    let id = database_id(tx)?;
-    let (mut seq, mut last) = stored_head(tx, &id)?;
+    let (mut seq, head) = locked_head(tx)?;
+    let mut last = head.to_vec();
     // Binary COPY: the entries are new by construction (seq follows the head read under
     // the lock), so nothing can conflict, and COPY is the cheapest way in.
     let sink = tx.copy_in(
