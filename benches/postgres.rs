@@ -338,12 +338,8 @@ fn main() {
         v.sort_by(f64::total_cmp);
         (v[v.len() / 2], v[0], v[v.len() - 1])
     };
-    let ratio_to = |a: &[f64], base: &[f64]| {
-        a.iter()
-            .zip(base)
-            .map(|(x, y)| x / y)
-            .collect::<Vec<_>>()
-    };
+    let ratio_to =
+        |a: &[f64], base: &[f64]| a.iter().zip(base).map(|(x, y)| x / y).collect::<Vec<_>>();
     let ratio = |a: &[f64]| ratio_to(a, &d);
     let (dm, dl, dh) = median(&d);
     println!(

@@ -1,11 +1,15 @@
-//! The PostgreSQL store: each batch as one transaction of set-based statements.
+//! The PostgreSQL store: each batch as one transaction.
 //!
-//! - New rows go in with one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING` per
-//!   table, sorted by key, so writers on many hosts lock rows in the same order; a span
-//!   that opened and closed in the batch is one finished row. Closes of rows committed
-//!   earlier are one `UPDATE … FROM unnest(…)` per table.
-//! - Every statement RETURNs the rows it wrote through [`super::images`], and their leaves
-//!   are appended to the chain at the end of the transaction, under a transaction-level
+//! - New rows go in by binary COPY ([`super::copy`]), their leaves hashed from what was
+//!   sent. When a row has no COPY form, or the store refuses one (a taken id, a missing
+//!   parent), the transaction is rolled back and the batch goes again by set-based
+//!   statements: one `INSERT … SELECT FROM unnest(…) ON CONFLICT DO NOTHING` per table,
+//!   which refuse, or rename, row by row. Either way each table's rows are sorted by key,
+//!   so writers on many hosts lock rows in the same order, and a span that opened and
+//!   closed in the batch is one finished row. Closes of rows committed earlier are one
+//!   `UPDATE … FROM unnest(…)` per table.
+//! - The statements RETURN the rows they wrote through [`super::images`], and every leaf
+//!   is appended to the chain at the end of the transaction, under a transaction-level
 //!   advisory lock: the chain is one sequence however many writers there are, and the lock
 //!   is held only from the append to the COMMIT.
 //! - Each batch first records `(writer, batch number)` in `audit_batches`. When the

@@ -6,7 +6,8 @@
 //! - `schema.rs`: `migrations/postgres/`, applied under an advisory lock.
 //! - `images.rs`: rows read back as the chain hashes them.
 //! - `connection.rs`: a writing connection and the statements prepared on it.
-//! - `statements.rs`: the set-based statements and the chain's append.
+//! - `statements.rs`: the set-based statements (the fallback, and closes) and the chain's
+//!   append.
 //! - `jsonb.rs`: `jsonb`'s normal form, so the client knows what the server will store.
 //! - `copy.rs`: a batch's new rows by binary COPY, hashed from what was sent.
 //! - `backend.rs`: the writer's batches as idempotent transactions.
