@@ -62,8 +62,9 @@ pub(crate) enum Copied {
 }
 
 impl NewRows {
-    /// Which of the batch's ops are new rows, in COPY order; `None` when a decision's
-    /// session is not known here (the statements look it up).
+    /// Which of the batch's ops are new rows, in COPY order; `None` when a step's session
+    /// or parent step, or a decision's step, is not known to be in the store (the
+    /// statements look them up, and refuse what is missing).
     pub(crate) fn plan(rows: &mut HashMap<AuditId, Tracked>, ops: &[Op]) -> Option<NewRows> {
         // Every new row of the batch is in the store once the COPY succeeds.
         let mut present: HashSet<&AuditId> = HashSet::new();
@@ -77,6 +78,20 @@ impl NewRows {
             match t.row.kind() {
                 Kind::Session => sessions.push((storable(&t.row.written_id()).into_owned(), id)),
                 Kind::Step => {
+                    // A step whose session or parent step is not known to be in the store
+                    // (its opening dropped under the drop policy, say) would fail the COPY
+                    // on its foreign key: the statements refuse it without that.
+                    let parents = [
+                        t.row.opened.parent.as_ref(),
+                        t.row.opened.parent_step.as_ref(),
+                    ];
+                    if parents
+                        .into_iter()
+                        .flatten()
+                        .any(|parent| !in_store(rows, &present, parent))
+                    {
+                        return None;
+                    }
                     let session = session_written(t)?;
                     steps.push(((session, storable(&id.to_string()).into_owned()), id));
                 }
@@ -95,11 +110,10 @@ impl NewRows {
                 Op::Decided(decided) => (&decided.id, &decided.step),
                 Op::Update(_) => continue,
             };
-            let t = rows.get(step)?;
-            if !(present.contains(step) || t.committed && !t.refused) {
+            if !in_store(rows, &present, step) {
                 return None;
             }
-            let session = session_written(t)?;
+            let session = session_written(rows.get(step)?)?;
             decisions.push((
                 (session.clone(), storable(&id.to_string()).into_owned()),
                 (i, session),
@@ -156,6 +170,11 @@ impl NewRows {
         }
         Ok(Copied::Rows(leaves))
     }
+}
+
+/// The row is in this batch, or committed by an earlier one and not refused.
+fn in_store(rows: &HashMap<AuditId, Tracked>, present: &HashSet<&AuditId>, id: &AuditId) -> bool {
+    present.contains(id) || rows.get(id).is_some_and(|t| t.committed && !t.refused)
 }
 
 /// The session a step goes under, as written.
@@ -668,8 +687,9 @@ mod tests {
     }
 
     /// A row without a COPY form abandons the COPY half-way; the transaction rolls back,
-    /// and the connection goes on. A row the store refuses fails the COPY with the error
-    /// the writer falls back to the statements on.
+    /// and the connection goes on. A step whose session is not known to be stored is left
+    /// to the statements; one the store refuses fails the COPY with the error the writer
+    /// falls back to the statements on.
     #[test]
     fn an_abandoned_or_refused_copy_leaves_nothing_and_the_connection_goes_on() {
         let Some(db) = super::super::test_server::TestDatabase::create("copy abandoned") else {
@@ -696,9 +716,15 @@ mod tests {
         let mut client = db.client();
         assert!(stored_leaves(&mut client).is_empty());
 
-        // A step whose session is not in the store.
+        // A step whose session the writer does not know to be in the store: not planned.
         let (mut rows, mut ops) = batch();
-        ops.remove(0);
+        let session = match ops.remove(0) {
+            Op::Insert(id) => id,
+            _ => unreachable!(),
+        };
+        assert!(NewRows::plan(&mut rows, &ops).is_none());
+        // One the writer believes committed, which is not there: the COPY fails.
+        rows.get_mut(&session).unwrap().committed = true;
         let plan = NewRows::plan(&mut rows, &ops).unwrap();
         let mut tx = writing.begin().unwrap();
         let error = match plan.write(&mut tx, &rows, &ops, false, &identity()) {
