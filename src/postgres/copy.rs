@@ -36,7 +36,7 @@ use super::images::storable;
 use super::jsonb;
 use super::statements::PgResult;
 use crate::backend::{self, Op, Tracked};
-use crate::chain::{self, Cell, Leaf};
+use crate::chain::{self, Cell, Leaf, TableSpec};
 use crate::ids::AuditId;
 use crate::process::Identity;
 use crate::record::Kind;
@@ -141,12 +141,14 @@ impl NewRows {
     ) -> PgResult<Copied> {
         let mut leaves =
             Vec::with_capacity(self.sessions.len() + self.steps.len() + self.decisions.len());
-        let sessions = self.sessions.iter().filter_map(|id| rows.get(id)).map(|t| {
-            let mut c = rows::session(&t.row, store_inputs);
-            c.id = storable(&c.id).into_owned();
-            c
-        });
-        if !self.sessions.is_empty() && !copy_sessions(tx, sessions, identity, &mut leaves)? {
+        let sessions = self
+            .sessions
+            .iter()
+            .filter_map(|id| rows.get(id))
+            .map(|t| (rows::session(&t.row, store_inputs), identity));
+        if !self.sessions.is_empty()
+            && !SESSIONS.copy(tx, sessions, |(c, id)| session_values(c, id), &mut leaves)?
+        {
             return Ok(Copied::NoCopyForm);
         }
         let steps = self
@@ -154,7 +156,7 @@ impl NewRows {
             .iter()
             .filter_map(|id| rows.get(id))
             .map(|t| rows::step(&t.row));
-        if !self.steps.is_empty() && !copy_steps(tx, steps, &mut leaves)? {
+        if !self.steps.is_empty() && !STEPS.copy(tx, steps, step_values, &mut leaves)? {
             return Ok(Copied::NoCopyForm);
         }
         let decisions = self.decisions.iter().filter_map(|(i, session)| {
@@ -165,7 +167,9 @@ impl NewRows {
             };
             Some((c, session.as_str()))
         });
-        if !self.decisions.is_empty() && !copy_decisions(tx, decisions, &mut leaves)? {
+        if !self.decisions.is_empty()
+            && !DECISIONS.copy(tx, decisions, |(c, s)| decision_values(c, s), &mut leaves)?
+        {
             return Ok(Copied::NoCopyForm);
         }
         Ok(Copied::Rows(leaves))
@@ -186,244 +190,235 @@ fn session_written(step: &Tracked) -> Option<String> {
     Some(storable(&session).into_owned())
 }
 
-/// A row's times as COPY sends them, or `None` if one has no COPY form.
-fn times(started: Option<&str>, ended: Option<&str>) -> Option<[Option<SystemTime>; 2]> {
-    let mut sent = [None; 2];
-    for (slot, text) in sent.iter_mut().zip([started, ended]) {
-        if let Some(text) = text {
-            *slot = Some(instant(text)?);
+/// One value of a row: what COPY sends and what the chain hashes are the same value, so
+/// the two cannot drift apart.
+#[derive(Debug)]
+enum Value<'a> {
+    /// Text as the store holds it (U+0000 replaced).
+    Text(Option<Cow<'a, str>>),
+    /// A time: the instant sent, and its text, which `to_char` gives back and the chain
+    /// hashes.
+    Time(Option<(SystemTime, &'a str)>),
+    Real(Option<f64>),
+    Integer(Option<i64>),
+    /// JSON in `jsonb`'s normal form, sent in `jsonb`'s binary form (a version byte, then
+    /// the text).
+    Json(String),
+}
+
+impl Value<'_> {
+    /// Text, U+0000 replaced.
+    fn text(text: &str) -> Value<'_> {
+        Value::Text(Some(storable(text)))
+    }
+
+    fn opt_text(text: Option<&str>) -> Value<'_> {
+        Value::Text(text.map(storable))
+    }
+
+    /// A time whose text names an instant COPY can send; `None` if it has none.
+    fn time(text: Option<&str>) -> Option<Value<'_>> {
+        Some(Value::Time(match text {
+            Some(text) => Some((instant(text)?, text)),
+            None => None,
+        }))
+    }
+
+    /// JSON in its normal form; `None` if it has none for certain.
+    fn json(json: &str) -> Option<Value<'static>> {
+        Some(Value::Json(jsonb::normal_form(json)?))
+    }
+
+    /// The value as the chain hashes it.
+    fn cell(&self) -> Cell<'_> {
+        match self {
+            Value::Text(text) => Cell::opt_text(text.as_deref()),
+            Value::Time(time) => Cell::opt_text(time.map(|(_, text)| text)),
+            Value::Real(real) => real.map_or(Cell::Null, Cell::Real),
+            Value::Integer(n) => n.map_or(Cell::Null, Cell::Integer),
+            Value::Json(json) => Cell::text(json),
         }
     }
-    Some(sent)
 }
 
-fn text(value: &str) -> Cow<'_, str> {
-    storable(value)
-}
-
-fn opt(value: &Option<String>) -> Option<Cow<'_, str>> {
-    value.as_deref().map(storable)
-}
-
-/// COPYs sessions; `false` (the COPY abandoned) if one has no COPY form.
-fn copy_sessions(
-    tx: &mut Tx<'_>,
-    sessions: impl Iterator<Item = rows::SessionColumns>,
-    identity: &Identity,
-    leaves: &mut Vec<Leaf>,
-) -> PgResult<bool> {
-    let sink = tx.copy_in(
-        "COPY sessions (id, started_at, ended_at, profile, input_hash, status, input, \
-         attributes, pid, host) FROM STDIN (FORMAT binary)",
-    )?;
-    let mut writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::TEXT,
-            Type::TIMESTAMPTZ,
-            Type::TIMESTAMPTZ,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::JSONB,
-            Type::INT8,
-            Type::TEXT,
-        ],
-    );
-    let pid = Some(identity.pid);
-    let host = text(&identity.host);
-    for c in sessions {
-        let (Some([started, ended]), Some(json)) = (
-            times(Some(&c.started_at), c.ended_at.as_deref()),
-            jsonb::normal_form(&c.attributes),
-        ) else {
-            return Ok(false);
-        };
-        let (profile, input_hash, status, input) = (
-            text(&c.profile),
-            text(&c.input_hash),
-            text(&c.status),
-            opt(&c.input),
-        );
-        writer.write(&[
-            &c.id,
-            &started,
-            &ended,
-            &profile.as_ref(),
-            &input_hash.as_ref(),
-            &status.as_ref(),
-            &input.as_deref(),
-            &Jsonb(&json),
-            &pid,
-            &host.as_ref(),
-        ])?;
-        leaves.push(Leaf::of(
-            &chain::SESSIONS,
-            c.id.clone(),
-            [
-                Cell::text(&c.id),
-                Cell::text(&c.started_at),
-                Cell::opt_text(c.ended_at.as_deref()),
-                Cell::text(&profile),
-                Cell::text(&input_hash),
-                Cell::text(&status),
-                Cell::opt_text(input.as_deref()),
-                Cell::text(&json),
-                pid.map_or(Cell::Null, Cell::Integer),
-                Cell::text(&host),
-            ],
-        ));
+impl ToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        match self {
+            Value::Text(text) => text.as_deref().to_sql(ty, out),
+            Value::Time(time) => time.map(|(at, _)| at).to_sql(ty, out),
+            Value::Real(real) => real.to_sql(ty, out),
+            Value::Integer(n) => n.to_sql(ty, out),
+            Value::Json(json) => {
+                out.extend_from_slice(&[1]);
+                out.extend_from_slice(json.as_bytes());
+                Ok(IsNull::No)
+            }
+        }
     }
-    writer.finish()?;
-    Ok(true)
+
+    accepts!(TEXT, TIMESTAMPTZ, FLOAT8, INT8, JSONB);
+    to_sql_checked!();
 }
 
-/// COPYs steps; `false` (the COPY abandoned) if one has no COPY form.
-fn copy_steps(
-    tx: &mut Tx<'_>,
-    steps: impl Iterator<Item = rows::StepColumns>,
-    leaves: &mut Vec<Leaf>,
-) -> PgResult<bool> {
-    let sink = tx.copy_in(
-        "COPY steps (session_id, id, module, started_at, ended_at, input_summary, \
-         output_summary, confidence, tokens_used, error, parent_step_id, attributes) \
-         FROM STDIN (FORMAT binary)",
-    )?;
-    let mut writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TIMESTAMPTZ,
-            Type::TIMESTAMPTZ,
-            Type::TEXT,
-            Type::TEXT,
-            Type::FLOAT8,
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            Type::JSONB,
-        ],
-    );
-    for c in steps {
-        let (Some([started, ended]), Some(json)) = (
-            times(Some(&c.started_at), c.ended_at.as_deref()),
-            jsonb::normal_form(&c.attributes),
-        ) else {
-            return Ok(false);
-        };
-        let (id, session, module) = (text(&c.id), text(&c.session_id), text(&c.module));
-        let (input, output, error, parent) = (
-            opt(&c.input_summary),
-            opt(&c.output_summary),
-            opt(&c.error),
-            opt(&c.parent_step_id),
-        );
-        writer.write(&[
-            &session.as_ref(),
-            &id.as_ref(),
-            &module.as_ref(),
-            &started,
-            &ended,
-            &input.as_deref(),
-            &output.as_deref(),
-            &c.confidence,
-            &c.tokens_used,
-            &error.as_deref(),
-            &parent.as_deref(),
-            &Jsonb(&json),
-        ])?;
-        leaves.push(Leaf::of(
-            &chain::STEPS,
-            id.to_string(),
-            [
-                Cell::text(&id),
-                Cell::text(&session),
-                Cell::text(&module),
-                Cell::text(&c.started_at),
-                Cell::opt_text(c.ended_at.as_deref()),
-                Cell::opt_text(input.as_deref()),
-                Cell::opt_text(output.as_deref()),
-                c.confidence.map_or(Cell::Null, Cell::Real),
-                c.tokens_used.map_or(Cell::Null, Cell::Integer),
-                Cell::opt_text(error.as_deref()),
-                Cell::opt_text(parent.as_deref()),
-                Cell::text(&json),
-            ],
-        ));
-    }
-    writer.finish()?;
-    Ok(true)
+/// One table's COPY: its chained columns in the chain's order, then any it has beyond them.
+struct TableCopy {
+    table: &'static TableSpec,
+    /// Columns the table has beyond the chained ones (not hashed).
+    extra: &'static [&'static str],
+    /// The type of every column, chained then extra.
+    types: &'static [Type],
 }
 
-/// COPYs decisions, each with its step's session; `false` (the COPY abandoned) if one has
-/// no COPY form.
-fn copy_decisions<'a>(
-    tx: &mut Tx<'_>,
-    decisions: impl Iterator<Item = (rows::DecisionColumns, &'a str)>,
-    leaves: &mut Vec<Leaf>,
-) -> PgResult<bool> {
-    let sink = tx.copy_in(
-        "COPY decisions (session_id, id, step_id, decision_type, options_considered, \
-         chosen_option, rationale, decided_at, attributes) FROM STDIN (FORMAT binary)",
-    )?;
-    let mut writer = BinaryCopyInWriter::new(
-        sink,
-        &[
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TEXT,
-            Type::TIMESTAMPTZ,
-            Type::JSONB,
-        ],
-    );
-    for (c, session) in decisions {
-        let (Some([decided, _]), Some(json)) = (
-            times(c.decided_at.as_deref(), None),
-            jsonb::normal_form(&c.attributes),
-        ) else {
-            return Ok(false);
-        };
-        let (id, step, kind) = (text(&c.id), text(&c.step_id), text(&c.decision_type));
-        let (options, chosen, rationale) = (
-            opt(&c.options_considered),
-            opt(&c.chosen_option),
-            opt(&c.rationale),
+const SESSIONS: TableCopy = TableCopy {
+    table: &chain::SESSIONS,
+    extra: &[],
+    types: &[
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::JSONB,
+        Type::INT8,
+        Type::TEXT,
+    ],
+};
+
+const STEPS: TableCopy = TableCopy {
+    table: &chain::STEPS,
+    extra: &[],
+    types: &[
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::TEXT,
+        Type::FLOAT8,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::JSONB,
+    ],
+};
+
+/// Decisions also carry their step's session, which the chain does not hash (SQLite's
+/// `decisions` has no such column).
+const DECISIONS: TableCopy = TableCopy {
+    table: &chain::DECISIONS,
+    extra: &["session_id"],
+    types: &[
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::JSONB,
+        Type::TEXT,
+    ],
+};
+
+impl TableCopy {
+    /// COPYs the rows `values` gives, appending each one's leaf; `false` (the COPY
+    /// abandoned) as soon as a row has no COPY form.
+    fn copy<C>(
+        &self,
+        tx: &mut Tx<'_>,
+        rows: impl Iterator<Item = C>,
+        values: impl Fn(&C) -> Option<Vec<Value<'_>>>,
+        leaves: &mut Vec<Leaf>,
+    ) -> PgResult<bool> {
+        let columns: Vec<&str> = self
+            .table
+            .columns
+            .iter()
+            .chain(self.extra)
+            .copied()
+            .collect();
+        let sql = format!(
+            "COPY {} ({}) FROM STDIN (FORMAT binary)",
+            self.table.name,
+            columns.join(", ")
         );
-        writer.write(&[
-            &session,
-            &id.as_ref(),
-            &step.as_ref(),
-            &kind.as_ref(),
-            &options.as_deref(),
-            &chosen.as_deref(),
-            &rationale.as_deref(),
-            &decided,
-            &Jsonb(&json),
-        ])?;
-        leaves.push(Leaf::of(
-            &chain::DECISIONS,
-            id.to_string(),
-            [
-                Cell::text(&id),
-                Cell::text(&step),
-                Cell::text(&kind),
-                Cell::opt_text(options.as_deref()),
-                Cell::opt_text(chosen.as_deref()),
-                Cell::opt_text(rationale.as_deref()),
-                Cell::opt_text(c.decided_at.as_deref()),
-                Cell::text(&json),
-            ],
-        ));
+        let mut writer = BinaryCopyInWriter::new(tx.copy_in(&sql)?, self.types);
+        let chained = self.table.columns.len();
+        for row in rows {
+            let Some(values) = values(&row).filter(|v| v.len() == self.types.len()) else {
+                return Ok(false);
+            };
+            writer.write_raw(values.iter())?;
+            let id = values.first().map_or(Cell::Null, Value::cell);
+            leaves.push(Leaf::of(
+                self.table,
+                chain::row_id(id),
+                values[..chained].iter().map(Value::cell),
+            ));
+        }
+        writer.finish()?;
+        Ok(true)
     }
-    writer.finish()?;
-    Ok(true)
+}
+
+/// A session's values, in COPY order; `None` if one has no COPY form.
+fn session_values<'a>(
+    c: &'a rows::SessionColumns,
+    identity: &'a Identity,
+) -> Option<Vec<Value<'a>>> {
+    Some(vec![
+        Value::text(&c.id),
+        Value::time(Some(&c.started_at))?,
+        Value::time(c.ended_at.as_deref())?,
+        Value::text(&c.profile),
+        Value::text(&c.input_hash),
+        Value::text(&c.status),
+        Value::opt_text(c.input.as_deref()),
+        Value::json(&c.attributes)?,
+        Value::Integer(Some(identity.pid)),
+        Value::text(&identity.host),
+    ])
+}
+
+/// A step's values, in COPY order; `None` if one has no COPY form.
+fn step_values(c: &rows::StepColumns) -> Option<Vec<Value<'_>>> {
+    Some(vec![
+        Value::text(&c.id),
+        Value::text(&c.session_id),
+        Value::text(&c.module),
+        Value::time(Some(&c.started_at))?,
+        Value::time(c.ended_at.as_deref())?,
+        Value::opt_text(c.input_summary.as_deref()),
+        Value::opt_text(c.output_summary.as_deref()),
+        Value::Real(c.confidence),
+        Value::Integer(c.tokens_used),
+        Value::opt_text(c.error.as_deref()),
+        Value::opt_text(c.parent_step_id.as_deref()),
+        Value::json(&c.attributes)?,
+    ])
+}
+
+/// A decision's values, in COPY order (its step's session last); `None` if one has no COPY
+/// form.
+fn decision_values<'a>(c: &'a rows::DecisionColumns, session: &'a str) -> Option<Vec<Value<'a>>> {
+    Some(vec![
+        Value::text(&c.id),
+        Value::text(&c.step_id),
+        Value::text(&c.decision_type),
+        Value::opt_text(c.options_considered.as_deref()),
+        Value::opt_text(c.chosen_option.as_deref()),
+        Value::opt_text(c.rationale.as_deref()),
+        Value::time(c.decided_at.as_deref())?,
+        Value::json(&c.attributes)?,
+        Value::text(session),
+    ])
 }
 
 /// The instant a `YYYY-MM-DD HH:MM:SS.ffffff` UTC text names, for a year 1970–9999 (for
@@ -453,21 +448,6 @@ fn instant(text: &str) -> Option<SystemTime> {
         .and_utc();
     let micros = u64::try_from(at.timestamp_micros()).ok()?;
     UNIX_EPOCH.checked_add(Duration::from_micros(micros))
-}
-
-/// JSON text in `jsonb`'s binary form: a version byte, then the text.
-#[derive(Debug)]
-struct Jsonb<'a>(&'a str);
-
-impl ToSql for Jsonb<'_> {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        out.extend_from_slice(&[1]);
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(IsNull::No)
-    }
-
-    accepts!(JSONB);
-    to_sql_checked!();
 }
 
 #[cfg(test)]
