@@ -167,17 +167,7 @@ macro_rules! duration_us {
 #[macro_export]
 macro_rules! duration_ms {
     ($start:literal, $end:literal) => {
-        concat!(
-            "((floor(extract(epoch FROM ",
-            $end,
-            ")) - floor(extract(epoch FROM ",
-            $start,
-            "))) * 1000.0 + (extract(microseconds FROM ",
-            $end,
-            ")::bigint % 1000000 - extract(microseconds FROM ",
-            $start,
-            ")::bigint % 1000000) / 1000.0)::float8"
-        )
+        concat!("(", $crate::duration_us!($start, $end), " / 1000.0)::float8")
     };
 }
 
