@@ -330,6 +330,19 @@ fn main() {
         db.push(rows as f64 / start.elapsed().as_secs_f64());
     }
     drop((one_guard, four_guard, direct, direct_batch, tls));
+    // What the search index costs, apart from the writes: `reasonkit-audit index` over
+    // everything the 1-thread layer wrote.
+    let start = Instant::now();
+    let entries = reasonkit_audit::postgres::search::catch_up(&format!(
+        "dbname={} sslmode=disable",
+        names[1]
+    ))
+    .unwrap();
+    let took = start.elapsed().as_secs_f64();
+    println!(
+        "search index (reasonkit-audit index) over the 1-thread layer's database: {entries} chain entries in {took:.2} s, {:.0} entries/s",
+        entries as f64 / took
+    );
     for name in &names {
         let _ = admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"));
     }

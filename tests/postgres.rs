@@ -1275,6 +1275,12 @@ fn pruning_a_postgres_store_keeps_it_verifiable_and_a_deletion_passed_off_is_fou
     .unwrap();
     assert_eq!(dry.sessions as i64, expected);
     assert_eq!(count(&mut client, "SELECT count(*) FROM sessions"), 200);
+    let rows = "(SELECT count(*) FROM steps) + (SELECT count(*) FROM decisions)";
+    reasonkit_audit::postgres::search::catch_up(&db.conninfo()).unwrap();
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM search_terms"),
+        count(&mut client, &format!("SELECT {rows}"))
+    );
     let report = reasonkit_audit::postgres::prune(
         &db.conninfo(),
         &reasonkit_audit::Prune::before_text(cut).reason("pg retention"),
@@ -1285,6 +1291,19 @@ fn pruning_a_postgres_store_keeps_it_verifiable_and_a_deletion_passed_off_is_fou
     assert_eq!(
         count(&mut client, "SELECT count(*) FROM sessions"),
         200 - expected
+    );
+    // The pruned rows' words went with them, and only theirs.
+    assert_eq!(
+        count(&mut client, "SELECT count(*) FROM search_terms"),
+        count(&mut client, &format!("SELECT {rows}"))
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM search_terms t WHERE NOT EXISTS \
+             (SELECT 1 FROM sessions s WHERE s.id = t.session_id)"
+        ),
+        0
     );
     let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
     assert!(verified.is_intact(), "{:?}", verified.findings);
@@ -1332,13 +1351,30 @@ fn erasing_in_a_postgres_store_replaces_the_content_and_verify_checks_the_rest()
         }
     });
     guard.shutdown().unwrap();
+    let mut client = db.client();
+    let words = |client: &mut Client, session: &str| {
+        count(
+            client,
+            &format!(
+                "SELECT count(*) FROM search_terms WHERE session_id = '{session}' \
+                 AND terms @@ to_tsquery('simple', 'personal')"
+            ),
+        )
+    };
+    reasonkit_audit::postgres::search::catch_up(&db.conninfo()).unwrap();
+    assert_eq!(words(&mut client, "pg-alice"), 2, "indexed");
     let report = reasonkit_audit::postgres::erase(
         &db.conninfo(),
         &reasonkit_audit::Erase::attribute("user_id", "u-1").reason("request 9"),
     )
     .unwrap();
     assert_eq!((report.sessions, report.rows), (1, 3));
-    let mut client = db.client();
+    assert_eq!(
+        words(&mut client, "pg-alice"),
+        0,
+        "erased from the index too"
+    );
+    assert_eq!(words(&mut client, "pg-bob"), 2);
     let row = client
         .query_one(
             "SELECT s.input_hash, s.input IS NULL, s.attributes::text, st.input_summary IS NULL, \
@@ -1370,6 +1406,63 @@ fn erasing_in_a_postgres_store_replaces_the_content_and_verify_checks_the_rest()
     let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
     assert_eq!(verified.findings.len(), 1, "{:?}", verified.findings);
     assert_eq!(verified.findings[0].kind.as_str(), "modified");
+}
+
+/// The writers never index for search (it would cost the writes more than writing did);
+/// `search::catch_up` indexes what they wrote, round after round, the newest rows
+/// included, and says how many chain entries it covered.
+#[test]
+fn writers_leave_the_search_index_to_catch_up_which_keeps_up_with_new_rows() {
+    let Some(db) = TestDb::create() else { return };
+    let (layer, guard) = db.layer();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let mut client = db.client();
+    let lag = "SELECT coalesce(max(seq), 0) - (SELECT value::bigint FROM audit_meta \
+               WHERE key = 'search_indexed') FROM audit_chain";
+    let rows = "(SELECT count(*) FROM steps) + (SELECT count(*) FROM decisions)";
+    for round in 0..3 {
+        tracing::dispatcher::with_default(&dispatch, || {
+            for n in 0..400 {
+                info_span!("session", profile = "catch-up").in_scope(|| {
+                    info_span!(
+                        "step",
+                        module = "gigathink",
+                        input_summary = format!("round{round} item{n} zebra"),
+                    )
+                    .in_scope(|| {
+                        tracing::info!(name: "decision", decision_type = "branch",
+                                       rationale = format!("because{round}x{n}"));
+                    });
+                });
+            }
+        });
+        guard.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let behind = count(&mut client, lag);
+        assert!(
+            behind >= 1_200,
+            "round {round}: the writer indexed ({behind} behind)"
+        );
+        let covered = reasonkit_audit::postgres::search::catch_up(&db.conninfo()).unwrap();
+        assert_eq!(covered as i64, behind, "round {round}");
+        assert_eq!(count(&mut client, lag), 0);
+        assert_eq!(
+            count(&mut client, "SELECT count(*) FROM search_terms"),
+            count(&mut client, &format!("SELECT {rows}")),
+            "round {round}"
+        );
+        let newest = format!(
+            "SELECT count(*) FROM search_terms WHERE terms @@ \
+             to_tsquery('simple', 'round{round} & item399')"
+        );
+        assert_eq!(count(&mut client, &newest), 1, "round {round}");
+    }
+    assert_eq!(count(&mut client, &format!("SELECT {rows}")), 2_400);
+    assert_eq!(
+        reasonkit_audit::postgres::search::catch_up(&db.conninfo()).unwrap(),
+        0
+    );
+    guard.shutdown().unwrap();
 }
 
 #[test]

@@ -167,7 +167,11 @@ macro_rules! duration_us {
 #[macro_export]
 macro_rules! duration_ms {
     ($start:literal, $end:literal) => {
-        concat!("(", $crate::duration_us!($start, $end), " / 1000.0)::float8")
+        concat!(
+            "(",
+            $crate::duration_us!($start, $end),
+            " / 1000.0)::float8"
+        )
     };
 }
 

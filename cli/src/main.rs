@@ -91,6 +91,10 @@ enum Command {
     /// Copy SQLite audit files into the PostgreSQL store given with --db postgres://…
     /// (each verified first, the store verified after; importing twice adds nothing)
     Import(import::Args),
+    /// Bring a PostgreSQL store's search index up to date (its writers never index, so
+    /// that writes never pay for it; `search` reads what is not indexed yet itself). A
+    /// SQLite file's writer indexes it
+    Index,
 }
 
 /// How a command ended, when it did not fail.
@@ -182,6 +186,15 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
             };
             report::run(&reader, &args, report::Evidence::of(&evidence))
         }
+        (Command::Index, Some(url)) => {
+            let entries = reasonkit_audit::postgres::search::catch_up(url)?;
+            let target = reasonkit_audit::postgres::PgTarget::parse(url)?;
+            println!("{target}: {entries} chain entries indexed for search; the index is current");
+            Ok(Outcome::Done)
+        }
+        (Command::Index, None) => Err("index is for PostgreSQL stores: a SQLite file's writer \
+                                       indexes it when idle, and search reads the rest"
+            .into()),
         (Command::Prune(args), _) => prune::run(&path, &args),
         (Command::Erase(args), _) => erase::run(&path, &args),
     }

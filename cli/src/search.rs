@@ -91,38 +91,79 @@ pub fn fts_query(text: &str) -> String {
         .join(" ")
 }
 
-/// A PostgreSQL store has no search index yet: the same words and phrases are matched
-/// with `tsvector @@ tsquery` over the same columns, each term a `phraseto_tsquery` (so
-/// nothing typed is query syntax), ranked by `ts_rank`, snippets by `ts_headline`.
+/// The same words and phrases in a PostgreSQL store: each term a `phraseto_tsquery` (so
+/// nothing typed is query syntax) over the same columns, ranked by `ts_rank`, snippets by
+/// `ts_headline`. Rows `reasonkit-audit index` has indexed are found through `search_terms`
+/// and its GIN index; the rows of the chain's entries past the index's mark (the tail) are
+/// read and matched here. One statement, so one snapshot: a row indexed meanwhile is
+/// neither lost nor found twice.
 fn postgres_query(terms: usize) -> String {
+    use reasonkit_audit::postgres::search::{DECISION_TEXT, SEARCH_TAIL, STEP_TEXT};
     let query = (1..=terms)
         .map(|i| format!("phraseto_tsquery('simple', ${i}::text)"))
         .collect::<Vec<_>>()
         .join(" && ");
     let limit = terms + 1;
-    let steps_text = "concat_ws(' ', st.input_summary, st.output_summary, st.error)";
-    let decisions_text = "concat_ws(' ', d.options_considered, d.chosen_option, d.rationale)";
     let headline =
         "'StartSel=[, StopSel=], MaxFragments=1, MaxWords=12, MinWords=4, FragmentDelimiter=…'";
+    let step = |rank: &str, from: &str, matched: &str| {
+        format!(
+            "SELECT 'step' AS kind, st.session_id, st.id AS step_id, st.module, {at} AS at,
+                    ts_headline('simple', {STEP_TEXT}, q, {headline}) AS snippet,
+                    (-ts_rank({rank}, q))::float8 AS rank
+             FROM wanted, {from} WHERE {matched}",
+            at = crate::utc!("st.started_at"),
+        )
+    };
+    let decision = |rank: &str, from: &str, matched: &str| {
+        format!(
+            "SELECT 'decision', st.session_id, d.step_id, st.module, {at},
+                    ts_headline('simple', {DECISION_TEXT}, q, {headline}),
+                    (-ts_rank({rank}, q))::float8
+             FROM wanted, {from}
+             JOIN steps st ON st.session_id = d.session_id AND st.id = d.step_id
+             WHERE {matched}",
+            at = crate::utc!("coalesce(d.decided_at, st.started_at)"),
+        )
+    };
+    let indexed = |table: &str| {
+        format!(
+            "i.table_name = '{table}' AND i.terms @@ q AND NOT EXISTS \
+             (SELECT 1 FROM tail WHERE tail.table_name = '{table}' AND tail.row_id = i.row_id)"
+        )
+    };
+    // With nothing indexed (the mark at 0) every row is the tail: scanned as it is, rather
+    // than looked up one by one through the chain.
+    let read = |table: &str, id: &str, text: &str| {
+        format!(
+            "((SELECT value FROM audit_meta WHERE key = 'search_indexed') = '0' \
+              OR {id} IN (SELECT row_id FROM tail WHERE table_name = '{table}')) \
+             AND to_tsvector('simple', {text}) @@ q"
+        )
+    };
+    let step_text = format!("to_tsvector('simple', {STEP_TEXT})");
+    let decision_text = format!("to_tsvector('simple', {DECISION_TEXT})");
     format!(
-        "SELECT kind, session_id, step_id, module, at, snippet, rank FROM (
-            SELECT 'step' AS kind, st.session_id, st.id AS step_id, st.module,
-                   {at_step} AS at,
-                   ts_headline('simple', {steps_text}, q, {headline}) AS snippet,
-                   (-ts_rank(to_tsvector('simple', {steps_text}), q))::float8 AS rank
-            FROM steps st, (SELECT {query} AS q) AS wanted
-            WHERE to_tsvector('simple', {steps_text}) @@ q
-            UNION ALL
-            SELECT 'decision', st.session_id, d.step_id, st.module,
-                   {at_decision},
-                   ts_headline('simple', {decisions_text}, q, {headline}),
-                   (-ts_rank(to_tsvector('simple', {decisions_text}), q))::float8
-            FROM decisions d JOIN steps st ON st.session_id = d.session_id AND st.id = d.step_id,
-                 (SELECT {query} AS q) AS wanted
-            WHERE to_tsvector('simple', {decisions_text}) @@ q
-        ) AS found ORDER BY rank, at DESC LIMIT ${limit}::bigint",
-        at_step = crate::utc!("st.started_at"),
-        at_decision = crate::utc!("coalesce(d.decided_at, st.started_at)"),
+        "WITH tail AS ({SEARCH_TAIL}), wanted AS (SELECT {query} AS q)
+         SELECT kind, session_id, step_id, module, at, snippet, rank FROM (
+            {} UNION ALL {} UNION ALL {} UNION ALL {}
+         ) AS found ORDER BY rank, at DESC LIMIT ${limit}::bigint",
+        step(
+            "i.terms",
+            "search_terms i JOIN steps st ON st.session_id = i.session_id AND st.id = i.row_id",
+            &indexed("steps"),
+        ),
+        step(&step_text, "steps st", &read("steps", "st.id", STEP_TEXT)),
+        decision(
+            "i.terms",
+            "search_terms i JOIN decisions d ON d.session_id = i.session_id AND d.id = i.row_id",
+            &indexed("decisions"),
+        ),
+        decision(
+            &decision_text,
+            "decisions d",
+            &read("decisions", "d.id", DECISION_TEXT)
+        ),
     )
 }
 

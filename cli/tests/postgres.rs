@@ -403,3 +403,75 @@ fn every_read_command_answers_on_postgres_as_on_the_file_it_was_imported_from() 
     assert_eq!(body(&pg.1), body(&on.1), "report sections on both stores");
     assert!(pg.1.contains("the chain verifies"), "{}", pg.1);
 }
+
+/// `search` on PostgreSQL answers the same whether the rows are found through the index,
+/// read from the tail past its mark, or both: with everything indexed (as `import` leaves
+/// it), with the mark moved back half-way (the rows past it have stale index entries, which
+/// must not count twice), and with the index emptied and its mark at 0 (every row read).
+#[test]
+fn search_finds_the_same_through_the_index_the_tail_or_both() {
+    let Some(db) = Db::create() else { return };
+    let (_dir, file) = example_file();
+    succeeds(&db, &["import", file.to_str().unwrap()]);
+    let psql = |sql: &str| tool("psql", &["-X", "-q", "-d", &db.0, "-c", sql]);
+    let head = "(SELECT max(seq) FROM audit_chain)";
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT {head} - value::bigint FROM audit_meta WHERE key = 'search_indexed'")
+        ),
+        0,
+        "import indexes what it imports"
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM search_terms"),
+        count(
+            &db,
+            "SELECT (SELECT count(*) FROM steps) + (SELECT count(*) FROM decisions)"
+        )
+    );
+    let words = ["revenue", "\"risk view\"", "premise claims", "perspectives"];
+    let answers = || -> Vec<String> {
+        words
+            .iter()
+            .map(|w| succeeds(&db, &["search", w, "--json", "-n", "100"]))
+            .collect()
+    };
+    let indexed = answers();
+    assert!(
+        indexed.iter().all(|a| a.contains("session_id")),
+        "{indexed:?}"
+    );
+    psql(&format!(
+        "UPDATE audit_meta SET value = ({head} / 2)::text WHERE key = 'search_indexed'"
+    ));
+    assert_eq!(
+        answers(),
+        indexed,
+        "half through the index, half from the tail"
+    );
+    psql("UPDATE audit_meta SET value = '0' WHERE key = 'search_indexed'");
+    assert_eq!(answers(), indexed, "every index entry stale");
+    psql("DELETE FROM search_terms");
+    assert_eq!(answers(), indexed, "no index at all");
+    // `index` rebuilds it; the answers stay the same.
+    let said = succeeds(&db, &["index"]);
+    assert!(said.contains("chain entries indexed for search"), "{said}");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM search_terms"),
+        count(
+            &db,
+            "SELECT (SELECT count(*) FROM steps) + (SELECT count(*) FROM decisions)"
+        )
+    );
+    assert_eq!(answers(), indexed, "rebuilt by index");
+    // On a file, index says what it is for.
+    let out = Command::new(BIN)
+        .arg("--db")
+        .arg(&file)
+        .arg("index")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PostgreSQL stores"));
+}

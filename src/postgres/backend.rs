@@ -133,6 +133,8 @@ impl Backend for PgBackend {
     }
 
     fn index_search(&mut self) -> Result<bool, String> {
+        // Writers leave the search index to `reasonkit-audit index` (super::search): a
+        // chunk costs the shared server more than writing its rows did.
         Ok(false)
     }
 

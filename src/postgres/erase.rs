@@ -131,6 +131,7 @@ pub(crate) fn erase_in(
     })
     .to_string();
     report.event_seq = record_event(&mut tx, &detail)?;
+    super::search::forget_sessions(&mut tx, &sessions)?;
     for (table, _) in TABLES {
         let key = if table.name == "sessions" {
             "id"

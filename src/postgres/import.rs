@@ -111,6 +111,11 @@ pub fn import(path: &Path, connection: &str) -> Result<ImportReport> {
             report.decisions
         );
         record_event(&mut client, &detail).map_err(|e| write_failed("the imported event", e))?;
+        // The imported rows indexed for search now, rather than left to the next writer.
+        while super::search::index_chunk(&mut client)
+            .map_err(|e| write_failed("indexing for search", e))?
+            .1
+        {}
     }
     let after = super::verify(connection, &crate::VerifyOptions::default())?;
     if !after.is_intact() {

@@ -11,6 +11,7 @@
 //! - `jsonb.rs`: `jsonb`'s normal form, so the client knows what the server will store.
 //! - `copy.rs`: a batch's new rows by binary COPY, hashed from what was sent.
 //! - `backend.rs`: the writer's batches as idempotent transactions.
+//! - [`search`]: the search index, written in bulk behind the writes.
 //! - `prune.rs`, `erase.rs`: retention and erasure, as for a SQLite file.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
 //! - [`import()`]: per-user SQLite files copied into the shared store.
@@ -24,6 +25,7 @@ mod import;
 mod jsonb;
 mod prune;
 pub(crate) mod schema;
+pub mod search;
 pub(crate) mod statements;
 pub(crate) mod target;
 #[cfg(test)]

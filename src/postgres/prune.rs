@@ -59,6 +59,7 @@ pub(crate) fn prune_in(connection: &mut Writing, prune: &Prune) -> PgResult<Prun
          SELECT t, r, $3 FROM unnest($1::text[], $2::text[]) AS u(t, r)",
         &[&tables, &row_ids, &event],
     )?;
+    super::search::forget_sessions(&mut tx, &sessions)?;
     tx.execute(
         "DELETE FROM decisions WHERE session_id = ANY($1)",
         &[&sessions],
