@@ -62,7 +62,7 @@ enum Command {
     Export(export::Args),
     /// Print the database path in use
     Path,
-    /// Bring the database to this release's schema (the only command that writes)
+    /// Bring the database to this release's schema
     Migrate,
     /// Check integrity, foreign keys and schema version
     Check,

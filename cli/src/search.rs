@@ -97,7 +97,7 @@ pub fn fts_query(text: &str) -> String {
 /// and its GIN index; the rows of the chain's entries past the index's mark (the tail) are
 /// read and matched here. One statement, so one snapshot: a row indexed meanwhile is
 /// neither lost nor found twice.
-fn postgres_query(terms: usize) -> String {
+fn postgres_query(terms: usize, has_index: bool) -> String {
     use reasonkit_audit::postgres::search::{DECISION_TEXT, SEARCH_TAIL, STEP_TEXT};
     let query = (1..=terms)
         .map(|i| format!("phraseto_tsquery('simple', ${i}::text)"))
@@ -143,6 +143,20 @@ fn postgres_query(terms: usize) -> String {
     };
     let step_text = format!("to_tsvector('simple', {STEP_TEXT})");
     let decision_text = format!("to_tsvector('simple', {DECISION_TEXT})");
+    if !has_index {
+        // A store of schema 2, which has no index yet: every row is read.
+        return format!(
+            "WITH wanted AS (SELECT {query} AS q)
+             SELECT kind, session_id, step_id, module, at, snippet, rank FROM ({} UNION ALL {})
+             AS found ORDER BY rank, at DESC LIMIT ${limit}::bigint",
+            step(&step_text, "steps st", &format!("{step_text} @@ q")),
+            decision(
+                &decision_text,
+                "decisions d",
+                &format!("{decision_text} @@ q")
+            ),
+        );
+    }
     format!(
         "WITH tail AS ({SEARCH_TAIL}), wanted AS (SELECT {query} AS q)
          SELECT kind, session_id, step_id, module, at, snippet, rank FROM (
@@ -170,12 +184,16 @@ fn postgres_query(terms: usize) -> String {
 pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
     let rows = match db {
         Db::Sqlite(conn) => sqlite_rows(conn, args)?,
-        Db::Postgres(_) => {
+        Db::Postgres(client) => {
             let terms = terms(&args.text);
             if terms.is_empty() {
                 return Err("search needs at least one word".into());
             }
-            let sql = postgres_query(terms.len());
+            let has_index: bool = client
+                .borrow_mut()
+                .query_one("SELECT to_regclass('search_terms') IS NOT NULL", &[])?
+                .get(0);
+            let sql = postgres_query(terms.len(), has_index);
             let mut params: Vec<Param> = terms.into_iter().map(|t| Param::Text(Some(t))).collect();
             params.push(Param::Int(i64::from(args.limit)));
             let query = Query {
