@@ -1,12 +1,12 @@
 -- Search (docs/postgres.md, "Search"): the words of every step's and decision's text, as a
 -- `tsvector` in a GIN index, so that `reasonkit-audit search` need not read every row.
 --
--- Written in bulk, not per row (a GIN index updated by each insert costs the writes 2-3x):
--- the writer indexes the rows of the chain's next entries past the mark `search_indexed`
--- when it is idle, a chunk at a time, one writer at a time however many hosts write. The
--- rows of the entries past the mark are the tail, which search reads itself, so it finds
--- every committed row. Derived data: not chained, and rebuilt from the rows by resetting
--- the mark to 0.
+-- Written in bulk, apart from the writes (a GIN index updated by each insert costs the
+-- writes 2-3x): `reasonkit-audit index` indexes the rows of the chain's next entries past
+-- the mark `search_indexed`, a chunk at a time, one indexer at a time. The rows of the
+-- entries past the mark are the tail, which search reads itself, so it finds every
+-- committed row. Derived data: not chained, and rebuilt from the rows by emptying the table
+-- and resetting the mark to 0.
 CREATE TABLE search_terms (
     table_name text NOT NULL,
     row_id text NOT NULL,

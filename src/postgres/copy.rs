@@ -13,8 +13,8 @@
 //! their text names, so `to_char` gives that text again; numbers in binary; JSON in
 //! `jsonb`'s normal form ([`super::jsonb`]), so the server stores it unchanged. A batch with
 //! anything that cannot be sent so — a time outside the years 1970–9999, JSON without a
-//! certain normal form, a decision whose session the writer does not know — is not
-//! planned here, and the statements write it.
+//! certain normal form — or with a step or decision whose parents the writer does not know
+//! to be stored, is left to the statements.
 //!
 //! COPY has no `ON CONFLICT`: a row the store refuses (a given session id already taken, a
 //! step whose session is not in the store) fails the whole COPY. The transaction is then
