@@ -155,14 +155,19 @@ impl Backend for PgBackend {
     }
 }
 
-/// The row is in the store: inserted by this batch, or committed by an earlier one.
-fn in_store(rows: &HashMap<AuditId, Tracked>, present: &HashSet<AuditId>, id: &AuditId) -> bool {
+/// The row is in the store: inserted by this batch, or committed by an earlier one and
+/// not refused.
+pub(super) fn in_store(
+    rows: &HashMap<AuditId, Tracked>,
+    present: &HashSet<AuditId>,
+    id: &AuditId,
+) -> bool {
     present.contains(id) || rows.get(id).is_some_and(|t| t.committed && !t.refused)
 }
 
 /// The session (as written) of a step known to be in the store; `None` when the step is
 /// not known here, and the statement looks it up.
-fn session_of_step(
+pub(super) fn session_of_step(
     rows: &HashMap<AuditId, Tracked>,
     present: &HashSet<AuditId>,
     step: &AuditId,

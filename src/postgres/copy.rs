@@ -31,6 +31,7 @@ use bytes::BytesMut;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{IsNull, ToSql, Type, accepts, to_sql_checked};
 
+use super::backend::{in_store, session_of_step};
 use super::connection::Tx;
 use super::images::storable;
 use super::jsonb;
@@ -67,14 +68,14 @@ impl NewRows {
     /// statements look them up, and refuse what is missing).
     pub(crate) fn plan(rows: &mut HashMap<AuditId, Tracked>, ops: &[Op]) -> Option<NewRows> {
         // Every new row of the batch is in the store once the COPY succeeds.
-        let mut present: HashSet<&AuditId> = HashSet::new();
+        let mut present: HashSet<AuditId> = HashSet::new();
         let mut sessions = Vec::new();
         let mut steps = Vec::new();
         for op in ops {
             let Op::Insert(id) = op else { continue };
             backend::follow_renamed_session(rows, id);
             let Some(t) = rows.get(id) else { continue };
-            present.insert(id);
+            present.insert(id.clone());
             match t.row.kind() {
                 Kind::Session => sessions.push((storable(&t.row.written_id()).into_owned(), id)),
                 Kind::Step => {
@@ -92,7 +93,7 @@ impl NewRows {
                     {
                         return None;
                     }
-                    let session = session_written(t)?;
+                    let session = session_of_step(rows, &present, id)?;
                     steps.push(((session, storable(&id.to_string()).into_owned()), id));
                 }
                 Kind::Decision => {}
@@ -110,10 +111,7 @@ impl NewRows {
                 Op::Decided(decided) => (&decided.id, &decided.step),
                 Op::Update(_) => continue,
             };
-            if !in_store(rows, &present, step) {
-                return None;
-            }
-            let session = session_written(rows.get(step)?)?;
+            let session = session_of_step(rows, &present, step)?;
             decisions.push((
                 (session.clone(), storable(&id.to_string()).into_owned()),
                 (i, session),
@@ -174,20 +172,6 @@ impl NewRows {
         }
         Ok(Copied::Rows(leaves))
     }
-}
-
-/// The row is in this batch, or committed by an earlier one and not refused.
-fn in_store(rows: &HashMap<AuditId, Tracked>, present: &HashSet<&AuditId>, id: &AuditId) -> bool {
-    present.contains(id) || rows.get(id).is_some_and(|t| t.committed && !t.refused)
-}
-
-/// The session a step goes under, as written.
-fn session_written(step: &Tracked) -> Option<String> {
-    let session = match &step.row.session_written_as {
-        Some(renamed) => renamed.clone(),
-        None => step.row.opened.parent.as_ref()?.to_string(),
-    };
-    Some(storable(&session).into_owned())
 }
 
 /// One value of a row: what COPY sends and what the chain hashes are the same value, so
