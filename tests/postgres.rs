@@ -45,6 +45,23 @@ impl TestDb {
         Some(TestDb { name })
     }
 
+    /// The same, in a server encoding other than the default (`LATIN1`, say).
+    fn create_encoded(encoding: &str) -> Option<TestDb> {
+        let db = TestDb::create()?;
+        let mut admin = admin();
+        admin
+            .batch_execute(&format!("DROP DATABASE {}", db.name))
+            .expect("DROP DATABASE");
+        admin
+            .batch_execute(&format!(
+                "CREATE DATABASE {} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' \
+                 TEMPLATE template0",
+                db.name
+            ))
+            .expect("CREATE DATABASE");
+        Some(db)
+    }
+
     /// The connection string the layer gets: the database only, the rest from PG*.
     fn conninfo(&self) -> String {
         format!("dbname={}", self.name)
@@ -1463,6 +1480,51 @@ fn writers_leave_the_search_index_to_catch_up_which_keeps_up_with_new_rows() {
         0
     );
     guard.shutdown().unwrap();
+}
+
+/// A store whose encoding is not UTF8 (which the writer leaves to the statements, since it
+/// converts text on the way in) is written, gives back text of its repertoire as written,
+/// and verifies.
+#[test]
+fn a_latin1_store_is_written_by_the_statements_and_verifies() {
+    let Some(db) = TestDb::create_encoded("LATIN1") else {
+        return;
+    };
+    let (layer, guard) = db.layer();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        for n in 0..20 {
+            info_span!("session", profile = "café", note = "naïve").in_scope(|| {
+                info_span!(
+                    "step",
+                    module = "crème",
+                    input_summary = format!("résumé {n}")
+                )
+                .in_scope(|| {
+                    tracing::info!(name: "decision", decision_type = "branch",
+                                       rationale = "déjà vu");
+                });
+            });
+        }
+    });
+    guard.shutdown().unwrap();
+    let mut client = db.client();
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM steps WHERE module = 'crème' AND input_summary LIKE 'résumé %'"
+        ),
+        20
+    );
+    assert_eq!(
+        count(
+            &mut client,
+            "SELECT count(*) FROM sessions WHERE profile = 'café' AND attributes->>'note' = 'naïve'"
+        ),
+        20
+    );
+    let verified = reasonkit_audit::postgres::verify(&db.conninfo(), &Default::default()).unwrap();
+    assert!(verified.is_intact(), "{:?}", verified.findings);
+    assert_eq!(verified.entries, 60);
 }
 
 #[test]

@@ -650,6 +650,21 @@ mod tests {
         assert_eq!(sent, stored_leaves(&mut db.client()));
     }
 
+    /// Against a real server: a database in another encoding than UTF8 converts text on
+    /// the way in, so the writer does not COPY into it; a UTF8 one it does.
+    #[test]
+    fn only_a_utf8_database_is_written_by_copy() {
+        use super::super::test_server::TestDatabase;
+        let Some(latin1) = TestDatabase::create_encoded("copy latin1", "LATIN1") else {
+            return;
+        };
+        let mut writing = super::super::connection::Writing::new(latin1.migrated());
+        assert!(!writing.stores_as_sent().unwrap());
+        let utf8 = TestDatabase::create("copy utf8").unwrap();
+        let mut writing = super::super::connection::Writing::new(utf8.migrated());
+        assert!(writing.stores_as_sent().unwrap());
+    }
+
     /// A row without a COPY form abandons the COPY half-way; the transaction rolls back,
     /// and the connection goes on. A step whose session is not known to be stored is left
     /// to the statements; one the store refuses fails the COPY with the error the writer

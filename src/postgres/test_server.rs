@@ -16,6 +16,11 @@ pub(crate) struct TestDatabase {
 impl TestDatabase {
     /// `None` (after saying so) when no server is configured.
     pub(crate) fn create(purpose: &str) -> Option<TestDatabase> {
+        Self::create_encoded(purpose, "UTF8")
+    }
+
+    /// The same, in another server encoding (`LATIN1`, say).
+    pub(crate) fn create_encoded(purpose: &str, encoding: &str) -> Option<TestDatabase> {
         if std::env::var_os("PGHOST").is_none() && std::env::var_os("PGPORT").is_none() {
             assert!(
                 std::env::var_os("REASONKIT_AUDIT_REQUIRE_POSTGRES").is_none(),
@@ -30,7 +35,8 @@ impl TestDatabase {
         let name = format!("rk_unit_{:x}{random:x}", std::process::id());
         pg_env::admin()
             .batch_execute(&format!(
-                "CREATE DATABASE {name} ENCODING 'UTF8' TEMPLATE template0"
+                "CREATE DATABASE {name} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' \
+                 TEMPLATE template0"
             ))
             .expect("CREATE DATABASE");
         Some(TestDatabase { name })
