@@ -8,7 +8,7 @@
 //! wrote, and reports what it refused. That keeps one batching policy, tested once, for
 //! every store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::chain::ChainHead;
 use crate::health::{AuditStats, Health};
@@ -109,16 +109,40 @@ pub(crate) fn follow_renamed_session(rows: &mut HashMap<AuditId, Tracked>, id: &
     }
 }
 
-/// Gives a session whose given id already names a session in the store a new id (see
-/// [`crate::rows::renamed_id`]), and says so once in the health report.
+/// Gives a session whose given id already names another session a new id (see
+/// [`AuditId::renamed`]), and says so once in the health report. The given id stays in
+/// `attributes.given_id`, so every run stays apart and each can be found.
 pub(crate) fn rename_session(row: &mut Row, health: &Health) {
-    let renamed = crate::rows::renamed_id(&row.opened.id, row.opened.at);
+    let renamed = row.opened.id.renamed();
     health.report("renamed_sessions", || {
         format!(
-            "session id {} is already in the store; this session is written as {renamed} \
+            "session id {} already names another session; this one is written as {renamed} \
              (attributes.given_id keeps the id it was given)",
             row.opened.id
         )
     });
     row.written_as = Some(renamed);
+}
+
+/// Renames each session new in this batch whose given id an earlier new session of the
+/// batch was also given. A store that inserts a batch's sessions in one statement cannot
+/// tell which of two rows of one id it kept; in arrival order, the first keeps the id.
+pub(crate) fn rename_repeated_sessions(
+    rows: &mut HashMap<AuditId, Tracked>,
+    ops: &[Op],
+    health: &Health,
+) {
+    let mut taken: HashSet<String> = HashSet::new();
+    for op in ops {
+        let Op::Insert(id) = op else { continue };
+        if id.given_text().is_none() {
+            continue;
+        }
+        let Some(tracked) = rows.get_mut(id) else {
+            continue;
+        };
+        if tracked.row.written_as.is_none() && !taken.insert(tracked.row.written_id()) {
+            rename_session(&mut tracked.row, health);
+        }
+    }
 }

@@ -131,6 +131,10 @@ where
 /// `sessions.id` column; `None` outside every session, or when no [`AuditLayer`] is
 /// installed in the current subscriber.
 ///
+/// A session given an id that already names another session is written under
+/// `<id>~<uuidv7>` (see the crate docs); the store decides that on the writer thread, so
+/// this returns the id as given, which such a row keeps in `attributes.given_id`.
+///
 /// Use it to link the audit trail to your own records (a response header, a ticket).
 ///
 /// ```

@@ -196,7 +196,7 @@ impl AuditLayer {
             Kind::Session => {
                 let given = last(&fields, "id").or_else(|| last(&fields, CONVERSATION_ID));
                 let id = match given {
-                    Some(given) => AuditId::Given(rows::text(given).into()),
+                    Some(given) => AuditId::given(rows::text(given), at),
                     None => AuditId::generate(at),
                 };
                 (id.clone(), id, None, None, None)

@@ -35,13 +35,6 @@ pub(crate) struct Row {
     pub(crate) session_written_as: Option<String>,
 }
 
-/// The id a session is written under when the `id` it was given already names a session
-/// in the file (a re-run, say): the given id, `~`, and a fresh UUIDv7. The given id stays in
-/// `attributes.given_id`, so both runs stay apart and each can be found.
-pub(crate) fn renamed_id(given: &AuditId, at: SystemTime) -> String {
-    format!("{given}~{}", AuditId::generate(at))
-}
-
 impl Row {
     pub(crate) fn new(opened: Opened) -> Self {
         Row {
@@ -492,8 +485,8 @@ mod tests {
     fn opened(kind: Kind, fields: Fields) -> Opened {
         Opened {
             kind,
-            id: AuditId::Given("x".into()),
-            parent: Some(AuditId::Given("p".into())),
+            id: AuditId::given("x", UNIX_EPOCH),
+            parent: Some(AuditId::given("p", UNIX_EPOCH)),
             parent_step: None,
             at: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
             target: "my_app::reason",
@@ -504,7 +497,7 @@ mod tests {
 
     fn closed(recorded: Fields) -> Closed {
         Closed {
-            id: AuditId::Given("x".into()),
+            id: AuditId::given("x", UNIX_EPOCH),
             at: UNIX_EPOCH + Duration::from_secs(1_700_000_001),
             learned: Some(Box::new(Learned {
                 recorded,

@@ -11,6 +11,8 @@ use std::process::Stdio;
 mod common;
 #[path = "support/pg_env.rs"]
 mod pg_env;
+#[path = "support/reused_ids.rs"]
+mod reused_ids;
 
 use pg_env::{admin, config};
 
@@ -491,6 +493,84 @@ fn a_session_open_at_shutdown_is_interrupted_a_taken_given_id_is_renamed_and_nul
         Some("given-1")
     );
     assert_eq!(second.get::<_, i64>(4), 1);
+    assert_intact(&db);
+}
+
+/// The property of tests/session_ids.rs on a PostgreSQL store: every script in one
+/// database (each case's ids start with its own prefix), through both write paths (COPY,
+/// and the statements when an id is taken).
+#[test]
+fn a_reused_id_never_merges_runs_on_postgres_whatever_the_interleaving() {
+    use proptest::test_runner::{Config, TestRunner};
+    let Some(db) = TestDb::create() else { return };
+    let client = std::cell::RefCell::new(db.client());
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        ..Config::default()
+    });
+    let result = runner.run(&reused_ids::scripts(), |script| {
+        let prefix = format!(
+            "c{}-",
+            case.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let (layer, guard) = db.layer();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let flush = || guard.flush().unwrap();
+        reused_ids::play(&script, &prefix, &dispatch, &flush);
+        guard.flush().unwrap();
+        let time = |column: &str| {
+            format!("to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
+        };
+        let sessions = client
+            .borrow_mut()
+            .query(
+                &format!(
+                    "SELECT id, status, {}, {}, attributes::text FROM sessions",
+                    time("started_at"),
+                    time("ended_at")
+                ),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| reused_ids::SessionRow {
+                id: r.get(0),
+                status: r.get(1),
+                started_at: r.get(2),
+                ended_at: r.get(3),
+                attributes: serde_json::from_str(r.get(4)).unwrap(),
+            })
+            .collect::<Vec<_>>();
+        let steps = client
+            .borrow_mut()
+            .query(
+                &format!(
+                    "SELECT session_id, output_summary, {}, {} FROM steps",
+                    time("started_at"),
+                    time("ended_at")
+                ),
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| reused_ids::StepRow {
+                session_id: r.get(0),
+                output_summary: r.get(1),
+                started_at: r.get(2),
+                ended_at: r.get(3),
+            })
+            .collect::<Vec<_>>();
+        reused_ids::check(&script, &prefix, &sessions, &steps)
+    });
+    result.unwrap();
+    assert_eq!(
+        count(
+            &mut client.borrow_mut(),
+            "SELECT count(*) FROM audit_health WHERE kind = 'write_errors'"
+        ),
+        0
+    );
     assert_intact(&db);
 }
 

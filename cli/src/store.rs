@@ -14,12 +14,59 @@ pub fn open(path: &Path) -> Result<Connection, Failure> {
     Ok(reasonkit_audit::open_read_only(path)?)
 }
 
-/// `check`: integrity, foreign keys, schema version. Exit 0 when all are sound, 2 if not.
+/// `check`: integrity, foreign keys, schema version, and that every step lies within its
+/// session's time. Exit 0 when all are sound, 2 if not.
 pub fn check(db: &Db, path: &Path) -> Result<Outcome, Failure> {
-    let conn = match db {
-        Db::Sqlite(conn) => conn,
-        Db::Postgres(client) => return check_postgres(&mut client.borrow_mut(), path),
+    let stored = match db {
+        Db::Sqlite(conn) => check_sqlite(conn, path)?,
+        Db::Postgres(client) => check_postgres(&mut client.borrow_mut(), path)?,
     };
+    let nested = check_step_times(db)?;
+    if stored && nested {
+        Ok(Outcome::Done)
+    } else {
+        Err(format!(
+            "{}: the database failed its checks (see above)",
+            path.display()
+        )
+        .into())
+    }
+}
+
+/// A step recorded as starting before its session or ending after it: two runs merged
+/// into one session (a re-used id written over another run), or rows edited by hand.
+/// Prints the line and says whether every step lies within its session.
+fn check_step_times(db: &Db) -> Result<bool, Failure> {
+    let query = Query {
+        sqlite: "SELECT st.id FROM steps st JOIN sessions s ON s.id = st.session_id \
+                 WHERE st.started_at < s.started_at OR st.ended_at > s.ended_at \
+                 ORDER BY st.started_at LIMIT 1000",
+        postgres: "SELECT st.id FROM steps st JOIN sessions s ON s.id = st.session_id \
+                   WHERE st.started_at < s.started_at OR st.ended_at > s.ended_at \
+                   ORDER BY st.started_at LIMIT 1000",
+    };
+    let outside: Vec<String> = db
+        .rows(&query, &[])?
+        .iter()
+        .filter_map(|r| r.get("id").and_then(|v| v.as_str()).map(str::to_owned))
+        .collect();
+    if outside.is_empty() {
+        println!("step times      ok (every step within its session)");
+        return Ok(true);
+    }
+    println!(
+        "step times      {}{} steps outside their session's time ({}{}): runs merged into \
+         one session, or rows edited",
+        outside.len(),
+        if outside.len() == 1000 { "+" } else { "" },
+        outside[..outside.len().min(3)].join(", "),
+        if outside.len() > 3 { ", …" } else { "" }
+    );
+    Ok(false)
+}
+
+/// `check` on a SQLite file: integrity, foreign keys, schema version; whether all are sound.
+fn check_sqlite(conn: &Connection, path: &Path) -> Result<bool, Failure> {
     let integrity: Vec<String> = conn
         .prepare("PRAGMA integrity_check")?
         .query_map([], |row| row.get(0))?
@@ -44,15 +91,7 @@ pub fn check(db: &Db, path: &Path) -> Result<Outcome, Failure> {
             format!("{foreign} violations")
         }
     );
-    if integrity_ok && foreign == 0 {
-        Ok(Outcome::Done)
-    } else {
-        Err(format!(
-            "{}: the database failed its checks (see above)",
-            path.display()
-        )
-        .into())
-    }
+    Ok(integrity_ok && foreign == 0)
 }
 
 /// `check` on PostgreSQL: the server keeps its pages whole and enforces the foreign keys,
@@ -60,7 +99,7 @@ pub fn check(db: &Db, path: &Path) -> Result<Outcome, Failure> {
 fn check_postgres(
     client: &mut reasonkit_audit::postgres::client::Client,
     path: &Path,
-) -> Result<Outcome, Failure> {
+) -> Result<bool, Failure> {
     let version: i64 = client
         .query_one("SELECT max(version)::bigint FROM reasonkit_schema", &[])?
         .get(0);
@@ -98,11 +137,7 @@ fn check_postgres(
             format!("{constraints} of 3 constraints in place, {orphans} rows without their parent")
         }
     );
-    if fine {
-        Ok(Outcome::Done)
-    } else {
-        Err(format!("{target}: the store failed its checks (see above)").into())
-    }
+    Ok(fine)
 }
 
 /// Finds the one session whose id starts with `prefix`.

@@ -569,8 +569,25 @@ fn path_migrate_and_check() {
         reasonkit_audit::SCHEMA_VERSION
     )));
 
-    // A step whose session does not exist: check says so and fails.
+    assert!(text.contains("step times      ok"), "{text}");
+
+    // A step that ends after its session did — what a run merged into another leaves.
     let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "UPDATE steps SET ended_at = '9999-01-01 00:00:00.000000' \
+         WHERE rowid = (SELECT min(rowid) FROM steps)",
+    )
+    .unwrap();
+    let check = run(&db, &["check"]);
+    assert_eq!(check.status.code(), Some(2));
+    let text = stdout(&check);
+    assert!(
+        text.contains("step times      1 steps outside their session's time"),
+        "{text}"
+    );
+    assert!(text.contains("foreign keys    ok"), "{text}");
+
+    // A step whose session does not exist: check says so and fails.
     conn.execute_batch("PRAGMA foreign_keys = OFF; INSERT INTO steps (id, session_id, module, started_at) VALUES ('orphan', 'missing', 'm', '2026-01-01 00:00:00.000000');").unwrap();
     drop(conn);
     let check = run(&db, &["check"]);

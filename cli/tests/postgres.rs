@@ -375,6 +375,7 @@ fn every_read_command_answers_on_postgres_as_on_the_file_it_was_imported_from() 
     );
     let check = succeeds(&db, &["check"]);
     assert!(check.contains("foreign keys    ok"), "{check}");
+    assert!(check.contains("step times      ok"), "{check}");
     // diff and the report, built on the library's read API, read both stores alike.
     let second = sessions[1]["id"].as_str().unwrap()[..30].to_owned();
     let both = |args: &[&str]| {

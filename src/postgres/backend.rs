@@ -192,6 +192,8 @@ fn write_batch(
     number: i64,
     mut batch: Batch<'_>,
 ) -> PgResult<Committed> {
+    // Both ways below insert a batch's sessions in one statement each.
+    backend::rename_repeated_sessions(batch.rows, batch.ops, batch.health);
     let planned = if connection.stores_as_sent()? {
         NewRows::plan(batch.rows, batch.ops)
     } else {

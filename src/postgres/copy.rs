@@ -516,7 +516,7 @@ mod tests {
     /// hostile text and numbers, a decision span and a decision event.
     fn batch() -> (HashMap<AuditId, Tracked>, Vec<Op>) {
         let at = SystemTime::now();
-        let session = AuditId::Given("given\0id é".into());
+        let session = AuditId::given("given\0id é", SystemTime::now());
         let (step, nested, decision) = (
             AuditId::generate(at),
             AuditId::generate(at),
