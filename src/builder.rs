@@ -382,6 +382,7 @@ impl AuditLayerBuilder {
             limits,
             health: health.clone(),
             callsites: crate::conventions::Callsites::new(self.frameworks),
+            unplaced: std::sync::atomic::AtomicUsize::new(0),
         };
         let guard = AuditGuard {
             sender,

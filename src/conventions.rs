@@ -79,11 +79,7 @@ impl Meaning {
             Meaning::Explicit(kind) => (kind, false, false),
             Meaning::Named { kind, weak } => (kind, weak, true),
             Meaning::ByValue { fallback } => {
-                let by_value = said
-                    .operation
-                    .flatten()
-                    .map(|kind| (kind, false))
-                    .or(said.otel_name.flatten());
+                let by_value = said.operation.flatten().or(said.otel_name.flatten());
                 let (kind, weak) = by_value.or(fallback)?;
                 (kind, weak, true)
             }
@@ -110,7 +106,7 @@ pub(crate) struct Resolved {
 /// the span's other fields: the outer `Option` is whether the field has a value yet.
 #[derive(Debug, Default)]
 pub(crate) struct Said {
-    operation: Option<Option<Kind>>,
+    operation: Option<Option<(Kind, bool)>>,
     otel_name: Option<Option<(Kind, bool)>>,
 }
 
@@ -160,16 +156,59 @@ impl Visit for Said {
     }
 }
 
-/// The kind an OpenTelemetry GenAI operation stands for.
-pub(crate) fn by_operation(operation: &str) -> Option<Kind> {
-    match operation {
-        "invoke_agent" | "invoke_workflow" => Some(Kind::Session),
-        "chat" | "text_completion" | "generate_content" | "embeddings" | "retrieval"
-        | "execute_tool" | "create_memory" | "search_memory" | "update_memory"
-        | "upsert_memory" | "delete_memory" => Some(Kind::Step),
-        "plan" => Some(Kind::Decision),
-        _ => None,
-    }
+/// The kind an OpenTelemetry GenAI operation stands for, and whether it counts only inside
+/// a session (weak).
+///
+/// Beside the conventions' own values: rig's `chat_streaming` (its providers' streaming
+/// calls up to 0.43) and Gemini's `interactions` / `interactions_streaming`. Creating an
+/// agent (`create_agent`, genai's `genai.agent` span) is not a run: a step inside a
+/// session, nothing outside one.
+pub(crate) fn by_operation(operation: &str) -> Option<(Kind, bool)> {
+    let kind = match operation {
+        "invoke_agent" | "invoke_workflow" => Kind::Session,
+        "chat"
+        | "chat_streaming"
+        | "text_completion"
+        | "generate_content"
+        | "interactions"
+        | "interactions_streaming"
+        | "embeddings"
+        | "retrieval"
+        | "execute_tool"
+        | "create_memory"
+        | "search_memory"
+        | "update_memory"
+        | "upsert_memory"
+        | "delete_memory" => Kind::Step,
+        "create_agent" => return Some((Kind::Step, true)),
+        "plan" => Kind::Decision,
+        _ => return None,
+    };
+    Some((kind, false))
+}
+
+/// Whether a span of this target comes from rig (`rig-core`, `rig-agent`, their `rig::…`
+/// targets). rig 0.38 opens its turns without a parent and links them with `follows_from`
+/// only; and it records a run's usage on its own `invoke_agent` span exactly when the run
+/// returns `Ok`.
+pub(crate) fn is_rig(target: &str) -> bool {
+    ["rig", "rig_core", "rig_agent"].iter().any(|crate_name| {
+        target
+            .strip_prefix(crate_name)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// Whether a framework step of this callsite calls a tool: its failures are reported as
+/// WARN events by some frameworks (rig 0.38: "Error while executing tool: …").
+pub(crate) fn is_tool(metadata: &Metadata<'_>) -> bool {
+    let fields = metadata.fields();
+    fields.field("gen_ai.tool.name").is_some()
+        || fields.field("tool.name").is_some()
+        || matches!(
+            metadata.name(),
+            "execute_tool" | "genai.execute_tool" | "tool" | "autoagents.tool_call"
+        )
 }
 
 /// The kind an `otel.name` stands for: its first word as an operation (`execute_tool
@@ -177,7 +216,6 @@ pub(crate) fn by_operation(operation: &str) -> Option<Kind> {
 fn by_otel_name(name: &str) -> Option<(Kind, bool)> {
     let first = name.split(' ').next().unwrap_or(name);
     by_operation(first)
-        .map(|kind| (kind, false))
         .or_else(|| by_name(name))
         .or_else(|| name.starts_with("tool.").then_some((Kind::Step, true)))
 }
@@ -401,6 +439,21 @@ mod tests {
     }
 
     #[test]
+    fn rig_targets_are_told_apart_from_crates_that_start_alike() {
+        for rig in [
+            "rig",
+            "rig::agent_chat",
+            "rig_core::agent::prompt_request",
+            "rig_agent",
+        ] {
+            assert!(is_rig(rig), "{rig}");
+        }
+        for other in ["rigging", "rig_coreish::x", "my_app::rig", "trig"] {
+            assert!(!is_rig(other), "{other}");
+        }
+    }
+
+    #[test]
     fn values_decide_before_names() {
         let by_value = Meaning::ByValue {
             fallback: Some((Kind::Step, true)),
@@ -429,16 +482,31 @@ mod tests {
             resolve(by_value, Some("create_agent"), Some("x")),
             audited(Kind::Step, true)
         );
+        // genai's agent span creating an agent is no run, whatever its name says.
+        let agent = Meaning::ByValue {
+            fallback: Some((Kind::Session, false)),
+        };
+        assert_eq!(
+            resolve(agent, Some("create_agent"), Some("create_agent calc")),
+            audited(Kind::Step, true)
+        );
+        for streaming in ["chat_streaming", "interactions", "interactions_streaming"] {
+            assert_eq!(
+                resolve(by_value, Some(streaming), None),
+                audited(Kind::Step, false)
+            );
+        }
         let unnamed = Meaning::ByValue { fallback: None };
         assert_eq!(resolve(unnamed, None, None), None);
         assert_eq!(
             resolve(unnamed, Some("create_agent"), Some("GET /users")),
-            None
+            audited(Kind::Step, true)
         );
         assert_eq!(
             resolve(unnamed, None, Some("tool.search")),
             audited(Kind::Step, true)
         );
+        assert_eq!(resolve(unnamed, Some("GET"), Some("GET /users")), None);
         assert_eq!(
             resolve(Meaning::Explicit(Kind::Step), Some("invoke_agent"), None),
             Some(Resolved {

@@ -6,6 +6,7 @@
 //! comparison on creation and one span lookup on close.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -16,8 +17,8 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::builder::{AuditLayerBuilder, OverflowPolicy};
-use crate::context::{self, SpanState, Undecided};
-use crate::conventions::{Callsites, Meaning, Resolved, Said};
+use crate::context::{self, SpanState, Undecided, Unplaced};
+use crate::conventions::{self, Callsites, Meaning, Resolved, Said};
 use crate::fields::{Collector, FieldLimits, FieldValue, Fields, last};
 use crate::health::Health;
 use crate::ids::AuditId;
@@ -67,10 +68,15 @@ pub struct AuditLayer {
     pub(crate) health: Arc<Health>,
     /// What each callsite's spans are, decided once.
     pub(crate) callsites: Callsites,
+    /// How many spans wait to be placed ([`context::Unplaced`]): while none do, entering
+    /// and linking spans cost one load.
+    pub(crate) unplaced: AtomicUsize,
 }
 
 /// The GenAI conventions' session key: a run in a conversation is a session with its id.
 const CONVERSATION_ID: &str = "gen_ai.conversation.id";
+/// The GenAI conventions' agent name: a run's, and each of its turns'.
+const GEN_AI_AGENT: &str = "gen_ai.agent.name";
 
 impl AuditLayer {
     /// Starts configuring an audit layer; see [`AuditLayerBuilder`] for the options and
@@ -172,12 +178,19 @@ impl AuditLayer {
 
 impl AuditLayer {
     /// Opens the row of a span that turned out to be audited, as `resolved`, with the
-    /// fields it has so far, and keeps its state in the span.
-    fn open<S>(&self, span: &SpanRef<'_, S>, resolved: Resolved, at: SystemTime, fields: Fields)
-    where
+    /// fields it has so far, and keeps its state in the span — or, for a rig step outside
+    /// every session, keeps it [`Unplaced`] until rig says which run it belongs to.
+    fn open<S>(
+        &self,
+        span: &SpanRef<'_, S>,
+        resolved: Resolved,
+        at: SystemTime,
+        fields: Fields,
+        ctx: &Context<'_, S>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let target = span.metadata().target();
+        self.place_unplaced_parent(span, ctx);
         let enclosing = context::enclosing(Some(span), self.key, false);
         let mut kind = resolved.kind;
         if resolved.framework {
@@ -189,8 +202,40 @@ impl AuditLayer {
             if kind == Kind::Session && enclosing.is_some() {
                 kind = Kind::Step;
             }
+            if kind == Kind::Step && enclosing.is_none() {
+                if let Some(session) = self.claim_run(&fields, ctx) {
+                    self.open_in(span, kind, at, fields, Some((session, None)), true);
+                    return;
+                }
+                if conventions::is_rig(span.metadata().target()) {
+                    self.unplaced.fetch_add(1, Ordering::Relaxed);
+                    let unplaced = Unplaced {
+                        at,
+                        resolved,
+                        fields,
+                    };
+                    context::insert_unplaced(span, self.key, unplaced);
+                    return;
+                }
+            }
         }
+        self.open_in(span, kind, at, fields, enclosing, resolved.framework);
+    }
 
+    /// Opens the row of `span` as a `kind` in `enclosing` (the session and step its parent
+    /// belongs to; `None` outside every session), and keeps its state in the span.
+    fn open_in<S>(
+        &self,
+        span: &SpanRef<'_, S>,
+        kind: Kind,
+        at: SystemTime,
+        fields: Fields,
+        enclosing: Option<(AuditId, Option<AuditId>)>,
+        framework: bool,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let target = span.metadata().target();
         let mut implicit = Vec::new();
         let (id, session, step, parent, parent_step) = match kind {
             Kind::Session => {
@@ -199,13 +244,18 @@ impl AuditLayer {
                     Some(given) => AuditId::given(rows::text(given), at),
                     None => AuditId::generate(at),
                 };
+                if framework {
+                    // A run its turns may have to find without a link (rig 0.38).
+                    let agent = last(&fields, GEN_AI_AGENT).map(rows::text);
+                    context::run_opened(self.key, span.id(), id.clone(), agent);
+                }
                 (id.clone(), id, None, None, None)
             }
             Kind::Step => {
                 let (session, parent_step) = match enclosing {
                     Some(found) => found,
                     None => {
-                        let session = self.open_implicit(Kind::Session, None, at, target);
+                        let session = self.open_implicit_session(&fields, at, target);
                         implicit.push(session.clone());
                         (session, None)
                     }
@@ -251,14 +301,109 @@ impl AuditLayer {
                 step,
                 learned: None,
                 implicit,
+                tool: framework && kind == Kind::Step && conventions::is_tool(span.metadata()),
             },
         );
     }
 
+    /// The session of a run of the agent `fields` name, opened on this thread outside every
+    /// session and not joined yet (see [`context::claim_run`]).
+    fn claim_run<S>(&self, fields: &Fields, ctx: &Context<'_, S>) -> Option<AuditId>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let agent = rows::text(last(fields, GEN_AI_AGENT)?);
+        context::claim_run(self.key, &agent, |id, session| {
+            ctx.span(id)
+                .is_some_and(|run| context::holds_session(&run, self.key, session))
+        })
+    }
+
+    /// Places an [`Unplaced`] span: in `joined` (the session and parent step of the span
+    /// it follows from), else in a run of its agent opened on this thread, else in an
+    /// implicit session of its own.
+    fn place<S>(
+        &self,
+        span: &SpanRef<'_, S>,
+        joined: Option<(AuditId, Option<AuditId>)>,
+        ctx: &Context<'_, S>,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(unplaced) = context::take_unplaced(span, self.key) else {
+            return;
+        };
+        self.unplaced.fetch_sub(1, Ordering::Relaxed);
+        let enclosing = joined.or_else(|| self.claim_run(&unplaced.fields, ctx).map(|s| (s, None)));
+        let kind = unplaced.resolved.kind;
+        self.open_in(span, kind, unplaced.at, unplaced.fields, enclosing, true);
+    }
+
+    /// Places `span` now if it waits to be placed: something happens in it.
+    fn place_if_unplaced<S>(&self, span: &SpanRef<'_, S>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.unplaced.load(Ordering::Relaxed) > 0 && context::is_unplaced(span, self.key) {
+            self.place(span, None, ctx);
+        }
+    }
+
+    /// A span opens inside one that waits to be placed: that one is placed first, so the
+    /// new one finds its session.
+    fn place_unplaced_parent<S>(&self, span: &SpanRef<'_, S>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if self.unplaced.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for ancestor in span.scope().skip(1) {
+            if context::is_audited(&ancestor, self.key) {
+                return;
+            }
+            if context::is_unplaced(&ancestor, self.key) {
+                self.place(&ancestor, None, ctx);
+                return;
+            }
+        }
+    }
+
+    /// The session a step outside every session is given: a new one, under the step's
+    /// `gen_ai.conversation.id` when it has one (so the turns of one conversation are
+    /// found by its id, each written `<id>~<uuidv7>` after the first).
+    fn open_implicit_session(
+        &self,
+        fields: &Fields,
+        at: SystemTime,
+        target: &'static str,
+    ) -> AuditId {
+        let Some(conversation) = last(fields, CONVERSATION_ID) else {
+            return self.open_implicit(Kind::Session, None, at, target);
+        };
+        let id = AuditId::given(rows::text(conversation), at);
+        self.send(Command::Opened(Opened {
+            kind: Kind::Session,
+            id: id.clone(),
+            parent: None,
+            parent_step: None,
+            at,
+            target,
+            fields: vec![(CONVERSATION_ID, conversation.clone())],
+            implicit: true,
+        }));
+        id
+    }
+
     /// A `record` on a span whose meaning was not known at creation: decides it now, if the
     /// record says.
-    fn decide_late<S>(&self, span: &SpanRef<'_, S>, values: &Record<'_>, meaning: Meaning)
-    where
+    fn decide_late<S>(
+        &self,
+        span: &SpanRef<'_, S>,
+        values: &Record<'_>,
+        meaning: Meaning,
+        ctx: &Context<'_, S>,
+    ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let Some(mut undecided) = context::take_undecided(span, self.key) else {
@@ -271,7 +416,7 @@ impl AuditLayer {
             .extend(self.collect(values.len(), |c| values.record(c)));
         undecided.said.merge(later);
         match meaning.resolve(&undecided.said) {
-            Some(resolved) => self.open(span, resolved, undecided.at, undecided.fields),
+            Some(resolved) => self.open(span, resolved, undecided.at, undecided.fields, ctx),
             None if undecided.said.may_still_say(span.metadata()) => {
                 context::insert_undecided(span, self.key, undecided);
             }
@@ -300,17 +445,24 @@ impl AuditLayer {
         let at = SystemTime::now();
         let fields = self.collect(metadata.fields().len(), |c| attrs.record(c));
         match resolved {
-            Some(resolved) => self.open(&span, resolved, at, fields),
+            Some(resolved) => self.open(&span, resolved, at, fields, &ctx),
             None => context::insert_undecided(&span, self.key, Undecided { at, said, fields }),
         }
     }
 
     /// The rest of `on_close`, for a callsite that may be audited.
     #[inline(never)]
-    fn close<S>(&self, span: &SpanRef<'_, S>, meaning: Meaning)
+    fn close<S>(&self, span: &SpanRef<'_, S>, meaning: Meaning, ctx: &Context<'_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
+        self.place_if_unplaced(span, ctx);
+        if conventions::is_rig(span.metadata().target()) {
+            // A rig turn may name this span as the one it follows after it closed.
+            if let Some((session, parent_step)) = joined_after(span, self.key) {
+                context::rig_span_closed(self.key, &span.id(), session, parent_step);
+            }
+        }
         let Some(state) = context::remove(span, self.key) else {
             if matches!(meaning, Meaning::ByValue { .. }) {
                 // Closed before anything said what it was: it was not audited.
@@ -318,6 +470,9 @@ impl AuditLayer {
             }
             return;
         };
+        if state.kind == Kind::Session {
+            context::run_closed(self.key, &state.id);
+        }
         let at = SystemTime::now();
         let failed = state.learned.as_deref().is_some_and(Learned::failed);
         self.send(Command::Closed(Closed {
@@ -353,8 +508,9 @@ where
         if meaning.is_ignored() {
             return;
         }
+        self.place_if_unplaced(&span, &ctx);
         if matches!(meaning, Meaning::ByValue { .. }) && !context::is_audited(&span, self.key) {
-            self.decide_late(&span, values, meaning);
+            self.decide_late(&span, values, meaning, &ctx);
             return;
         }
         let fields = self.collect(values.len(), |c| values.record(c));
@@ -373,21 +529,34 @@ where
         let metadata = event.metadata();
         let is_decision = metadata.name() == "decision";
         let is_error = *metadata.level() == Level::ERROR;
+        let is_warning = *metadata.level() == Level::WARN;
         let fields_of_interest = metadata.fields().field("return").is_some()
             || metadata.fields().field("error").is_some();
-        if !(is_decision || is_error || fields_of_interest) {
+        if !(is_decision || is_error || is_warning || fields_of_interest) {
             return;
         }
         let parent = ctx.event_span(event);
+        if let Some(span) = &parent {
+            self.place_if_unplaced(span, &ctx);
+        }
         // An outcome only matters directly inside an audited span: anywhere else (an error
-        // logged in unrelated code, say) the event's fields are not even copied.
-        let notes_outcome = (is_error || fields_of_interest)
+        // logged in unrelated code, say) the event's fields are not even copied. A warning
+        // matters only inside a framework's tool call, where it says the tool failed.
+        let mut tool_failed = false;
+        let notes_outcome = (is_error || is_warning || fields_of_interest)
             && parent.as_ref().is_some_and(|span| {
-                !self.callsites.meaning(span.metadata()).is_ignored()
-                    && span
-                        .extensions()
-                        .get::<context::Audited>()
-                        .is_some_and(|a| a.get(self.key).is_some())
+                if self.callsites.meaning(span.metadata()).is_ignored() {
+                    return false;
+                }
+                let extensions = span.extensions();
+                let Some(state) = extensions
+                    .get::<context::Audited>()
+                    .and_then(|a| a.get(self.key))
+                else {
+                    return false;
+                };
+                tool_failed = is_warning && state.tool;
+                is_error || tool_failed || fields_of_interest
             });
         if !(is_decision || notes_outcome) {
             return;
@@ -402,7 +571,7 @@ where
                     .get_mut::<context::Audited>()
                     .and_then(|a| a.get_mut(self.key))
                 {
-                    note_outcome(state, &fields, is_error);
+                    note_outcome(state, &fields, is_error || tool_failed);
                 }
             }
         }
@@ -428,13 +597,61 @@ where
         if meaning.is_ignored() {
             return;
         }
-        self.close(&span, meaning);
+        self.close(&span, meaning, &ctx);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if self.unplaced.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if let Some(span) = ctx.span(id) {
+            self.place_if_unplaced(&span, &ctx);
+        }
+    }
+
+    fn on_follows_from(&self, id: &Id, follows: &Id, ctx: Context<'_, S>) {
+        if self.unplaced.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        if !context::is_unplaced(&span, self.key) {
+            return;
+        }
+        // The span followed may have closed, its id handed to another span since — rig
+        // 0.38 names the turn before, closed by then, whose id the new turn often has.
+        let live = (follows != id)
+            .then(|| ctx.span(follows))
+            .flatten()
+            .and_then(|earlier| {
+                self.place_if_unplaced(&earlier, &ctx);
+                joined_after(&earlier, self.key)
+            });
+        let Some((session, parent_step)) =
+            live.or_else(|| context::after_closed(self.key, follows))
+        else {
+            return;
+        };
+        self.place(&span, Some((session, parent_step)), &ctx);
     }
 }
 
+/// Where a span that follows from `earlier` belongs: in its session, beside it (under its
+/// parent step).
+fn joined_after<S>(earlier: &SpanRef<'_, S>, layer: u64) -> Option<(AuditId, Option<AuditId>)>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let (session, _) = context::enclosing(Some(earlier), layer, true)?;
+    let parent_step = context::enclosing(Some(earlier), layer, false)
+        .filter(|(s, _)| *s == session)
+        .and_then(|(_, step)| step);
+    Some((session, parent_step))
+}
+
 /// What an event directly inside an audited span says about its outcome: the value of
-/// `return` (`#[instrument(ret)]`), of `error` (`#[instrument(err)]`), or, for an
-/// ERROR-level event without an `error` field, its message.
+/// `return` (`#[instrument(ret)]`), of `error` (`#[instrument(err)]`), or, for a failure
+/// (an ERROR-level event, or a WARN inside a framework's tool call) without an `error`
+/// field, its message.
 fn note_outcome(state: &mut SpanState, fields: &[(&'static str, FieldValue)], is_error: bool) {
     let kind = state.kind;
     let learned = Learned::get_or_insert(&mut state.learned);

@@ -76,6 +76,34 @@ impl SessionSummary {
     pub fn replay_of(&self) -> Option<&str> {
         self.attributes.get(REPLAY_OF).and_then(Value::as_str)
     }
+
+    /// The run's answer, where it was recorded: `gen_ai.completion` (rig's run span, the
+    /// README's rig recipe), else the value an `#[instrument(ret)]` run returned.
+    pub fn answer(&self) -> Option<String> {
+        attribute_text(&self.attributes, &["gen_ai.completion", "return"])
+    }
+
+    /// The instructions the agent ran with: `gen_ai.system_instructions` (rig's preamble).
+    pub fn instructions(&self) -> Option<String> {
+        attribute_text(&self.attributes, &["gen_ai.system_instructions"])
+    }
+
+    /// Why the run failed, when that was recorded on it: the `error` of an
+    /// `#[instrument(err)]` run, of an ERROR event inside it, or the layer's note on a rig
+    /// run that ended without a result.
+    pub fn error(&self) -> Option<String> {
+        attribute_text(&self.attributes, &["error", "error.type"])
+    }
+}
+
+/// The first of `names` present in `attributes`, as text: a string as it is, any other
+/// JSON value as JSON.
+fn attribute_text(attributes: &Value, names: &[&str]) -> Option<String> {
+    names.iter().find_map(|name| match attributes.get(*name)? {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    })
 }
 
 /// One session with its steps, as a tree, and their decisions.

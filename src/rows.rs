@@ -268,15 +268,20 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
         None => sha256_hex(input.as_deref().unwrap_or("")),
     };
     let status_field = view.take("status").map(text);
+    let no_result = rig_run_without_result(row, &view);
     let status = match &row.closed {
         None => "running".to_owned(),
         Some(_) if status_field.is_some() => status_field.unwrap_or_default(),
         Some(closed) if closed.learned().failed() || failure(&view).is_some() => {
             "failed".to_owned()
         }
+        Some(_) if no_result.is_some() => "failed".to_owned(),
         Some(_) => "completed".to_owned(),
     };
     let mut extra = outcome_attributes(row);
+    if let Some(error) = no_result {
+        extra.push(("error", Value::String(error.to_owned())));
+    }
     if row.written_as.is_some() {
         extra.push(("given_id", Value::String(row.opened.id.to_string())));
     }
@@ -306,6 +311,27 @@ fn outcome_attributes(row: &Row) -> Vec<(&'static str, Value)> {
         out.push(("error", json(value)));
     }
     out
+}
+
+/// What a rig run span that closed without a result says: rig-core's agent (checked on
+/// 0.38) records a run's usage on its own `invoke_agent` span exactly when the run returns
+/// `Ok`, and nothing at all on an error. (rig-agent 0.44 records usage only as far as the
+/// provider reports it, so its silence proves nothing; a span of the caller's that rig
+/// adopts is the caller's to mark: see the README's rig recipe.)
+const RIG_RUN_WITHOUT_RESULT: &str = "the run ended without a result: it returned an error \
+     or was cancelled (rig records a run's usage only when the run succeeds)";
+
+/// The error of a closed rig `invoke_agent` span that rig recorded no usage on.
+fn rig_run_without_result(row: &Row, view: &View<'_>) -> Option<&'static str> {
+    let closed = row.closed.is_some();
+    let run = view
+        .get("gen_ai.operation.name")
+        .is_some_and(|op| text(op) == "invoke_agent");
+    (closed
+        && run
+        && row.opened.target.starts_with("rig_core::agent")
+        && view.get(GEN_AI_INPUT_TOKENS).is_none())
+    .then_some(RIG_RUN_WITHOUT_RESULT)
 }
 
 /// The failure the OpenTelemetry conventions record, for a row without an `error` field:
@@ -353,6 +379,7 @@ pub(crate) fn step(row: &Row) -> StepColumns {
         .take("module")
         .or_else(|| view.get("gen_ai.tool.name"))
         .or_else(|| view.get("gen_ai.request.model"))
+        .or_else(|| view.get("gen_ai.response.model"))
         .or_else(|| view.get(GEN_AI_AGENT))
         .or_else(|| view.get("tool.name"))
         .or_else(|| view.get("otel.name"))
@@ -381,7 +408,8 @@ pub(crate) fn step(row: &Row) -> StepColumns {
         .take("error")
         .or_else(|| closed.and_then(|c| c.learned().error.as_ref()))
         .map(text)
-        .or_else(|| failure(&view));
+        .or_else(|| failure(&view))
+        .or_else(|| rig_run_without_result(row, &view).map(str::to_owned));
     let tokens_used = view.take_as("tokens_used", integer).or_else(|| {
         // OpenTelemetry GenAI names, current then deprecated; they also stay in
         // `attributes`.

@@ -399,3 +399,133 @@ fn an_error_event_inside_a_framework_step_marks_it_failed() {
     );
     assert_eq!(audit.one("SELECT status FROM sessions"), "completed");
 }
+
+/// genai's `genai.agent` helper also opens a span to *create* an agent (`create_agent`):
+/// that is no run, so it is no session — a step inside one, nothing outside.
+#[test]
+fn creating_an_agent_is_no_session_and_a_step_inside_one() {
+    let audit = Audit::new();
+    let create = || {
+        info_span!(
+            "genai.agent",
+            "otel.name" = "create_agent planner",
+            "gen_ai.operation.name" = "create_agent",
+            "gen_ai.agent.name" = "planner",
+        )
+        .in_scope(|| {});
+    };
+    audit.run(|| {
+        create();
+        let _session = info_span!("session", id = "s").entered();
+        create();
+    });
+    assert_eq!(audit.rows("SELECT id FROM sessions"), [["s"]]);
+    assert_eq!(
+        audit.rows("SELECT module, session_id FROM steps"),
+        [["planner", "s"]]
+    );
+}
+
+/// rig's providers' streaming calls (`chat_streaming`, up to 0.43) and Gemini's
+/// interactions API (`interactions`, `interactions_streaming`) are model calls like `chat`;
+/// a model named only in the response (`gen_ai.response.model`) names the step.
+#[test]
+fn streaming_and_interactions_calls_are_steps_named_by_the_model_that_answered() {
+    let audit = Audit::new();
+    audit.run(|| {
+        let _run = info_span!(
+            "invoke_agent",
+            "gen_ai.operation.name" = "invoke_agent",
+            "gen_ai.agent.name" = "writer",
+        )
+        .entered();
+        for operation in ["chat_streaming", "interactions", "interactions_streaming"] {
+            let call = info_span!(
+                target: "rig::completions",
+                "chat_streaming",
+                "gen_ai.operation.name" = operation,
+                "gen_ai.request.model" = Empty,
+                "gen_ai.response.model" = Empty,
+                "gen_ai.usage.input_tokens" = Empty,
+            );
+            call.record("gen_ai.response.model", "gemini-2.5-flash");
+            call.record("gen_ai.usage.input_tokens", 12_u64);
+            call.in_scope(|| {});
+        }
+    });
+    assert_eq!(
+        audit.rows(
+            "SELECT module, tokens_used, json_extract(attributes, '$.\"gen_ai.operation.name\"') \
+             FROM steps ORDER BY started_at"
+        ),
+        [
+            ["gemini-2.5-flash", "12", "chat_streaming"],
+            ["gemini-2.5-flash", "12", "interactions"],
+            ["gemini-2.5-flash", "12", "interactions_streaming"],
+        ]
+    );
+}
+
+/// Model calls that carry a conversation id, with no agent span around them (a chat app
+/// calling genai directly): each call's session is written under the conversation id, so
+/// one conversation's turns are found together (`<id>`, then `<id>~<uuidv7>`).
+#[test]
+fn chat_calls_with_a_conversation_id_and_no_agent_span_are_found_by_the_conversation() {
+    let audit = Audit::new();
+    audit.run(|| {
+        for conversation in ["conv-7", "conv-7", "conv-8", "conv-7"] {
+            info_span!(
+                "genai.chat",
+                "otel.name" = "chat gpt-4o",
+                "gen_ai.operation.name" = "chat",
+                "gen_ai.request.model" = "gpt-4o",
+                "gen_ai.conversation.id" = conversation,
+            )
+            .in_scope(|| {});
+        }
+    });
+    let rows = audit.rows(
+        "SELECT coalesce(json_extract(s.attributes, '$.given_id'), s.id), s.profile, \
+         count(st.id) FROM sessions s JOIN steps st ON st.session_id = s.id \
+         GROUP BY s.id ORDER BY s.started_at",
+    );
+    assert_eq!(
+        rows,
+        [
+            ["conv-7", "implicit", "1"],
+            ["conv-7", "implicit", "1"],
+            ["conv-8", "implicit", "1"],
+            ["conv-7", "implicit", "1"],
+        ]
+    );
+    assert_eq!(
+        audit.one("SELECT count(*) FROM sessions WHERE id = 'conv-7' OR id LIKE 'conv-7~%'"),
+        "3"
+    );
+}
+
+/// A WARN event inside a framework's tool call says the tool failed (rig 0.38 logs
+/// "Error while executing tool: …" and hands the error to the model as output); the same
+/// event inside the caller's own step is a warning, not a failure.
+#[test]
+fn a_warning_inside_a_framework_tool_call_marks_it_failed_and_only_there() {
+    let audit = Audit::new();
+    audit.run(|| {
+        let _session = info_span!("session", id = "s").entered();
+        info_span!(
+            "execute_tool",
+            "gen_ai.operation.name" = "execute_tool",
+            "gen_ai.tool.name" = "search",
+        )
+        .in_scope(|| tracing::warn!("Error while executing tool: timed out"));
+        info_span!("step", module = "mine").in_scope(|| tracing::warn!("cache is cold"));
+    });
+    assert_eq!(
+        audit.rows("SELECT module, error FROM steps ORDER BY started_at"),
+        [
+            ["search", "Error while executing tool: timed out"],
+            ["mine", "NULL"],
+        ]
+    );
+    assert_eq!(audit.one("SELECT status FROM sessions"), "completed");
+}

@@ -249,7 +249,7 @@ fn render_session(html: &mut String, session: &Session, evidence: &Evidence) {
          <tr><th>Started</th><td>{started}</td></tr>\n\
          <tr><th>Ended</th><td>{ended}</td></tr>\n\
          <tr><th>Duration</th><td>{duration}</td></tr>\n\
-         <tr><th>Steps</th><td>{count}</td></tr>\n{replay}</table>\n",
+         <tr><th>Steps</th><td>{count}</td></tr>\n{replay}{texts}</table>\n",
         id = escape(&session.id),
         mark = tampered(evidence, &session.id),
         profile = escape(&session.profile),
@@ -263,6 +263,17 @@ fn render_session(html: &mut String, session: &Session, evidence: &Evidence) {
             .replay_of()
             .map(|of| format!("<tr><th>Replay of</th><td>{}</td></tr>\n", escape(of)))
             .unwrap_or_default(),
+        texts = [
+            ("Instructions", session.instructions(), ""),
+            ("Input", session.input.clone(), ""),
+            ("Answer", session.answer(), ""),
+            ("Error", session.error(), " class=\"error-text\""),
+        ]
+        .into_iter()
+        .filter_map(|(label, text, class)| {
+            text.map(|t| format!("<tr><th>{label}</th><td{class}>{}</td></tr>\n", escape(&t)))
+        })
+        .collect::<String>(),
     );
     html.push_str("<ol class=\"waterfall\">\n");
     for (depth, step) in steps {

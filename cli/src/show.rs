@@ -80,8 +80,17 @@ fn print_replay(session: &Session) -> Result<(), Failure> {
         output::duration_ms(elapsed_ms(session.started_at, session.ended_at)),
     )?;
     writeln!(out, "{DIM}input_hash {}{DIM:#}", session.input_hash)?;
+    if let Some(instructions) = session.instructions() {
+        writeln!(out, "{DIM}instructions:{DIM:#} {instructions}")?;
+    }
     if let Some(input) = &session.input {
         writeln!(out, "input: {input}")?;
+    }
+    if let Some(answer) = session.answer() {
+        writeln!(out, "answer: {answer}")?;
+    }
+    if let Some(error) = session.error() {
+        writeln!(out, "{RED}error: {error}{RED:#}")?;
     }
     // The read API gives the steps depth first in execution order, without recursion.
     for (depth, step) in session.walk() {

@@ -385,3 +385,43 @@ document.getElementById('r').onload = function () {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(png.len() > 10_000, "a real picture, {} bytes", png.len());
 }
+
+/// A rig run keeps its preamble and answer in GenAI attributes, and a failed run its error:
+/// `show` and `report` print them in the session's header (escaped in the report).
+#[test]
+fn show_and_report_print_the_instructions_answer_and_error_kept_in_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    common::record_with_layer(&db, || {
+        use tracing::field::Empty;
+        let run = info_span!(
+            "invoke_agent",
+            id = "rig-run",
+            gen_ai.operation.name = "invoke_agent",
+            gen_ai.agent.name = "calculator",
+            gen_ai.system_instructions = "You add <numbers>.",
+            gen_ai.completion = Empty,
+        );
+        run.record("gen_ai.completion", "2 + 3 = 5");
+        drop(run);
+        let failed = info_span!("session", id = "failed-run");
+        failed.in_scope(|| tracing::error!(error = "503 Service Unavailable", "the run failed"));
+    });
+    let shown = text(&run(&db, &["show", "rig-run"]));
+    assert!(
+        shown.contains("instructions: You add <numbers>."),
+        "{shown}"
+    );
+    assert!(shown.contains("answer: 2 + 3 = 5"), "{shown}");
+    let shown = text(&run(&db, &["show", "failed-run"]));
+    assert!(shown.contains("error: 503 Service Unavailable"), "{shown}");
+
+    let (_, html) = report(&db, &["--session", "rig-run"]);
+    assert!(
+        html.contains("<tr><th>Instructions</th><td>You add &lt;numbers&gt;.</td></tr>"),
+        "{html}"
+    );
+    assert!(html.contains("<tr><th>Answer</th><td>2 + 3 = 5</td></tr>"));
+    let (_, html) = report(&db, &["--session", "failed-run"]);
+    assert!(html.contains("<td class=\"error-text\">503 Service Unavailable</td>"));
+}
