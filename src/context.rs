@@ -210,8 +210,9 @@ where
 /// A framework step opened outside every session, not placed yet: rig 0.38 opens its turns
 /// and tool calls with no parent and says which run they belong to only by a
 /// `follows_from` right after. It is placed (given its session, and its row opened from
-/// its creation time) at the first of: that `follows_from`, being entered, a record, an
-/// event or a child inside it, its close.
+/// its creation time) at the first of: that `follows_from`, a record, an event or a child
+/// inside it, its close. (Not on being entered: that would cost every span of the program a
+/// callback.)
 #[derive(Debug)]
 pub(crate) struct Unplaced {
     pub(crate) at: std::time::SystemTime,

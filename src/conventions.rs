@@ -187,16 +187,19 @@ pub(crate) fn by_operation(operation: &str) -> Option<(Kind, bool)> {
     Some((kind, false))
 }
 
-/// Whether a span of this target comes from rig (`rig-core`, `rig-agent`, their `rig::…`
-/// targets). rig 0.38 opens its turns without a parent and links them with `follows_from`
-/// only; and it records a run's usage on its own `invoke_agent` span exactly when the run
-/// returns `Ok`.
-pub(crate) fn is_rig(target: &str) -> bool {
-    ["rig", "rig_core", "rig_agent"].iter().any(|crate_name| {
-        target
-            .strip_prefix(crate_name)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-    })
+/// Whether a step of this target may be linked to its run only by a `follows_from` that
+/// comes right after it opens: rig's agent turns (`rig::agent_chat`) and tool calls
+/// (`rig_core::agent::…`, `rig_agent::agent::…`). rig-core 0.38 opens them without a parent
+/// when its run span is its own, which it never enters.
+pub(crate) fn links_by_follows_from(target: &str) -> bool {
+    target == "rig::agent_chat"
+        || ["rig_core::agent", "rig_agent::agent"]
+            .iter()
+            .any(|module| {
+                target
+                    .strip_prefix(module)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
 }
 
 /// Whether a framework step of this callsite calls a tool: its failures are reported as
@@ -439,17 +442,22 @@ mod tests {
     }
 
     #[test]
-    fn rig_targets_are_told_apart_from_crates_that_start_alike() {
-        for rig in [
-            "rig",
+    fn rigs_agent_targets_are_told_apart_from_its_other_calls_and_other_crates() {
+        for linked in [
             "rig::agent_chat",
             "rig_core::agent::prompt_request",
-            "rig_agent",
+            "rig_agent::agent::telemetry",
         ] {
-            assert!(is_rig(rig), "{rig}");
+            assert!(links_by_follows_from(linked), "{linked}");
         }
-        for other in ["rigging", "rig_coreish::x", "my_app::rig", "trig"] {
-            assert!(!is_rig(other), "{other}");
+        for other in [
+            "rig::completions",
+            "rig_core::providers::openai",
+            "rig_core::agentic",
+            "my_app::rig_core::agent",
+            "rig",
+        ] {
+            assert!(!links_by_follows_from(other), "{other}");
         }
     }
 

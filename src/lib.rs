@@ -84,7 +84,7 @@
 //! | column | taken from |
 //! |---|---|
 //! | **`sessions`** | one row per `session` span, written when it opens |
-//! | `id` | the `id` field if given (at creation), else a new UUIDv7 ([`current_session_id`] tells it); a given id already in the file is written as `<id>~<uuidv7>`, with `attributes.given_id` |
+//! | `id` | the `id` field if given (at creation), else a new UUIDv7 ([`current_session_id`] tells it); a given id that already names another session (a re-run, a conversation's next turn, however soon after) is written as `<id>~<uuidv7>`, with `attributes.given_id`: every session span is a row of its own |
 //! | `started_at`, `ended_at` | UTC at creation and close, as `YYYY-MM-DD HH:MM:SS.ffffff` |
 //! | `profile` | the `profile` field, else `'default'` |
 //! | `input_hash` | an `input_hash` field as given, else lowercase hex SHA-256 of the `input` field's text (of `""` without one) |
@@ -134,6 +134,11 @@
 //! `tokens_used` from the input and output token counts; the session id from
 //! `gen_ai.conversation.id`; summaries from tool-call arguments and results or messages;
 //! `error` from `error.type` or `otel.status_code = "error"`. The full table is in the README.
+//!
+//! rig-core 0.38 runs without a span of yours are one session each too: rig never enters
+//! its own `invoke_agent` span and links its turns only by `follows_from`, so a rig step
+//! opened outside every session waits until rig says where it belongs (see the README's
+//! rig section, which also says what each framework records of a failure and what to add).
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;

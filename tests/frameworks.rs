@@ -529,3 +529,29 @@ fn a_warning_inside_a_framework_tool_call_marks_it_failed_and_only_there() {
     );
     assert_eq!(audit.one("SELECT status FROM sessions"), "completed");
 }
+
+/// A run span of the caller's that declares `error = Empty` and records the error of a run
+/// that failed is `failed`, with the error kept; one that records nothing is `completed`.
+#[test]
+fn a_run_span_that_records_its_error_is_failed() {
+    let audit = Audit::new();
+    audit.run(|| {
+        for outcome in [Err("provider returned 503"), Ok(())] {
+            let run = info_span!(
+                "invoke_agent",
+                "gen_ai.operation.name" = "invoke_agent",
+                "gen_ai.agent.name" = "support",
+                error = Empty,
+            );
+            if let Err(error) = outcome {
+                run.record("error", error);
+            }
+        }
+    });
+    assert_eq!(
+        audit.rows(
+            "SELECT status, json_extract(attributes, '$.error') FROM sessions ORDER BY started_at"
+        ),
+        [["failed", "provider returned 503"], ["completed", "NULL"]]
+    );
+}
