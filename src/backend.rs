@@ -13,9 +13,9 @@ use std::collections::{HashMap, HashSet};
 use crate::chain::ChainHead;
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
+use crate::process::Identity;
 use crate::record::Decided;
 use crate::rows::Row;
-use crate::writer::WriterConfig;
 
 /// A row the writer holds: until it is committed, and, if still open, until it closes.
 pub(crate) struct Tracked {
@@ -42,6 +42,15 @@ pub(crate) enum Op {
     Decided(Decided),
 }
 
+/// What a store needs of the writer's configuration to write rows.
+#[derive(Clone, Debug)]
+pub(crate) struct WriteOptions {
+    /// Keep the raw `input` of sessions (else only its hash).
+    pub(crate) store_inputs: bool,
+    /// The writing process, recorded on each session and health row.
+    pub(crate) identity: Identity,
+}
+
 /// Rows the store refused in a commit, with its reason.
 pub(crate) type Refused = Vec<(AuditId, String)>;
 
@@ -55,7 +64,7 @@ pub(crate) struct Batch<'a> {
     /// `session_written_as` (a step following it).
     pub(crate) rows: &'a mut HashMap<AuditId, Tracked>,
     pub(crate) ops: &'a [Op],
-    pub(crate) config: &'a WriterConfig,
+    pub(crate) config: &'a WriteOptions,
     pub(crate) health: &'a Health,
     /// The health counters as last written, and as they are now: a row per counter that grew.
     pub(crate) health_written: &'a AuditStats,

@@ -4,16 +4,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::backend::WriteOptions;
 use crate::checkpoint::SignerKey;
 use crate::checkpoint_log::CheckpointConfig;
 use crate::error::{Error, Result};
 use crate::fields::FieldLimits;
 use crate::guard::AuditGuard;
 use crate::health::Health;
-use crate::layer::AuditLayer;
+use crate::layer::{AuditLayer, OverflowPolicy};
 use crate::process::Identity;
 use crate::redaction::Redaction;
-use crate::store;
+use crate::store::{self, DEFAULT_BUSY_TIMEOUT, is_postgres_url};
 use crate::writer::{self, WriterConfig};
 
 /// The environment variable that overrides the default database path.
@@ -30,9 +31,6 @@ pub const DEFAULT_MAX_BATCH: usize = 1_024;
 /// versions; measured on a local server, 4,096 gave 0.71× a direct COPY where 1,024 gave
 /// 0.60× (BENCHMARKS.md). A transaction of 4,096 records takes about 0.1 s.
 pub const DEFAULT_POSTGRES_MAX_BATCH: usize = 4_096;
-/// How long one SQLite statement waits for another process's lock before failing (and
-/// being retried).
-pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest [`AuditGuard::flush`] waits for the writer.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest dropping the [`AuditGuard`] waits for the writer to commit and stop.
@@ -44,20 +42,6 @@ pub const DEFAULT_CHECKPOINT_EVERY: u64 = 100_000;
 /// With [`AuditLayerBuilder::checkpoints`]: a checkpoint at least this often, also when
 /// idle (an hour, as CloudTrail's digests).
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(3600);
-
-/// What the layer does when the queue to the writer is full.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OverflowPolicy {
-    /// The instrumented thread waits until there is room: nothing is lost. The default.
-    #[default]
-    Block,
-    /// The record is dropped and counted ([`AuditStats::dropped_records`]); the
-    /// instrumented thread never waits.
-    ///
-    /// [`AuditStats::dropped_records`]: crate::AuditStats::dropped_records
-    Drop,
-}
 
 /// The database an audit layer writes when no path is given: `$REASONKIT_AUDIT_DB` if set
 /// and not empty, else `~/.reasonkit/audit.db`.
@@ -114,6 +98,14 @@ pub struct AuditLayerBuilder {
     redaction: Redaction,
     retention: Option<Duration>,
     frameworks: bool,
+}
+
+impl AuditLayer {
+    /// Starts configuring an audit layer; see [`AuditLayerBuilder`] for the options and
+    /// their defaults.
+    pub fn builder() -> AuditLayerBuilder {
+        AuditLayerBuilder::default()
+    }
 }
 
 impl Default for AuditLayerBuilder {
@@ -283,7 +275,7 @@ impl AuditLayerBuilder {
 
     /// Keeps closed sessions for `keep`, then prunes them with their steps and decisions:
     /// the writer checks when idle, at most once an hour, and each pruning is a chained
-    /// `pruned` event, so `verify` still passes (see [`prune`](crate::prune)). Running
+    /// `pruned` event, so `verify` still passes (see [`prune`](crate::prune())). Running
     /// sessions are never pruned. Default: keep everything.
     pub fn retention(mut self, keep: Duration) -> Self {
         self.retention = Some(keep);
@@ -360,10 +352,12 @@ impl AuditLayerBuilder {
         let config = WriterConfig {
             flush_interval: self.flush_interval,
             max_batch,
-            store_inputs: self.store_inputs,
+            write: WriteOptions {
+                store_inputs: self.store_inputs,
+                identity,
+            },
             redaction: self.redaction,
             retention: self.retention,
-            identity,
             busy_timeout: self.busy_timeout,
             checkpoints: self.checkpoints.map(|path| CheckpointConfig {
                 path,
@@ -422,11 +416,4 @@ fn open_postgres(
         _ => "the connection string".to_owned(),
     };
     Err(Error::PostgresNotBuilt { target })
-}
-
-/// Does `REASONKIT_AUDIT_DB`, a path given to the builder, or a `--db` argument name a
-/// PostgreSQL store rather than a SQLite file? Only `postgres://` and `postgresql://` URLs
-/// do: a key=value string could be a file name.
-pub fn is_postgres_url(text: &str) -> bool {
-    text.starts_with("postgres://") || text.starts_with("postgresql://")
 }

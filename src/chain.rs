@@ -2,7 +2,7 @@
 //! between leaves, and appending to the `audit_chain` table.
 //!
 //! One place for the encoding, used by the writer (every row version it commits), the
-//! migration that seals rows written before the chain existed, and [`verify`](crate::verify).
+//! migration that seals rows written before the chain existed, and [`verify`](crate::verify()).
 //! The encoding is specified, with test vectors, in `docs/chain.md`; the independent Python
 //! verifier in `tools/` implements it from that text alone. Change nothing here without
 //! changing both, and a new format version.

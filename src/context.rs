@@ -180,147 +180,45 @@ pub(crate) struct Undecided {
     pub(crate) fields: crate::fields::Fields,
 }
 
-/// The extension holding each layer's [`Undecided`] state of a span.
-#[derive(Debug, Default)]
-struct UndecidedSpans(Vec<(u64, Undecided)>);
-
-/// Keeps `state` as `layer`'s undecided state of `span`.
-pub(crate) fn insert_undecided<S>(span: &SpanRef<'_, S>, layer: u64, state: Undecided)
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let mut extensions = span.extensions_mut();
-    match extensions.get_mut::<UndecidedSpans>() {
-        Some(spans) => spans.0.push((layer, state)),
-        None => extensions.insert(UndecidedSpans(vec![(layer, state)])),
-    }
-}
-
-/// Takes `layer`'s undecided state of `span`, if it has one.
-pub(crate) fn take_undecided<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<Undecided>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let mut extensions = span.extensions_mut();
-    let spans = extensions.get_mut::<UndecidedSpans>()?;
-    let index = spans.0.iter().position(|(k, _)| *k == layer)?;
-    Some(spans.0.swap_remove(index).1)
-}
-
-/// A framework step opened outside every session, not placed yet: rig 0.38 opens its turns
-/// and tool calls with no parent and says which run they belong to only by a
-/// `follows_from` right after. It is placed (given its session, and its row opened from
-/// its creation time) at the first of: that `follows_from`, a record, an event or a child
-/// inside it, its close. (Not on being entered: that would cost every span of the program a
-/// callback.)
+/// An extension holding one state of type `T` per layer: [`Undecided`] and
+/// [`Unplaced`](crate::placement::Unplaced) spans, kept until they are audited or close.
 #[derive(Debug)]
-pub(crate) struct Unplaced {
-    pub(crate) at: std::time::SystemTime,
-    pub(crate) resolved: crate::conventions::Resolved,
-    pub(crate) fields: crate::fields::Fields,
-}
+struct PerLayer<T>(Vec<(u64, T)>);
 
-/// The extension holding each layer's [`Unplaced`] state of a span.
-#[derive(Debug, Default)]
-struct UnplacedSpans(Vec<(u64, Unplaced)>);
-
-/// Keeps `state` as `layer`'s unplaced state of `span`.
-pub(crate) fn insert_unplaced<S>(span: &SpanRef<'_, S>, layer: u64, state: Unplaced)
+/// Keeps `state` as `layer`'s state of type `T` in `span`.
+pub(crate) fn keep<T, S>(span: &SpanRef<'_, S>, layer: u64, state: T)
 where
+    T: Send + Sync + 'static,
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let mut extensions = span.extensions_mut();
-    match extensions.get_mut::<UnplacedSpans>() {
-        Some(spans) => spans.0.push((layer, state)),
-        None => extensions.insert(UnplacedSpans(vec![(layer, state)])),
+    match extensions.get_mut::<PerLayer<T>>() {
+        Some(states) => states.0.push((layer, state)),
+        None => extensions.insert(PerLayer(vec![(layer, state)])),
     }
 }
 
-/// Whether `layer` has yet to place `span`.
-pub(crate) fn is_unplaced<S>(span: &SpanRef<'_, S>, layer: u64) -> bool
+/// Whether `span` keeps a state of type `T` for `layer`.
+pub(crate) fn keeps<T, S>(span: &SpanRef<'_, S>, layer: u64) -> bool
 where
+    T: Send + Sync + 'static,
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     span.extensions()
-        .get::<UnplacedSpans>()
-        .is_some_and(|spans| spans.0.iter().any(|(k, _)| *k == layer))
+        .get::<PerLayer<T>>()
+        .is_some_and(|states| states.0.iter().any(|(k, _)| *k == layer))
 }
 
-/// Takes `layer`'s unplaced state of `span`, if it has one.
-pub(crate) fn take_unplaced<S>(span: &SpanRef<'_, S>, layer: u64) -> Option<Unplaced>
+/// Takes `layer`'s state of type `T` from `span`, if it keeps one.
+pub(crate) fn take<T, S>(span: &SpanRef<'_, S>, layer: u64) -> Option<T>
 where
+    T: Send + Sync + 'static,
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let mut extensions = span.extensions_mut();
-    let spans = extensions.get_mut::<UnplacedSpans>()?;
-    let index = spans.0.iter().position(|(k, _)| *k == layer)?;
-    Some(spans.0.swap_remove(index).1)
-}
-
-/// A framework's run span opened outside every session on this thread, that no turn has
-/// joined yet: rig 0.38 opens its `invoke_agent` span, never enters it, and opens the run's
-/// first turn on the same thread with no link to it at all. Such a turn, of the same agent,
-/// joins the newest of these (see [`claim_run`]).
-#[derive(Debug)]
-struct RunOpened {
-    layer: u64,
-    span: tracing::Id,
-    session: AuditId,
-    agent: Option<String>,
-}
-
-/// How many unjoined runs a thread remembers; older ones are forgotten first.
-const RUNS_REMEMBERED: usize = 8;
-
-thread_local! {
-    static RUNS_OPENED: std::cell::RefCell<Vec<RunOpened>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Remembers a run span opened outside every session on this thread.
-pub(crate) fn run_opened(layer: u64, span: tracing::Id, session: AuditId, agent: Option<String>) {
-    RUNS_OPENED.with_borrow_mut(|runs| {
-        if runs.len() == RUNS_REMEMBERED {
-            runs.remove(0);
-        }
-        runs.push(RunOpened {
-            layer,
-            span,
-            session,
-            agent,
-        });
-    });
-}
-
-/// Forgets a run that closed (on this thread; one closed elsewhere is found stale later).
-pub(crate) fn run_closed(layer: u64, session: &AuditId) {
-    let _ = RUNS_OPENED.try_with(|runs| {
-        if let Ok(mut runs) = runs.try_borrow_mut() {
-            runs.retain(|r| !(r.layer == layer && r.session == *session));
-        }
-    });
-}
-
-/// The session of the newest run of `agent` opened on this thread that no turn has joined,
-/// still open (its span still holds that session); it is joined now, so the next turn of
-/// the same run finds its way by `follows_from` instead.
-pub(crate) fn claim_run(
-    layer: u64,
-    agent: &str,
-    holds: impl Fn(&tracing::Id, &AuditId) -> bool,
-) -> Option<AuditId> {
-    RUNS_OPENED.with_borrow_mut(|runs| {
-        while let Some(index) = runs
-            .iter()
-            .rposition(|r| r.layer == layer && r.agent.as_deref() == Some(agent))
-        {
-            let run = runs.remove(index);
-            if holds(&run.span, &run.session) {
-                return Some(run.session);
-            }
-        }
-        None
-    })
+    let states = extensions.get_mut::<PerLayer<T>>()?;
+    let index = states.0.iter().position(|(k, _)| *k == layer)?;
+    Some(states.0.swap_remove(index).1)
 }
 
 /// Whether `span` holds `session` as `layer`'s session: the span of a run is still open.
@@ -332,57 +230,4 @@ where
         .get::<Audited>()
         .and_then(|a| a.get(layer))
         .is_some_and(|state| state.kind == Kind::Session && state.session == *session)
-}
-
-/// A rig span that closed on this thread, with where a span that follows from it belongs.
-/// rig 0.38 links each turn to the span before it by that span's id, after that span has
-/// closed — and the registry has usually handed the same id to the new turn by then.
-#[derive(Debug)]
-struct Closed {
-    layer: u64,
-    span: u64,
-    session: AuditId,
-    parent_step: Option<AuditId>,
-}
-
-/// How many closed rig spans a thread remembers.
-const CLOSED_REMEMBERED: usize = 32;
-
-thread_local! {
-    static CLOSED: std::cell::RefCell<std::collections::VecDeque<Closed>> =
-        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
-}
-
-/// Remembers that the rig span `span`, in `session` under `parent_step`, closed.
-pub(crate) fn rig_span_closed(
-    layer: u64,
-    span: &tracing::Id,
-    session: AuditId,
-    parent_step: Option<AuditId>,
-) {
-    let _ = CLOSED.try_with(|closed| {
-        if let Ok(mut closed) = closed.try_borrow_mut() {
-            if closed.len() == CLOSED_REMEMBERED {
-                closed.pop_front();
-            }
-            closed.push_back(Closed {
-                layer,
-                span: span.into_u64(),
-                session,
-                parent_step,
-            });
-        }
-    });
-}
-
-/// Where a span following the rig span `span`, closed on this thread, belongs.
-pub(crate) fn after_closed(layer: u64, span: &tracing::Id) -> Option<(AuditId, Option<AuditId>)> {
-    let id = span.into_u64();
-    CLOSED.with_borrow(|closed| {
-        closed
-            .iter()
-            .rev()
-            .find(|c| c.layer == layer && c.span == id)
-            .map(|c| (c.session.clone(), c.parent_step.clone()))
-    })
 }

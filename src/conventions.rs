@@ -8,7 +8,7 @@
 //! in `otel.name`; adk-rust opens its tool spans with the empty name and `otel.name =
 //! "execute_tool X"`; swiftide opens `agent.run` and `tool`. Without this module their users
 //! would get nothing unless they renamed spans they do not own. The shapes, with sources,
-//! are in the research note on Rust AI tracing; the table users see is in the README.
+//! are in the research note on Rust AI tracing; the table users see is in docs/frameworks.md.
 //!
 //! The decision is made once per callsite, from its name and its field names
 //! ([`Callsites`]): a span of no interest costs one table lookup. A callsite whose meaning

@@ -137,7 +137,7 @@ pub fn erase(path: &Path, erase: &Erase) -> Result<EraseReport> {
     }
     let conn = crate::store::open_for_writing(
         path,
-        crate::builder::DEFAULT_BUSY_TIMEOUT,
+        crate::store::DEFAULT_BUSY_TIMEOUT,
         None,
         &Identity::current(),
     )?;

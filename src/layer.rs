@@ -4,7 +4,7 @@
 //! copy its fields, give it an id, and send a small record to the writer thread. No SQLite,
 //! no hashing, no JSON happens here. Spans with other names return after one table lookup
 //! on creation and one span lookup on close, and a `follows_from` after one load while no
-//! rig step waits to be placed (see [`context::Unplaced`]); entering a span costs nothing.
+//! rig step waits to be placed (see [`crate::placement`]); entering a span costs nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,8 +17,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::builder::{AuditLayerBuilder, OverflowPolicy};
-use crate::context::{self, SpanState, Undecided, Unplaced};
+use crate::context::{self, SpanState, Undecided};
 use crate::conventions::{self, Callsites, Meaning, Resolved, Said};
 use crate::fields::{Collector, FieldLimits, FieldValue, Fields, last};
 use crate::health::Health;
@@ -69,23 +68,31 @@ pub struct AuditLayer {
     pub(crate) health: Arc<Health>,
     /// What each callsite's spans are, decided once.
     pub(crate) callsites: Callsites,
-    /// How many spans wait to be placed ([`context::Unplaced`]): while none do, a
+    /// How many spans wait to be placed ([`crate::placement`]): while none do, a
     /// `follows_from` costs one load.
     pub(crate) unplaced: AtomicUsize,
+}
+
+/// What the layer does when the queue to the writer is full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OverflowPolicy {
+    /// The instrumented thread waits until there is room: nothing is lost. The default.
+    #[default]
+    Block,
+    /// The record is dropped and counted ([`AuditStats::dropped_records`]); the
+    /// instrumented thread never waits.
+    ///
+    /// [`AuditStats::dropped_records`]: crate::AuditStats::dropped_records
+    Drop,
 }
 
 /// The GenAI conventions' session key: a run in a conversation is a session with its id.
 const CONVERSATION_ID: &str = "gen_ai.conversation.id";
 /// The GenAI conventions' agent name: a run's, and each of its turns'.
-const GEN_AI_AGENT: &str = "gen_ai.agent.name";
+pub(crate) const GEN_AI_AGENT: &str = "gen_ai.agent.name";
 
 impl AuditLayer {
-    /// Starts configuring an audit layer; see [`AuditLayerBuilder`] for the options and
-    /// their defaults.
-    pub fn builder() -> AuditLayerBuilder {
-        AuditLayerBuilder::default()
-    }
-
     fn send(&self, command: Command) {
         let result = match self.policy {
             OverflowPolicy::Block => self
@@ -180,7 +187,8 @@ impl AuditLayer {
 impl AuditLayer {
     /// Opens the row of a span that turned out to be audited, as `resolved`, with the
     /// fields it has so far, and keeps its state in the span — or, for a rig step outside
-    /// every session, keeps it [`Unplaced`] until rig says which run it belongs to.
+    /// every session, keeps it waiting until rig says which run it belongs to
+    /// ([`crate::placement`]).
     fn open<S>(
         &self,
         span: &SpanRef<'_, S>,
@@ -209,13 +217,7 @@ impl AuditLayer {
                     return;
                 }
                 if conventions::links_by_follows_from(span.metadata().target()) {
-                    self.unplaced.fetch_add(1, Ordering::Relaxed);
-                    let unplaced = Unplaced {
-                        at,
-                        resolved,
-                        fields,
-                    };
-                    context::insert_unplaced(span, self.key, unplaced);
+                    self.wait_for_link(span, resolved, at, fields);
                     return;
                 }
             }
@@ -225,7 +227,7 @@ impl AuditLayer {
 
     /// Opens the row of `span` as a `kind` in `enclosing` (the session and step its parent
     /// belongs to; `None` outside every session), and keeps its state in the span.
-    fn open_in<S>(
+    pub(crate) fn open_in<S>(
         &self,
         span: &SpanRef<'_, S>,
         kind: Kind,
@@ -246,9 +248,7 @@ impl AuditLayer {
                     None => AuditId::generate(at),
                 };
                 if framework {
-                    // A run its turns may have to find without a link (rig 0.38).
-                    let agent = last(&fields, GEN_AI_AGENT).map(rows::text);
-                    context::run_opened(self.key, span.id(), id.clone(), agent);
+                    self.run_opened(span, &id, &fields);
                 }
                 (id.clone(), id, None, None, None)
             }
@@ -307,69 +307,6 @@ impl AuditLayer {
         );
     }
 
-    /// The session of a run of the agent `fields` name, opened on this thread outside every
-    /// session and not joined yet (see [`context::claim_run`]).
-    fn claim_run<S>(&self, fields: &Fields, ctx: &Context<'_, S>) -> Option<AuditId>
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let agent = rows::text(last(fields, GEN_AI_AGENT)?);
-        context::claim_run(self.key, &agent, |id, session| {
-            ctx.span(id)
-                .is_some_and(|run| context::holds_session(&run, self.key, session))
-        })
-    }
-
-    /// Places an [`Unplaced`] span: in `joined` (the session and parent step of the span
-    /// it follows from), else in a run of its agent opened on this thread, else in an
-    /// implicit session of its own.
-    fn place<S>(
-        &self,
-        span: &SpanRef<'_, S>,
-        joined: Option<(AuditId, Option<AuditId>)>,
-        ctx: &Context<'_, S>,
-    ) where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let Some(unplaced) = context::take_unplaced(span, self.key) else {
-            return;
-        };
-        self.unplaced.fetch_sub(1, Ordering::Relaxed);
-        let enclosing = joined.or_else(|| self.claim_run(&unplaced.fields, ctx).map(|s| (s, None)));
-        let kind = unplaced.resolved.kind;
-        self.open_in(span, kind, unplaced.at, unplaced.fields, enclosing, true);
-    }
-
-    /// Places `span` now if it waits to be placed: something happens in it.
-    fn place_if_unplaced<S>(&self, span: &SpanRef<'_, S>, ctx: &Context<'_, S>)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        if self.unplaced.load(Ordering::Relaxed) > 0 && context::is_unplaced(span, self.key) {
-            self.place(span, None, ctx);
-        }
-    }
-
-    /// A span opens inside one that waits to be placed: that one is placed first, so the
-    /// new one finds its session.
-    fn place_unplaced_parent<S>(&self, span: &SpanRef<'_, S>, ctx: &Context<'_, S>)
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        if self.unplaced.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        for ancestor in span.scope().skip(1) {
-            if context::is_audited(&ancestor, self.key) {
-                return;
-            }
-            if context::is_unplaced(&ancestor, self.key) {
-                self.place(&ancestor, None, ctx);
-                return;
-            }
-        }
-    }
-
     /// The session a step outside every session is given: a new one, under the step's
     /// `gen_ai.conversation.id` when it has one (so the turns of one conversation are
     /// found by its id, each written `<id>~<uuidv7>` after the first).
@@ -407,7 +344,7 @@ impl AuditLayer {
     ) where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let Some(mut undecided) = context::take_undecided(span, self.key) else {
+        let Some(mut undecided) = context::take::<Undecided, _>(span, self.key) else {
             return;
         };
         let mut later = Said::default();
@@ -419,7 +356,7 @@ impl AuditLayer {
         match meaning.resolve(&undecided.said) {
             Some(resolved) => self.open(span, resolved, undecided.at, undecided.fields, ctx),
             None if undecided.said.may_still_say(span.metadata()) => {
-                context::insert_undecided(span, self.key, undecided);
+                context::keep(span, self.key, undecided);
             }
             None => {}
         }
@@ -447,7 +384,7 @@ impl AuditLayer {
         let fields = self.collect(metadata.fields().len(), |c| attrs.record(c));
         match resolved {
             Some(resolved) => self.open(&span, resolved, at, fields, &ctx),
-            None => context::insert_undecided(&span, self.key, Undecided { at, said, fields }),
+            None => context::keep(&span, self.key, Undecided { at, said, fields }),
         }
     }
 
@@ -460,20 +397,17 @@ impl AuditLayer {
         self.place_if_unplaced(span, ctx);
         let framework = !matches!(meaning, Meaning::Explicit(_));
         if framework && conventions::links_by_follows_from(span.metadata().target()) {
-            // A rig turn may name this span as the one it follows after it closed.
-            if let Some((session, parent_step)) = joined_after(span, self.key) {
-                context::rig_span_closed(self.key, &span.id(), session, parent_step);
-            }
+            self.rig_span_closing(span);
         }
         let Some(state) = context::remove(span, self.key) else {
             if matches!(meaning, Meaning::ByValue { .. }) {
                 // Closed before anything said what it was: it was not audited.
-                context::take_undecided(span, self.key);
+                context::take::<Undecided, _>(span, self.key);
             }
             return;
         };
         if state.kind == Kind::Session {
-            context::run_closed(self.key, &state.id);
+            self.run_closed(&state.id);
         }
         let at = SystemTime::now();
         let failed = state.learned.as_deref().is_some_and(Learned::failed);
@@ -606,39 +540,8 @@ where
         if self.unplaced.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
-        if !context::is_unplaced(&span, self.key) {
-            return;
-        }
-        // The span followed may have closed, its id handed to another span since — rig
-        // 0.38 names the turn before, closed by then, whose id the new turn often has.
-        let live = (follows != id)
-            .then(|| ctx.span(follows))
-            .flatten()
-            .and_then(|earlier| {
-                self.place_if_unplaced(&earlier, &ctx);
-                joined_after(&earlier, self.key)
-            });
-        let Some((session, parent_step)) =
-            live.or_else(|| context::after_closed(self.key, follows))
-        else {
-            return;
-        };
-        self.place(&span, Some((session, parent_step)), &ctx);
+        self.follows(id, follows, &ctx);
     }
-}
-
-/// Where a span that follows from `earlier` belongs: in its session, beside it (under its
-/// parent step).
-fn joined_after<S>(earlier: &SpanRef<'_, S>, layer: u64) -> Option<(AuditId, Option<AuditId>)>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let (session, _) = context::enclosing(Some(earlier), layer, true)?;
-    let parent_step = context::enclosing(Some(earlier), layer, false)
-        .filter(|(s, _)| *s == session)
-        .and_then(|(_, step)| step);
-    Some((session, parent_step))
 }
 
 /// What an event directly inside an audited span says about its outcome: the value of

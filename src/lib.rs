@@ -13,9 +13,9 @@
 //!
 //! The trail's lifecycle, for both stores: secrets are redacted on the writer thread before
 //! anything is written ([`Redaction`], on by default); closed sessions past a retention are
-//! pruned ([`prune`], [`AuditLayerBuilder::retention`]) and a person's data erased
-//! ([`erase`]), each after a chained event that lets [`verify`] still check everything
-//! else; and a live file is copied consistently with [`backup`].
+//! pruned ([`prune()`], [`AuditLayerBuilder::retention`]) and a person's data erased
+//! ([`erase()`]), each after a chained event that lets [`verify()`] still check everything
+//! else; and a live file is copied consistently with [`backup()`].
 //!
 //! With the `postgres` feature the same layer writes one PostgreSQL database shared by
 //! many processes on many hosts instead ([`AuditLayerBuilder::postgres`], or
@@ -133,12 +133,14 @@
 //! given: `module` from `gen_ai.tool.name`, `gen_ai.request.model` or `gen_ai.agent.name`;
 //! `tokens_used` from the input and output token counts; the session id from
 //! `gen_ai.conversation.id`; summaries from tool-call arguments and results or messages;
-//! `error` from `error.type` or `otel.status_code = "error"`. The full table is in the README.
+//! `error` from `error.type` or `otel.status_code = "error"`. The full table is in
+//! `docs/frameworks.md`.
 //!
 //! rig-core 0.38 runs without a span of yours are one session each too: rig never enters
 //! its own `invoke_agent` span and links its turns only by `follows_from`, so a rig step
-//! opened outside every session waits until rig says where it belongs (see the README's
-//! rig section, which also says what each framework records of a failure and what to add).
+//! opened outside every session waits until rig says where it belongs (see the rig section
+//! of `docs/frameworks.md`, which also says what each framework records of a failure and
+//! what to add).
 //!
 //! ```
 //! use tracing_subscriber::prelude::*;
@@ -172,7 +174,7 @@
 //!
 //! Every row version the writer commits is also a leaf of one SHA-256 hash chain (the
 //! `audit_chain` table), hashed on the writer thread in the transaction that writes it.
-//! [`verify`] recomputes every leaf and link and names what disagrees — a changed, deleted
+//! [`verify()`] recomputes every leaf and link and names what disagrees — a changed, deleted
 //! or inserted row, an edited, missing or reordered chain entry. A [`Checkpoint`] of the
 //! chain's head kept outside the file (written by [`AuditLayerBuilder::checkpoints`] or
 //! `reasonkit-audit checkpoint`, optionally signed with a [`SignerKey`]) also catches a cut
@@ -218,6 +220,7 @@ mod guard;
 mod health;
 mod ids;
 mod layer;
+mod placement;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod process;
@@ -236,10 +239,9 @@ mod writer;
 
 pub use backup::{BackupReport, backup};
 pub use builder::{
-    AuditLayerBuilder, DB_PATH_ENV, DEFAULT_BUSY_TIMEOUT, DEFAULT_CHECKPOINT_EVERY,
-    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_FIELD_LEN, DEFAULT_POSTGRES_MAX_BATCH, DEFAULT_QUEUE_CAPACITY,
-    DEFAULT_SHUTDOWN_TIMEOUT, OverflowPolicy, default_path,
+    AuditLayerBuilder, DB_PATH_ENV, DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_FIELD_LEN,
+    DEFAULT_POSTGRES_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, default_path,
 };
 pub use chain::{CHAIN_FORMAT, ChainHead};
 pub use checkpoint::{
@@ -251,11 +253,11 @@ pub use error::{Error, Result};
 pub use fields::TRUNCATION_MARKER;
 pub use guard::AuditGuard;
 pub use health::AuditStats;
-pub use layer::AuditLayer;
+pub use layer::{AuditLayer, OverflowPolicy};
 pub use prune::{Prune, PruneReport, prune};
 pub use redaction::Redaction;
 pub use rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
-pub use store::{SCHEMA_VERSION, chain_head, migrate, open_read_only};
+pub use store::{DEFAULT_BUSY_TIMEOUT, SCHEMA_VERSION, chain_head, migrate, open_read_only};
 pub use verify::{
     CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions, verify, verify_with,
 };

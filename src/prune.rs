@@ -140,7 +140,7 @@ pub fn prune(path: &Path, prune: &Prune) -> Result<PruneReport> {
     }
     let conn = crate::store::open_for_writing(
         path,
-        crate::builder::DEFAULT_BUSY_TIMEOUT,
+        crate::store::DEFAULT_BUSY_TIMEOUT,
         None,
         &Identity::current(),
     )?;

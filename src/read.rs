@@ -78,7 +78,7 @@ impl SessionSummary {
     }
 
     /// The run's answer, where it was recorded: `gen_ai.completion` (rig's run span, the
-    /// README's rig recipe), else the value an `#[instrument(ret)]` run returned.
+    /// rig recipe in docs/frameworks.md), else the value an `#[instrument(ret)]` run returned.
     pub fn answer(&self) -> Option<String> {
         attribute_text(&self.attributes, &["gen_ai.completion", "return"])
     }

@@ -29,7 +29,7 @@ pub(crate) struct Row {
     pub(crate) opened: Opened,
     pub(crate) closed: Option<Closed>,
     /// The id the row is written under, when it is not its own: a session whose given id
-    /// was already taken in the file (see [`renamed_id`]).
+    /// was already taken (see [`AuditId::renamed`]).
     pub(crate) written_as: Option<String>,
     /// For a step: the id its session is written under, when that was renamed.
     pub(crate) session_written_as: Option<String>,
@@ -317,7 +317,7 @@ fn outcome_attributes(row: &Row) -> Vec<(&'static str, Value)> {
 /// 0.38) records a run's usage on its own `invoke_agent` span exactly when the run returns
 /// `Ok`, and nothing at all on an error. (rig-agent 0.44 records usage only as far as the
 /// provider reports it, so its silence proves nothing; a span of the caller's that rig
-/// adopts is the caller's to mark: see the README's rig recipe.)
+/// adopts is the caller's to mark: see the rig recipe in docs/frameworks.md.)
 const RIG_RUN_WITHOUT_RESULT: &str = "the run ended without a result: it returned an error \
      or was cancelled (rig records a run's usage only when the run succeeds)";
 

@@ -7,13 +7,12 @@
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use crate::backend::{self, Backend, Batch, Committed, Op};
+use crate::backend::{self, Backend, Batch, Committed, Op, WriteOptions};
 use crate::chain::{self, ChainHead, Leaf};
 use crate::prune::{Prune, PruneReport};
 use crate::record::Kind;
 use crate::rows::Row;
 use crate::statements::{self, RowWrite};
-use crate::writer::WriterConfig;
 use crate::{health::Health, search_index};
 
 /// The writer's SQLite connection.
@@ -129,7 +128,7 @@ impl SqliteBackend {
 fn insert_row(
     tx: &rusqlite::Transaction<'_>,
     row: &mut Row,
-    config: &WriterConfig,
+    config: &WriteOptions,
     health: &Health,
 ) -> rusqlite::Result<Option<Leaf>> {
     let write = |row: &Row| {

@@ -20,6 +20,17 @@ use crate::error::{Error, Result};
 use crate::process::{self, Identity};
 use crate::{rows, statements};
 
+/// How long one SQLite statement waits for another process's lock before failing (and
+/// being retried).
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Does `REASONKIT_AUDIT_DB`, a path given to the builder, or a `--db` argument name a
+/// PostgreSQL store rather than a SQLite file? Only `postgres://` and `postgresql://` URLs
+/// do: a key=value string could be a file name.
+pub fn is_postgres_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
 /// One schema step: a numbered SQL file from the top-level `migrations/` folder.
 pub(crate) struct Migration {
     /// The schema version the database has once this migration is applied.
@@ -264,7 +275,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|source| classify(path, source))?;
-    conn.busy_timeout(crate::builder::DEFAULT_BUSY_TIMEOUT)
+    conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)
         .map_err(|e| classify_setup(path, "setting busy_timeout", e))?;
     let found =
         schema_version(&conn).map_err(|e| classify_setup(path, "reading the schema version", e))?;
@@ -298,12 +309,7 @@ pub fn migrate(path: &Path) -> Result<(i64, i64)> {
         let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
         schema_version(&conn).map_err(|e| classify_setup(path, "reading the schema version", e))?
     };
-    open_for_writing(
-        path,
-        crate::builder::DEFAULT_BUSY_TIMEOUT,
-        None,
-        &Identity::current(),
-    )?;
+    open_for_writing(path, DEFAULT_BUSY_TIMEOUT, None, &Identity::current())?;
     Ok((before, SCHEMA_VERSION))
 }
 

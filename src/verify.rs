@@ -8,8 +8,8 @@
 //!
 //! What the chain alone cannot show — a cut tail, a wholly recomputed chain, an older copy
 //! put back — needs a [`Checkpoint`] taken earlier and kept elsewhere: pass it in
-//! [`VerifyOptions::checkpoints`]. See `docs/chain.md` for the encoding and README
-//! "Tamper evidence" for what is detected and what cannot be.
+//! [`VerifyOptions::checkpoints`]. See `docs/chain.md` for the encoding and
+//! `docs/tamper-evidence.md` for what is detected and what cannot be.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -379,6 +379,27 @@ impl Verifier {
             latest: CHAINED_TABLES.iter().map(|_| HashMap::new()).collect(),
             unknown: Vec::new(),
         }
+    }
+
+    /// Reads the lifecycle events and the pruned rows; a pruning whose listed rows do not
+    /// hash to its digest is a finding, and explains none of its rows.
+    pub(crate) fn lifecycle(&mut self, events: Vec<Event>, pruned: Vec<PrunedRow>) -> Lifecycle {
+        let (lifecycle, altered) = crate::verify_lifecycle::accepted(events, pruned);
+        for pruning in altered {
+            self.find(
+                FindingKind::PruneAltered,
+                Some(pruning.seq),
+                Some(("audit_events", &pruning.event_id.to_string())),
+                format!(
+                    "the rows audit_pruned lists for the pruning at entry {} ({}) are not the {} \
+                     it committed to",
+                    pruning.seq,
+                    pruning.listed,
+                    pruning.stated.map_or("?".to_owned(), |n| n.to_string())
+                ),
+            );
+        }
+        lifecycle
     }
 
     pub(crate) fn find(

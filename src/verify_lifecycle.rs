@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::chain::{self, CHAINED_TABLES, Hash};
-use crate::verify::{FindingKind, Verifier};
 
 /// One `pruned` or `erased` event: its chain entry, its id, its kind and its detail.
 pub(crate) struct Event {
@@ -60,66 +59,74 @@ fn hash_of_hex(text: &str) -> Option<Hash> {
     Some(out)
 }
 
-impl Verifier {
-    /// Reads the lifecycle events and the pruned rows; a pruning whose listed rows do not
-    /// hash to its digest is a finding, and explains none of its rows.
-    pub(crate) fn lifecycle(&mut self, events: Vec<Event>, pruned: Vec<PrunedRow>) -> Lifecycle {
-        let mut out = Lifecycle::default();
-        let mut by_event: HashMap<i64, Vec<(String, String)>> = HashMap::new();
-        for row in pruned {
-            by_event
-                .entry(row.event_id)
-                .or_default()
-                .push((row.table, row.row_id));
-        }
-        for event in events {
-            let Ok(detail) = serde_json::from_str::<Value>(&event.detail) else {
-                continue;
-            };
-            match event.kind.as_str() {
-                "erased" => {
-                    for row in detail["rows"].as_array().into_iter().flatten() {
-                        let (Some(table), Some(id), Some(content)) = (
-                            row[0].as_str().and_then(table_index),
-                            row[1].as_str(),
-                            row[2].as_str().and_then(hash_of_hex),
-                        ) else {
-                            continue;
-                        };
-                        out.erased
-                            .insert((table, id.to_owned()), (event.seq, content));
-                    }
-                }
-                "pruned" => {
-                    let mut rows = by_event.remove(&event.id).unwrap_or_default();
-                    let stated = detail["rows"].as_u64();
-                    let digest = detail["rows_digest"].as_str().and_then(hash_of_hex);
-                    let count = rows.len() as u64;
-                    if stated != Some(count) || digest != Some(chain::pruned_digest(&mut rows)) {
-                        self.find(
-                            FindingKind::PruneAltered,
-                            Some(event.seq),
-                            Some(("audit_events", &event.id.to_string())),
-                            format!(
-                                "the rows audit_pruned lists for the pruning at entry {} ({count}) \
-                                 are not the {} it committed to",
-                                event.seq,
-                                stated.map_or("?".to_owned(), |n| n.to_string())
-                            ),
-                        );
-                        continue;
-                    }
-                    for (table, id) in rows {
-                        if let Some(index) = table_index(&table) {
-                            out.pruned.insert((index, id), event.seq);
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
+/// A pruning whose rows listed in `audit_pruned` are not the ones it committed to: none of
+/// them is accepted as pruned, and `verify` says so.
+pub(crate) struct AlteredPruning {
+    /// The pruning event's chain entry and id.
+    pub(crate) seq: u64,
+    pub(crate) event_id: i64,
+    /// How many rows `audit_pruned` lists for it, and how many it committed to.
+    pub(crate) listed: u64,
+    pub(crate) stated: Option<u64>,
+}
+
+/// The rows the lifecycle events account for, from the events and the pruned rows; and the
+/// prunings whose listed rows do not hash to their digest, which account for none.
+pub(crate) fn accepted(
+    events: Vec<Event>,
+    pruned: Vec<PrunedRow>,
+) -> (Lifecycle, Vec<AlteredPruning>) {
+    let mut out = Lifecycle::default();
+    let mut altered = Vec::new();
+    let mut by_event: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+    for row in pruned {
+        by_event
+            .entry(row.event_id)
+            .or_default()
+            .push((row.table, row.row_id));
     }
+    for event in events {
+        let Ok(detail) = serde_json::from_str::<Value>(&event.detail) else {
+            continue;
+        };
+        match event.kind.as_str() {
+            "erased" => {
+                for row in detail["rows"].as_array().into_iter().flatten() {
+                    let (Some(table), Some(id), Some(content)) = (
+                        row[0].as_str().and_then(table_index),
+                        row[1].as_str(),
+                        row[2].as_str().and_then(hash_of_hex),
+                    ) else {
+                        continue;
+                    };
+                    out.erased
+                        .insert((table, id.to_owned()), (event.seq, content));
+                }
+            }
+            "pruned" => {
+                let mut rows = by_event.remove(&event.id).unwrap_or_default();
+                let stated = detail["rows"].as_u64();
+                let digest = detail["rows_digest"].as_str().and_then(hash_of_hex);
+                let count = rows.len() as u64;
+                if stated != Some(count) || digest != Some(chain::pruned_digest(&mut rows)) {
+                    altered.push(AlteredPruning {
+                        seq: event.seq,
+                        event_id: event.id,
+                        listed: count,
+                        stated,
+                    });
+                    continue;
+                }
+                for (table, id) in rows {
+                    if let Some(index) = table_index(&table) {
+                        out.pruned.insert((index, id), event.seq);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (out, altered)
 }
 
 /// For a row a chained erasure lists: that event's entry, and — when its content columns

@@ -23,12 +23,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use crate::backend::{Backend, Batch, Committed, Op, Refused, Tracked};
+use crate::backend::{Backend, Batch, Committed, Op, Refused, Tracked, WriteOptions};
 use crate::checkpoint_log::{CheckpointConfig, CheckpointLog};
 use crate::fields::{FieldValue, Fields};
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
-use crate::process::Identity;
 use crate::record::{Command, Kind};
 use crate::redaction::{Redaction, Redactor};
 use crate::rows::{self, Row};
@@ -57,12 +56,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 pub(crate) struct WriterConfig {
     pub(crate) flush_interval: Duration,
     pub(crate) max_batch: usize,
-    pub(crate) store_inputs: bool,
+    /// What the store needs to write rows.
+    pub(crate) write: WriteOptions,
     /// What the writer removes from values as it receives them.
     pub(crate) redaction: Redaction,
     /// How long closed sessions are kept before the writer prunes them, if it does.
     pub(crate) retention: Option<Duration>,
-    pub(crate) identity: Identity,
     /// How long one attempt may wait for a lock: at shutdown, no attempt is started that
     /// could end after the guard's deadline.
     pub(crate) busy_timeout: Duration,
@@ -449,7 +448,7 @@ impl Writer {
             number: self.batch_number,
             rows: &mut self.rows,
             ops: &self.ops,
-            config: &self.config,
+            config: &self.config.write,
             health: &self.health,
             health_written: &self.health_written,
             health_now: &health,

@@ -43,7 +43,7 @@ impl Db {
             Some(url) => Ok(Db::Postgres(RefCell::new(
                 reasonkit_audit::postgres::connect_read_only(url)?,
             ))),
-            None => Ok(Db::Sqlite(crate::store::open(target)?)),
+            None => Ok(Db::Sqlite(reasonkit_audit::open_read_only(target)?)),
         }
     }
 

@@ -13,7 +13,6 @@ use serde_json::{Map, Value};
 use crate::db::{Db, Param, Query};
 use crate::output;
 use crate::since::Since;
-use crate::store;
 use crate::{Failure, Outcome};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -165,7 +164,7 @@ fn nest(db: &Db, session: &mut Map<String, Value>) -> Result<(), Failure> {
 
 pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
     let session = match &args.session {
-        Some(prefix) => match store::resolve_session(db, prefix)? {
+        Some(prefix) => match crate::resolve::resolve_session(db, prefix)? {
             Some(id) => Some(id),
             None => {
                 eprintln!("reasonkit-audit: no session id starts with '{prefix}'");

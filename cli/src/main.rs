@@ -9,6 +9,7 @@
 //! usage or an unusable database.
 
 mod backup;
+mod check;
 mod checkpoint;
 mod datasette;
 mod db;
@@ -19,12 +20,12 @@ mod import;
 mod output;
 mod prune;
 mod report;
+mod resolve;
 mod search;
 mod sessions;
 mod show;
 mod since;
 mod stats;
-mod store;
 mod verify;
 
 use std::path::PathBuf;
@@ -143,7 +144,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         (Command::Stats(args), _) => stats::run(&db::Db::open(&path)?, &args),
         (Command::Search(args), _) => search::run(&db::Db::open(&path)?, &args),
         (Command::Export(args), _) => export::run(&db::Db::open(&path)?, &args),
-        (Command::Check, _) => store::check(&db::Db::open(&path)?, &path),
+        (Command::Check, _) => check::run(&db::Db::open(&path)?, &path),
         (Command::Path, Some(url)) => {
             println!("{}", reasonkit_audit::postgres::PgTarget::parse(url)?);
             Ok(Outcome::Done)

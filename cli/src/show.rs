@@ -13,7 +13,6 @@ use serde_json::Value;
 use crate::db::Db;
 use crate::export;
 use crate::output;
-use crate::store;
 use crate::{Failure, Outcome};
 
 #[derive(Debug, clap::Args)]
@@ -35,14 +34,14 @@ pub fn run(store: &Path, args: &Args) -> Result<Outcome, Failure> {
     if args.json {
         // The same object as `export --format json` gives for this session.
         let db = Db::open(store)?;
-        let Some(id) = store::resolve_session(&db, &args.id)? else {
+        let Some(id) = crate::resolve::resolve_session(&db, &args.id)? else {
             return not_found(&args.id);
         };
         output::print_json(&export::session_json(&db, &id)?)?;
         return Ok(Outcome::Done);
     }
     let reader = Reader::open(store)?;
-    let Some(session) = store::resolve_in(&reader, &args.id)?
+    let Some(session) = crate::resolve::resolve_in(&reader, &args.id)?
         .map(|id| reader.session(&id))
         .transpose()?
         .flatten()

@@ -21,9 +21,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::batch::{in_store, session_of_step};
 use super::connection::{Tx, Writing};
 use super::copy::{Copied, NewRows};
-use super::images::{self, storable};
+use super::images;
+use super::jsonb::storable;
 use super::statements::{
     DecisionArrays, PgResult, SessionArrays, StepArrays, append, database_id, insert_decisions,
     insert_sessions, insert_steps, missing, returned, stored_head, update_decisions,
@@ -153,34 +155,6 @@ impl Backend for PgBackend {
             Ok((id, ChainHead { size, hash }))
         })
     }
-}
-
-/// The row is in the store: inserted by this batch, or committed by an earlier one and
-/// not refused.
-pub(super) fn in_store(
-    rows: &HashMap<AuditId, Tracked>,
-    present: &HashSet<AuditId>,
-    id: &AuditId,
-) -> bool {
-    present.contains(id) || rows.get(id).is_some_and(|t| t.committed && !t.refused)
-}
-
-/// The session (as written) of a step known to be in the store; `None` when the step is
-/// not known here, and the statement looks it up.
-pub(super) fn session_of_step(
-    rows: &HashMap<AuditId, Tracked>,
-    present: &HashSet<AuditId>,
-    step: &AuditId,
-) -> Option<String> {
-    if !in_store(rows, present, step) {
-        return None;
-    }
-    let t = rows.get(step)?;
-    t.row
-        .session_written_as
-        .clone()
-        .or_else(|| t.row.opened.parent.as_ref().map(ToString::to_string))
-        .map(|s| storable(&s).into_owned())
 }
 
 /// Writes one batch in one transaction (see the module docs): its new rows by COPY when

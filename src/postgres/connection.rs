@@ -12,7 +12,8 @@ use std::ops::{Deref, DerefMut};
 use postgres::types::ToSql;
 use postgres::{Client, Row, SimpleQueryMessage, Statement};
 
-use super::statements::PgResult;
+/// What a statement against the store gives: the server's error as the client reports it.
+pub(crate) type PgResult<T> = Result<T, postgres::Error>;
 
 /// A connection the layer writes through, with its prepared statements.
 pub(crate) struct Writing {

@@ -31,10 +31,10 @@ use bytes::BytesMut;
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{IsNull, ToSql, Type, accepts, to_sql_checked};
 
-use super::backend::{in_store, session_of_step};
+use super::batch::{in_store, session_of_step};
 use super::connection::Tx;
-use super::images::storable;
 use super::jsonb;
+use super::jsonb::storable;
 use super::statements::PgResult;
 use crate::backend::{self, Op, Tracked};
 use crate::chain::{self, Cell, Leaf, TableSpec};

@@ -1,4 +1,4 @@
-//! Erasure in the PostgreSQL store: [`crate::erase`]'s erasure, in one transaction under
+//! Erasure in the PostgreSQL store: [`crate::erase()`]'s erasure, in one transaction under
 //! the chain lock.
 //!
 //! PostgreSQL keeps the old versions of the updated rows until they are vacuumed, and its

@@ -91,49 +91,9 @@ fn cell(row: &Row, i: usize) -> Cell<'_> {
     }
 }
 
-/// Text as PostgreSQL can store it. PostgreSQL's `text` cannot hold U+0000, nor its `jsonb`
-/// the escape `\u0000`; each such character becomes U+FFFD (the replacement character), the
-/// documented rule, so the value is stored rather than dropped.
-pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\0') {
-        text.replace('\0', "\u{FFFD}").into()
-    } else {
-        text.into()
-    }
-}
-
-/// JSON text as `jsonb` can store it: U+0000 inside strings becomes U+FFFD. The text is
-/// then in `jsonb`'s normal form ([`super::jsonb`]), its numbers with the digits they were
-/// written with; text that has none keeps its other characters as they are.
-pub(crate) fn storable_json(json: &str) -> std::borrow::Cow<'_, str> {
-    if !json.contains("\\u0000") {
-        return json.into();
-    }
-    match super::jsonb::normal_form(json) {
-        Some(normal) => normal.into(),
-        None => json.replace("\\u0000", "\\ufffd").into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nul_becomes_the_replacement_character_in_text_and_json() {
-        assert_eq!(storable("a\0b"), "a\u{FFFD}b");
-        assert_eq!(storable("plain"), "plain");
-        let json = serde_json::json!({"k\0": "v\0", "n": [1, "x\0"]}).to_string();
-        let stored: serde_json::Value = serde_json::from_str(&storable_json(&json)).unwrap();
-        assert_eq!(
-            stored,
-            serde_json::json!({"k\u{FFFD}": "v\u{FFFD}", "n": [1, "x\u{FFFD}"]})
-        );
-        // An escaped backslash before "u0000" is text, not a NUL: left alone.
-        let literal = serde_json::json!({"k": "\\u0000"}).to_string();
-        let kept: serde_json::Value = serde_json::from_str(&storable_json(&literal)).unwrap();
-        assert_eq!(kept, serde_json::json!({"k": "\\u0000"}));
-    }
 
     #[test]
     fn image_lists_have_one_expression_per_chained_column() {

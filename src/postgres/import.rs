@@ -57,7 +57,7 @@ pub struct ImportReport {
 /// (see the module docs), then verifies the store.
 ///
 /// # Errors
-/// The errors of [`crate::verify`] and [`crate::open_read_only`] for the file;
+/// The errors of [`crate::verify()`] and [`crate::open_read_only`] for the file;
 /// [`Error::ImportRefused`] when its chain does not verify; [`Error::Postgres`] when the
 /// store cannot be reached, written, or does not verify afterwards.
 pub fn import(path: &Path, connection: &str) -> Result<ImportReport> {
@@ -272,7 +272,7 @@ fn steps_chunk(
         let progress = got.len();
         leaves.extend(got);
         report.steps += progress as u64;
-        steps.retain(|c| lost.contains(images::storable(&c.id).as_ref()));
+        steps.retain(|c| lost.contains(super::jsonb::storable(&c.id).as_ref()));
         if progress == 0 {
             break;
         }
@@ -280,7 +280,7 @@ fn steps_chunk(
     if !steps.is_empty() {
         let ids: Vec<String> = steps
             .iter()
-            .map(|c| images::storable(&c.id).into_owned())
+            .map(|c| super::jsonb::storable(&c.id).into_owned())
             .collect();
         let present: i64 = tx
             .query_one("SELECT count(*) FROM steps WHERE id = ANY($1)", &[&ids])?
@@ -335,7 +335,7 @@ fn import_decisions(
             attributes: row.get(7)?,
         };
         let session: Option<String> = row.get(8)?;
-        arrays.push(c, session.map(|s| images::storable(&s).into_owned()));
+        arrays.push(c, session.map(|s| super::jsonb::storable(&s).into_owned()));
         if arrays.id.len() >= CHUNK {
             flush(&mut arrays, report)?;
         }
@@ -357,7 +357,7 @@ fn record_event(client: &mut Writing, detail: &str) -> PgResult<u64> {
         returned(
             tx,
             &sql,
-            &[&images::storable(detail).as_ref()],
+            &[&super::jsonb::storable(detail).as_ref()],
             &chain::AUDIT_EVENTS,
         )
     })

@@ -15,11 +15,35 @@
 //!   negative zero (`-0.0` becomes `0.0`).
 //!
 //! U+0000, which `jsonb` cannot hold, becomes U+FFFD as everywhere in this store
-//! ([`super::images::storable_json`]). Whatever this module cannot put in normal form with
+//! ([`storable_json`]). Whatever this module cannot put in normal form with
 //! certainty (a key that the replacement makes a duplicate, an exponent past ±400, nesting
 //! past 128, text that is not JSON) gives `None`, and the writer then takes its statements,
 //! which RETURN what the server stored. A property test checks this module against a real
 //! server.
+
+/// Text as PostgreSQL can store it. PostgreSQL's `text` cannot hold U+0000, nor its `jsonb`
+/// the escape `\u0000`; each such character becomes U+FFFD (the replacement character), the
+/// documented rule, so the value is stored rather than dropped.
+pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}").into()
+    } else {
+        text.into()
+    }
+}
+
+/// JSON text as `jsonb` can store it: U+0000 inside strings becomes U+FFFD. The text is
+/// then in `jsonb`'s normal form (this module), its numbers with the digits they were
+/// written with; text that has none keeps its other characters as they are.
+pub(crate) fn storable_json(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.contains("\\u0000") {
+        return json.into();
+    }
+    match normal_form(json) {
+        Some(normal) => normal.into(),
+        None => json.replace("\\u0000", "\\ufffd").into(),
+    }
+}
 
 /// The largest exponent whose number is spelled out here; beyond it, `None`.
 const MAX_EXPONENT: i64 = 400;
@@ -249,7 +273,7 @@ impl Reader<'_> {
 }
 
 fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
-    super::images::storable(text)
+    storable(text)
 }
 
 /// A JSON string, escaped as PostgreSQL's `escape_json` escapes it (which is also what
@@ -329,6 +353,23 @@ fn numeric(token: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nul_becomes_the_replacement_character_in_text_and_json() {
+        assert_eq!(storable("a\0b"), "a\u{FFFD}b");
+        assert_eq!(storable("plain"), "plain");
+        let json = serde_json::json!({"k\0": "v\0", "n": [1, "x\0"]}).to_string();
+        let stored: serde_json::Value = serde_json::from_str(&storable_json(&json)).unwrap();
+        assert_eq!(
+            stored,
+            serde_json::json!({"k\u{FFFD}": "v\u{FFFD}", "n": [1, "x\u{FFFD}"]})
+        );
+        // An escaped backslash before "u0000" is text, not a NUL: left alone.
+        let literal = serde_json::json!({"k": "\\u0000"}).to_string();
+        let kept: serde_json::Value = serde_json::from_str(&storable_json(&literal)).unwrap();
+        assert_eq!(kept, serde_json::json!({"k": "\\u0000"}));
+    }
+
     use serde_json::Value;
 
     #[test]
@@ -456,7 +497,7 @@ mod tests {
         runner
             .run(&any_json(), |value| {
                 let text = value.to_string();
-                let sent = super::super::images::storable_json(&text).into_owned();
+                let sent = super::storable_json(&text).into_owned();
                 let Some(ours) = normal_form(&text) else {
                     // Only a key the replacement of U+0000 makes a duplicate has none.
                     assert!(text.contains("\\u0000"), "no normal form for {text}");

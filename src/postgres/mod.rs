@@ -8,7 +8,10 @@
 //! - `connection.rs`: a writing connection and the statements prepared on it.
 //! - `statements.rs`: the set-based statements (the fallback, and closes) and the chain's
 //!   append.
-//! - `jsonb.rs`: `jsonb`'s normal form, so the client knows what the server will store.
+//! - `jsonb.rs`: what the server can store (no U+0000) and `jsonb`'s normal form, so the
+//!   client knows what the server will store.
+//! - `batch.rs`: which of a batch's rows are in the store, and the session a step is
+//!   written under.
 //! - `copy.rs`: a batch's new rows by binary COPY, hashed from what was sent.
 //! - `backend.rs`: the writer's batches as idempotent transactions.
 //! - [`search`]: the search index, written in bulk behind the writes.
@@ -17,6 +20,7 @@
 //! - [`import()`]: per-user SQLite files copied into the shared store.
 
 pub(crate) mod backend;
+mod batch;
 mod connection;
 mod copy;
 mod erase;
@@ -83,7 +87,7 @@ pub fn migrate(connection: &str) -> Result<(i64, i64)> {
     schema::migrate(&mut client, &target.to_string()).map_err(|message| Error::Postgres { message })
 }
 
-/// Prunes the PostgreSQL store `connection` names, as [`crate::prune`] does a file:
+/// Prunes the PostgreSQL store `connection` names, as [`crate::prune()`] does a file:
 /// closed sessions older than the cut, with their steps and decisions, after a chained
 /// `pruned` event (PostgreSQL gives the space back itself, by autovacuum).
 ///
@@ -98,7 +102,7 @@ pub fn prune(connection: &str, prune: &crate::Prune) -> Result<crate::PruneRepor
     })
 }
 
-/// Erases sessions from the PostgreSQL store `connection` names, as [`crate::erase`] does
+/// Erases sessions from the PostgreSQL store `connection` names, as [`crate::erase()`] does
 /// in a file. PostgreSQL keeps the updated rows' old versions until `VACUUM` (and in WAL
 /// archives and backups for as long as they are kept).
 ///

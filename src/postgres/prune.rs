@@ -1,4 +1,4 @@
-//! Retention in the PostgreSQL store: [`crate::prune`]'s pruning, in one transaction of
+//! Retention in the PostgreSQL store: [`crate::prune()`]'s pruning, in one transaction of
 //! set-based statements, under the chain lock so that the `pruned` event records the head
 //! it follows.
 
@@ -8,7 +8,7 @@ use super::statements::{PgResult, append, lock_chain, returned};
 use crate::chain;
 use crate::prune::{Prune, PruneReport, event_detail};
 
-/// Prunes closed sessions older than the cut (see [`crate::prune`]).
+/// Prunes closed sessions older than the cut (see [`crate::prune()`]).
 pub(crate) fn prune_in(connection: &mut Writing, prune: &Prune) -> PgResult<PruneReport> {
     let mut tx = connection.begin()?;
     let only: Option<&[String]> = prune.only.as_deref();

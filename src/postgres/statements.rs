@@ -9,14 +9,15 @@ use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 
 use super::connection::Tx;
-use super::images::{self, storable, storable_json};
+use super::images;
+use super::jsonb::{storable, storable_json};
 use crate::chain::{self, Leaf};
 use crate::rows::{DecisionColumns, SessionColumns, StepColumns};
 
 /// The advisory lock that orders appends to the chain: "rkchain" in ASCII.
 const CHAIN_LOCK: i64 = 0x0072_6b63_6861_696e;
 
-pub(crate) type PgResult<T> = Result<T, postgres::Error>;
+pub(crate) use super::connection::PgResult;
 
 pub(crate) fn database_id(tx: &mut Tx<'_>) -> PgResult<String> {
     Ok(tx

@@ -1,5 +1,5 @@
 //! `verify` for a PostgreSQL store: the same checks as for a SQLite file
-//! ([`crate::verify`]), fed from one REPEATABLE READ snapshot, so that writers on other
+//! ([`crate::verify()`]), fed from one REPEATABLE READ snapshot, so that writers on other
 //! hosts committing meanwhile cannot make rows and chain look out of step.
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ use crate::verify_lifecycle::{Event, Lifecycle, PrunedRow};
 
 /// Verifies the chain of the PostgreSQL store `connection` names (a URL or key=value
 /// string, completed from the PG* variables), and checks it against the checkpoints in
-/// `options`; see [`crate::verify`] for what is checked and reported.
+/// `options`; see [`crate::verify()`] for what is checked and reported.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

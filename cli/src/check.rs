@@ -1,22 +1,16 @@
-//! Opening the database for reading, and the `check` command.
+//! `check`: integrity, foreign keys, the schema version, and every step within its
+//! session's time, on a SQLite file or a PostgreSQL store.
 
 use std::path::Path;
 
 use rusqlite::Connection;
 
-use reasonkit_audit::read::Reader;
-
-use crate::db::{Db, Param, Query};
+use crate::db::{Db, Query};
 use crate::{Failure, Outcome};
-
-/// Opens the audit database read-only; every error names the path and says what to do.
-pub fn open(path: &Path) -> Result<Connection, Failure> {
-    Ok(reasonkit_audit::open_read_only(path)?)
-}
 
 /// `check`: integrity, foreign keys, schema version, and that every step lies within its
 /// session's time. Exit 0 when all are sound, 2 if not.
-pub fn check(db: &Db, path: &Path) -> Result<Outcome, Failure> {
+pub fn run(db: &Db, path: &Path) -> Result<Outcome, Failure> {
     let stored = match db {
         Db::Sqlite(conn) => check_sqlite(conn, path)?,
         Db::Postgres(client) => check_postgres(&mut client.borrow_mut(), path)?,
@@ -138,43 +132,4 @@ fn check_postgres(
         }
     );
     Ok(fine)
-}
-
-/// Finds the one session whose id starts with `prefix`.
-pub fn resolve_session(db: &Db, prefix: &str) -> Result<Option<String>, Failure> {
-    let query = Query {
-        sqlite: "SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1 \
-                 ORDER BY started_at DESC LIMIT 6",
-        postgres: "SELECT id FROM sessions WHERE left(id, length($1::text)) = $1::text \
-                   ORDER BY started_at DESC LIMIT 6",
-    };
-    let rows = db.rows(&query, &[Param::Text(Some(prefix.to_owned()))])?;
-    let ids: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r.get("id").and_then(|v| v.as_str()).map(str::to_owned))
-        .collect();
-    one_of(prefix, ids)
-}
-
-/// Like [`resolve_session`], through the library's read API. An id given whole is taken
-/// as it is, even when it is also the beginning of longer ids.
-pub fn resolve_in(reader: &Reader, prefix: &str) -> Result<Option<String>, Failure> {
-    let ids = reader.ids_starting_with(prefix, 6)?;
-    if ids.iter().any(|id| id == prefix) {
-        return Ok(Some(prefix.to_owned()));
-    }
-    one_of(prefix, ids)
-}
-
-fn one_of(prefix: &str, ids: Vec<String>) -> Result<Option<String>, Failure> {
-    match ids.len() {
-        0 => Ok(None),
-        1 => Ok(ids.into_iter().next()),
-        _ => Err(format!(
-            "session id prefix '{prefix}' is ambiguous ({}{}); give more characters",
-            ids[..ids.len().min(5)].join(", "),
-            if ids.len() > 5 { ", …" } else { "" }
-        )
-        .into()),
-    }
 }
