@@ -641,11 +641,16 @@ fn two_processes_migrating_an_empty_database_at_once_both_succeed_and_a_newer_sc
     assert_eq!(before, after, "left untouched");
 }
 
-/// The `sql` block after `marker` in the README, as its statements.
-fn readme_queries(marker: &str) -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let after = &readme[readme.find(marker).expect("marker in README")..];
+/// The `sql` block after `marker` in the PostgreSQL guide, as its statements.
+fn guide_queries(marker: &str) -> Vec<String> {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/postgres-guide.md"
+    ))
+    .unwrap();
+    let after = &guide[guide
+        .find(marker)
+        .expect("marker in docs/postgres-guide.md")..];
     let start = after.find("```sql\n").unwrap() + "```sql\n".len();
     let block = &after[start..start + after[start..].find("```").unwrap()];
     block
@@ -703,7 +708,7 @@ fn the_adr_queries_in_the_readme_answer_from_what_the_layer_wrote() {
         }
     });
     guard.shutdown().unwrap();
-    let queries = readme_queries("ADR-002's queries in PostgreSQL");
+    let queries = guide_queries("ADR-002's queries in PostgreSQL");
     assert_eq!(queries.len(), 3);
     let low = psql(&db, &queries[0]);
     assert_eq!(low.len(), 1, "{low:?}");
