@@ -5,16 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::backend::WriteOptions;
+use crate::capture::layer::{AuditLayer, OverflowPolicy};
 use crate::checkpoint::SignerKey;
-use crate::checkpoint_log::CheckpointConfig;
 use crate::error::{Error, Result};
-use crate::fields::FieldLimits;
-use crate::guard::AuditGuard;
 use crate::health::Health;
-use crate::layer::{AuditLayer, OverflowPolicy};
 use crate::process::Identity;
+use crate::record::FieldLimits;
 use crate::redaction::Redaction;
 use crate::store::{self, DEFAULT_BUSY_TIMEOUT, is_postgres_url};
+use crate::writer::checkpoint_log::CheckpointConfig;
+use crate::writer::guard::AuditGuard;
 use crate::writer::{self, WriterConfig};
 
 /// The environment variable that overrides the default database path.
@@ -375,7 +375,7 @@ impl AuditLayerBuilder {
             policy: self.overflow,
             limits,
             health: health.clone(),
-            callsites: crate::conventions::Callsites::new(self.frameworks),
+            callsites: crate::capture::conventions::Callsites::new(self.frameworks),
             unplaced: std::sync::atomic::AtomicUsize::new(0),
         };
         let guard = AuditGuard {

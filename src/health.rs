@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::fields::FieldLimits;
 use crate::ids::AuditId;
+use crate::record::FieldLimits;
 
 /// The most dropped-close ids kept for the writer between two of its passes.
 const MAX_LOST_CLOSES: usize = 65_536;

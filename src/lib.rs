@@ -207,20 +207,14 @@
 mod backend;
 mod backup;
 mod builder;
+mod capture;
 mod chain;
 mod checkpoint;
-mod checkpoint_log;
-mod context;
-mod conventions;
 pub mod diff;
 mod erase;
 mod error;
-mod fields;
-mod guard;
 mod health;
 mod ids;
-mod layer;
-mod placement;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod process;
@@ -243,21 +237,21 @@ pub use builder::{
     DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_FIELD_LEN,
     DEFAULT_POSTGRES_MAX_BATCH, DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, default_path,
 };
+pub use capture::context::current_session_id;
+pub use capture::layer::{AuditLayer, OverflowPolicy};
 pub use chain::{CHAIN_FORMAT, ChainHead};
 pub use checkpoint::{
     Checkpoint, CheckpointError, NoteSignature, ORIGIN_PREFIX, SignerKey, VerifierKey,
 };
-pub use context::current_session_id;
 pub use erase::{Erase, EraseReport, erase};
 pub use error::{Error, Result};
-pub use fields::TRUNCATION_MARKER;
-pub use guard::AuditGuard;
 pub use health::AuditStats;
-pub use layer::{AuditLayer, OverflowPolicy};
 pub use prune::{Prune, PruneReport, prune};
+pub use record::TRUNCATION_MARKER;
 pub use redaction::Redaction;
 pub use rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
 pub use store::{DEFAULT_BUSY_TIMEOUT, SCHEMA_VERSION, chain_head, migrate, open_read_only};
 pub use verify::{
     CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions, verify, verify_with,
 };
+pub use writer::guard::AuditGuard;

@@ -3,10 +3,108 @@
 //! They are deliberately raw: ids, times as `SystemTime`, the span's target and its fields
 //! as recorded. The writer decides what becomes which column (see [`crate::rows`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use crate::fields::{FieldValue, Fields};
 use crate::ids::AuditId;
+
+/// Appended to a field value cut at [`AuditLayerBuilder::max_field_len`](crate::AuditLayerBuilder::max_field_len).
+pub const TRUNCATION_MARKER: &str = "…[truncated by reasonkit-audit]";
+
+/// One field value, owned.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum FieldValue {
+    /// Recorded as a string (`field = "text"` or `%display`).
+    Str(String),
+    /// Recorded with `?debug` (the default for `#[instrument]` arguments).
+    Debug(String),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// A span's or event's fields, in the order they were recorded. A name may repeat when a
+/// field is recorded again; the last value wins.
+pub(crate) type Fields = Vec<(&'static str, FieldValue)>;
+
+/// Finds the last value of `name`.
+pub(crate) fn last<'a>(
+    fields: &'a [(&'static str, FieldValue)],
+    name: &str,
+) -> Option<&'a FieldValue> {
+    fields
+        .iter()
+        .rev()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// A value as column text. A `Debug` value that is a quoted string (what `?"text"` or an
+/// `#[instrument]`ed `&str` argument gives) loses its quotes and escapes.
+pub(crate) fn text(value: &FieldValue) -> String {
+    match value {
+        FieldValue::Str(s) => s.clone(),
+        FieldValue::Debug(s) => unquote(s).unwrap_or_else(|| s.clone()),
+        FieldValue::I64(n) => n.to_string(),
+        FieldValue::U64(n) => n.to_string(),
+        FieldValue::F64(n) => n.to_string(),
+        FieldValue::Bool(b) => b.to_string(),
+    }
+}
+
+fn unquote(debug: &str) -> Option<String> {
+    if debug.len() >= 2 && debug.starts_with('"') && debug.ends_with('"') {
+        serde_json::from_str::<String>(debug).ok()
+    } else {
+        None
+    }
+}
+
+/// Limits on what a visitor keeps, shared by every span of one layer.
+#[derive(Debug)]
+pub(crate) struct FieldLimits {
+    /// Longest value kept, in bytes; longer values are cut at a char boundary and marked.
+    pub(crate) max_len: usize,
+    /// How many values were cut, for the health report.
+    pub(crate) truncated: AtomicU64,
+}
+
+impl FieldLimits {
+    pub(crate) fn new(max_len: usize) -> Arc<Self> {
+        Arc::new(FieldLimits {
+            max_len,
+            truncated: AtomicU64::new(0),
+        })
+    }
+
+    /// `text`, copied — or, when longer than the limit, its first `max_len` bytes (cut at a
+    /// character boundary) and the marker, counted. A long value is never copied whole.
+    pub(crate) fn keep(&self, text: &str) -> String {
+        if text.len() <= self.max_len {
+            return text.to_owned();
+        }
+        let mut cut = self.max_len;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut kept = String::with_capacity(cut + TRUNCATION_MARKER.len());
+        kept.push_str(&text[..cut]);
+        kept.push_str(TRUNCATION_MARKER);
+        self.truncated.fetch_add(1, Ordering::Relaxed);
+        kept
+    }
+
+    /// A formatted value, cut like [`FieldLimits::keep`] when too long.
+    pub(crate) fn cap(&self, text: String) -> String {
+        if text.len() > self.max_len {
+            self.keep(&text)
+        } else {
+            text
+        }
+    }
+}
 
 /// What an audited span stands for, from its name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,4 +215,21 @@ pub(crate) enum Command {
     Flush(crossbeam_channel::Sender<Result<(), String>>),
     /// Commit everything received so far, then stop.
     Shutdown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_at_a_char_boundary_marked_and_counted() {
+        let limits = FieldLimits::new(5);
+        let cut = limits.cap("ab€€€".to_owned()); // '€' is 3 bytes: boundary at 5 is mid-char
+        assert_eq!(cut, format!("ab€{TRUNCATION_MARKER}"));
+        assert_eq!(limits.truncated.load(Ordering::Relaxed), 1);
+        assert_eq!(limits.cap("short".to_owned()), "short");
+        assert_eq!(limits.keep("ab€€€"), format!("ab€{TRUNCATION_MARKER}"));
+        assert_eq!(limits.keep("short"), "short");
+        assert_eq!(limits.truncated.load(Ordering::Relaxed), 2);
+    }
 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use regex::{Captures, Regex, RegexSet};
 
-use crate::fields::{FieldValue, Fields};
+use crate::record::{FieldValue, Fields};
 
 /// The field names whose values are always secrets (unless the defaults are turned off
 /// with [`Redaction::defaults`]). Matched case-insensitively, whole or as the suffix after

@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::fields::{FieldValue, Fields};
 use crate::ids::AuditId;
-use crate::record::{Closed, Decided, Kind, Opened};
+use crate::record::{Closed, Decided, Kind, Opened, text};
+use crate::record::{FieldValue, Fields};
 
 /// The `profile` of a session without a `profile` field.
 pub const DEFAULT_PROFILE: &str = "default";
@@ -83,27 +83,6 @@ pub(crate) fn timestamp(at: SystemTime) -> String {
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(text: &str) -> String {
     crate::chain::hex(&Sha256::digest(text.as_bytes()))
-}
-
-/// A value as column text. A `Debug` value that is a quoted string (what `?"text"` or an
-/// `#[instrument]`ed `&str` argument gives) loses its quotes and escapes.
-pub(crate) fn text(value: &FieldValue) -> String {
-    match value {
-        FieldValue::Str(s) => s.clone(),
-        FieldValue::Debug(s) => unquote(s).unwrap_or_else(|| s.clone()),
-        FieldValue::I64(n) => n.to_string(),
-        FieldValue::U64(n) => n.to_string(),
-        FieldValue::F64(n) => n.to_string(),
-        FieldValue::Bool(b) => b.to_string(),
-    }
-}
-
-fn unquote(debug: &str) -> Option<String> {
-    if debug.len() >= 2 && debug.starts_with('"') && debug.ends_with('"') {
-        serde_json::from_str::<String>(debug).ok()
-    } else {
-        None
-    }
 }
 
 /// A value as JSON: numbers and booleans as themselves, everything else as a string

@@ -437,8 +437,8 @@ fn instant(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::{FieldValue, Fields};
     use crate::record::{Closed, Decided, Opened};
+    use crate::record::{FieldValue, Fields};
     use crate::rows::Row;
     use postgres::error::SqlState;
 

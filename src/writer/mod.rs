@@ -14,7 +14,14 @@
 //! [`OverflowPolicy::Drop`]). A row the store refuses on its own (a constraint) is
 //! reported and skipped; it never sinks its batch.
 //!
+//!
+//! Beside the thread, in this folder: `guard.rs`, the [`AuditGuard`](crate::AuditGuard)
+//! the user holds to flush and stop it; `checkpoint_log.rs`, the checkpoints it appends.
+//!
 //! [`OverflowPolicy::Drop`]: crate::OverflowPolicy::Drop
+
+pub(crate) mod checkpoint_log;
+pub(crate) mod guard;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,14 +31,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use crate::backend::{Backend, Batch, Committed, Op, Refused, Tracked, WriteOptions};
-use crate::checkpoint_log::{CheckpointConfig, CheckpointLog};
-use crate::fields::{FieldValue, Fields};
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
 use crate::record::{Command, Kind};
+use crate::record::{FieldValue, Fields};
 use crate::redaction::{Redaction, Redactor};
 use crate::rows::{self, Row};
 use crate::search_index;
+use crate::writer::checkpoint_log::{CheckpointConfig, CheckpointLog};
 
 /// How often the writer prunes for a retention: the cut moves slowly, and each pruning
 /// is a chained event.
@@ -559,7 +566,7 @@ fn redact_input(
         return;
     };
     if redactor.changes("input", raw) {
-        let hash = rows::sha256_hex(&rows::text(raw));
+        let hash = rows::sha256_hex(&crate::record::text(raw));
         fields.push(("input_hash", FieldValue::Str(hash)));
     }
 }

@@ -4,7 +4,7 @@
 //! copy its fields, give it an id, and send a small record to the writer thread. No SQLite,
 //! no hashing, no JSON happens here. Spans with other names return after one table lookup
 //! on creation and one span lookup on close, and a `follows_from` after one load while no
-//! rig step waits to be placed (see [`crate::placement`]); entering a span costs nothing.
+//! rig step waits to be placed (see [`crate::capture::placement`]); entering a span costs nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,13 +17,13 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::context::{self, SpanState, Undecided};
-use crate::conventions::{self, Callsites, Meaning, Resolved, Said};
-use crate::fields::{Collector, FieldLimits, FieldValue, Fields, last};
+use crate::capture::context::{self, SpanState, Undecided};
+use crate::capture::conventions::{self, Callsites, Meaning, Resolved, Said};
+use crate::capture::fields::Collector;
 use crate::health::Health;
 use crate::ids::AuditId;
-use crate::record::{Closed, Command, Decided, Kind, Learned, Opened};
-use crate::rows;
+use crate::record::{self, Closed, Command, Decided, Kind, Learned, Opened};
+use crate::record::{FieldLimits, FieldValue, Fields, last};
 
 /// A [`tracing_subscriber::Layer`] that records spans named `session`, `step` and
 /// `decision` (and events named `decision`) as rows of an SQLite audit database.
@@ -68,7 +68,7 @@ pub struct AuditLayer {
     pub(crate) health: Arc<Health>,
     /// What each callsite's spans are, decided once.
     pub(crate) callsites: Callsites,
-    /// How many spans wait to be placed ([`crate::placement`]): while none do, a
+    /// How many spans wait to be placed ([`crate::capture::placement`]): while none do, a
     /// `follows_from` costs one load.
     pub(crate) unplaced: AtomicUsize,
 }
@@ -188,7 +188,7 @@ impl AuditLayer {
     /// Opens the row of a span that turned out to be audited, as `resolved`, with the
     /// fields it has so far, and keeps its state in the span — or, for a rig step outside
     /// every session, keeps it waiting until rig says which run it belongs to
-    /// ([`crate::placement`]).
+    /// ([`crate::capture::placement`]).
     fn open<S>(
         &self,
         span: &SpanRef<'_, S>,
@@ -244,7 +244,7 @@ impl AuditLayer {
             Kind::Session => {
                 let given = last(&fields, "id").or_else(|| last(&fields, CONVERSATION_ID));
                 let id = match given {
-                    Some(given) => AuditId::given(rows::text(given), at),
+                    Some(given) => AuditId::given(record::text(given), at),
                     None => AuditId::generate(at),
                 };
                 if framework {
@@ -319,7 +319,7 @@ impl AuditLayer {
         let Some(conversation) = last(fields, CONVERSATION_ID) else {
             return self.open_implicit(Kind::Session, None, at, target);
         };
-        let id = AuditId::given(rows::text(conversation), at);
+        let id = AuditId::given(record::text(conversation), at);
         self.send(Command::Opened(Opened {
             kind: Kind::Session,
             id: id.clone(),

@@ -21,12 +21,11 @@ use tracing::span::Id;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-use crate::context;
-use crate::conventions::Resolved;
-use crate::fields::{Fields, last};
+use crate::capture::context;
+use crate::capture::conventions::Resolved;
+use crate::capture::layer::{AuditLayer, GEN_AI_AGENT};
 use crate::ids::AuditId;
-use crate::layer::{AuditLayer, GEN_AI_AGENT};
-use crate::rows;
+use crate::record::{Fields, last, text};
 
 /// A framework step opened outside every session, not placed yet: rig 0.38 opens its turns
 /// and tool calls with no parent and says which run they belong to only by a
@@ -37,8 +36,8 @@ use crate::rows;
 #[derive(Debug)]
 pub(crate) struct Unplaced {
     pub(crate) at: std::time::SystemTime,
-    pub(crate) resolved: crate::conventions::Resolved,
-    pub(crate) fields: crate::fields::Fields,
+    pub(crate) resolved: crate::capture::conventions::Resolved,
+    pub(crate) fields: crate::record::Fields,
 }
 
 /// A framework's run span opened outside every session on this thread, that no turn has
@@ -186,7 +185,7 @@ impl AuditLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let agent = last(fields, GEN_AI_AGENT).map(rows::text);
+        let agent = last(fields, GEN_AI_AGENT).map(text);
         run_opened(self.key, span.id(), session.clone(), agent);
     }
 
@@ -211,7 +210,7 @@ impl AuditLayer {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let agent = rows::text(last(fields, GEN_AI_AGENT)?);
+        let agent = text(last(fields, GEN_AI_AGENT)?);
         claim_run(self.key, &agent, |id, session| {
             ctx.span(id)
                 .is_some_and(|run| context::holds_session(&run, self.key, session))

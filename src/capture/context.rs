@@ -176,12 +176,12 @@ pub fn current_session_id() -> Option<String> {
 #[derive(Debug)]
 pub(crate) struct Undecided {
     pub(crate) at: std::time::SystemTime,
-    pub(crate) said: crate::conventions::Said,
-    pub(crate) fields: crate::fields::Fields,
+    pub(crate) said: crate::capture::conventions::Said,
+    pub(crate) fields: crate::record::Fields,
 }
 
 /// An extension holding one state of type `T` per layer: [`Undecided`] and
-/// [`Unplaced`](crate::placement::Unplaced) spans, kept until they are audited or close.
+/// [`Unplaced`](crate::capture::placement::Unplaced) spans, kept until they are audited or close.
 #[derive(Debug)]
 struct PerLayer<T>(Vec<(u64, T)>);
 
