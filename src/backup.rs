@@ -14,7 +14,7 @@ use rusqlite::backup::Backup;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
-use crate::store;
+use crate::store::sqlite::open as store;
 use crate::verify::{Report, verify};
 
 /// What [`backup`] copied and found.

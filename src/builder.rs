@@ -4,15 +4,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::backend::WriteOptions;
 use crate::capture::layer::{AuditLayer, OverflowPolicy};
 use crate::checkpoint::SignerKey;
 use crate::error::{Error, Result};
 use crate::health::Health;
-use crate::process::Identity;
 use crate::record::FieldLimits;
 use crate::redaction::Redaction;
-use crate::store::{self, DEFAULT_BUSY_TIMEOUT, is_postgres_url};
+use crate::store::WriteOptions;
+use crate::store::process::Identity;
+use crate::store::sqlite::open::{self, DEFAULT_BUSY_TIMEOUT, is_postgres_url};
 use crate::writer::checkpoint_log::CheckpointConfig;
 use crate::writer::guard::AuditGuard;
 use crate::writer::{self, WriterConfig};
@@ -320,7 +320,7 @@ impl AuditLayerBuilder {
         } else {
             DEFAULT_MAX_BATCH
         });
-        let (backend, path): (Box<dyn crate::backend::Backend>, PathBuf) = match postgres {
+        let (backend, path): (Box<dyn crate::store::Backend>, PathBuf) = match postgres {
             Some(connection) => open_postgres(&connection, &identity)?,
             None => {
                 let path = match self.path.clone() {
@@ -328,11 +328,8 @@ impl AuditLayerBuilder {
                     None => default_path()?,
                 };
                 let conn =
-                    store::open_for_writing(&path, self.busy_timeout, self.max_db_size, &identity)?;
-                (
-                    Box::new(crate::sqlite_backend::SqliteBackend { conn }),
-                    path,
-                )
+                    open::open_for_writing(&path, self.busy_timeout, self.max_db_size, &identity)?;
+                (Box::new(crate::store::sqlite::SqliteBackend { conn }), path)
             }
         };
         if let Some(file) = &self.checkpoints {
@@ -396,11 +393,11 @@ impl AuditLayerBuilder {
 fn open_postgres(
     connection: &str,
     identity: &Identity,
-) -> Result<(Box<dyn crate::backend::Backend>, PathBuf)> {
-    let target = crate::postgres::PgTarget::parse(connection)
+) -> Result<(Box<dyn crate::store::Backend>, PathBuf)> {
+    let target = crate::store::postgres::PgTarget::parse(connection)
         .map_err(|message| Error::Postgres { message })?;
     let description = PathBuf::from(target.to_string());
-    let backend = crate::postgres::backend::PgBackend::open(target, identity)
+    let backend = crate::store::postgres::backend::PgBackend::open(target, identity)
         .map_err(|message| Error::Postgres { message })?;
     Ok((Box::new(backend), description))
 }
@@ -410,7 +407,7 @@ fn open_postgres(
 fn open_postgres(
     connection: &str,
     _identity: &Identity,
-) -> Result<(Box<dyn crate::backend::Backend>, PathBuf)> {
+) -> Result<(Box<dyn crate::store::Backend>, PathBuf)> {
     let target = match connection.split_once('@') {
         Some((_, after)) if connection.contains("://") => format!("postgres://…@{after}"),
         _ => "the connection string".to_owned(),

@@ -26,8 +26,8 @@ use serde_json::json;
 
 use crate::chain::{self, CHAINED_TABLES, Cell, Leaf, MAX_COLUMNS, TableSpec};
 use crate::error::{Error, Result};
-use crate::process::Identity;
-use crate::rows;
+use crate::store::process::Identity;
+use crate::store::rows;
 
 /// Which sessions to erase, and why.
 ///
@@ -135,9 +135,9 @@ pub fn erase(path: &Path, erase: &Erase) -> Result<EraseReport> {
             "give the reason for the record (--reason: the request's reference)".into(),
         ));
     }
-    let conn = crate::store::open_for_writing(
+    let conn = crate::store::sqlite::open::open_for_writing(
         path,
-        crate::store::DEFAULT_BUSY_TIMEOUT,
+        crate::store::sqlite::open::DEFAULT_BUSY_TIMEOUT,
         None,
         &Identity::current(),
     )?;
@@ -153,7 +153,7 @@ pub fn erase(path: &Path, erase: &Erase) -> Result<EraseReport> {
         Err(message) => return Err(refuse(message)),
     };
     // No erased term may stay in the search index's segments, nor old pages in the WAL.
-    for indexed in &crate::search_index::INDEXED {
+    for indexed in &crate::store::sqlite::search::INDEXED {
         conn.execute_batch(&format!(
             "INSERT INTO {fts} ({fts}) VALUES ('optimize')",
             fts = indexed.fts

@@ -204,7 +204,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod backend;
 mod backup;
 mod builder;
 mod capture;
@@ -215,17 +214,10 @@ mod erase;
 mod error;
 mod health;
 mod ids;
-#[cfg(feature = "postgres")]
-pub mod postgres;
-mod process;
 mod prune;
 pub mod read;
 mod record;
 pub mod redaction;
-mod rows;
-mod search_index;
-mod sqlite_backend;
-mod statements;
 mod store;
 mod verify;
 mod verify_lifecycle;
@@ -249,8 +241,12 @@ pub use health::AuditStats;
 pub use prune::{Prune, PruneReport, prune};
 pub use record::TRUNCATION_MARKER;
 pub use redaction::Redaction;
-pub use rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
-pub use store::{DEFAULT_BUSY_TIMEOUT, SCHEMA_VERSION, chain_head, migrate, open_read_only};
+#[cfg(feature = "postgres")]
+pub use store::postgres;
+pub use store::rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
+pub use store::sqlite::open::{
+    DEFAULT_BUSY_TIMEOUT, SCHEMA_VERSION, chain_head, migrate, open_read_only,
+};
 pub use verify::{
     CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions, verify, verify_with,
 };

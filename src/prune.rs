@@ -27,8 +27,8 @@ use serde_json::json;
 
 use crate::chain;
 use crate::error::{Error, Result};
-use crate::process::Identity;
-use crate::rows;
+use crate::store::process::Identity;
+use crate::store::rows;
 
 /// What to prune: closed sessions that ended (or, interrupted without an end, started)
 /// before a cut.
@@ -138,9 +138,9 @@ pub fn prune(path: &Path, prune: &Prune) -> Result<PruneReport> {
     if !path.exists() {
         return Err(Error::Missing { path: path.into() });
     }
-    let conn = crate::store::open_for_writing(
+    let conn = crate::store::sqlite::open::open_for_writing(
         path,
-        crate::store::DEFAULT_BUSY_TIMEOUT,
+        crate::store::sqlite::open::DEFAULT_BUSY_TIMEOUT,
         None,
         &Identity::current(),
     )?;
@@ -176,7 +176,7 @@ fn file_bytes(path: &Path) -> u64 {
 pub(crate) fn reclaim(conn: &Connection, full: bool, checkpoint: bool) -> rusqlite::Result<()> {
     if full {
         conn.execute_batch("VACUUM")?;
-        crate::search_index::rebuild(conn)?;
+        crate::store::sqlite::search::rebuild(conn)?;
     } else {
         let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
         if mode == 2 {

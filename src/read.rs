@@ -321,10 +321,10 @@ impl Reader {
         #[cfg(feature = "postgres")]
         if let Some(url) = path
             .to_str()
-            .filter(|p| crate::postgres::is_postgres_url(p))
+            .filter(|p| crate::store::postgres::is_postgres_url(p))
         {
-            let client = crate::postgres::connect_read_only(url)?;
-            let name = crate::postgres::PgTarget::parse(url)
+            let client = crate::store::postgres::connect_read_only(url)?;
+            let name = crate::store::postgres::PgTarget::parse(url)
                 .map(|t| t.to_string())
                 .unwrap_or_else(|_| "PostgreSQL".into());
             return Ok(Reader {
@@ -333,7 +333,7 @@ impl Reader {
             });
         }
         Ok(Reader {
-            store: Store::Sqlite(crate::store::open_read_only(path)?),
+            store: Store::Sqlite(crate::store::sqlite::open::open_read_only(path)?),
             name: path.display().to_string(),
         })
     }

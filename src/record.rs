@@ -1,7 +1,7 @@
 //! The messages that cross the queue from the layer (caller's threads) to the writer.
 //!
 //! They are deliberately raw: ids, times as `SystemTime`, the span's target and its fields
-//! as recorded. The writer decides what becomes which column (see [`crate::rows`]).
+//! as recorded. The writer decides what becomes which column (see [`crate::store::rows`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

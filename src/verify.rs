@@ -272,7 +272,7 @@ pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<Report> {
 /// A read-only connection inside a read transaction: everything it reads comes from one
 /// snapshot, so a layer writing meanwhile cannot make rows and chain look out of step.
 fn snapshot(path: &Path) -> Result<Connection> {
-    let conn = crate::store::open_read_only(path)?;
+    let conn = crate::store::sqlite::open::open_read_only(path)?;
     conn.execute_batch("BEGIN DEFERRED")
         .map_err(|source| Error::Setup {
             path: path.into(),

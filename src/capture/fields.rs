@@ -4,7 +4,7 @@
 //! This runs on the caller's thread, so it does the least it can: copy strings, keep
 //! numbers as numbers, and format a `Debug` value once (it is borrowed, so it cannot be
 //! sent as it is). Everything else — choosing columns, JSON, hashing — happens on the
-//! writer thread, in [`crate::rows`].
+//! writer thread, in [`crate::store::rows`].
 
 use std::fmt;
 

@@ -3,7 +3,7 @@
 //!
 //! It waits for a record, then gathers more until the batch is full, a flush is asked for,
 //! or the first record has waited `flush_interval`; then it commits them all in one
-//! transaction (see [`crate::backend`]). A span that opens and closes within one batch
+//! transaction (see [`crate::store`]). A span that opens and closes within one batch
 //! becomes a single INSERT of its final row; one that stays open is inserted as `running`
 //! and updated when it closes, so a process that dies leaves its open sessions and steps
 //! visible.
@@ -30,14 +30,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use crate::backend::{Backend, Batch, Committed, Op, Refused, Tracked, WriteOptions};
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
 use crate::record::{Command, Kind};
 use crate::record::{FieldValue, Fields};
 use crate::redaction::{Redaction, Redactor};
-use crate::rows::{self, Row};
-use crate::search_index;
+use crate::store::rows::{self, Row};
+use crate::store::sqlite::search;
+use crate::store::{Backend, Batch, Committed, Op, Refused, Tracked, WriteOptions};
 use crate::writer::checkpoint_log::{CheckpointConfig, CheckpointLog};
 
 /// How often the writer prunes for a retention: the cut moves slowly, and each pruning
@@ -140,7 +140,7 @@ struct Writer {
     checkpoints: Option<CheckpointLog>,
     /// The chain's size after this writer's last commit that appended to it.
     chain_size: Option<u64>,
-    /// Rows may lie past the search index's marks (see [`crate::search_index`]).
+    /// Rows may lie past the search index's marks (see [`crate::store::sqlite::search`]).
     search_pending: bool,
     /// Rows written since the search index last caught up, roughly.
     unindexed: u64,
@@ -181,7 +181,7 @@ impl Writer {
             if self.commit() && written > 0 {
                 self.search_pending = true;
                 self.unindexed += written;
-                if self.unindexed >= search_index::MAX_BACKLOG {
+                if self.unindexed >= search::MAX_BACKLOG {
                     self.index_search();
                 }
             }

@@ -3,7 +3,7 @@
 //! test skips with a one-line message — unless `REASONKIT_AUDIT_REQUIRE_POSTGRES` is set (as
 //! `.ci/run` sets it), which makes that a failure.
 
-#[path = "../../tests/support/pg_env.rs"]
+#[path = "../../../tests/support/pg_env.rs"]
 mod pg_env;
 
 use postgres::{Client, NoTls};

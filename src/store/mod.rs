@@ -1,5 +1,12 @@
-//! The writer's store, behind one trait: SQLite ([`crate::sqlite_backend`]) or, with the
-//! `postgres` feature, PostgreSQL ([`crate::postgres`]).
+//! The stores the writer writes, behind one trait: SQLite (`sqlite/`) or, with the
+//! `postgres` feature, PostgreSQL (`postgres/`).
+//!
+//! - this file: the [`Backend`] trait, the batch it writes, and the renaming of a session
+//!   whose given id is taken — the part every store shares;
+//! - `rows.rs`: recorded fields → column values, the mapping table in code;
+//! - `process.rs`: who writes (pid, host), and whether a crashed writer's process lives;
+//! - `sqlite/`: opening a file (pragmas, migrations), the statements, the search index,
+//!   and the backend; `postgres/`: the same concerns for a server, its `mod.rs` lists them.
 //!
 //! The writer thread owns the batch — which rows it holds, which of them are committed,
 //! which statements the next transaction runs, in arrival order — and everything that
@@ -8,14 +15,20 @@
 //! wrote, and reports what it refused. That keeps one batching policy, tested once, for
 //! every store.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub(crate) mod process;
+pub(crate) mod rows;
+pub(crate) mod sqlite;
+
 use std::collections::{HashMap, HashSet};
 
 use crate::chain::ChainHead;
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
-use crate::process::Identity;
 use crate::record::Decided;
-use crate::rows::Row;
+use crate::store::process::Identity;
+use crate::store::rows::Row;
 
 /// A row the writer holds: until it is committed, and, if still open, until it closes.
 pub(crate) struct Tracked {

@@ -21,15 +21,15 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
-        sql: include_str!("../../migrations/postgres/0001_schema.sql"),
+        sql: include_str!("../../../migrations/postgres/0001_schema.sql"),
     },
     Migration {
         version: 2,
-        sql: include_str!("../../migrations/postgres/0002_lifecycle.sql"),
+        sql: include_str!("../../../migrations/postgres/0002_lifecycle.sql"),
     },
     Migration {
         version: 3,
-        sql: include_str!("../../migrations/postgres/0003_search.sql"),
+        sql: include_str!("../../../migrations/postgres/0003_search.sql"),
     },
 ];
 

@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::jsonb::storable;
-use crate::backend::Tracked;
 use crate::ids::AuditId;
+use crate::store::Tracked;
 
 /// The row is in the store: inserted by this batch, or committed by an earlier one and
 /// not refused.

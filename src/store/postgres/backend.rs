@@ -32,13 +32,13 @@ use super::statements::{
     update_sessions, update_steps,
 };
 use super::target::{PgTarget, message};
-use crate::backend::{self, Backend, Batch, Committed, Op, Refused, Tracked};
 use crate::chain::{self, ChainHead, Leaf};
 use crate::ids::AuditId;
-use crate::process::{self, Identity};
 use crate::record::Kind;
-use crate::rows;
-use crate::statements;
+use crate::store::process::{self, Identity};
+use crate::store::rows;
+use crate::store::sqlite::statements;
+use crate::store::{self, Backend, Batch, Committed, Op, Refused, Tracked};
 
 /// The writer's PostgreSQL connection.
 pub(crate) struct PgBackend {
@@ -167,7 +167,7 @@ fn write_batch(
     mut batch: Batch<'_>,
 ) -> PgResult<Committed> {
     // Both ways below insert a batch's sessions in one statement each.
-    backend::rename_repeated_sessions(batch.rows, batch.ops, batch.health);
+    store::rename_repeated_sessions(batch.rows, batch.ops, batch.health);
     let planned = if connection.stores_as_sent()? {
         NewRows::plan(batch.rows, batch.ops)
     } else {
@@ -289,7 +289,7 @@ fn insert_by_statements(tx: &mut Tx<'_>, batch: &mut Batch<'_>) -> PgResult<(Vec
             {
                 match rows.get_mut(&id) {
                     Some(t) if attempt == 0 && t.row.written_as.is_none() => {
-                        backend::rename_session(&mut t.row, health);
+                        store::rename_session(&mut t.row, health);
                         let renamed = t.row.written_as.clone().unwrap_or_default();
                         written_as.insert(renamed, id);
                     }
@@ -307,7 +307,7 @@ fn insert_by_statements(tx: &mut Tx<'_>, batch: &mut Batch<'_>) -> PgResult<(Vec
     for op in ops {
         if let Op::Insert(id) = op {
             if kind_of(rows, id) == Some(Kind::Step) {
-                backend::follow_renamed_session(rows, id);
+                store::follow_renamed_session(rows, id);
                 new_steps.push(id.clone());
             }
         }

@@ -14,9 +14,9 @@ use rusqlite::{Connection, Transaction, params_from_iter};
 
 use crate::chain::{self, Cell, Leaf};
 use crate::health::AuditStats;
-use crate::process::Identity;
 use crate::record::{Decided, Kind};
-use crate::rows::{self, DecisionColumns, Row, SessionColumns, StepColumns};
+use crate::store::process::Identity;
+use crate::store::rows::{self, DecisionColumns, Row, SessionColumns, StepColumns};
 
 fn session_cells<'a>(c: &'a SessionColumns, identity: &'a Identity) -> [Cell<'a>; 10] {
     [

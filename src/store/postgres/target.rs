@@ -17,7 +17,7 @@ use postgres::{Client, Config, NoTls};
 
 use super::tls::{self, SslMode};
 
-pub use crate::store::is_postgres_url;
+pub use crate::store::sqlite::open::is_postgres_url;
 
 /// A PostgreSQL store to connect to.
 #[derive(Clone)]

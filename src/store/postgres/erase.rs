@@ -154,7 +154,7 @@ pub(crate) fn erase_in(
 
 /// Inserts the `erased` event and chains it; its entry.
 fn record_event(tx: &mut Tx<'_>, detail: &str) -> PgResult<Option<u64>> {
-    let at = crate::rows::timestamp(std::time::SystemTime::now());
+    let at = crate::store::rows::timestamp(std::time::SystemTime::now());
     let sql = format!(
         "INSERT INTO audit_events AS t (recorded_at, kind, detail) \
          VALUES (($1 || '+00')::timestamptz, 'erased', $2) RETURNING {}",

@@ -17,8 +17,9 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use crate::chain::{self, Cell, Leaf};
 use crate::error::{Error, Result};
-use crate::process::{self, Identity};
-use crate::{rows, statements};
+use crate::store::process::{self, Identity};
+use crate::store::rows;
+use crate::store::sqlite::statements;
 
 /// How long one SQLite statement waits for another process's lock before failing (and
 /// being retried).
@@ -51,7 +52,7 @@ macro_rules! migration {
         Migration {
             version: $version,
             name: $name,
-            sql: include_str!(concat!("../migrations/", $name, ".sql")),
+            sql: include_str!(concat!("../../../migrations/", $name, ".sql")),
             then: $then,
         }
     };

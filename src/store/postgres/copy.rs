@@ -36,12 +36,12 @@ use super::connection::Tx;
 use super::jsonb;
 use super::jsonb::storable;
 use super::statements::PgResult;
-use crate::backend::{self, Op, Tracked};
 use crate::chain::{self, Cell, Leaf, TableSpec};
 use crate::ids::AuditId;
-use crate::process::Identity;
 use crate::record::Kind;
-use crate::rows;
+use crate::store::process::Identity;
+use crate::store::rows;
+use crate::store::{self, Op, Tracked};
 
 /// A batch's new rows, each table's sorted by key: which rows, and in what order they go.
 /// Their columns are made as each is sent, so that the writer makes the next while the
@@ -73,7 +73,7 @@ impl NewRows {
         let mut steps = Vec::new();
         for op in ops {
             let Op::Insert(id) = op else { continue };
-            backend::follow_renamed_session(rows, id);
+            store::follow_renamed_session(rows, id);
             let Some(t) = rows.get(id) else { continue };
             present.insert(id.clone());
             match t.row.kind() {
@@ -439,7 +439,7 @@ mod tests {
     use super::*;
     use crate::record::{Closed, Decided, Opened};
     use crate::record::{FieldValue, Fields};
-    use crate::rows::Row;
+    use crate::store::rows::Row;
     use postgres::error::SqlState;
 
     #[test]

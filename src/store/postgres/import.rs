@@ -27,7 +27,7 @@ use super::target::{PgTarget, message};
 use super::{images, schema};
 use crate::chain;
 use crate::error::{Error, Result};
-use crate::rows::{DecisionColumns, SessionColumns, StepColumns};
+use crate::store::rows::{DecisionColumns, SessionColumns, StepColumns};
 
 /// Rows per import transaction.
 const CHUNK: usize = 5_000;
@@ -75,7 +75,7 @@ pub fn import(path: &Path, connection: &str) -> Result<ImportReport> {
         .map_err(|message| Error::Postgres { message })?;
     schema::migrate(client.client(), &target.to_string())
         .map_err(|message| Error::Postgres { message })?;
-    let file = crate::store::open_read_only(path)?;
+    let file = crate::store::sqlite::open::open_read_only(path)?;
     let read_failed = |e: rusqlite::Error| Error::Setup {
         path: path.into(),
         step: "reading rows to import".into(),

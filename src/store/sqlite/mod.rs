@@ -1,19 +1,24 @@
 //! The SQLite store: the writer's batches as one IMMEDIATE transaction each, through the
-//! statements of [`crate::statements`].
+//! statements of `statements.rs`; `open.rs` opens a file (pragmas, migrations, version
+//! checks) and `search.rs` keeps its full-text index.
 //!
 //! IMMEDIATE takes the write lock at BEGIN, so the chain head read inside the transaction
 //! is the head this commit extends, whichever process wrote the file last. A row SQLite
 //! refuses on its own (a constraint) is reported and skipped; it never sinks its batch.
 
+pub(crate) mod open;
+pub(crate) mod search;
+pub(crate) mod statements;
+
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use crate::backend::{self, Backend, Batch, Committed, Op, WriteOptions};
+use self::statements::RowWrite;
 use crate::chain::{self, ChainHead, Leaf};
+use crate::health::Health;
 use crate::prune::{Prune, PruneReport};
 use crate::record::Kind;
-use crate::rows::Row;
-use crate::statements::{self, RowWrite};
-use crate::{health::Health, search_index};
+use crate::store::rows::Row;
+use crate::store::{self, Backend, Batch, Committed, Op, WriteOptions};
 
 /// The writer's SQLite connection.
 pub(crate) struct SqliteBackend {
@@ -33,7 +38,7 @@ impl Backend for SqliteBackend {
                 for id in ids {
                     leaves.extend(statements::mark_interrupted_where(&tx, "id = ?1", [id])?);
                 }
-                let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
+                let committed_at = crate::store::rows::timestamp(std::time::SystemTime::now());
                 chain::append(&tx, &leaves, &committed_at)?;
                 tx.commit()
             })
@@ -41,7 +46,7 @@ impl Backend for SqliteBackend {
     }
 
     fn index_search(&mut self) -> Result<bool, String> {
-        search_index::index_chunk(&self.conn).map_err(|e| e.to_string())
+        search::index_chunk(&self.conn).map_err(|e| e.to_string())
     }
 
     fn chain_head(&mut self) -> Result<(String, ChainHead), String> {
@@ -79,7 +84,7 @@ impl SqliteBackend {
         for op in ops {
             let (id, result) = match op {
                 Op::Insert(id) => {
-                    backend::follow_renamed_session(rows, id);
+                    store::follow_renamed_session(rows, id);
                     match rows.get_mut(id) {
                         Some(t) => (id, insert_row(&tx, &mut t.row, config, health)),
                         None => continue,
@@ -113,7 +118,7 @@ impl SqliteBackend {
             health_now,
             health.last_error(),
         )?);
-        let committed_at = crate::rows::timestamp(std::time::SystemTime::now());
+        let committed_at = crate::store::rows::timestamp(std::time::SystemTime::now());
         let head = chain::append(&tx, &leaves, &committed_at)?;
         tx.commit()?;
         Ok(Committed {
@@ -144,7 +149,7 @@ fn insert_row(
         Err(e)
             if row.kind() == Kind::Session && row.written_as.is_none() && is_duplicate_id(&e) =>
         {
-            backend::rename_session(row, health);
+            store::rename_session(row, health);
             write(row)
         }
         other => other,

@@ -41,7 +41,7 @@ pub(crate) fn prune_in(connection: &mut Writing, prune: &Prune) -> PgResult<Prun
     }
     let head = lock_chain(&mut tx)?;
     let detail = event_detail(prune, &report, &mut pruned, &head);
-    let at = crate::rows::timestamp(std::time::SystemTime::now());
+    let at = crate::store::rows::timestamp(std::time::SystemTime::now());
     let sql = format!(
         "INSERT INTO audit_events AS t (recorded_at, kind, detail) \
          VALUES (($1 || '+00')::timestamptz, 'pruned', $2) RETURNING {}",

@@ -12,7 +12,7 @@ use super::connection::Tx;
 use super::images;
 use super::jsonb::{storable, storable_json};
 use crate::chain::{self, Leaf};
-use crate::rows::{DecisionColumns, SessionColumns, StepColumns};
+use crate::store::rows::{DecisionColumns, SessionColumns, StepColumns};
 
 /// The advisory lock that orders appends to the chain: "rkchain" in ASCII.
 const CHAIN_LOCK: i64 = 0x0072_6b63_6861_696e;
