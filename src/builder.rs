@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::capture::layer::{AuditLayer, OverflowPolicy};
-use crate::checkpoint::SignerKey;
+use crate::chain::checkpoint::SignerKey;
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::record::FieldLimits;

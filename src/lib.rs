@@ -204,26 +204,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod backup;
 mod builder;
 mod capture;
 mod chain;
-mod checkpoint;
-pub mod diff;
-mod erase;
 mod error;
 mod health;
 mod ids;
-mod prune;
+mod lifecycle;
 pub mod read;
 mod record;
 pub mod redaction;
 mod store;
-mod verify;
-mod verify_lifecycle;
 mod writer;
 
-pub use backup::{BackupReport, backup};
 pub use builder::{
     AuditLayerBuilder, DB_PATH_ENV, DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL,
     DEFAULT_FLUSH_INTERVAL, DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MAX_FIELD_LEN,
@@ -231,14 +224,19 @@ pub use builder::{
 };
 pub use capture::context::current_session_id;
 pub use capture::layer::{AuditLayer, OverflowPolicy};
-pub use chain::{CHAIN_FORMAT, ChainHead};
-pub use checkpoint::{
+pub use chain::checkpoint::{
     Checkpoint, CheckpointError, NoteSignature, ORIGIN_PREFIX, SignerKey, VerifierKey,
 };
-pub use erase::{Erase, EraseReport, erase};
+pub use chain::verify::{
+    CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions, verify, verify_with,
+};
+pub use chain::{CHAIN_FORMAT, ChainHead};
 pub use error::{Error, Result};
 pub use health::AuditStats;
-pub use prune::{Prune, PruneReport, prune};
+pub use lifecycle::backup::{BackupReport, backup};
+pub use lifecycle::erase::{Erase, EraseReport, erase};
+pub use lifecycle::prune::{Prune, PruneReport, prune};
+pub use read::diff;
 pub use record::TRUNCATION_MARKER;
 pub use redaction::Redaction;
 #[cfg(feature = "postgres")]
@@ -246,8 +244,5 @@ pub use store::postgres;
 pub use store::rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
 pub use store::sqlite::open::{
     DEFAULT_BUSY_TIMEOUT, SCHEMA_VERSION, chain_head, migrate, open_read_only,
-};
-pub use verify::{
-    CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions, verify, verify_with,
 };
 pub use writer::guard::AuditGuard;

@@ -110,7 +110,10 @@ pub(crate) trait Backend: Send {
     fn chain_head(&mut self) -> Result<(String, ChainHead), String>;
 
     /// Prunes closed sessions older than the cut, chained (the layer's retention).
-    fn prune(&mut self, prune: &crate::prune::Prune) -> Result<crate::prune::PruneReport, String>;
+    fn prune(
+        &mut self,
+        prune: &crate::lifecycle::prune::Prune,
+    ) -> Result<crate::lifecycle::prune::PruneReport, String>;
 }
 
 /// A step whose session was written under another id (its given id was taken) follows it.

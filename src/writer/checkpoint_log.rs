@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::chain;
-use crate::checkpoint::{Checkpoint, SignerKey};
+use crate::chain::checkpoint::{Checkpoint, SignerKey};
 
 /// Where and how often the writer writes checkpoints.
 #[derive(Clone, Debug)]

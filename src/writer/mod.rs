@@ -225,7 +225,7 @@ impl Writer {
         let Some(cut) = std::time::SystemTime::now().checked_sub(keep) else {
             return;
         };
-        let prune = crate::prune::Prune::before(cut)
+        let prune = crate::lifecycle::prune::Prune::before(cut)
             .reason(format!("retention: keep {} s", keep.as_secs()));
         if let Err(error) = self.backend.prune(&prune) {
             self.health

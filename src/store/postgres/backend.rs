@@ -140,7 +140,10 @@ impl Backend for PgBackend {
         Ok(false)
     }
 
-    fn prune(&mut self, prune: &crate::prune::Prune) -> Result<crate::prune::PruneReport, String> {
+    fn prune(
+        &mut self,
+        prune: &crate::lifecycle::prune::Prune,
+    ) -> Result<crate::lifecycle::prune::PruneReport, String> {
         self.with_client("pruning", |connection| {
             super::prune::prune_in(connection, prune)
         })

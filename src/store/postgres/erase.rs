@@ -10,7 +10,7 @@ use super::connection::{Tx, Writing};
 use super::images;
 use super::statements::{PgResult, append, lock_chain, returned};
 use crate::chain::{self, Leaf, TableSpec};
-use crate::erase::{Erase, EraseReport, Selector, closed_sessions};
+use crate::lifecycle::erase::{Erase, EraseReport, Selector, closed_sessions};
 
 /// Each table with content and its image list, in erasure order.
 const TABLES: [(&TableSpec, &str); 3] = [

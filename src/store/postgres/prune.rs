@@ -6,7 +6,7 @@ use super::connection::Writing;
 use super::images;
 use super::statements::{PgResult, append, lock_chain, returned};
 use crate::chain;
-use crate::prune::{Prune, PruneReport, event_detail};
+use crate::lifecycle::prune::{Prune, PruneReport, event_detail};
 
 /// Prunes closed sessions older than the cut (see [`crate::prune()`]).
 pub(crate) fn prune_in(connection: &mut Writing, prune: &Prune) -> PgResult<PruneReport> {

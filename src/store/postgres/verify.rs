@@ -10,9 +10,11 @@ use postgres::{IsolationLevel, Transaction};
 use super::images;
 use super::target::{PgTarget, message};
 use crate::chain::CHAINED_TABLES;
+use crate::chain::verify::{
+    ChainWalk, Report, RowLeaf, Stored, TableRows, Verifier, VerifyOptions,
+};
+use crate::chain::verify_lifecycle::{Event, Lifecycle, PrunedRow};
 use crate::error::{Error, Result};
-use crate::verify::{ChainWalk, Report, RowLeaf, Stored, TableRows, Verifier, VerifyOptions};
-use crate::verify_lifecycle::{Event, Lifecycle, PrunedRow};
 
 /// Verifies the chain of the PostgreSQL store `connection` names (a URL or key=value
 /// string, completed from the PG* variables), and checks it against the checkpoints in

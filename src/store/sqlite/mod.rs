@@ -15,7 +15,7 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use self::statements::RowWrite;
 use crate::chain::{self, ChainHead, Leaf};
 use crate::health::Health;
-use crate::prune::{Prune, PruneReport};
+use crate::lifecycle::prune::{Prune, PruneReport};
 use crate::record::Kind;
 use crate::store::rows::Row;
 use crate::store::{self, Backend, Batch, Committed, Op, WriteOptions};
@@ -56,10 +56,12 @@ impl Backend for SqliteBackend {
     }
 
     fn prune(&mut self, prune: &Prune) -> Result<PruneReport, String> {
-        let report = crate::prune::prune_in(&self.conn, prune).map_err(|e| e.to_string())?;
+        let report =
+            crate::lifecycle::prune::prune_in(&self.conn, prune).map_err(|e| e.to_string())?;
         if report.sessions > 0 {
             // Pages back to the file system; the WAL is folded in by the usual checkpoints.
-            crate::prune::reclaim(&self.conn, false, false).map_err(|e| e.to_string())?;
+            crate::lifecycle::prune::reclaim(&self.conn, false, false)
+                .map_err(|e| e.to_string())?;
         }
         Ok(report)
     }

@@ -18,6 +18,15 @@
 //! SQLite reads back: text as text, `i64` as INTEGER, `f64` as REAL with −0.0 made +0.0
 //! before binding (a REAL column would otherwise read −0.0 back as 0.0).
 
+//!
+//! Beside the encoding, in this folder: `checkpoint.rs`, C2SP checkpoints of the chain's
+//! head and their Ed25519 signatures; `verify.rs`, recomputing the chain and classifying
+//! what disagrees; `verify_lifecycle.rs`, what `verify` accepts as pruned or erased.
+
+pub(crate) mod checkpoint;
+pub(crate) mod verify;
+pub(crate) mod verify_lifecycle;
+
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OptionalExtension};
 use sha2::{Digest, Sha256};

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use crate::chain::checkpoint::{Checkpoint, VerifierKey};
 use crate::chain::{self, CHAINED_TABLES, Cell, TableSpec};
-use crate::checkpoint::{Checkpoint, VerifierKey};
 use crate::error::{Error, Result};
 
 /// How many failed links are searched for a position where they would fit (to tell a
@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 const REORDER_SEARCHES: usize = 8;
 
 use crate::chain::MAX_COLUMNS;
-use crate::verify_lifecycle::{Event, Lifecycle, PrunedRow, erased_leaf};
+use crate::chain::verify_lifecycle::{Event, Lifecycle, PrunedRow, erased_leaf};
 
 /// What `verify` is given besides the database.
 #[derive(Clone, Debug, Default)]
@@ -384,7 +384,7 @@ impl Verifier {
     /// Reads the lifecycle events and the pruned rows; a pruning whose listed rows do not
     /// hash to its digest is a finding, and explains none of its rows.
     pub(crate) fn lifecycle(&mut self, events: Vec<Event>, pruned: Vec<PrunedRow>) -> Lifecycle {
-        let (lifecycle, altered) = crate::verify_lifecycle::accepted(events, pruned);
+        let (lifecycle, altered) = crate::chain::verify_lifecycle::accepted(events, pruned);
         for pruning in altered {
             self.find(
                 FindingKind::PruneAltered,

@@ -5,7 +5,7 @@
 //! inputs. With [`AuditLayerBuilder::store_inputs`](crate::AuditLayerBuilder::store_inputs)
 //! on, a recorded session keeps its `input`; a harness loads it here, runs the same input
 //! again under a session span with `replay_of = <the original's id>`, and compares the two
-//! runs with [`diff::compare`](crate::diff::compare). [`Reader::replays_of`] finds the re-runs of a session.
+//! runs with [`diff::compare`]. [`Reader::replays_of`] finds the re-runs of a session.
 //!
 //! A [`Reader`] opens the store read-only (a SQLite file or, with the `postgres` feature, a
 //! `postgres://` URL) and never writes to it. Times are UTC.
@@ -38,6 +38,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod diff;
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
