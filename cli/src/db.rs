@@ -144,6 +144,33 @@ macro_rules! utc {
     };
 }
 
+/// A span's duration in whole microseconds, for the SQLite side of a query: whole seconds
+/// apart (SQLite's `strftime('%s')`), plus the microseconds of the two texts apart.
+#[macro_export]
+macro_rules! sqlite_duration_us {
+    ($start:literal, $end:literal) => {
+        concat!(
+            "((strftime('%s', ",
+            $end,
+            ") - strftime('%s', ",
+            $start,
+            ")) * 1000000 + (CAST(substr(",
+            $end,
+            ", 21, 6) AS INTEGER) - CAST(substr(",
+            $start,
+            ", 21, 6) AS INTEGER)))"
+        )
+    };
+}
+
+/// A span's duration in milliseconds, for the SQLite side of a query.
+#[macro_export]
+macro_rules! sqlite_duration_ms {
+    ($start:literal, $end:literal) => {
+        concat!("(", $crate::sqlite_duration_us!($start, $end), " / 1000.0)")
+    };
+}
+
 /// A span's duration in whole microseconds (`bigint`), for exact sums.
 #[macro_export]
 macro_rules! duration_us {

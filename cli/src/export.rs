@@ -87,9 +87,13 @@ macro_rules! decision_columns {
 }
 
 const SESSIONS: Query<'static> = Query {
-    sqlite: "SELECT s.*, ((strftime('%s', s.ended_at) - strftime('%s', s.started_at)) * 1000.0 + (CAST(substr(s.ended_at, 21, 6) AS INTEGER) - CAST(substr(s.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms
+    sqlite: concat!(
+        "SELECT s.*, ",
+        crate::sqlite_duration_ms!("s.started_at", "s.ended_at"),
+        " AS duration_ms
      FROM sessions s WHERE (?1 IS NULL OR s.id = ?1) AND (?2 IS NULL OR s.started_at >= ?2)
-     ORDER BY s.started_at, s.rowid",
+     ORDER BY s.started_at, s.rowid"
+    ),
     postgres: concat!(
         "SELECT ",
         session_columns!(),
@@ -101,8 +105,12 @@ const SESSIONS: Query<'static> = Query {
     ),
 };
 const STEPS: Query<'static> = Query {
-    sqlite: "SELECT st.*, ((strftime('%s', st.ended_at) - strftime('%s', st.started_at)) * 1000.0 + (CAST(substr(st.ended_at, 21, 6) AS INTEGER) - CAST(substr(st.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms
-     FROM steps st WHERE st.session_id = ?1 ORDER BY st.started_at, st.rowid",
+    sqlite: concat!(
+        "SELECT st.*, ",
+        crate::sqlite_duration_ms!("st.started_at", "st.ended_at"),
+        " AS duration_ms
+     FROM steps st WHERE st.session_id = ?1 ORDER BY st.started_at, st.rowid"
+    ),
     postgres: concat!(
         "SELECT ",
         step_columns!(),

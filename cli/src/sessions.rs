@@ -27,9 +27,11 @@ pub struct Args {
     json: bool,
 }
 
-const SQLITE: &str = "
-    SELECT s.id, s.started_at, s.ended_at, s.profile, s.status,
-           ((strftime('%s', s.ended_at) - strftime('%s', s.started_at)) * 1000.0 + (CAST(substr(s.ended_at, 21, 6) AS INTEGER) - CAST(substr(s.started_at, 21, 6) AS INTEGER)) / 1000.0) AS duration_ms,
+const SQLITE: &str = concat!(
+    "
+    SELECT s.id, s.started_at, s.ended_at, s.profile, s.status, ",
+    crate::sqlite_duration_ms!("s.started_at", "s.ended_at"),
+    " AS duration_ms,
            (SELECT count(*) FROM steps st WHERE st.session_id = s.id) AS steps,
            (SELECT min(confidence) FROM steps st WHERE st.session_id = s.id) AS min_confidence,
            (SELECT sum(tokens_used) FROM steps st WHERE st.session_id = s.id) AS tokens,
@@ -40,7 +42,8 @@ const SQLITE: &str = "
       AND (?3 IS NULL OR s.profile = ?3)
       AND (?4 IS NULL OR EXISTS (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < ?4))
     ORDER BY s.started_at DESC, s.rowid DESC
-    LIMIT ?5";
+    LIMIT ?5"
+);
 
 const POSTGRES: &str = concat!(
     "SELECT s.id, ",

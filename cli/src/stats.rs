@@ -18,17 +18,21 @@ pub struct Args {
 // The average duration is taken over whole microseconds, summed exactly, on both sides, so
 // that the two stores print the same figure (an average of floats summed in another order
 // can differ in its last digit, and show as 7 µs on one side and 8 µs on the other).
-const SQLITE: &str = "
+const SQLITE: &str = concat!(
+    "
     SELECT module,
            count(*) AS uses,
            avg(confidence) AS avg_confidence,
-           avg((strftime('%s', ended_at) - strftime('%s', started_at)) * 1000000 + (CAST(substr(ended_at, 21, 6) AS INTEGER) - CAST(substr(started_at, 21, 6) AS INTEGER))) / 1000.0 AS avg_duration_ms,
+           avg(",
+    crate::sqlite_duration_us!("started_at", "ended_at"),
+    ") / 1000.0 AS avg_duration_ms,
            avg(error IS NOT NULL) AS failure_rate,
            sum(tokens_used) AS tokens
     FROM steps
     WHERE ?1 IS NULL OR started_at >= ?1
     GROUP BY module
-    ORDER BY uses DESC, module";
+    ORDER BY uses DESC, module"
+);
 
 const POSTGRES: &str = concat!(
     "SELECT module,

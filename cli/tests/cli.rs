@@ -1043,11 +1043,7 @@ fn backup_copies_to_a_new_file_that_verifies_and_never_overwrites() {
     let db = write_db(dir.path());
     let copy = dir.path().join("copy.db");
     let out = run(&db, &["backup", copy.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     let text = stdout(&out);
     assert!(text.contains("sessions        3"), "{text}");
     assert!(text.contains("intact"), "{text}");

@@ -3,6 +3,8 @@
 //! with a one-line message without a server (PGHOST/PGPORT unset), unless
 //! `REASONKIT_AUDIT_REQUIRE_POSTGRES` is set, as `.ci/run` sets it.
 
+mod common;
+
 use std::process::{Command, Output};
 
 use tracing::info_span;
@@ -172,11 +174,7 @@ fn example_file() -> (tempfile::TempDir, std::path::PathBuf) {
         .env("REASONKIT_AUDIT_DB", &file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     (dir, file)
 }
 

@@ -5,6 +5,8 @@
 //! its `-wal` (while the layer is open, before any checkpoint folds it in), and the JSON
 //! and CSV exports of the real `reasonkit-audit` binary, are searched for each of them.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -106,11 +108,7 @@ fn export(db: &Path, args: &[&str]) -> Vec<u8> {
         .arg(db)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     assert!(!out.stdout.is_empty());
     out.stdout
 }

@@ -249,11 +249,7 @@ fn printed_each_session_starts_a_page_of_its_own() {
         .arg(format!("file://{}", page.display()))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::succeeded(&out);
     let bytes = std::fs::read(&pdf).unwrap();
     assert!(bytes.starts_with(b"%PDF-"));
     // The page tree's count: two short sessions, a page each.
@@ -376,11 +372,7 @@ document.getElementById('r').onload = function () {
         .arg(format!("file://{}", page.display()))
         .output()
         .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    common::succeeded(&status);
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(png.len() > 10_000, "a real picture, {} bytes", png.len());

@@ -27,6 +27,15 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// Asserts that a command succeeded, showing what it said on standard error when not.
+pub fn succeeded(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `sqlite3 DB SQL`, which must succeed; its output, trimmed.
 pub fn sqlite3(db: &Path, sql: &str) -> String {
     let out = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
