@@ -26,7 +26,6 @@ use serde_json::json;
 
 use crate::chain::{self, CHAINED_TABLES, Cell, Leaf, MAX_COLUMNS, TableSpec};
 use crate::error::{Error, Result};
-use crate::store::process::Identity;
 use crate::store::rows;
 
 /// Which sessions to erase, and why.
@@ -123,9 +122,6 @@ pub struct EraseReport {
 /// it would hide that: run `verify`); nothing is then changed. The errors of opening the
 /// database for writing.
 pub fn erase(path: &Path, erase: &Erase) -> Result<EraseReport> {
-    if !path.exists() {
-        return Err(Error::Missing { path: path.into() });
-    }
     let refuse = |message: String| Error::Erase {
         path: path.into(),
         message,
@@ -135,12 +131,7 @@ pub fn erase(path: &Path, erase: &Erase) -> Result<EraseReport> {
             "give the reason for the record (--reason: the request's reference)".into(),
         ));
     }
-    let conn = crate::store::sqlite::open::open_for_writing(
-        path,
-        crate::store::sqlite::open::DEFAULT_BUSY_TIMEOUT,
-        None,
-        &Identity::current(),
-    )?;
+    let conn = crate::store::sqlite::open::open_existing_for_writing(path)?;
     let fail = |step: &str, source| Error::Setup {
         path: path.into(),
         step: step.into(),

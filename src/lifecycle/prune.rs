@@ -27,7 +27,6 @@ use serde_json::json;
 
 use crate::chain;
 use crate::error::{Error, Result};
-use crate::store::process::Identity;
 use crate::store::rows;
 
 /// What to prune: closed sessions that ended (or, interrupted without an end, started)
@@ -135,15 +134,7 @@ pub struct PruneReport {
 /// [`Error::Setup`] naming the path when the database cannot be opened for writing or the
 /// pruning fails (nothing is then changed), and the errors of opening it.
 pub fn prune(path: &Path, prune: &Prune) -> Result<PruneReport> {
-    if !path.exists() {
-        return Err(Error::Missing { path: path.into() });
-    }
-    let conn = crate::store::sqlite::open::open_for_writing(
-        path,
-        crate::store::sqlite::open::DEFAULT_BUSY_TIMEOUT,
-        None,
-        &Identity::current(),
-    )?;
+    let conn = crate::store::sqlite::open::open_existing_for_writing(path)?;
     let fail = |step: &str, source| Error::Setup {
         path: path.into(),
         step: step.into(),

@@ -6,9 +6,9 @@
 //! every query and from `verify`'s view at once, but from the disk only after `VACUUM`
 //! (`VACUUM FULL` to rewrite the tables) and the rotation of archives made before.
 
-use super::connection::{Tx, Writing};
+use super::connection::Writing;
 use super::images;
-use super::statements::{PgResult, append, lock_chain, returned};
+use super::statements::{PgResult, append, append_event, lock_chain};
 use crate::chain::{self, Leaf, TableSpec};
 use crate::lifecycle::erase::{Erase, EraseReport, Selector, closed_sessions};
 
@@ -130,7 +130,7 @@ pub(crate) fn erase_in(
         "rows": listed,
     })
     .to_string();
-    report.event_seq = record_event(&mut tx, &detail)?;
+    report.event_seq = append_event(&mut tx, "erased", &detail)?.1;
     super::search::forget_sessions(&mut tx, &sessions)?;
     for (table, _) in TABLES {
         let key = if table.name == "sessions" {
@@ -150,16 +150,4 @@ pub(crate) fn erase_in(
     tx.commit()?;
     report.session_ids = sessions;
     Ok(Ok(report))
-}
-
-/// Inserts the `erased` event and chains it; its entry.
-fn record_event(tx: &mut Tx<'_>, detail: &str) -> PgResult<Option<u64>> {
-    let at = crate::store::rows::timestamp(std::time::SystemTime::now());
-    let sql = format!(
-        "INSERT INTO audit_events AS t (recorded_at, kind, detail) \
-         VALUES (($1 || '+00')::timestamptz, 'erased', $2) RETURNING {}",
-        images::AUDIT_EVENTS
-    );
-    let leaves = returned(tx, &sql, &[&at, &detail], &chain::AUDIT_EVENTS)?;
-    append(tx, &leaves)
 }

@@ -23,7 +23,7 @@ use super::statements::{
     DecisionArrays, PgResult, SessionArrays, StepArrays, append, insert_decisions, insert_sessions,
     insert_steps, missing, returned,
 };
-use super::target::{PgTarget, message};
+use super::target::message;
 use super::{images, schema};
 use crate::chain;
 use crate::error::{Error, Result};
@@ -68,7 +68,7 @@ pub fn import(path: &Path, connection: &str) -> Result<ImportReport> {
             findings: source.findings.len(),
         });
     }
-    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let target = super::parse_target(connection)?;
     let mut client = target
         .connect()
         .map(Writing::new)

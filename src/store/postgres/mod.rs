@@ -48,6 +48,21 @@ use crate::error::{Error, Result};
 /// [`connect_read_only`] returns.
 pub use ::postgres as client;
 
+/// The store `connection` names (a URL or `key=value` pairs, completed from the PG*
+/// variables); an error names what is wrong, never the password.
+pub(crate) fn parse_target(connection: &str) -> Result<PgTarget> {
+    PgTarget::parse(connection).map_err(|message| Error::Postgres { message })
+}
+
+/// The store `connection` names, and a client connected to it.
+pub(crate) fn connected(connection: &str) -> Result<(PgTarget, ::postgres::Client)> {
+    let target = parse_target(connection)?;
+    let client = target
+        .connect()
+        .map_err(|message| Error::Postgres { message })?;
+    Ok((target, client))
+}
+
 /// Connects to the PostgreSQL store `connection` names for reading only: every
 /// transaction of the session is READ ONLY, so nothing read through it can write. For
 /// tools that query the trail (the `reasonkit-audit` command uses it).
@@ -56,10 +71,7 @@ pub use ::postgres as client;
 /// [`Error::Postgres`] when the store cannot be reached, or holds no reasonkit-audit schema
 /// or a newer one than this release reads.
 pub fn connect_read_only(connection: &str) -> Result<::postgres::Client> {
-    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
-    let mut client = target
-        .connect()
-        .map_err(|message| Error::Postgres { message })?;
+    let (target, mut client) = connected(connection)?;
     let fail = |e: ::postgres::Error| Error::Postgres {
         message: format!("cannot read PostgreSQL {target}: {}", target::message(&e)),
     };
@@ -80,10 +92,7 @@ pub fn connect_read_only(connection: &str) -> Result<::postgres::Client> {
 /// [`Error::Postgres`] when the store cannot be reached, or its schema is newer than this
 /// release (left untouched).
 pub fn migrate(connection: &str) -> Result<(i64, i64)> {
-    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
-    let mut client = target
-        .connect()
-        .map_err(|message| Error::Postgres { message })?;
+    let (target, mut client) = connected(connection)?;
     schema::migrate(&mut client, &target.to_string()).map_err(|message| Error::Postgres { message })
 }
 
@@ -95,7 +104,7 @@ pub fn migrate(connection: &str) -> Result<(i64, i64)> {
 /// [`Error::Postgres`] when the store cannot be reached or migrated, or the pruning fails
 /// (nothing is then changed).
 pub fn prune(connection: &str, prune: &crate::Prune) -> Result<crate::PruneReport> {
-    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let target = parse_target(connection)?;
     let mut writing = writing(&target)?;
     prune::prune_in(&mut writing, prune).map_err(|e| Error::Postgres {
         message: format!("cannot prune PostgreSQL {target}: {}", target::message(&e)),
@@ -110,7 +119,7 @@ pub fn prune(connection: &str, prune: &crate::Prune) -> Result<crate::PruneRepor
 /// [`Error::Erase`] when the erasure is refused (nothing changed), [`Error::Postgres`] when
 /// the store cannot be reached or the erasure fails.
 pub fn erase(connection: &str, erase: &crate::Erase) -> Result<crate::EraseReport> {
-    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let target = parse_target(connection)?;
     let refuse = |message: String| Error::Erase {
         path: target.to_string().into(),
         message,

@@ -3,9 +3,7 @@
 //! it follows.
 
 use super::connection::Writing;
-use super::images;
-use super::statements::{PgResult, append, lock_chain, returned};
-use crate::chain;
+use super::statements::{PgResult, append_event, lock_chain};
 use crate::lifecycle::prune::{Prune, PruneReport, event_detail};
 
 /// Prunes closed sessions older than the cut (see [`crate::prune()`]).
@@ -41,18 +39,8 @@ pub(crate) fn prune_in(connection: &mut Writing, prune: &Prune) -> PgResult<Prun
     }
     let head = lock_chain(&mut tx)?;
     let detail = event_detail(prune, &report, &mut pruned, &head);
-    let at = crate::store::rows::timestamp(std::time::SystemTime::now());
-    let sql = format!(
-        "INSERT INTO audit_events AS t (recorded_at, kind, detail) \
-         VALUES (($1 || '+00')::timestamptz, 'pruned', $2) RETURNING {}",
-        images::AUDIT_EVENTS
-    );
-    let leaves = returned(&mut tx, &sql, &[&at, &detail], &chain::AUDIT_EVENTS)?;
-    let event: i64 = leaves
-        .first()
-        .and_then(|l| l.row_id.parse().ok())
-        .unwrap_or_default();
-    report.event_seq = append(&mut tx, &leaves)?;
+    let (event, seq) = append_event(&mut tx, "pruned", &detail)?;
+    report.event_seq = seq;
     let (tables, row_ids): (Vec<String>, Vec<String>) = pruned.into_iter().unzip();
     tx.execute(
         "INSERT INTO audit_pruned (table_name, row_id, event_id) \

@@ -47,8 +47,7 @@ pub const SEARCH_TAIL: &str = "SELECT DISTINCT c.table_name, c.row_id FROM audit
 /// [`Error::Postgres`] when the store cannot be reached or migrated, or a chunk fails
 /// (the chunks before it stay indexed).
 pub fn catch_up(connection: &str) -> Result<u64> {
-    let target =
-        super::PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
+    let target = super::parse_target(connection)?;
     let mut writing = target
         .connect()
         .map(Writing::new)

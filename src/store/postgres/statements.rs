@@ -87,6 +87,27 @@ fn locked_head(tx: &mut Tx<'_>) -> PgResult<(u64, [u8; 32])> {
     }
 }
 
+/// Inserts a lifecycle event (`pruned`, `erased`) with its detail and chains it: the
+/// event's id and its chain entry. The twin of the SQLite store's `chain::append_event`.
+pub(crate) fn append_event(
+    tx: &mut Tx<'_>,
+    kind: &str,
+    detail: &str,
+) -> PgResult<(i64, Option<u64>)> {
+    let at = crate::store::rows::timestamp(std::time::SystemTime::now());
+    let sql = format!(
+        "INSERT INTO audit_events AS t (recorded_at, kind, detail) \
+         VALUES (($1 || '+00')::timestamptz, $2, $3) RETURNING {}",
+        images::AUDIT_EVENTS
+    );
+    let leaves = returned(tx, &sql, &[&at, &kind, &detail], &chain::AUDIT_EVENTS)?;
+    let event = leaves
+        .first()
+        .and_then(|l| l.row_id.parse().ok())
+        .unwrap_or_default();
+    Ok((event, append(tx, &leaves)?))
+}
+
 /// Appends `leaves` after the chain's head, holding the chain lock until COMMIT.
 pub(crate) fn append(tx: &mut Tx<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> {
     if leaves.is_empty() {

@@ -8,7 +8,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{IsolationLevel, Transaction};
 
 use super::images;
-use super::target::{PgTarget, message};
+use super::target::message;
 use crate::chain::CHAINED_TABLES;
 use crate::chain::verify::{
     ChainWalk, Report, RowLeaf, Stored, TableRows, Verifier, VerifyOptions,
@@ -33,10 +33,7 @@ use crate::error::{Error, Result};
 /// this release knows), and those of [`crate::verify_with`] for checkpoints. Tampering is
 /// not an error: it is reported in [`Report::findings`].
 pub fn verify(connection: &str, options: &VerifyOptions) -> Result<Report> {
-    let target = PgTarget::parse(connection).map_err(|message| Error::Postgres { message })?;
-    let mut client = target
-        .connect()
-        .map_err(|message| Error::Postgres { message })?;
+    let (target, mut client) = super::connected(connection)?;
     let fail = |what: &str, e: postgres::Error| Error::Postgres {
         message: format!("cannot verify PostgreSQL {target}: {what}: {}", message(&e)),
     };

@@ -314,6 +314,19 @@ pub fn migrate(path: &Path) -> Result<(i64, i64)> {
     Ok((before, SCHEMA_VERSION))
 }
 
+/// Opens an existing audit file for a command that changes it (prune, erase): never
+/// creates one, waits the default busy timeout for another writer's lock, and writes as
+/// this process.
+///
+/// # Errors
+/// [`Error::Missing`] when there is no file, and the errors of opening it for writing.
+pub(crate) fn open_existing_for_writing(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        return Err(Error::Missing { path: path.into() });
+    }
+    open_for_writing(path, DEFAULT_BUSY_TIMEOUT, None, &Identity::current())
+}
+
 /// The chain's current head and the database's id, read-only: what a checkpoint records.
 ///
 /// # Errors
