@@ -227,9 +227,7 @@ pub use capture::layer::{AuditLayer, OverflowPolicy};
 pub use chain::checkpoint::{
     Checkpoint, CheckpointError, NoteSignature, ORIGIN_PREFIX, SignerKey, VerifierKey,
 };
-pub use chain::verify::{
-    CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions, verify, verify_with,
-};
+pub use chain::verify::{CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions};
 pub use chain::{CHAIN_FORMAT, ChainHead};
 pub use error::{Error, Result};
 pub use health::AuditStats;
@@ -245,4 +243,5 @@ pub use store::rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPEC
 pub use store::sqlite::open::{
     DEFAULT_BUSY_TIMEOUT, SCHEMA_VERSION, chain_head, migrate, open_read_only,
 };
+pub use store::sqlite::verify::{verify, verify_with};
 pub use writer::guard::AuditGuard;

@@ -30,6 +30,7 @@ pub(crate) enum FieldValue {
 pub(crate) type Fields = Vec<(&'static str, FieldValue)>;
 
 /// Finds the last value of `name`.
+#[inline]
 pub(crate) fn last<'a>(
     fields: &'a [(&'static str, FieldValue)],
     name: &str,
@@ -43,6 +44,7 @@ pub(crate) fn last<'a>(
 
 /// A value as column text. A `Debug` value that is a quoted string (what `?"text"` or an
 /// `#[instrument]`ed `&str` argument gives) loses its quotes and escapes.
+#[inline]
 pub(crate) fn text(value: &FieldValue) -> String {
     match value {
         FieldValue::Str(s) => s.clone(),
@@ -81,6 +83,7 @@ impl FieldLimits {
 
     /// `text`, copied — or, when longer than the limit, its first `max_len` bytes (cut at a
     /// character boundary) and the marker, counted. A long value is never copied whole.
+    #[inline]
     pub(crate) fn keep(&self, text: &str) -> String {
         if text.len() <= self.max_len {
             return text.to_owned();
@@ -97,6 +100,7 @@ impl FieldLimits {
     }
 
     /// A formatted value, cut like [`FieldLimits::keep`] when too long.
+    #[inline]
     pub(crate) fn cap(&self, text: String) -> String {
         if text.len() > self.max_len {
             self.keep(&text)

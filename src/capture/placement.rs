@@ -35,9 +35,9 @@ use crate::record::{Fields, last, text};
 /// callback.)
 #[derive(Debug)]
 pub(crate) struct Unplaced {
-    pub(crate) at: std::time::SystemTime,
-    pub(crate) resolved: crate::capture::conventions::Resolved,
-    pub(crate) fields: crate::record::Fields,
+    at: SystemTime,
+    resolved: Resolved,
+    fields: Fields,
 }
 
 /// A framework's run span opened outside every session on this thread, that no turn has
@@ -61,7 +61,7 @@ thread_local! {
 }
 
 /// Remembers a run span opened outside every session on this thread.
-pub(crate) fn run_opened(layer: u64, span: tracing::Id, session: AuditId, agent: Option<String>) {
+fn run_opened(layer: u64, span: tracing::Id, session: AuditId, agent: Option<String>) {
     RUNS_OPENED.with_borrow_mut(|runs| {
         if runs.len() == RUNS_REMEMBERED {
             runs.remove(0);
@@ -76,7 +76,7 @@ pub(crate) fn run_opened(layer: u64, span: tracing::Id, session: AuditId, agent:
 }
 
 /// Forgets a run that closed (on this thread; one closed elsewhere is found stale later).
-pub(crate) fn run_closed(layer: u64, session: &AuditId) {
+fn run_closed(layer: u64, session: &AuditId) {
     let _ = RUNS_OPENED.try_with(|runs| {
         if let Ok(mut runs) = runs.try_borrow_mut() {
             runs.retain(|r| !(r.layer == layer && r.session == *session));
@@ -87,7 +87,7 @@ pub(crate) fn run_closed(layer: u64, session: &AuditId) {
 /// The session of the newest run of `agent` opened on this thread that no turn has joined,
 /// still open (its span still holds that session); it is joined now, so the next turn of
 /// the same run finds its way by `follows_from` instead.
-pub(crate) fn claim_run(
+fn claim_run(
     layer: u64,
     agent: &str,
     holds: impl Fn(&tracing::Id, &AuditId) -> bool,
@@ -126,12 +126,7 @@ thread_local! {
 }
 
 /// Remembers that the rig span `span`, in `session` under `parent_step`, closed.
-pub(crate) fn rig_span_closed(
-    layer: u64,
-    span: &tracing::Id,
-    session: AuditId,
-    parent_step: Option<AuditId>,
-) {
+fn rig_span_closed(layer: u64, span: &tracing::Id, session: AuditId, parent_step: Option<AuditId>) {
     let _ = CLOSED.try_with(|closed| {
         if let Ok(mut closed) = closed.try_borrow_mut() {
             if closed.len() == CLOSED_REMEMBERED {
@@ -148,7 +143,7 @@ pub(crate) fn rig_span_closed(
 }
 
 /// Where a span following the rig span `span`, closed on this thread, belongs.
-pub(crate) fn after_closed(layer: u64, span: &tracing::Id) -> Option<(AuditId, Option<AuditId>)> {
+fn after_closed(layer: u64, span: &tracing::Id) -> Option<(AuditId, Option<AuditId>)> {
     let id = span.into_u64();
     CLOSED.with_borrow(|closed| {
         closed
@@ -297,10 +292,7 @@ impl AuditLayer {
 
 /// Where a span that follows from `earlier` belongs: in its session, beside it (under its
 /// parent step).
-pub(crate) fn joined_after<S>(
-    earlier: &SpanRef<'_, S>,
-    layer: u64,
-) -> Option<(AuditId, Option<AuditId>)>
+fn joined_after<S>(earlier: &SpanRef<'_, S>, layer: u64) -> Option<(AuditId, Option<AuditId>)>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::backup::Backup;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::chain::verify::{Report, verify};
+use crate::chain::verify::Report;
 use crate::error::{Error, Result};
 use crate::store::sqlite::open as store;
+use crate::store::sqlite::verify::verify;
 
 /// What [`backup`] copied and found.
 #[derive(Debug)]

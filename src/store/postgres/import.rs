@@ -61,7 +61,7 @@ pub struct ImportReport {
 /// [`Error::ImportRefused`] when its chain does not verify; [`Error::Postgres`] when the
 /// store cannot be reached, written, or does not verify afterwards.
 pub fn import(path: &Path, connection: &str) -> Result<ImportReport> {
-    let source = crate::chain::verify::verify(path)?;
+    let source = crate::store::sqlite::verify::verify(path)?;
     if !source.is_intact() {
         return Err(Error::ImportRefused {
             path: path.into(),

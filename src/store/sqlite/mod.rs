@@ -9,6 +9,7 @@
 pub(crate) mod open;
 pub(crate) mod search;
 pub(crate) mod statements;
+pub(crate) mod verify;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 

@@ -10,12 +10,17 @@
 //! put back — needs a [`Checkpoint`] taken earlier and kept elsewhere: pass it in
 //! [`VerifyOptions::checkpoints`]. See `docs/chain.md` for the encoding and
 //! `docs/tamper-evidence.md` for what is detected and what cannot be.
+//!
+//! This file is the engine, which knows no store: each store feeds it what it reads
+//! (`store/sqlite/verify.rs`, `store/postgres/verify.rs`). `report.rs` holds what it
+//! reports.
+
+mod report;
+
+pub use report::{CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions};
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
-
-use rusqlite::Connection;
-use serde::Serialize;
+use std::path::Path;
 
 use crate::chain::checkpoint::{Checkpoint, VerifierKey};
 use crate::chain::{self, CHAINED_TABLES, Cell, TableSpec};
@@ -25,262 +30,7 @@ use crate::error::{Error, Result};
 /// reordered entry from an edited one); each search hashes the whole chain once.
 const REORDER_SEARCHES: usize = 8;
 
-use crate::chain::MAX_COLUMNS;
 use crate::chain::verify_lifecycle::{Event, Lifecycle, PrunedRow, erased_leaf};
-
-/// What `verify` is given besides the database.
-#[derive(Clone, Debug, Default)]
-pub struct VerifyOptions {
-    /// Checkpoints taken earlier: the chain must still extend each of them.
-    pub checkpoints: Vec<Checkpoint>,
-    /// Keys whose signatures the checkpoints must carry. When given, every checkpoint must
-    /// be signed by one of them, and a signature that does not verify is an error.
-    pub keys: Vec<VerifierKey>,
-}
-
-/// What kind of disagreement a [`Finding`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum FindingKind {
-    /// A row differs from its latest chained version.
-    Modified,
-    /// A chained row is gone from its table.
-    Deleted,
-    /// A row the chain does not know (never written by the layer, or its entry removed).
-    Inserted,
-    /// A chain entry sits at a position other than the one it was linked at.
-    Reordered,
-    /// A chain entry's hashes, table or row id were changed.
-    EntryEdited,
-    /// Chain entries are missing: `seq` is not dense.
-    EntryMissing,
-    /// The chain's tables or the database id it starts from are gone.
-    ChainMissing,
-    /// The chain is shorter than a checkpoint: its tail was cut, or an older copy of the
-    /// file was put back.
-    Truncated,
-    /// The chain no longer passes through a checkpoint: it was rewritten (recomputed)
-    /// after the checkpoint was taken, or this is another copy.
-    Forked,
-    /// The rows `audit_pruned` lists for a chained pruning are not the ones its event
-    /// committed to (rows deleted and passed off as pruned, say).
-    PruneAltered,
-}
-
-impl FindingKind {
-    /// The kind as one lowercase word, as in `--json`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingKind::Modified => "modified",
-            FindingKind::Deleted => "deleted",
-            FindingKind::Inserted => "inserted",
-            FindingKind::Reordered => "reordered",
-            FindingKind::EntryEdited => "entry_edited",
-            FindingKind::EntryMissing => "entry_missing",
-            FindingKind::ChainMissing => "chain_missing",
-            FindingKind::Truncated => "truncated",
-            FindingKind::Forked => "forked",
-            FindingKind::PruneAltered => "prune_altered",
-        }
-    }
-}
-
-/// One piece of evidence of tampering.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// What kind of disagreement.
-    pub kind: FindingKind,
-    /// The chain entry concerned, if one is.
-    pub seq: Option<u64>,
-    /// The table of the row concerned, if one is.
-    pub table: Option<String>,
-    /// The id of the row concerned, if one is.
-    pub row_id: Option<String>,
-    /// What was found, in a sentence.
-    pub detail: String,
-}
-
-/// A row of a span that was still open at its latest chained version: not tampering, but
-/// its final version is not on the record (yet).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct OpenRow {
-    /// `sessions`, `steps` or `decisions`.
-    pub table: String,
-    /// The row's id.
-    pub row_id: String,
-    /// Its latest chain entry.
-    pub seq: u64,
-}
-
-/// How one checkpoint compared with the chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CheckpointCheck {
-    /// The checkpoint's size.
-    pub size: u64,
-    /// Its `time` extension, if it has one.
-    pub time: Option<String>,
-    /// The chain still passes through it.
-    pub extended: bool,
-    /// The names of the keys whose signatures were checked.
-    pub signed_by: Vec<String>,
-}
-
-/// The outcome of [`verify`]: intact when there are no findings.
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    /// The database verified.
-    pub path: PathBuf,
-    /// Its random id, from which the chain starts (`None` if it is gone).
-    pub database_id: Option<String>,
-    /// Chain entries read.
-    pub entries: u64,
-    /// Rows of the chained tables read, by table.
-    pub rows: Vec<(String, u64)>,
-    /// The chain's head as recomputed: the link at the last entry.
-    #[serde(serialize_with = "hex_hash")]
-    pub head: [u8; 32],
-    /// Evidence of tampering, in the order found.
-    pub findings: Vec<Finding>,
-    /// Rows whose span was still open at their latest chained version.
-    pub open: Vec<OpenRow>,
-    /// What the trail itself recorded doing to the file (`audit_events`: sealing older
-    /// rows, say), as (seq, kind, detail).
-    pub events: Vec<(u64, String, String)>,
-    /// How each checkpoint given compared.
-    pub checkpoints: Vec<CheckpointCheck>,
-    /// Chained rows gone because a chained pruning removed them (not findings).
-    pub pruned_rows: u64,
-    /// Rows whose content a chained erasure replaced, checked against their leaves with
-    /// the content digest it recorded (not findings).
-    pub erased_rows: u64,
-}
-
-fn hex_hash<S: serde::Serializer>(hash: &[u8; 32], s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&chain::hex(hash))
-}
-
-impl Report {
-    /// No evidence of tampering was found.
-    pub fn is_intact(&self) -> bool {
-        self.findings.is_empty()
-    }
-
-    /// Rows of the chained tables read, all tables together.
-    pub fn total_rows(&self) -> u64 {
-        self.rows.iter().map(|(_, n)| n).sum()
-    }
-}
-
-/// Verifies the chain of the audit database at `path`, read-only, without checkpoints.
-///
-/// ```
-/// use tracing_subscriber::prelude::*;
-///
-/// let dir = tempfile::tempdir()?;
-/// let path = dir.path().join("audit.db");
-/// let (audit, guard) = reasonkit_audit::AuditLayer::builder().path(&path).build()?;
-/// let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(audit));
-/// tracing::dispatcher::with_default(&dispatch, || {
-///     tracing::info_span!("session").in_scope(|| {
-///         tracing::info_span!("step", module = "gigathink", confidence = 0.9).in_scope(|| {});
-///     });
-/// });
-/// guard.shutdown()?;
-///
-/// let report = reasonkit_audit::verify(&path)?;
-/// assert!(report.is_intact());
-///
-/// // Lower a confidence behind the layer's back: verify names the row.
-/// let db = rusqlite::Connection::open(&path)?;
-/// db.execute("UPDATE steps SET confidence = 0.2", [])?;
-/// let report = reasonkit_audit::verify(&path)?;
-/// assert_eq!(report.findings.len(), 1);
-/// assert_eq!(report.findings[0].kind, reasonkit_audit::FindingKind::Modified);
-/// assert_eq!(report.findings[0].table.as_deref(), Some("steps"));
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// # Errors
-/// When the file cannot be verified at all: missing, not SQLite, a schema without a chain
-/// (older: run `migrate` first) or newer than this release. Tampering is not an error: it
-/// is reported in [`Report::findings`].
-pub fn verify(path: &Path) -> Result<Report> {
-    verify_with(path, &VerifyOptions::default())
-}
-
-/// Verifies the chain and checks it against the given checkpoints (see [`verify`]).
-///
-/// # Errors
-/// Those of [`verify`], and [`Error::Checkpoint`] when a checkpoint names another
-/// database, or is not signed by one of `options.keys` (when keys are given), or carries
-/// a signature that does not verify.
-pub fn verify_with(path: &Path, options: &VerifyOptions) -> Result<Report> {
-    let fail = |step: &str, source| Error::Setup {
-        path: path.into(),
-        step: step.into(),
-        source,
-    };
-    let conn = snapshot(path)?;
-    let mut verifier = Verifier::new(path);
-    if !verifier
-        .tables_present(&conn)
-        .map_err(|e| fail("reading the chain", e))?
-    {
-        return Ok(verifier.report);
-    }
-    // The rows are read and hashed on a second connection and thread while this one walks
-    // the chain: on two cores, nearly twice as fast. Both read transactions must see the
-    // same snapshot; every commit of the layer appends to the chain, so the same chain
-    // length in both means the same state. If a commit slipped in between, read the rows
-    // again on this connection (its snapshot is kept).
-    let rows_conn = snapshot(path)?;
-    let size = |c: &Connection| {
-        c.query_row("SELECT max(seq) FROM audit_chain", [], |r| {
-            r.get::<_, Option<i64>>(0)
-        })
-    };
-    let here = size(&conn).map_err(|e| fail("reading the chain", e))?;
-    let (events, pruned) = read_lifecycle(&conn).map_err(|e| fail("reading audit_events", e))?;
-    let lifecycle = verifier.lifecycle(events, pruned);
-    let (chain, rows) = std::thread::scope(|scope| {
-        let lifecycle = &lifecycle;
-        let reader = scope.spawn(move || {
-            let there = size(&rows_conn)?;
-            Ok::<_, rusqlite::Error>((there, read_rows(&rows_conn, lifecycle)?))
-        });
-        let chain = verifier.read_chain(&conn);
-        let rows = reader.join().unwrap_or(Err(rusqlite::Error::InvalidQuery));
-        (chain, rows)
-    });
-    chain.map_err(|e| fail("reading the chain", e))?;
-    let rows = match rows {
-        Ok((there, rows)) if there == here => rows,
-        _ => read_rows(&conn, &lifecycle).map_err(|e| fail("reading the rows", e))?,
-    };
-    verifier.match_rows(rows);
-    verifier.reconcile(&lifecycle);
-    verifier
-        .read_events(&conn)
-        .map_err(|e| fail("reading audit_events", e))?;
-    for checkpoint in &options.checkpoints {
-        verifier.check_checkpoint(checkpoint, &options.keys)?;
-    }
-    Ok(verifier.report)
-}
-
-/// A read-only connection inside a read transaction: everything it reads comes from one
-/// snapshot, so a layer writing meanwhile cannot make rows and chain look out of step.
-fn snapshot(path: &Path) -> Result<Connection> {
-    let conn = crate::store::sqlite::open::open_read_only(path)?;
-    conn.execute_batch("BEGIN DEFERRED")
-        .map_err(|source| Error::Setup {
-            path: path.into(),
-            step: "starting a read transaction".into(),
-            source,
-        })?;
-    Ok(conn)
-}
 
 /// The latest chain entry of a row.
 struct Latest {
@@ -343,7 +93,7 @@ impl Stored {
     }
 }
 
-/// The checks, fed by a store's reader: [`verify_with`] for SQLite, and
+/// The checks, fed by a store's reader: [`verify_with`](crate::verify_with) for SQLite, and
 /// `postgres::verify` for PostgreSQL.
 pub(crate) struct Verifier {
     pub(crate) report: Report,
@@ -418,36 +168,6 @@ impl Verifier {
         });
     }
 
-    /// The chain's own tables and the database id; `false` when the chain cannot be read.
-    fn tables_present(&mut self, conn: &Connection) -> rusqlite::Result<bool> {
-        let present = |name: &str| -> rusqlite::Result<bool> {
-            conn.query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
-                [name],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n > 0)
-        };
-        for name in ["audit_chain", "audit_meta"]
-            .into_iter()
-            .chain(CHAINED_TABLES.iter().map(|t| t.name))
-        {
-            if !present(name)? {
-                self.find(
-                    FindingKind::ChainMissing,
-                    None,
-                    None,
-                    format!("table {name} is gone from a database whose schema has it"),
-                );
-            }
-        }
-        if !self.report.findings.is_empty() {
-            return Ok(false);
-        }
-        self.start(chain::database_id(conn)?);
-        Ok(true)
-    }
-
     /// The chain starts from the database's id (a finding when it is gone).
     pub(crate) fn start(&mut self, database_id: Option<String>) {
         self.report.database_id = database_id;
@@ -461,31 +181,6 @@ impl Verifier {
         }
         self.genesis = chain::genesis(self.report.database_id.as_deref().unwrap_or(""));
         self.report.head = self.genesis;
-    }
-
-    /// Pass 1: every entry's link, `seq` density, and the latest leaf of every row.
-    fn read_chain(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare(
-            "SELECT seq, table_name, row_id, leaf_hash, chain_hash FROM audit_chain ORDER BY seq",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut walk = ChainWalk::default();
-        while let Some(row) = rows.next()? {
-            let table = match row.get_ref(1)? {
-                rusqlite::types::ValueRef::Text(name) => Ok(name),
-                other => Err(text_of(other)),
-            };
-            self.entry(
-                &mut walk,
-                u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
-                table,
-                text_of(row.get_ref(2)?),
-                Stored::of(&bytes_of(row.get_ref(3)?)),
-                Stored::of(&bytes_of(row.get_ref(4)?)),
-            );
-        }
-        self.end_chain(walk);
-        Ok(())
     }
 
     /// Checks one chain entry, read in `seq` order: `table` is the stored table name's
@@ -607,7 +302,7 @@ impl Verifier {
         false
     }
 
-    /// Pass 2: every row read by [`read_rows`] against its latest chained version.
+    /// Pass 2: every row a store read (SQLite's `read_rows`) against its latest chained version.
     pub(crate) fn match_rows(&mut self, tables: Vec<TableRows>) {
         for table in tables {
             let name = CHAINED_TABLES[usize::from(table.index)].name;
@@ -717,24 +412,6 @@ impl Verifier {
                 format!("{name} row {id}, chained at entry {seq}, is gone"),
             );
         }
-    }
-
-    fn read_events(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare(
-            "SELECT c.seq, e.kind, coalesce(e.detail, '') FROM audit_events e \
-             JOIN audit_chain c ON c.table_name = 'audit_events' AND c.row_id = CAST(e.id AS TEXT) \
-             ORDER BY c.seq",
-        )?;
-        self.report.events = stmt
-            .query_map([], |r| {
-                Ok((
-                    u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                    r.get(1)?,
-                    r.get(2)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(())
     }
 
     pub(crate) fn check_checkpoint(
@@ -863,68 +540,6 @@ impl RowLeaf {
     }
 }
 
-/// The `pruned` and `erased` events, with their chain entries, and the rows
-/// `audit_pruned` lists (a database from before schema 7 has none).
-fn read_lifecycle(conn: &Connection) -> rusqlite::Result<(Vec<Event>, Vec<PrunedRow>)> {
-    let events = conn
-        .prepare(
-            "SELECT max(c.seq), e.id, e.kind, coalesce(e.detail, '') FROM audit_events e \
-             JOIN audit_chain c ON c.table_name = 'audit_events' AND c.row_id = CAST(e.id AS TEXT) \
-             WHERE e.kind IN ('pruned', 'erased') GROUP BY e.id ORDER BY 1",
-        )?
-        .query_map([], |r| {
-            Ok(Event {
-                seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                id: r.get(1)?,
-                kind: r.get(2)?,
-                detail: r.get(3)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let has_pruned: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'audit_pruned'",
-        [],
-        |r| r.get(0),
-    )?;
-    let pruned = if has_pruned == 0 {
-        Vec::new()
-    } else {
-        conn.prepare("SELECT table_name, row_id, event_id FROM audit_pruned")?
-            .query_map([], |r| {
-                Ok(PrunedRow {
-                    table: r.get(0)?,
-                    row_id: r.get(1)?,
-                    event_id: r.get(2)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?
-    };
-    Ok((events, pruned))
-}
-
-/// Reads every row of every chained table and recomputes its leaf.
-fn read_rows(conn: &Connection, lifecycle: &Lifecycle) -> rusqlite::Result<Vec<TableRows>> {
-    let mut out = Vec::with_capacity(CHAINED_TABLES.len());
-    for (index, table) in CHAINED_TABLES.iter().enumerate() {
-        let mut stmt = conn.prepare(&table.select(""))?;
-        let mut rows = stmt.query([])?;
-        let width = table.columns.len();
-        let mut leaves = Vec::new();
-        while let Some(row) = rows.next()? {
-            let mut all = [Cell::Null; MAX_COLUMNS];
-            for (i, cell) in all.iter_mut().enumerate().take(width) {
-                *cell = Cell::from(row.get_ref(i)?);
-            }
-            leaves.push(RowLeaf::of(index as u8, &all[..width], lifecycle));
-        }
-        out.push(TableRows {
-            index: index as u8,
-            rows: leaves,
-        });
-    }
-    Ok(out)
-}
-
 /// A row whose span had not closed: a running session, a step or decision span without
 /// its end.
 pub(crate) fn is_open(table: &TableSpec, cells: &[Cell<'_>]) -> bool {
@@ -940,21 +555,5 @@ pub(crate) fn is_open(table: &TableSpec, cells: &[Cell<'_>]) -> bool {
         "steps" => column("ended_at") == Some(Cell::Null),
         "decisions" => column("decided_at") == Some(Cell::Null),
         _ => false,
-    }
-}
-
-fn text_of(value: rusqlite::types::ValueRef<'_>) -> String {
-    chain::row_id(Cell::from(value))
-}
-
-/// A stored hash's bytes: a blob as it is; anything else (a tampered entry) as the bytes
-/// it would hash as, so the links are computed over what is there.
-fn bytes_of(value: rusqlite::types::ValueRef<'_>) -> std::borrow::Cow<'_, [u8]> {
-    use std::borrow::Cow;
-    match value {
-        rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => Cow::Borrowed(b),
-        rusqlite::types::ValueRef::Integer(n) => Cow::Owned(n.to_be_bytes().to_vec()),
-        rusqlite::types::ValueRef::Real(f) => Cow::Owned(f.to_bits().to_be_bytes().to_vec()),
-        rusqlite::types::ValueRef::Null => Cow::Borrowed(&[]),
     }
 }
