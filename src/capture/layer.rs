@@ -128,7 +128,19 @@ impl AuditLayer {
         at: SystemTime,
         target: &'static str,
     ) -> AuditId {
-        let id = AuditId::generate(at);
+        self.send_implicit(kind, AuditId::generate(at), parent, at, target, Vec::new())
+    }
+
+    /// Sends the opening of a row the layer made up, under `id`, with `fields`.
+    fn send_implicit(
+        &self,
+        kind: Kind,
+        id: AuditId,
+        parent: Option<AuditId>,
+        at: SystemTime,
+        target: &'static str,
+        fields: Fields,
+    ) -> AuditId {
         self.send(Command::Opened(Opened {
             kind,
             id: id.clone(),
@@ -136,7 +148,7 @@ impl AuditLayer {
             parent_step: None,
             at,
             target,
-            fields: Vec::new(),
+            fields,
             implicit: true,
         }));
         id
@@ -320,17 +332,8 @@ impl AuditLayer {
             return self.open_implicit(Kind::Session, None, at, target);
         };
         let id = AuditId::given(record::text(conversation), at);
-        self.send(Command::Opened(Opened {
-            kind: Kind::Session,
-            id: id.clone(),
-            parent: None,
-            parent_step: None,
-            at,
-            target,
-            fields: vec![(CONVERSATION_ID, conversation.clone())],
-            implicit: true,
-        }));
-        id
+        let fields = vec![(CONVERSATION_ID, conversation.clone())];
+        self.send_implicit(Kind::Session, id, None, at, target, fields)
     }
 
     /// A `record` on a span whose meaning was not known at creation: decides it now, if the
