@@ -230,6 +230,14 @@ pub enum Error {
         message: String,
     },
 
+    /// What was asked of the read side cannot be answered as asked: a search with no word,
+    /// an id's beginning that more than one session shares. Say more and ask again.
+    #[error("{message}")]
+    Request {
+        /// What was asked, why it cannot be answered, and what to give instead.
+        message: String,
+    },
+
     /// A file to import does not verify: evidence of tampering is not copied into a shared
     /// store.
     #[error(

@@ -43,6 +43,7 @@ impl AuditId {
     }
 
     /// The text a given id shares with other sessions, if it is one.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(crate) fn given_text(&self) -> Option<&str> {
         match self {
             AuditId::Given { text, .. } => Some(text),

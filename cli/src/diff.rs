@@ -33,7 +33,8 @@ const YELLOW: Style = AnsiColor::Yellow.on_default();
 
 /// The one session whose id is `prefix` or starts with it.
 fn resolve(reader: &Reader, prefix: &str) -> Result<String, Failure> {
-    crate::resolve::resolve_in(reader, prefix)?
+    reader
+        .resolve(prefix)?
         .ok_or_else(|| format!("no session id starts with '{prefix}'").into())
 }
 

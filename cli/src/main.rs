@@ -3,7 +3,8 @@
 //! Opens the same database the layer writes (`--db PATH`, else `$REASONKIT_AUDIT_DB`, else
 //! `~/.reasonkit/audit.db`), read-only for every command but `migrate` and `import`, so
 //! looking never changes the file. `--db postgres://…` names a shared PostgreSQL store
-//! instead; the read commands answer on it as on a file (see `db.rs`).
+//! instead; the read commands answer on it as on a file: each is a call to the library's
+//! [`Reader`], and this crate only parses arguments and prints.
 //!
 //! Exit codes: 0 success, 1 nothing found (or, for `verify`, evidence of tampering), 2 bad
 //! usage or an unusable database.
@@ -12,7 +13,6 @@ mod backup;
 mod check;
 mod checkpoint;
 mod datasette;
-mod db;
 mod diff;
 mod erase;
 mod export;
@@ -20,7 +20,6 @@ mod import;
 mod output;
 mod prune;
 mod report;
-mod resolve;
 mod search;
 mod sessions;
 mod show;
@@ -32,6 +31,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use reasonkit_audit::read::Reader;
 
 /// Query, replay, export and browse the reasonkit audit trail.
 #[derive(Debug, Parser)]
@@ -130,7 +130,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         None => reasonkit_audit::default_path()?,
     };
     // `--db postgres://…` (or REASONKIT_AUDIT_DB) names a PostgreSQL store. The read
-    // commands take either store through `Db`; the others say which they are for.
+    // commands take either store through a `Reader`; the others say which they are for.
     let url = path
         .to_str()
         .filter(|p| reasonkit_audit::postgres::is_postgres_url(p))
@@ -139,12 +139,12 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         Err(format!("{what} works on SQLite files; a PostgreSQL store has no {what} yet").into())
     };
     match (cli.command, url.as_deref()) {
-        (Command::Sessions(args), _) => sessions::run(&db::Db::open(&path)?, &args),
+        (Command::Sessions(args), _) => sessions::run(&Reader::open(&path)?, &args),
         (Command::Show(args), _) => show::run(&path, &args),
-        (Command::Stats(args), _) => stats::run(&db::Db::open(&path)?, &args),
-        (Command::Search(args), _) => search::run(&db::Db::open(&path)?, &args),
-        (Command::Export(args), _) => export::run(&db::Db::open(&path)?, &args),
-        (Command::Check, _) => check::run(&db::Db::open(&path)?, &path),
+        (Command::Stats(args), _) => stats::run(&Reader::open(&path)?, &args),
+        (Command::Search(args), _) => search::run(&Reader::open(&path)?, &args),
+        (Command::Export(args), _) => export::run(&Reader::open(&path)?, &args),
+        (Command::Check, _) => check::run(&Reader::open(&path)?),
         (Command::Path, Some(url)) => {
             println!("{}", reasonkit_audit::postgres::PgTarget::parse(url)?);
             Ok(Outcome::Done)
@@ -178,9 +178,9 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
                                               (pg_dump, pg_basebackup)"
             .into()),
         (Command::Backup(args), None) => backup::run(&path, &args),
-        (Command::Diff(args), _) => diff::run(&reasonkit_audit::read::Reader::open(&path)?, &args),
+        (Command::Diff(args), _) => diff::run(&Reader::open(&path)?, &args),
         (Command::Report(args), url) => {
-            let reader = reasonkit_audit::read::Reader::open(&path)?;
+            let reader = Reader::open(&path)?;
             let evidence = match url {
                 Some(url) => reasonkit_audit::postgres::verify(url, &Default::default())?,
                 None => reasonkit_audit::verify(&path)?,

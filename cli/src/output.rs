@@ -5,8 +5,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use comfy_table::Cell;
 use comfy_table::{Color, ContentArrangement, Table, presets};
-use rusqlite::types::ValueRef;
-use serde_json::Value;
 
 /// `--color`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -101,15 +99,13 @@ pub fn opt<T: ToString>(value: Option<T>) -> String {
 
 /// Shows query results: a JSON array under `--json`, else (when there are any) the table
 /// `build` makes of them. Nothing found is exit 1 either way.
-pub fn emit(
-    rows: &[serde_json::Map<String, Value>],
+pub fn emit<T: serde::Serialize>(
+    rows: &[T],
     json: bool,
-    build: impl FnOnce(&[serde_json::Map<String, Value>]) -> Table,
+    build: impl FnOnce(&[T]) -> Table,
 ) -> Result<crate::Outcome, crate::Failure> {
     if json {
-        print_json(&Value::Array(
-            rows.iter().cloned().map(Value::Object).collect(),
-        ))?;
+        print_json(&rows)?;
     } else if !rows.is_empty() {
         print_table(&build(rows));
     }
@@ -120,43 +116,11 @@ pub fn emit(
     })
 }
 
-/// Prints a JSON value, pretty.
-pub fn print_json(value: &Value) -> Result<(), crate::Failure> {
+/// Prints a value as JSON, pretty.
+pub fn print_json(value: &impl serde::Serialize) -> Result<(), crate::Failure> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     use std::io::Write;
     writeln!(out)?;
     Ok(())
-}
-
-/// A column value as JSON. Columns that hold JSON text (`attributes`,
-/// `options_considered`) become the JSON they hold.
-pub fn json_value(column: &str, value: ValueRef<'_>) -> Value {
-    match value {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(n) => Value::from(n),
-        ValueRef::Real(n) => serde_json::Number::from_f64(n)
-            .map_or_else(|| Value::String(n.to_string()), Value::Number),
-        ValueRef::Text(bytes) => {
-            let text = String::from_utf8_lossy(bytes);
-            if matches!(column, "attributes" | "options_considered") {
-                if let Ok(parsed) = serde_json::from_str(&text) {
-                    return parsed;
-                }
-            }
-            Value::String(text.into_owned())
-        }
-        ValueRef::Blob(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
-    }
-}
-
-/// Every column of a row as a JSON object, in column order.
-pub fn row_object(row: &rusqlite::Row<'_>) -> rusqlite::Result<serde_json::Map<String, Value>> {
-    let statement = row.as_ref();
-    let mut object = serde_json::Map::new();
-    for index in 0..statement.column_count() {
-        let name = statement.column_name(index)?;
-        object.insert(name.to_owned(), json_value(name, row.get_ref(index)?));
-    }
-    Ok(object)
 }

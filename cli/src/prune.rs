@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::db::Db;
 use crate::since::Since;
-use crate::{Failure, Outcome, export};
+use crate::{Failure, Outcome};
 
 /// `prune` arguments.
 #[derive(Debug, clap::Args)]
@@ -101,7 +100,7 @@ pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
 
 /// Writes the sessions as JSON lines to a new file; returns its SHA-256, read back.
 fn write_archive(db: &Path, file: &Path, ids: &[String]) -> Result<String, Failure> {
-    let source = Db::open(db)?;
+    let source = reasonkit_audit::read::Reader::open(db)?;
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -114,7 +113,10 @@ fn write_archive(db: &Path, file: &Path, ids: &[String]) -> Result<String, Failu
         })?;
     let mut buffer = std::io::BufWriter::new(&mut out);
     for id in ids {
-        serde_json::to_writer(&mut buffer, &export::session_json(&source, id)?)?;
+        let record = source
+            .session_record(id)?
+            .ok_or_else(|| format!("session {id} is gone"))?;
+        serde_json::to_writer(&mut buffer, &record)?;
         buffer.write_all(b"\n")?;
     }
     buffer.flush()?;

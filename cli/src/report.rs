@@ -76,7 +76,7 @@ pub fn run(reader: &Reader, args: &Args, evidence: Evidence) -> Result<Outcome, 
     // One session, or a period's: counted first (rows only), then loaded one at a time as
     // the file is written, so a long period is reported in the memory of one session.
     let (title, ids) = match &args.session {
-        Some(prefix) => match crate::resolve::resolve_in(reader, prefix)? {
+        Some(prefix) => match reader.resolve(prefix)? {
             Some(id) => (format!("Audit report: session {id}"), vec![id]),
             None => {
                 eprintln!("reasonkit-audit: no session id starts with '{prefix}'");

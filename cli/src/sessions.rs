@@ -1,6 +1,7 @@
 //! `sessions`: newest first, with filters.
 
-use crate::db::{Db, Param, Query};
+use reasonkit_audit::read::{Reader, SessionFilter};
+
 use crate::output::{self, Cell};
 use crate::since::Since;
 use crate::{Failure, Outcome};
@@ -27,60 +28,16 @@ pub struct Args {
     json: bool,
 }
 
-const SQLITE: &str = concat!(
-    "
-    SELECT s.id, s.started_at, s.ended_at, s.profile, s.status, ",
-    crate::sqlite_duration_ms!("s.started_at", "s.ended_at"),
-    " AS duration_ms,
-           (SELECT count(*) FROM steps st WHERE st.session_id = s.id) AS steps,
-           (SELECT min(confidence) FROM steps st WHERE st.session_id = s.id) AS min_confidence,
-           (SELECT sum(tokens_used) FROM steps st WHERE st.session_id = s.id) AS tokens,
-           (SELECT count(*) FROM steps st WHERE st.session_id = s.id AND st.error IS NOT NULL) AS errors
-    FROM sessions s
-    WHERE (?1 IS NULL OR s.started_at >= ?1)
-      AND (?2 IS NULL OR s.status = ?2)
-      AND (?3 IS NULL OR s.profile = ?3)
-      AND (?4 IS NULL OR EXISTS (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < ?4))
-    ORDER BY s.started_at DESC, s.rowid DESC
-    LIMIT ?5"
-);
-
-const POSTGRES: &str = concat!(
-    "SELECT s.id, ",
-    crate::utc!("s.started_at"),
-    " AS started_at, ",
-    crate::utc!("s.ended_at"),
-    " AS ended_at, s.profile, s.status, ",
-    crate::duration_ms!("s.started_at", "s.ended_at"),
-    " AS duration_ms,
-           (SELECT count(*) FROM steps st WHERE st.session_id = s.id) AS steps,
-           (SELECT min(confidence) FROM steps st WHERE st.session_id = s.id) AS min_confidence,
-           (SELECT sum(tokens_used)::bigint FROM steps st WHERE st.session_id = s.id) AS tokens,
-           (SELECT count(*) FROM steps st WHERE st.session_id = s.id AND st.error IS NOT NULL) AS errors
-    FROM sessions s
-    WHERE ($1::text IS NULL OR s.started_at >= ($1::text || '+00')::timestamptz)
-      AND ($2::text IS NULL OR s.status = $2)
-      AND ($3::text IS NULL OR s.profile = $3)
-      AND ($4::float8 IS NULL OR EXISTS (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < $4))
-    ORDER BY s.started_at DESC, s.id DESC
-    LIMIT $5"
-);
-
-const QUERY: Query<'static> = Query {
-    sqlite: SQLITE,
-    postgres: POSTGRES,
-};
-
-pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
-    let params = [
-        Param::Text(args.since.as_ref().map(|s| s.0.clone())),
-        Param::Text(args.status.clone()),
-        Param::Text(args.profile.clone()),
-        Param::Real(args.below),
-        Param::Int(i64::from(args.limit)),
-    ];
-    let rows = db.rows(&QUERY, &params)?;
-    output::emit(&rows, args.json, |rows| {
+pub fn run(reader: &Reader, args: &Args) -> Result<Outcome, Failure> {
+    let sessions = reader.overview(&SessionFilter {
+        since: args.since.as_ref().map(Since::utc),
+        status: args.status.clone(),
+        profile: args.profile.clone(),
+        below_confidence: args.below,
+        limit: Some(args.limit as usize),
+        ..SessionFilter::default()
+    })?;
+    output::emit(&sessions, args.json, |sessions| {
         let mut table = output::table(&[
             "id",
             "started (UTC)",
@@ -92,18 +49,17 @@ pub fn run(db: &Db, args: &Args) -> Result<Outcome, Failure> {
             "tokens",
             "errors",
         ]);
-        for row in rows {
-            let text = |k: &str| row[k].as_str().unwrap_or_default().to_owned();
+        for session in sessions {
             table.add_row(vec![
-                Cell::new(text("id")),
-                Cell::new(text("started_at").get(..23).unwrap_or_default()),
-                Cell::new(output::duration_ms(row["duration_ms"].as_f64())),
-                Cell::new(text("profile")),
-                output::status_cell(&text("status")),
-                Cell::new(row["steps"].to_string()),
-                Cell::new(output::confidence(row["min_confidence"].as_f64())),
-                Cell::new(output::opt(row["tokens"].as_i64())),
-                Cell::new(row["errors"].to_string()),
+                Cell::new(&session.id),
+                Cell::new(session.started_at.format("%Y-%m-%d %H:%M:%S%.3f")),
+                Cell::new(output::duration_ms(session.duration_ms)),
+                Cell::new(&session.profile),
+                output::status_cell(&session.status),
+                Cell::new(session.steps),
+                Cell::new(output::confidence(session.min_confidence)),
+                Cell::new(output::opt(session.tokens)),
+                Cell::new(session.errors),
             ]);
         }
         table

@@ -10,8 +10,6 @@ use chrono::{DateTime, Utc};
 use reasonkit_audit::read::{Reader, Session, Step};
 use serde_json::Value;
 
-use crate::db::Db;
-use crate::export;
 use crate::output;
 use crate::{Failure, Outcome};
 
@@ -31,21 +29,19 @@ const GREEN: Style = AnsiColor::Green.on_default();
 const CYAN: Style = AnsiColor::Cyan.on_default();
 
 pub fn run(store: &Path, args: &Args) -> Result<Outcome, Failure> {
+    let reader = Reader::open(store)?;
+    let Some(id) = reader.resolve(&args.id)? else {
+        return not_found(&args.id);
+    };
     if args.json {
         // The same object as `export --format json` gives for this session.
-        let db = Db::open(store)?;
-        let Some(id) = crate::resolve::resolve_session(&db, &args.id)? else {
+        let Some(record) = reader.session_record(&id)? else {
             return not_found(&args.id);
         };
-        output::print_json(&export::session_json(&db, &id)?)?;
+        output::print_json(&record)?;
         return Ok(Outcome::Done);
     }
-    let reader = Reader::open(store)?;
-    let Some(session) = crate::resolve::resolve_in(&reader, &args.id)?
-        .map(|id| reader.session(&id))
-        .transpose()?
-        .flatten()
-    else {
+    let Some(session) = reader.session(&id)? else {
         return not_found(&args.id);
     };
     print_replay(&session)?;

@@ -14,6 +14,15 @@ impl std::str::FromStr for Since {
     }
 }
 
+impl Since {
+    /// The time itself.
+    pub fn utc(&self) -> DateTime<Utc> {
+        NaiveDateTime::parse_from_str(&self.0, "%Y-%m-%d %H:%M:%S%.f")
+            .map(|at| at.and_utc())
+            .unwrap_or_default()
+    }
+}
+
 fn format(at: NaiveDateTime) -> String {
     at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }

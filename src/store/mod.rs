@@ -21,7 +21,7 @@ pub(crate) mod process;
 pub(crate) mod rows;
 pub(crate) mod sqlite;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::chain::ChainHead;
 use crate::health::{AuditStats, Health};
@@ -152,12 +152,13 @@ pub(crate) fn rename_session(row: &mut Row, health: &Health) {
 /// Renames each session new in this batch whose given id an earlier new session of the
 /// batch was also given. A store that inserts a batch's sessions in one statement cannot
 /// tell which of two rows of one id it kept; in arrival order, the first keeps the id.
+#[cfg(feature = "postgres")]
 pub(crate) fn rename_repeated_sessions(
     rows: &mut HashMap<AuditId, Tracked>,
     ops: &[Op],
     health: &Health,
 ) {
-    let mut taken: HashSet<String> = HashSet::new();
+    let mut taken: std::collections::HashSet<String> = std::collections::HashSet::new();
     for op in ops {
         let Op::Insert(id) = op else { continue };
         if id.given_text().is_none() {
