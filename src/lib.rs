@@ -231,17 +231,19 @@ pub use chain::verify::{CheckpointCheck, Finding, FindingKind, OpenRow, Report, 
 pub use chain::{CHAIN_FORMAT, ChainHead};
 pub use error::{Error, Result};
 pub use health::AuditStats;
-pub use lifecycle::backup::{BackupReport, backup};
-pub use lifecycle::erase::{Erase, EraseReport, erase};
-pub use lifecycle::prune::{Prune, PruneReport, prune};
+pub use lifecycle::erase::{Erase, EraseReport};
+pub use lifecycle::prune::{Prune, PruneReport};
 pub use read::diff;
 pub use record::TRUNCATION_MARKER;
 pub use redaction::Redaction;
 #[cfg(feature = "postgres")]
 pub use store::postgres;
 pub use store::rows::{DEFAULT_PROFILE, IMPLICIT_MODULE, IMPLICIT_PROFILE, UNSPECIFIED_DECISION};
+pub use store::sqlite::backup::{BackupReport, backup};
+pub use store::sqlite::erase::erase;
 pub use store::sqlite::open::{
     DEFAULT_BUSY_TIMEOUT, SCHEMA_VERSION, chain_head, migrate, open_read_only,
 };
+pub use store::sqlite::prune::prune;
 pub use store::sqlite::verify::{verify, verify_with};
 pub use writer::guard::AuditGuard;

@@ -1,10 +1,9 @@
-//! What may leave the trail, each verifiable afterwards: pruning closed sessions after a
-//! chained event that commits to what went (`prune.rs`), erasing a person's content after
-//! a chained event that keeps its digests (`erase.rs`), and copying a live file
-//! consistently (`backup.rs`). What may enter it is redaction's business
-//! ([`crate::redaction`]). The PostgreSQL halves of pruning and erasure are in
-//! `store/postgres/`, beside the rest of that store.
+//! What may leave the trail, each verifiable afterwards, as both stores share it: what a
+//! pruning asks and what its chained event commits to (`prune.rs`), what an erasure asks,
+//! keeps and refuses (`erase.rs`). Each store carries them out beside its other
+//! operations — `store/sqlite/{prune,erase,backup}.rs`, `store/postgres/{prune,erase}.rs` —
+//! and `verify` accepts what they did by `chain/verify_lifecycle.rs`. What may enter the
+//! trail is redaction's business ([`crate::redaction`]).
 
-pub(crate) mod backup;
 pub(crate) mod erase;
 pub(crate) mod prune;

@@ -125,9 +125,7 @@ pub fn erase(connection: &str, erase: &crate::Erase) -> Result<crate::EraseRepor
         message,
     };
     if erase.reason.trim().is_empty() {
-        return Err(refuse(
-            "give the reason for the record (--reason: the request's reference)".into(),
-        ));
+        return Err(refuse(crate::lifecycle::erase::NO_REASON.into()));
     }
     let mut writing = writing(&target)?;
     match erase::erase_in(&mut writing, erase) {

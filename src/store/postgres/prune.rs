@@ -4,7 +4,7 @@
 
 use super::connection::Writing;
 use super::statements::{PgResult, append_event, lock_chain};
-use crate::lifecycle::prune::{Prune, PruneReport, event_detail};
+use crate::lifecycle::prune::{Prune, PrunePlan, PruneReport, event_detail, plan};
 
 /// Prunes closed sessions older than the cut (see [`crate::prune()`]).
 pub(crate) fn prune_in(connection: &mut Writing, prune: &Prune) -> PgResult<PruneReport> {
@@ -31,12 +31,17 @@ pub(crate) fn prune_in(connection: &mut Writing, prune: &Prune) -> PgResult<Prun
         &mut tx,
         "SELECT id FROM decisions WHERE session_id = ANY($1)",
     )?;
-    let (mut report, mut pruned) = PruneReport::counting(&sessions, &steps, &decisions);
-    if prune.dry_run || sessions.is_empty() {
-        report.session_ids = sessions;
-        tx.rollback()?;
-        return Ok(report);
-    }
+    let PrunePlan {
+        mut report,
+        mut pruned,
+        sessions,
+    } = match plan(prune, sessions, &steps, &decisions) {
+        Ok(to_write) => to_write,
+        Err(report) => {
+            tx.rollback()?;
+            return Ok(report);
+        }
+    };
     let head = lock_chain(&mut tx)?;
     let detail = event_detail(prune, &report, &mut pruned, &head);
     let (event, seq) = append_event(&mut tx, "pruned", &detail)?;

@@ -1,12 +1,17 @@
 //! The SQLite store: the writer's batches as one IMMEDIATE transaction each, through the
 //! statements of `statements.rs`; `open.rs` opens a file (pragmas, migrations, version
-//! checks) and `search.rs` keeps its full-text index.
+//! checks) and `search.rs` keeps its full-text index. The file's lifecycle sits beside
+//! it, under the same names as PostgreSQL's: `prune.rs`, `erase.rs`, `verify.rs` (its
+//! feed of verify's engine), and `backup.rs`, which only a file has.
 //!
 //! IMMEDIATE takes the write lock at BEGIN, so the chain head read inside the transaction
 //! is the head this commit extends, whichever process wrote the file last. A row SQLite
 //! refuses on its own (a constraint) is reported and skipped; it never sinks its batch.
 
+pub(crate) mod backup;
+pub(crate) mod erase;
 pub(crate) mod open;
+pub(crate) mod prune;
 pub(crate) mod search;
 pub(crate) mod statements;
 pub(crate) mod verify;
@@ -57,12 +62,10 @@ impl Backend for SqliteBackend {
     }
 
     fn prune(&mut self, prune: &Prune) -> Result<PruneReport, String> {
-        let report =
-            crate::lifecycle::prune::prune_in(&self.conn, prune).map_err(|e| e.to_string())?;
+        let report = self::prune::prune_in(&self.conn, prune).map_err(|e| e.to_string())?;
         if report.sessions > 0 {
             // Pages back to the file system; the WAL is folded in by the usual checkpoints.
-            crate::lifecycle::prune::reclaim(&self.conn, false, false)
-                .map_err(|e| e.to_string())?;
+            self::prune::reclaim(&self.conn, false, false).map_err(|e| e.to_string())?;
         }
         Ok(report)
     }
