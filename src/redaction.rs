@@ -180,9 +180,9 @@ impl Redaction {
     ///
     /// # Errors
     /// The regular expression's syntax error, naming the rule.
-    pub fn pattern(mut self, rule: impl Into<String>, regex: &str) -> crate::Result<Self> {
+    pub fn pattern(mut self, rule: impl Into<String>, regex: &str) -> crate::error::Result<Self> {
         let rule = rule.into();
-        let compiled = Regex::new(regex).map_err(|e| crate::Error::RedactionPattern {
+        let compiled = Regex::new(regex).map_err(|e| crate::error::Error::RedactionPattern {
             rule: rule.clone(),
             message: e.to_string(),
         })?;

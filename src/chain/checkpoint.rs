@@ -114,7 +114,7 @@ impl Checkpoint {
     }
 
     /// A checkpoint of `head`, stamped with the current UTC time.
-    pub fn of_head(database_id: &str, head: &crate::ChainHead) -> Self {
+    pub fn of_head(database_id: &str, head: &crate::chain::ChainHead) -> Self {
         let time = chrono::Utc::now()
             .format("%Y-%m-%dT%H:%M:%S%.6fZ")
             .to_string();

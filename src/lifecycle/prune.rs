@@ -17,7 +17,6 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use crate::chain;
-use crate::store::rows;
 
 /// What to prune: closed sessions that ended (or, interrupted without an end, started)
 /// before a cut.
@@ -47,7 +46,7 @@ pub struct Prune {
 impl Prune {
     /// Sessions that ended before `cut`.
     pub fn before(cut: SystemTime) -> Self {
-        Prune::before_text(rows::timestamp(cut))
+        Prune::before_text(crate::record::timestamp(cut))
     }
 
     /// The same with the cut as the database's own text, `YYYY-MM-DD HH:MM:SS.ffffff` UTC.

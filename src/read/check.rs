@@ -107,7 +107,7 @@ impl Reader {
         let schema_version = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
         Ok(CheckReport {
             schema_version,
-            release_schema_version: crate::SCHEMA_VERSION,
+            release_schema_version: crate::store::sqlite::open::SCHEMA_VERSION,
             integrity,
             orphans,
             constraints: None,

@@ -6,7 +6,6 @@
 
 use std::time::SystemTime;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -57,28 +56,7 @@ impl Row {
     }
 }
 
-/// Text as SQLite stores it: `YYYY-MM-DD HH:MM:SS.ffffff`, UTC, which SQLite's date
-/// functions read and which sorts and compares correctly as text.
-pub(crate) fn timestamp(at: SystemTime) -> String {
-    use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
-    // Written field by field: chrono's `format` parses its pattern on every call, which
-    // showed in the writer's profile.
-    let t = DateTime::<Utc>::from(at);
-    let mut text = String::with_capacity(26);
-    let _ = write!(
-        text,
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond() % 1_000_000_000 / 1_000
-    );
-    text
-}
+pub(crate) use crate::record::timestamp;
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(text: &str) -> String {

@@ -117,7 +117,7 @@ pub fn import(path: &Path, connection: &str) -> Result<ImportReport> {
             .1
         {}
     }
-    let after = super::verify(connection, &crate::VerifyOptions::default())?;
+    let after = super::verify(connection, &crate::chain::verify::VerifyOptions::default())?;
     if !after.is_intact() {
         return Err(Error::Postgres {
             message: format!(

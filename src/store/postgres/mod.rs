@@ -103,7 +103,10 @@ pub fn migrate(connection: &str) -> Result<(i64, i64)> {
 /// # Errors
 /// [`Error::Postgres`] when the store cannot be reached or migrated, or the pruning fails
 /// (nothing is then changed).
-pub fn prune(connection: &str, prune: &crate::Prune) -> Result<crate::PruneReport> {
+pub fn prune(
+    connection: &str,
+    prune: &crate::lifecycle::prune::Prune,
+) -> Result<crate::lifecycle::prune::PruneReport> {
     let target = parse_target(connection)?;
     let mut writing = writing(&target)?;
     prune::prune_in(&mut writing, prune).map_err(|e| Error::Postgres {
@@ -118,7 +121,10 @@ pub fn prune(connection: &str, prune: &crate::Prune) -> Result<crate::PruneRepor
 /// # Errors
 /// [`Error::Erase`] when the erasure is refused (nothing changed), [`Error::Postgres`] when
 /// the store cannot be reached or the erasure fails.
-pub fn erase(connection: &str, erase: &crate::Erase) -> Result<crate::EraseReport> {
+pub fn erase(
+    connection: &str,
+    erase: &crate::lifecycle::erase::Erase,
+) -> Result<crate::lifecycle::erase::EraseReport> {
     let target = parse_target(connection)?;
     let refuse = |message: String| Error::Erase {
         path: target.to_string().into(),
