@@ -20,6 +20,7 @@ use crate::chain::{self, CHAINED_TABLES, Cell, Leaf, MAX_COLUMNS, TableSpec};
 use crate::error::{Error, Result};
 use crate::lifecycle::erase::{Erase, EraseReport, NO_REASON, Selector, closed_sessions};
 use crate::store::rows;
+use crate::store::sqlite::chain as file_chain;
 
 /// Erases the sessions `erase` selects from the audit database at `path` (see [`Erase`]).
 ///
@@ -173,7 +174,7 @@ pub(crate) fn erase_in(
         resealed: reseal.len() as u64,
         ..EraseReport::default()
     };
-    chain::append(&tx, &reseal, &at)?;
+    file_chain::append(&tx, &reseal, &at)?;
     let detail = json!({
         "reason": erase.reason,
         "selector": erase.selector_text(),
@@ -181,7 +182,7 @@ pub(crate) fn erase_in(
         "rows": listed,
     })
     .to_string();
-    report.event_seq = chain::append_event(&tx, "erased", &detail, &at)?.1;
+    report.event_seq = file_chain::append_event(&tx, "erased", &detail, &at)?.1;
     for table in CHAINED_TABLES.iter().filter(|t| !t.content.is_empty()) {
         let mut update = tx.prepare(&format!(
             "UPDATE {} SET {} WHERE id = ?1",

@@ -9,6 +9,7 @@
 //! refuses on its own (a constraint) is reported and skipped; it never sinks its batch.
 
 pub(crate) mod backup;
+pub(crate) mod chain;
 pub(crate) mod erase;
 pub(crate) mod open;
 pub(crate) mod prune;
@@ -19,11 +20,12 @@ pub(crate) mod verify;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use self::statements::RowWrite;
-use crate::chain::{self, ChainHead, Leaf};
+use crate::chain::{ChainHead, Leaf};
 use crate::health::Health;
 use crate::lifecycle::prune::{Prune, PruneReport};
 use crate::record::Kind;
 use crate::store::rows::Row;
+use crate::store::sqlite::chain as file_chain;
 use crate::store::{self, Backend, Batch, Committed, Op, WriteOptions};
 
 /// The writer's SQLite connection.
@@ -45,7 +47,7 @@ impl Backend for SqliteBackend {
                     leaves.extend(statements::mark_interrupted_where(&tx, "id = ?1", [id])?);
                 }
                 let committed_at = crate::store::rows::timestamp(std::time::SystemTime::now());
-                chain::append(&tx, &leaves, &committed_at)?;
+                file_chain::append(&tx, &leaves, &committed_at)?;
                 tx.commit()
             })
             .map_err(|e| e.to_string())
@@ -56,8 +58,8 @@ impl Backend for SqliteBackend {
     }
 
     fn chain_head(&mut self) -> Result<(String, ChainHead), String> {
-        let id = chain::database_id(&self.conn).map_err(|e| e.to_string())?;
-        let head = chain::head(&self.conn).map_err(|e| e.to_string())?;
+        let id = file_chain::database_id(&self.conn).map_err(|e| e.to_string())?;
+        let head = file_chain::head(&self.conn).map_err(|e| e.to_string())?;
         Ok((id.unwrap_or_default(), head))
     }
 
@@ -125,7 +127,7 @@ impl SqliteBackend {
             health.last_error(),
         )?);
         let committed_at = crate::store::rows::timestamp(std::time::SystemTime::now());
-        let head = chain::append(&tx, &leaves, &committed_at)?;
+        let head = file_chain::append(&tx, &leaves, &committed_at)?;
         tx.commit()?;
         Ok(Committed {
             refused,

@@ -19,6 +19,7 @@ use crate::chain::{self, Cell, Leaf};
 use crate::error::{Error, Result};
 use crate::store::process::{self, Identity};
 use crate::store::rows;
+use crate::store::sqlite::chain as file_chain;
 use crate::store::sqlite::statements;
 
 /// How long one SQLite statement waits for another process's lock before failing (and
@@ -188,7 +189,7 @@ fn mark_interrupted(conn: &Connection, identity: &Identity) -> rusqlite::Result<
             (&identity.host, pid),
         )?);
     }
-    chain::append(&tx, &leaves, &rows::timestamp(SystemTime::now()))?;
+    file_chain::append(&tx, &leaves, &rows::timestamp(SystemTime::now()))?;
     tx.commit()?;
     Ok(leaves.len())
 }
@@ -250,12 +251,12 @@ fn seal_existing_rows(conn: &Connection) -> rusqlite::Result<()> {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             leaves.push(Leaf::of(table, chain::row_id(cells[0]), cells));
             if leaves.len() >= SEAL_CHUNK {
-                chain::append(conn, &leaves, &at)?;
+                file_chain::append(conn, &leaves, &at)?;
                 leaves.clear();
             }
         }
     }
-    chain::append(conn, &leaves, &at)?;
+    file_chain::append(conn, &leaves, &at)?;
     Ok(())
 }
 
@@ -335,8 +336,8 @@ pub(crate) fn open_existing_for_writing(path: &Path) -> Result<Connection> {
 pub fn chain_head(path: &Path) -> Result<(String, chain::ChainHead)> {
     let conn = open_read_only(path)?;
     let read = || -> rusqlite::Result<(String, chain::ChainHead)> {
-        let id = chain::database_id(&conn)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        Ok((id, chain::head(&conn)?))
+        let id = file_chain::database_id(&conn)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        Ok((id, file_chain::head(&conn)?))
     };
     read().map_err(|source| Error::Setup {
         path: path.into(),

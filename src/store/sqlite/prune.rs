@@ -15,10 +15,10 @@ use std::time::SystemTime;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::chain;
 use crate::error::{Error, Result};
 use crate::lifecycle::prune::{Prune, PrunePlan, PruneReport, event_detail, plan};
 use crate::store::rows;
+use crate::store::sqlite::chain as file_chain;
 
 /// Prunes the audit database at `path` (see [`Prune`]); safe while layers write it (one
 /// write transaction, waiting for theirs).
@@ -130,10 +130,10 @@ pub(crate) fn prune_in(conn: &Connection, prune: &Prune) -> rusqlite::Result<Pru
             return Ok(report);
         }
     };
-    let head = chain::head(&tx)?;
+    let head = file_chain::head(&tx)?;
     let detail = event_detail(prune, &report, &mut pruned, &head);
     let at = rows::timestamp(SystemTime::now());
-    let (event, seq) = chain::append_event(&tx, "pruned", &detail, &at)?;
+    let (event, seq) = file_chain::append_event(&tx, "pruned", &detail, &at)?;
     report.event_seq = seq;
     {
         let mut list = tx.prepare(

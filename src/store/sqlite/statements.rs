@@ -17,6 +17,7 @@ use crate::health::AuditStats;
 use crate::record::{Decided, Kind};
 use crate::store::process::Identity;
 use crate::store::rows::{self, DecisionColumns, Row, SessionColumns, StepColumns};
+use crate::store::sqlite::chain as file_chain;
 
 fn session_cells<'a>(c: &'a SessionColumns, identity: &'a Identity) -> [Cell<'a>; 10] {
     [
@@ -162,7 +163,7 @@ pub(crate) fn mark_interrupted_where(
         .collect::<rusqlite::Result<_>>()?;
     let mut leaves = Vec::with_capacity(ids.len());
     for id in ids {
-        leaves.extend(chain::leaf_of_stored_row(conn, &chain::SESSIONS, &id)?);
+        leaves.extend(file_chain::leaf_of_stored_row(conn, &chain::SESSIONS, &id)?);
     }
     Ok(leaves)
 }

@@ -12,6 +12,7 @@ use crate::chain::verify::{
 use crate::chain::verify_lifecycle::{Event, Lifecycle, PrunedRow};
 use crate::chain::{self, CHAINED_TABLES, Cell, MAX_COLUMNS};
 use crate::error::{Error, Result};
+use crate::store::sqlite::chain as file_chain;
 
 /// Verifies the chain of the audit database at `path`, read-only, without checkpoints.
 ///
@@ -151,7 +152,7 @@ impl Verifier {
         if !self.report.findings.is_empty() {
             return Ok(false);
         }
-        self.start(chain::database_id(conn)?);
+        self.start(file_chain::database_id(conn)?);
         Ok(true)
     }
 
