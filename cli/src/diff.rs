@@ -1,7 +1,10 @@
 //! `diff A [B]`: how a re-run differs from the original, step by step — steps added or
 //! removed, options chosen that changed, confidence and token deltas, errors that appeared
 //! or went away. B defaults to the newest replay of A (a session recorded with
-//! `replay_of = A`). Exit 0 when the decisions are the same, 1 when they diverged.
+//! `replay_of = A`). Exit as Unix `diff` does: 0 when the runs did the same, 1 when they
+//! differ in what they did — a step added or removed, an error that appeared or went away,
+//! a decision that changed ([`Diff::diverged`]); confidence and token deltas alone are not
+//! a divergence. `--decisions-only`: 1 only when a decision changed.
 //!
 //! Built on the library's read API ([`reasonkit_audit::read`]) and its alignment
 //! ([`reasonkit_audit::diff::compare`]), so a harness in Rust gets the same answer.
@@ -24,6 +27,9 @@ pub struct Args {
     /// The comparison as JSON
     #[arg(long)]
     json: bool,
+    /// Exit 1 only when a decision changed (steps added or removed, or errors, do not count)
+    #[arg(long)]
+    decisions_only: bool,
 }
 
 const BOLD: Style = Style::new().bold();
@@ -65,7 +71,12 @@ pub fn run(reader: &Reader, args: &Args) -> Result<Outcome, Failure> {
     } else {
         print(&diff)?;
     }
-    Ok(if diff.decisions_diverged {
+    let differ = if args.decisions_only {
+        diff.decisions_diverged
+    } else {
+        diff.diverged()
+    };
+    Ok(if differ {
         Outcome::NothingFound
     } else {
         Outcome::Done

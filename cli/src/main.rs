@@ -25,6 +25,7 @@ mod sessions;
 mod show;
 mod since;
 mod stats;
+mod ui;
 mod verify;
 
 use std::path::PathBuf;
@@ -92,6 +93,9 @@ enum Command {
     /// Copy SQLite audit files into the PostgreSQL store given with --db postgres://…
     /// (each verified first, the store verified after; importing twice adds nothing)
     Import(import::Args),
+    /// Browse the trail in a web browser: a local, read-only web app (sessions, a session's
+    /// waterfall live while it runs, search, stats, compare, verify)
+    Ui(ui::Args),
     /// Bring a PostgreSQL store's search index up to date (its writers never index, so
     /// that writes never pay for it; `search` reads what is not indexed yet itself). A
     /// SQLite file's writer indexes it
@@ -196,6 +200,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         (Command::Index, None) => Err("index is for PostgreSQL stores: a SQLite file's writer \
                                        indexes it when idle, and search reads the rest"
             .into()),
+        (Command::Ui(args), _) => ui::run(path, &args),
         (Command::Prune(args), _) => prune::run(&path, &args),
         (Command::Erase(args), _) => erase::run(&path, &args),
     }

@@ -11,6 +11,17 @@ use crate::{Failure, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    sources: Sources,
+    /// The report as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// What a verification is held against besides the chain itself: checkpoints kept
+/// elsewhere, and the keys that must have signed them (`verify` and `ui` take them).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Sources {
     /// A checkpoint file (from `checkpoint` or the layer's `.checkpoints(path)`): the chain
     /// must still extend every checkpoint in it. May be given several times
     #[arg(long, value_name = "FILE")]
@@ -19,9 +30,6 @@ pub struct Args {
     /// by one of the keys given. May be given several times
     #[arg(long, value_name = "FILE")]
     key: Vec<PathBuf>,
-    /// The report as JSON
-    #[arg(long)]
-    json: bool,
 }
 
 fn read(path: &Path, what: &str) -> Result<String, Failure> {
@@ -30,34 +38,40 @@ fn read(path: &Path, what: &str) -> Result<String, Failure> {
 }
 
 pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
-    let options = options(args)?;
+    let options = args.sources.options()?;
     let report = reasonkit_audit::verify_with(path, &options)?;
     show(&report, &options, args)
 }
 
 /// `verify` on a PostgreSQL store: the same checks and the same report.
 pub fn run_postgres(url: &str, args: &Args) -> Result<Outcome, Failure> {
-    let options = options(args)?;
+    let options = args.sources.options()?;
     let report = reasonkit_audit::postgres::verify(url, &options)?;
     show(&report, &options, args)
 }
 
-fn options(args: &Args) -> Result<VerifyOptions, Failure> {
-    let mut options = VerifyOptions::default();
-    for file in &args.checkpoint {
-        let parsed = Checkpoint::parse_all(&read(file, "checkpoint file")?)
-            .map_err(|e| format!("checkpoint file {}: {e}", file.display()))?;
-        if parsed.is_empty() {
-            return Err(format!("checkpoint file {} holds no checkpoint", file.display()).into());
+impl Sources {
+    /// The options these files give, each file read and parsed.
+    pub fn options(&self) -> Result<VerifyOptions, Failure> {
+        let args = self;
+        let mut options = VerifyOptions::default();
+        for file in &args.checkpoint {
+            let parsed = Checkpoint::parse_all(&read(file, "checkpoint file")?)
+                .map_err(|e| format!("checkpoint file {}: {e}", file.display()))?;
+            if parsed.is_empty() {
+                return Err(
+                    format!("checkpoint file {} holds no checkpoint", file.display()).into(),
+                );
+            }
+            options.checkpoints.extend(parsed);
         }
-        options.checkpoints.extend(parsed);
+        for file in &args.key {
+            let key = VerifierKey::parse(&read(file, "key file")?)
+                .map_err(|e| format!("key file {}: {e}", file.display()))?;
+            options.keys.push(key);
+        }
+        Ok(options)
     }
-    for file in &args.key {
-        let key = VerifierKey::parse(&read(file, "key file")?)
-            .map_err(|e| format!("key file {}: {e}", file.display()))?;
-        options.keys.push(key);
-    }
-    Ok(options)
 }
 
 fn show(report: &Report, options: &VerifyOptions, args: &Args) -> Result<Outcome, Failure> {

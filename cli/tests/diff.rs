@@ -1,6 +1,6 @@
 //! `diff A [B]`: the original against its newest replay (or a given session), as text and
-//! as JSON; exit 0 when the decisions are the same, 1 when they diverged, 2 when there is
-//! nothing to compare with.
+//! as JSON; exit 0 when the runs did the same, 1 when they differ in what they did (a step
+//! added or removed, an error, a decision), 2 when there is nothing to compare with.
 
 mod common;
 
@@ -126,4 +126,39 @@ fn without_b_the_newest_replay_is_compared() {
          ORDER BY started_at DESC LIMIT 1",
     );
     assert_eq!(json["rerun"]["id"], newest.as_str());
+}
+
+/// Records one run of a planner and a judge that always pays: `extra` adds a step,
+/// `confidence` and `tokens` change only figures.
+fn record_figures(db: &Path, id: &str, extra: bool, confidence: f64, tokens: i64) {
+    common::record_with_layer(db, || {
+        let _s = info_span!("session", id, input = "claim 9").entered();
+        info_span!("step", module = "planner", tokens_used = tokens).in_scope(|| {});
+        if extra {
+            info_span!("step", module = "second-opinion").in_scope(|| {});
+        }
+        info_span!("step", module = "judge", confidence).in_scope(|| {
+            tracing::info!(name: "decision", decision_type = "claim", chosen_option = "pay");
+        });
+    });
+}
+
+#[test]
+fn a_step_added_is_a_divergence_and_figures_alone_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    record_figures(&db, "base", false, 0.9, 50);
+    record_figures(&db, "figures", false, 0.6, 80);
+    record_figures(&db, "longer", true, 0.9, 50);
+
+    // Only confidence and tokens moved: the runs did the same.
+    let out = run(&db, &["diff", "base", "figures"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // A step more, the same decision: they differ in what they did, as `diff` says of
+    // files; --decisions-only keeps the narrower meaning.
+    let out = run(&db, &["diff", "base", "longer"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("second-opinion"), "{}", text(&out));
+    let out = run(&db, &["diff", "base", "longer", "--decisions-only"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

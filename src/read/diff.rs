@@ -73,6 +73,18 @@ pub struct Diff {
 }
 
 impl Diff {
+    /// Whether the runs differ in what they did, as Unix `diff` says files differ: a step
+    /// added or removed (a step whose module changed is one removed and one added), an
+    /// error that appeared, went away or changed, or a decision that changed. Confidence
+    /// and token deltas alone are not a divergence.
+    pub fn diverged(&self) -> bool {
+        self.decisions_diverged
+            || self
+                .steps
+                .iter()
+                .any(|s| s.change != StepChange::Matched || s.error_changed())
+    }
+
     /// Steps only in the re-run.
     pub fn added(&self) -> impl Iterator<Item = &StepDiff> {
         self.steps.iter().filter(|s| s.change == StepChange::Added)

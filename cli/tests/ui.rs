@@ -1,0 +1,681 @@
+//! `reasonkit-audit ui`, driven like a person would drive it: the real binary serving a
+//! real audit file on 127.0.0.1, and Debian's Chromium driven through chromedriver
+//! (WebDriver) — filter the sessions, open one, follow its failed step, search, compare it
+//! with its replay, watch a running one grow. Also: recorded markup stays text and runs
+//! nothing; the token is asked for; no page writes to the file.
+//!
+//! The browser tests skip with one line on a machine without chromium and chromedriver; CI
+//! installs both and sets REASONKIT_AUDIT_REQUIRE_CHROMIUM, which makes the skip a failure.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use sha2::{Digest, Sha256};
+use tracing::info_span;
+
+/// The server, killed when dropped.
+struct Ui {
+    child: Child,
+    url: String,
+}
+
+impl Ui {
+    /// Starts `reasonkit-audit --db DB ui --listen 127.0.0.1:0 EXTRA…` and reads the
+    /// address it prints.
+    fn start(db: &Path, extra: &[&str]) -> Ui {
+        let mut child = Command::new(common::BIN)
+            .arg("--db")
+            .arg(db)
+            .args(["ui", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split(" at ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim()
+            .to_owned();
+        Ui { child, url }
+    }
+
+    /// The server's root, without a token.
+    fn base(&self) -> String {
+        let end = self.url.find("/?").unwrap_or(self.url.len() - 1);
+        self.url[..end].to_owned()
+    }
+
+    fn addr(&self) -> String {
+        self.base().trim_start_matches("http://").to_owned()
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: the status line's code, the headers, the body.
+fn get(addr: &str, target: &str, headers: &[&str]) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// Chromium and chromedriver, where installed.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .or_else(|| {
+                names.iter().find_map(|n| {
+                    Command::new("which")
+                        .arg(n)
+                        .output()
+                        .ok()
+                        .filter(|o| o.status.success())
+                        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+                })
+            })
+    };
+    let chromium = find(&["/usr/bin/chromium", "chromium", "chromium-browser"])?;
+    let driver = find(&["/usr/bin/chromedriver", "chromedriver"])?;
+    Some((chromium, driver))
+}
+
+/// A headless Chromium under chromedriver, both stopped when dropped.
+struct Browser {
+    driver: Child,
+    client: Option<Client>,
+}
+
+impl Browser {
+    async fn start() -> Option<Browser> {
+        let Some((chromium, driver)) = browser_tools() else {
+            assert!(
+                std::env::var_os("REASONKIT_AUDIT_REQUIRE_CHROMIUM").is_none(),
+                "REASONKIT_AUDIT_REQUIRE_CHROMIUM is set but chromium or chromedriver is missing"
+            );
+            eprintln!(
+                "skipped: no chromium and chromedriver here (Debian: apt-get install chromium chromium-driver)"
+            );
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1300,1000"],
+            }),
+        );
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let started = Instant::now();
+        let client = loop {
+            match ClientBuilder::rustls()
+                .unwrap()
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                    panic!("chromedriver did not answer on port {port}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Some(Browser {
+            driver,
+            client: Some(client),
+        })
+    }
+
+    fn client(&self) -> &Client {
+        self.client.as_ref().unwrap()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client()
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The text of `css`, or `None` while the page is being replaced.
+    async fn try_text(&self, css: &str) -> Option<String> {
+        self.client()
+            .find(Locator::Css(css))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    }
+
+    /// Clicks `css`, then waits until the address holds `expected` and the new page is in.
+    async fn click_to(&self, css: &str, expected: &str) {
+        self.client()
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} to click: {e}"))
+            .click()
+            .await
+            .unwrap();
+        let arrived = wait_for(|| async {
+            let url = self.client().current_url().await.map(|u| u.to_string());
+            url.is_ok_and(|u| u.contains(expected)) && self.try_text("main").await.is_some()
+        })
+        .await;
+        assert!(arrived, "clicking {css} did not lead to {expected}");
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client()
+            .find_all(Locator::Css(css))
+            .await
+            .unwrap()
+            .len()
+    }
+
+    async fn stop(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A claim, its replay that decided otherwise after a failed audit, and a quick run.
+fn write_claims(db: &Path) {
+    let run = |session: tracing::Span, strict: bool| {
+        let _s = session.entered();
+        info_span!(
+            "step",
+            module = "planner",
+            tokens_used = 50_i64,
+            output_summary = "read the claim and its receipts"
+        )
+        .in_scope(|| {});
+        if strict {
+            info_span!(
+                "step",
+                module = "auditor",
+                error = "missing receipts for the hotel"
+            )
+            .in_scope(|| {});
+        }
+        info_span!(
+            "step",
+            module = "judge",
+            confidence = if strict { 0.55 } else { 0.9 }
+        )
+        .in_scope(|| {
+            tracing::info!(name: "decision", decision_type = "claim",
+                    options_considered = ?["pay", "escalate"],
+                    chosen_option = if strict { "escalate" } else { "pay" },
+                    rationale = "weighed against the travel policy");
+        });
+    };
+    common::record_with_layer(db, || {
+        run(
+            info_span!(
+                "session",
+                id = "claim-1",
+                profile = "deep",
+                input = "claim 1"
+            ),
+            false,
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        run(
+            info_span!(
+                "session",
+                id = "claim-1-replay",
+                profile = "deep",
+                input = "claim 1",
+                replay_of = "claim-1"
+            ),
+            true,
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        run(
+            info_span!(
+                "session",
+                id = "quick-2",
+                profile = "quick",
+                input = "claim 2"
+            ),
+            false,
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_filters_opens_follows_a_failure_searches_and_compares() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    write_claims(&db);
+    let ui = Ui::start(&db, &[]);
+    let c = browser.client();
+
+    c.goto(&ui.url).await.unwrap();
+    assert_eq!(browser.count("tr[data-session-id]").await, 3);
+    // Filter by profile through the form.
+    c.find(Locator::Css("input[name=profile]"))
+        .await
+        .unwrap()
+        .send_keys("deep")
+        .await
+        .unwrap();
+    browser
+        .click_to("form.filters button", "profile=deep")
+        .await;
+    assert_eq!(browser.count("tr[data-session-id]").await, 2);
+
+    // Into the replay, and to its failed step.
+    browser
+        .click_to(
+            "tr[data-session-id='claim-1-replay'] a",
+            "id=claim-1-replay",
+        )
+        .await;
+    assert!(browser.text("h1").await.contains("claim-1-replay"));
+    assert_eq!(browser.count("li.step").await, 3);
+    assert_eq!(browser.text("#status").await, "completed");
+    let decision = browser.text(".decision").await;
+    assert!(decision.contains("chose escalate"), "{decision}");
+    assert!(
+        decision.contains("weighed against the travel policy"),
+        "{decision}"
+    );
+    browser.click_to("#first-failed", "#s").await;
+    let url = c.current_url().await.unwrap();
+    let target = url.fragment().unwrap().to_owned();
+    let failed = c.find(Locator::Id(&target)).await.unwrap();
+    assert!(
+        failed
+            .attr("class")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("error")
+    );
+    assert!(
+        failed
+            .text()
+            .await
+            .unwrap()
+            .contains("missing receipts for the hotel")
+    );
+
+    // The original links to its replay's comparison.
+    c.goto(&format!("{}/session?id=claim-1", ui.base()))
+        .await
+        .unwrap();
+    browser.click_to("a.compare", "/compare?").await;
+    assert!(
+        browser
+            .text("#verdict")
+            .await
+            .contains("differ in what they did")
+    );
+    assert_eq!(browser.count("table.diff tr.added").await, 1);
+    assert!(browser.text("table.diff").await.contains("pay → escalate"));
+
+    // Search, with the words found marked.
+    c.goto(&format!("{}/search", ui.base())).await.unwrap();
+    c.find(Locator::Css("input[name=q]"))
+        .await
+        .unwrap()
+        .send_keys("\"missing receipts\"")
+        .await
+        .unwrap();
+    browser.click_to("form.filters button", "q=").await;
+    assert_eq!(browser.count("tr.hit").await, 1);
+    assert_eq!(browser.text("tr.hit mark").await, "missing receipts");
+
+    // Stats and the chain's verdict.
+    c.goto(&format!("{}/stats", ui.base())).await.unwrap();
+    assert_eq!(browser.count("tr[data-module]").await, 3);
+    assert!(
+        browser
+            .text("tr[data-module=judge]")
+            .await
+            .contains("judge 3")
+    );
+    c.goto(&format!("{}/verify", ui.base())).await.unwrap();
+    assert!(
+        browser
+            .text("#evidence")
+            .await
+            .contains("the chain verifies")
+    );
+    browser.stop().await;
+}
+
+/// What model output can hold, meant to run in a page that shows it.
+const PAYLOADS: [&str; 4] = [
+    "<script>document.title='pwned'</script>",
+    "\"><img src=x onerror=\"document.title='pwned'\">",
+    "javascript:document.title='pwned'",
+    "</textarea><svg onload=\"document.title='pwned'\">",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_markup_is_shown_as_text_and_runs_nothing() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    common::record_with_layer(&db, || {
+        let _s = info_span!(
+            "session",
+            id = PAYLOADS[0],
+            profile = PAYLOADS[1],
+            input = PAYLOADS[2]
+        )
+        .entered();
+        info_span!(
+            "step",
+            module = PAYLOADS[1],
+            output_summary = PAYLOADS[0],
+            error = PAYLOADS[3]
+        )
+        .in_scope(|| {
+            tracing::info!(name: "decision", decision_type = PAYLOADS[3],
+                chosen_option = PAYLOADS[2], rationale = PAYLOADS[0]);
+        });
+    });
+    let ui = Ui::start(&db, &[]);
+    let c = browser.client();
+    let session = format!(
+        "{}/session?{}",
+        ui.base(),
+        serde_urlencoded::to_string([("id", PAYLOADS[0])]).unwrap()
+    );
+    for page in [
+        ui.url.clone(),
+        session.clone(),
+        format!("{}/search?q=pwned", ui.base()),
+        format!("{}/stats", ui.base()),
+    ] {
+        c.goto(&page).await.unwrap();
+        // A payload that ran would have made the title exactly "pwned".
+        assert_ne!(
+            c.title().await.unwrap().trim(),
+            "pwned",
+            "a script ran on {page}"
+        );
+        assert_eq!(
+            browser.count("main img, main script, main textarea").await,
+            0,
+            "{page}"
+        );
+        assert_eq!(browser.count("main svg[onload]").await, 0, "{page}");
+        let shown = browser.text("main").await;
+        assert!(shown.contains("document.title='pwned'"), "{page}: {shown}");
+    }
+    // On the session page, each payload is the text of the element that holds it.
+    c.goto(&session).await.unwrap();
+    assert_eq!(browser.text("h1 .id").await, PAYLOADS[0]);
+    assert_eq!(browser.text("span.module").await, PAYLOADS[1]);
+    assert!(
+        browser
+            .text("li.step .error-text")
+            .await
+            .contains(PAYLOADS[3])
+    );
+    assert_eq!(browser.text(".decision .rationale").await, PAYLOADS[0]);
+    // No link leads anywhere a recorded value says.
+    for link in c.find_all(Locator::Css("a")).await.unwrap() {
+        let href = link.attr("href").await.unwrap().unwrap_or_default();
+        assert!(!href.starts_with("javascript:"), "{href}");
+    }
+    browser.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_session_grows_on_its_page_while_another_process_writes() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    use tracing_subscriber::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .path(&db)
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    // This test's process writes; the server, another process, reads.
+    let session = tracing::dispatcher::with_default(&dispatch, || {
+        let session = info_span!("session", id = "live-1");
+        session.in_scope(|| info_span!("step", module = "first").in_scope(|| {}));
+        session
+    });
+    guard.flush().unwrap();
+    let ui = Ui::start(&db, &[]);
+    let c = browser.client();
+    c.goto(&format!("{}/session?id=live-1", ui.base()))
+        .await
+        .unwrap();
+    assert_eq!(browser.text("#status").await, "running");
+    assert_eq!(browser.text("#step-count").await, "1");
+
+    tracing::dispatcher::with_default(&dispatch, || {
+        session.in_scope(|| info_span!("step", module = "second").in_scope(|| {}));
+    });
+    guard.flush().unwrap();
+    // The page reloads itself; no one touches the browser.
+    let grew =
+        wait_for(|| async { browser.try_text("#step-count").await.as_deref() == Some("2") }).await;
+    assert!(grew, "the page did not show the second step");
+
+    tracing::dispatcher::with_default(&dispatch, || drop(session));
+    guard.flush().unwrap();
+    let closed =
+        wait_for(|| async { browser.try_text("#status").await.as_deref() == Some("completed") })
+            .await;
+    assert!(closed, "the page did not show the session completed");
+    assert_eq!(browser.count("#live").await, 0);
+    guard.shutdown().unwrap();
+    browser.stop().await;
+}
+
+/// Polls `check` for up to 20 s.
+async fn wait_for<F, Fut>(check: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+#[test]
+fn with_a_token_every_request_without_it_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    write_claims(&db);
+    let token = "a-token-of-thirty-two-characters";
+    let ui = Ui::start(&db, &["--token", token]);
+    assert!(ui.url.ends_with(&format!("?token={token}")), "{}", ui.url);
+    let addr = ui.addr();
+
+    for target in ["/", "/session?id=claim-1", "/style.css", "/nowhere"] {
+        let (code, head, _) = get(&addr, target, &[]);
+        assert_eq!(code, 401, "{target}");
+        assert!(head.contains("content-security-policy"), "{target}");
+        let (code, _, _) = get(
+            &addr,
+            target,
+            &["Authorization: Bearer wrong-token-wrong-token"],
+        );
+        assert_eq!(code, 401, "{target}");
+    }
+    let (code, _, body) = get(&addr, "/", &[&format!("Authorization: Bearer {token}")]);
+    assert_eq!(code, 200);
+    assert!(body.contains("claim-1"));
+    // The address printed opens in a browser: ?token= once, then the cookie it sets.
+    let (code, head, _) = get(&addr, &format!("/?token={token}"), &[]);
+    assert_eq!(code, 200);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a cookie");
+    assert!(
+        cookie.contains("httponly") && cookie.contains("samesite=strict"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap();
+    let (code, _, _) = get(&addr, "/stats", &[&format!("Cookie: {pair}")]);
+    assert_eq!(code, 200);
+
+    // A token too short to be one is refused at start.
+    let out = common::run(&db, &["ui", "--listen", "127.0.0.1:0", "--token", "short"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(common::text(&out).contains("at least 16"));
+}
+
+/// The SHA-256 of the database's file and of its WAL. A reader of a WAL database may leave
+/// an empty WAL behind (SQLite makes one to read through): empty is counted as none.
+fn fingerprint(db: &Path) -> Vec<(String, String)> {
+    ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            let bytes = std::fs::read(&path).ok().filter(|b| !b.is_empty())?;
+            Some((suffix.to_string(), format!("{:x}", Sha256::digest(&bytes))))
+        })
+        .collect()
+}
+
+#[test]
+fn crawling_every_page_leaves_the_file_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    write_claims(&db);
+    let before = fingerprint(&db);
+    let ui = Ui::start(&db, &[]);
+    let addr = ui.addr();
+    // Every page, with every kind of argument, good and bad.
+    let (_, _, list) = get(&addr, "/", &[]);
+    let mut targets: Vec<String> = list
+        .split("href=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|href| href.starts_with('/'))
+        .map(|href| href.replace("&amp;", "&"))
+        .collect();
+    targets.extend(
+        [
+            "/session?id=claim-1",
+            "/session.json?id=claim-1",
+            "/session?id=nobody",
+            "/session",
+            "/search?q=receipts",
+            "/search?q=",
+            "/stats?since=7d",
+            "/stats?since=yesterday",
+            "/compare?a=claim-1",
+            "/compare?a=claim-1&b=quick-2",
+            "/compare?a=nobody",
+            "/verify",
+            "/?status=completed&profile=deep&below=0.6&page=0&n=2",
+            "/?below=not-a-number",
+            "/?n=100000&page=99999999999",
+            "/style.css",
+            "/no-such-page",
+        ]
+        .map(str::to_owned),
+    );
+    let mut codes = Vec::new();
+    for target in &targets {
+        let (code, head, _) = get(&addr, target, &[]);
+        assert!(
+            head.contains("content-security-policy: default-src 'none'"),
+            "{target}"
+        );
+        codes.push((target.clone(), code));
+    }
+    let code = |t: &str| codes.iter().find(|(x, _)| x == t).map(|(_, c)| *c);
+    assert_eq!(code("/session?id=claim-1"), Some(200));
+    assert_eq!(code("/session.json?id=claim-1"), Some(200));
+    assert_eq!(code("/session?id=nobody"), Some(404));
+    assert_eq!(code("/session"), Some(400));
+    assert_eq!(code("/stats?since=yesterday"), Some(400));
+    assert_eq!(code("/?below=not-a-number"), Some(400));
+    assert_eq!(code("/?n=100000&page=99999999999"), Some(200));
+    assert_eq!(code("/no-such-page"), Some(404));
+    assert!(codes.iter().all(|(_, c)| *c != 500), "{codes:?}");
+    drop(ui);
+    assert_eq!(fingerprint(&db), before, "a page changed the database");
+    // And the store is still what the layer wrote.
+    assert_eq!(common::sqlite3(&db, "PRAGMA integrity_check"), "ok");
+}
