@@ -124,3 +124,19 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<(), crate::Failure> {
     writeln!(out)?;
     Ok(())
 }
+
+/// A step's figures as the report and the web UI show them: its duration (or `open`), its
+/// confidence and its tokens, joined by ` · `.
+pub fn step_figures(step: &reasonkit_audit::read::Step, duration_us: Option<i64>) -> String {
+    let mut figures = vec![match duration_us {
+        Some(us) => duration_ms(Some(us as f64 / 1000.0)),
+        None => "open".into(),
+    }];
+    if let Some(c) = step.confidence {
+        figures.push(format!("conf {c:.2}"));
+    }
+    if let Some(t) = step.tokens_used {
+        figures.push(format!("{t} tok"));
+    }
+    figures.join(" · ")
+}

@@ -15,7 +15,6 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reasonkit_audit::read::{Decision, Reader, Session, SessionFilter, Step};
-use serde_json::Value;
 
 use crate::since::Since;
 use crate::{Failure, Outcome};
@@ -294,16 +293,7 @@ fn render_step(
     let duration = step.ended_at.map(|f| (micros(f) - began).max(0));
     let left = ((began - start) as f64 / span * 100.0).clamp(0.0, 100.0);
     let width = (duration.unwrap_or(0) as f64 / span * 100.0).clamp(0.0, 100.0 - left);
-    let mut figures = vec![match duration {
-        Some(us) => crate::output::duration_ms(Some(us as f64 / 1000.0)),
-        None => "open".into(),
-    }];
-    if let Some(c) = step.confidence {
-        figures.push(format!("conf {c:.2}"));
-    }
-    if let Some(t) = step.tokens_used {
-        figures.push(format!("{t} tok"));
-    }
+    let figures = crate::output::step_figures(step, duration);
     let failed = step.error.is_some();
     let _ = write!(
         html,
@@ -323,7 +313,7 @@ fn render_step(
         },
         module = escape(&step.module),
         tampered = tampered(evidence, &step.id),
-        figures = escape(&figures.join(" · ")),
+        figures = escape(&figures),
     );
     let indent = level as f64 * 1.25 + 1.0;
     for (summary, label) in [(&step.input_summary, "in"), (&step.output_summary, "out")] {
@@ -348,19 +338,10 @@ fn render_step(
     html.push_str("</li>\n");
 }
 
-/// The options of a decision as text: each element of a JSON array, or the value itself.
-fn options(decision: &Decision) -> Vec<String> {
-    let as_text = |o: &Value| o.as_str().map_or_else(|| o.to_string(), str::to_owned);
-    match &decision.options_considered {
-        Some(Value::Array(options)) => options.iter().map(as_text).collect(),
-        Some(other) => vec![as_text(other)],
-        None => Vec::new(),
-    }
-}
-
 fn render_decision(html: &mut String, decision: &Decision, indent: f64, evidence: &Evidence) {
     let chosen = decision.chosen_option.as_deref();
-    let options = options(decision)
+    let options = decision
+        .options()
         .iter()
         .map(|o| {
             if Some(o.as_str()) == chosen {

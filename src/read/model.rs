@@ -150,6 +150,19 @@ pub struct Decision {
     pub attributes: Value,
 }
 
+impl Decision {
+    /// The options considered, as text: each element of a JSON array, or the one value
+    /// recorded; strings as they are, anything else as JSON.
+    pub fn options(&self) -> Vec<String> {
+        let as_text = |o: &Value| o.as_str().map_or_else(|| o.to_string(), str::to_owned);
+        match &self.options_considered {
+            Some(Value::Array(options)) => options.iter().map(as_text).collect(),
+            Some(other) => vec![as_text(other)],
+            None => Vec::new(),
+        }
+    }
+}
+
 /// Which sessions [`Reader::sessions`](super::Reader::sessions) and
 /// [`Reader::overview`](super::Reader::overview) list; the default lists them all, newest first.
 #[derive(Clone, Debug, Default)]

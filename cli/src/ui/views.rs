@@ -12,7 +12,6 @@ use reasonkit_audit::diff::{Diff, StepChange};
 use reasonkit_audit::read::{
     Decision, HitKind, ModuleStats, SearchHit, Session, SessionOverview, SessionSummary, Step,
 };
-use serde_json::Value;
 
 use super::Verdict;
 use super::pages::SessionsQuery;
@@ -278,16 +277,7 @@ fn step_item(
     let width = (duration.unwrap_or(0) as f64 / span * 1000.0)
         .clamp(0.0, 1000.0 - left)
         .max(1.0);
-    let mut figures = vec![match duration {
-        Some(us) => duration_ms(Some(us as f64 / 1000.0)),
-        None => "open".into(),
-    }];
-    if let Some(c) = step.confidence {
-        figures.push(format!("conf {c:.2}"));
-    }
-    if let Some(t) = step.tokens_used {
-        figures.push(format!("{t} tok"));
-    }
+    let figures = crate::output::step_figures(step, duration);
     let failed = step.error.is_some();
     html! {
         li id=(format!("s{index}")) class={ "step depth-" (depth.min(9)) @if failed { " error" } } data-step-id=(step.id) {
@@ -300,7 +290,7 @@ fn step_item(
                 svg.track viewBox="0 0 1000 10" preserveAspectRatio="none" {
                     rect x=(format!("{left:.2}")) y="0" width=(format!("{width:.2}")) height="10" {}
                 }
-                span.figures { (figures.join(" · ")) }
+                span.figures { (figures) }
             }
             @if let Some(summary) = &step.input_summary { p.summary { "in: " (summary) } }
             @if let Some(summary) = &step.output_summary { p.summary { "out: " (summary) } }
@@ -310,19 +300,9 @@ fn step_item(
     }
 }
 
-/// The options of a decision as text: each element of a JSON array, or the value itself.
-fn options(decision: &Decision) -> Vec<String> {
-    let as_text = |o: &Value| o.as_str().map_or_else(|| o.to_string(), str::to_owned);
-    match &decision.options_considered {
-        Some(Value::Array(options)) => options.iter().map(as_text).collect(),
-        Some(other) => vec![as_text(other)],
-        None => Vec::new(),
-    }
-}
-
 fn decision_item(decision: &Decision, verdict: Option<&Verdict>) -> Markup {
     let chosen = decision.chosen_option.as_deref();
-    let options = options(decision);
+    let options = decision.options();
     html! {
         div.decision data-decision-id=(decision.id) {
             strong { "Decision " } span.kind { (decision.decision_type) } (tampered(verdict, &decision.id))
