@@ -7,7 +7,7 @@ mod common;
 
 use common::Audit;
 use reasonkit_audit::read::{
-    ExportFormat, ExportScope, ExportTable, HitKind, Reader, SessionFilter,
+    ExportFormat, ExportScope, ExportTable, HitKind, OverviewColumn, Reader, SessionFilter, SortBy,
 };
 use tracing::info_span;
 
@@ -82,6 +82,24 @@ fn overview_pages_through_every_session_newest_first_with_step_totals() {
         .collect();
     // Confidence 1 - n/20 is below 0.7 from n = 7.
     assert_eq!(unsure, ["run-7", "run-8", "run-9"]);
+    // Ordered by a column: the most tokens first, then the fewest.
+    let by = |descending| {
+        reader
+            .overview(&SessionFilter {
+                sort: Some(SortBy {
+                    column: OverviewColumn::Tokens,
+                    descending,
+                }),
+                limit: Some(2),
+                ..SessionFilter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by(true), ["run-9", "run-8"]);
+    assert_eq!(by(false), ["run-0", "run-1"]);
     // The same filter selects the same sessions through `sessions`.
     let summaries = reader
         .sessions(&SessionFilter {

@@ -330,6 +330,20 @@ async fn a_person_filters_opens_follows_a_failure_searches_and_compares() {
         .await;
     assert_eq!(browser.count("tr[data-session-id]").await, 2);
 
+    // Order by steps, most first, by clicking the heading; again for fewest first.
+    browser
+        .click_to("a.sort[data-column=steps]", "sort=steps")
+        .await;
+    let first = browser.text("tbody tr:first-child td:first-child").await;
+    assert_eq!(first, "claim-1-replay", "the run with 3 steps first");
+    browser
+        .click_to("a.sort[data-column=steps]", "dir=asc")
+        .await;
+    assert_ne!(
+        browser.text("tbody tr:first-child td:first-child").await,
+        "claim-1-replay"
+    );
+
     // Into the replay, and to its failed step.
     browser
         .click_to(
@@ -649,6 +663,8 @@ fn crawling_every_page_leaves_the_file_as_it_was() {
             "/verify",
             "/?status=completed&profile=deep&below=0.6&page=0&n=2",
             "/?below=not-a-number",
+            "/?sort=tokens&dir=asc",
+            "/?sort=nonsense",
             "/?n=100000&page=99999999999",
             "/style.css",
             "/no-such-page",
@@ -671,6 +687,8 @@ fn crawling_every_page_leaves_the_file_as_it_was() {
     assert_eq!(code("/session"), Some(400));
     assert_eq!(code("/stats?since=yesterday"), Some(400));
     assert_eq!(code("/?below=not-a-number"), Some(400));
+    assert_eq!(code("/?sort=tokens&dir=asc"), Some(200));
+    assert_eq!(code("/?sort=nonsense"), Some(400));
     assert_eq!(code("/?n=100000&page=99999999999"), Some(200));
     assert_eq!(code("/no-such-page"), Some(404));
     assert!(codes.iter().all(|(_, c)| *c != 500), "{codes:?}");

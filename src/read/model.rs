@@ -185,6 +185,76 @@ pub struct SessionFilter {
     pub offset: usize,
     /// Oldest first instead of newest first.
     pub oldest_first: bool,
+    /// [`Reader::overview`](super::Reader::overview) only: order by this column first (then
+    /// by start, newest first); sessions without a value for it come last.
+    pub sort: Option<SortBy>,
+}
+
+/// A column of [`SessionOverview`] to order by, and which way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SortBy {
+    /// The column.
+    pub column: OverviewColumn,
+    /// Largest first.
+    pub descending: bool,
+}
+
+/// The columns of [`SessionOverview`] a list can be ordered by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverviewColumn {
+    /// The session's id.
+    Id,
+    /// When it started.
+    Started,
+    /// How long it took.
+    Duration,
+    /// Its profile.
+    Profile,
+    /// Its status.
+    Status,
+    /// How many steps it has.
+    Steps,
+    /// Its steps' lowest confidence.
+    MinConfidence,
+    /// The tokens its steps used.
+    Tokens,
+    /// How many of its steps failed.
+    Errors,
+}
+
+impl OverviewColumn {
+    /// Every column, in the order a list shows them.
+    pub const ALL: [OverviewColumn; 9] = [
+        OverviewColumn::Id,
+        OverviewColumn::Started,
+        OverviewColumn::Duration,
+        OverviewColumn::Profile,
+        OverviewColumn::Status,
+        OverviewColumn::Steps,
+        OverviewColumn::MinConfidence,
+        OverviewColumn::Tokens,
+        OverviewColumn::Errors,
+    ];
+
+    /// Its name, as [`SessionOverview`] serializes it (`duration_ms`, `min_confidence`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            OverviewColumn::Id => "id",
+            OverviewColumn::Started => "started_at",
+            OverviewColumn::Duration => "duration_ms",
+            OverviewColumn::Profile => "profile",
+            OverviewColumn::Status => "status",
+            OverviewColumn::Steps => "steps",
+            OverviewColumn::MinConfidence => "min_confidence",
+            OverviewColumn::Tokens => "tokens",
+            OverviewColumn::Errors => "errors",
+        }
+    }
+
+    /// The column with this name.
+    pub fn from_name(name: &str) -> Option<OverviewColumn> {
+        OverviewColumn::ALL.into_iter().find(|c| c.name() == name)
+    }
 }
 
 /// One line of [`Reader::overview`](super::Reader::overview): a session with what its steps

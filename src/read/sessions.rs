@@ -11,8 +11,9 @@ use super::reader::{
 use super::{Decision, Session, SessionFilter, SessionOverview, SessionSummary, Step};
 use crate::error::{Error, Result};
 
-/// The conditions of a [`SessionFilter`] on `sessions s`, parameters 1 to 7, and its order
-/// and page, parameters 8 to 10 (macros, so that `concat!` can build the queries).
+/// The conditions of a [`SessionFilter`] on `sessions s`, parameters 1 to 7, and (`_page`)
+/// its order after any sort key and its page, parameters 8 to 10 (macros, so that
+/// `concat!` can build the queries).
 macro_rules! sqlite_filter {
     () => {
         "WHERE (?1 IS NULL OR s.started_at >= ?1) AND (?2 IS NULL OR s.started_at < ?2)
@@ -21,7 +22,12 @@ macro_rules! sqlite_filter {
           AND (?6 IS NULL OR s.id = ?6)
           AND (?7 IS NULL OR EXISTS
                (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < ?7))
-        ORDER BY CASE WHEN ?8 = 'oldest' THEN s.started_at END,
+"
+    };
+}
+macro_rules! sqlite_page {
+    () => {
+        " CASE WHEN ?8 = 'oldest' THEN s.started_at END,
           CASE WHEN ?8 = 'oldest' THEN s.id END, s.started_at DESC, s.id DESC
         LIMIT ?9 OFFSET ?10"
     };
@@ -35,7 +41,12 @@ macro_rules! pg_filter {
           AND ($6::text IS NULL OR s.id = $6)
           AND ($7::float8 IS NULL OR EXISTS
                (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < $7))
-        ORDER BY CASE WHEN $8::text = 'oldest' THEN s.started_at END,
+"
+    };
+}
+macro_rules! pg_page {
+    () => {
+        " CASE WHEN $8::text = 'oldest' THEN s.started_at END,
           CASE WHEN $8::text = 'oldest' THEN s.id END, s.started_at DESC, s.id DESC
         LIMIT CASE WHEN $9::bigint < 0 THEN NULL ELSE $9::bigint END OFFSET $10::bigint"
     };
@@ -45,7 +56,9 @@ const SESSIONS: Query<'static> = Query {
     sqlite: concat!(
         "SELECT s.id, s.started_at, s.ended_at, s.profile, s.input_hash, s.status, s.input,
             s.attributes FROM sessions s ",
-        sqlite_filter!()
+        sqlite_filter!(),
+        " ORDER BY",
+        sqlite_page!()
     ),
     postgres: concat!(
         "SELECT s.id, ",
@@ -54,7 +67,9 @@ const SESSIONS: Query<'static> = Query {
         pg_utc!("s.ended_at"),
         " AS ended_at, s.profile, s.input_hash, s.status, s.input, \
          s.attributes::text AS attributes FROM sessions s",
-        pg_filter!()
+        pg_filter!(),
+        " ORDER BY",
+        pg_page!()
     ),
 };
 
@@ -73,6 +88,7 @@ macro_rules! step_totals {
     };
 }
 
+/// The overview's rows and conditions; its order and page follow (see [`Reader::overview`]).
 const OVERVIEW: Query<'static> = Query {
     sqlite: concat!(
         "SELECT s.id, s.started_at, s.ended_at, s.profile, s.status, ",
@@ -171,7 +187,21 @@ impl Reader {
     /// # Errors
     /// [`Error::Read`] when the store cannot be queried.
     pub fn overview(&self, filter: &SessionFilter) -> Result<Vec<SessionOverview>> {
-        self.rows(&OVERVIEW, &filter_params(filter, None))?
+        // The sort key is one of a fixed set of column names, never text from a caller.
+        let key = filter.sort.map_or_else(String::new, |sort| {
+            format!(
+                " {} {} NULLS LAST,",
+                sort.column.name(),
+                if sort.descending { "DESC" } else { "ASC" }
+            )
+        });
+        let sqlite = format!("{} ORDER BY{key}{}", OVERVIEW.sqlite, sqlite_page!());
+        let postgres = format!("{} ORDER BY{key}{}", OVERVIEW.postgres, pg_page!());
+        let query = Query {
+            sqlite: &sqlite,
+            postgres: &postgres,
+        };
+        self.rows(&query, &filter_params(filter, None))?
             .iter()
             .map(|row| {
                 Ok(SessionOverview {

@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::Markup;
-use reasonkit_audit::read::{Reader, SessionFilter};
+use reasonkit_audit::read::{OverviewColumn, Reader, SessionFilter, SortBy};
 use serde::Deserialize;
 
 use super::{App, views};
@@ -109,6 +109,10 @@ pub struct SessionsQuery {
     pub below: Option<String>,
     pub page: Option<usize>,
     pub n: Option<usize>,
+    /// A column to order by (`steps`, `duration_ms`, … as `sessions --json` names them).
+    pub sort: Option<String>,
+    /// `asc` or `desc` (the default).
+    pub dir: Option<String>,
 }
 
 impl SessionsQuery {
@@ -125,6 +129,15 @@ impl SessionsQuery {
             })?),
             None => None,
         };
+        let sort = match given(&self.sort, "sort")? {
+            Some(name) => Some(SortBy {
+                column: OverviewColumn::from_name(&name).ok_or_else(|| {
+                    Failed::bad(format!("sort: '{name}' is not a column of the list"))
+                })?,
+                descending: self.dir.as_deref() != Some("asc"),
+            }),
+            None => None,
+        };
         let size = self.n.unwrap_or(PAGE_DEFAULT).clamp(1, PAGE_MAX);
         let page = self.page.unwrap_or(0).min(1_000_000);
         let filter = SessionFilter {
@@ -135,6 +148,7 @@ impl SessionsQuery {
             // One more than the page, to know whether there is a next one.
             limit: Some(size + 1),
             offset: page * size,
+            sort,
             ..SessionFilter::default()
         };
         Ok((filter, page, size))

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 use reasonkit_audit::diff::{Diff, StepChange};
 use reasonkit_audit::read::{
-    Decision, HitKind, ModuleStats, SearchHit, Session, SessionOverview, SessionSummary, Step,
+    Decision, HitKind, ModuleStats, OverviewColumn, SearchHit, Session, SessionOverview,
+    SessionSummary, Step,
 };
 
 use super::Verdict;
@@ -94,8 +95,9 @@ pub fn sessions(
 ) -> Markup {
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let status = value(&query.status);
-    let pager = |to: usize| {
-        let page = to.to_string();
+    // A link to this list with the same filters: another page, or another order.
+    let link = |page: usize, sort: Option<&str>, dir: Option<&str>| {
+        let page = page.to_string();
         let size = query.n.map(|n| n.to_string());
         let (since, profile, below) = (
             value(&query.since),
@@ -107,6 +109,8 @@ pub fn sessions(
             ("status", status.as_str()),
             ("profile", profile.as_str()),
             ("below", below.as_str()),
+            ("sort", sort.unwrap_or_default()),
+            ("dir", dir.unwrap_or_default()),
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -116,6 +120,28 @@ pub fn sessions(
         }
         pairs.push(("page", &page));
         href("/", &pairs)
+    };
+    let (sort, dir) = (query.sort.as_deref(), query.dir.as_deref());
+    let pager = |to: usize| link(to, sort, dir);
+    // A column's heading: a link that orders by it, largest first, then the other way.
+    let heading = |column: OverviewColumn, label: &str, numeric: bool| {
+        let name = column.name();
+        let current = sort == Some(name);
+        let next = if current && dir != Some("asc") {
+            "asc"
+        } else {
+            "desc"
+        };
+        let arrow = match (current, dir) {
+            (false, _) => "",
+            (true, Some("asc")) => " ▲",
+            (true, _) => " ▼",
+        };
+        html! {
+            th class=(if numeric { "num" } else { "" }) {
+                a.sort data-column=(name) href=(link(0, Some(name), Some(next))) { (label) (arrow) }
+            }
+        }
     };
     let body = html! {
         h1 { "Sessions" }
@@ -139,9 +165,15 @@ pub fn sessions(
         } @else {
             table.sessions {
                 thead { tr {
-                    th { "id" } th { "started (UTC)" } th { "duration" } th { "profile" }
-                    th { "status" } th.num { "steps" } th.num { "min conf" } th.num { "tokens" }
-                    th.num { "errors" }
+                    (heading(OverviewColumn::Id, "id", false))
+                    (heading(OverviewColumn::Started, "started (UTC)", false))
+                    (heading(OverviewColumn::Duration, "duration", false))
+                    (heading(OverviewColumn::Profile, "profile", false))
+                    (heading(OverviewColumn::Status, "status", false))
+                    (heading(OverviewColumn::Steps, "steps", true))
+                    (heading(OverviewColumn::MinConfidence, "min conf", true))
+                    (heading(OverviewColumn::Tokens, "tokens", true))
+                    (heading(OverviewColumn::Errors, "errors", true))
                 } }
                 tbody {
                     @for s in rows {
