@@ -477,3 +477,85 @@ fn search_finds_the_same_through_the_index_the_tail_or_both() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PostgreSQL stores"));
 }
+
+/// The part of a page that shows the trail: `<main>` without the chain's banner (whose
+/// figures are each store's own chain).
+fn shown(page: &str) -> String {
+    let main = page
+        .split("<main>")
+        .nth(1)
+        .and_then(|m| m.split("</main>").next())
+        .unwrap_or_default();
+    match (
+        main.find("<p id=\"evidence\""),
+        main.find("<table class=\"header\">"),
+    ) {
+        (Some(start), Some(end)) if start < end => format!("{}{}", &main[..start], &main[end..]),
+        _ => main.to_owned(),
+    }
+}
+
+#[test]
+fn the_web_ui_shows_a_postgres_store_as_it_shows_the_file_it_was_imported_from() {
+    use common::server::{Ui, get};
+    let Some(db) = Db::create() else { return };
+    let (_dir, file) = example_file();
+    succeeds(&db, &["import", file.to_str().unwrap()]);
+    let on_file = Ui::start(&file, &[]);
+    let url = db.url();
+    let on_postgres = Ui::start(std::path::Path::new(&url), &[]);
+    let failed = tool(
+        "sqlite3",
+        &[
+            file.to_str().unwrap(),
+            "SELECT session_id FROM steps WHERE error IS NOT NULL LIMIT 1",
+        ],
+    );
+    let failed = String::from_utf8_lossy(&failed.stdout).trim().to_owned();
+    let pages = [
+        "/".to_owned(),
+        "/?sort=tokens&dir=asc".to_owned(),
+        format!("/session?id={failed}"),
+        "/stats".to_owned(),
+    ];
+    for page in &pages {
+        let (code_file, _, file_page) = get(&on_file.addr(), page, &[]);
+        let (code_pg, head, pg_page) = get(&on_postgres.addr(), page, &[]);
+        assert_eq!((code_file, code_pg), (200, 200), "{page}: {pg_page}");
+        assert!(head.contains("content-security-policy"), "{page}");
+        assert_eq!(shown(&pg_page), shown(&file_page), "{page}");
+    }
+    // Search finds the same rows; snippets and rank are each engine's own (FTS5's, and
+    // ts_headline's and ts_rank's).
+    let hits = |ui: &Ui| {
+        let (code, _, page) = get(&ui.addr(), "/search?q=revenue", &[]);
+        assert_eq!(code, 200);
+        let mut rows: Vec<String> = page
+            .split("<tr class=\"hit\">")
+            .skip(1)
+            .map(|row| {
+                row.split("<td class=\"snippet\">")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let found = hits(&on_file);
+    assert!(!found.is_empty());
+    assert_eq!(hits(&on_postgres), found);
+    let (code, _, verdict) = get(&on_postgres.addr(), "/verify", &[]);
+    assert_eq!(code, 200);
+    assert!(verdict.contains("the chain verifies"), "{verdict}");
+    // Reading wrote nothing: the store's chain is as long as before.
+    let entries = count(&db, "SELECT count(*) FROM audit_chain");
+    let (code, _, _) = get(
+        &on_postgres.addr(),
+        &format!("/session.json?id={failed}"),
+        &[],
+    );
+    assert_eq!(code, 200);
+    assert_eq!(count(&db, "SELECT count(*) FROM audit_chain"), entries);
+}

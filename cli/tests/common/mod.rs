@@ -2,6 +2,8 @@
 //! independent Python verifier, run on a database.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
