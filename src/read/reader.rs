@@ -137,17 +137,7 @@ impl serde::Serialize for Row {
     }
 }
 
-/// A PostgreSQL timestamp column as the SQLite file's text (UTC, microseconds).
-macro_rules! pg_utc {
-    ($column:literal) => {
-        concat!(
-            "to_char(",
-            $column,
-            " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
-        )
-    };
-}
-pub(super) use pg_utc;
+pub(super) use crate::store::sql::pg_utc;
 
 /// A span's duration in whole microseconds, on SQLite: whole seconds apart
 /// (`strftime('%s')`), plus the microseconds of the two texts apart.

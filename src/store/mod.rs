@@ -19,6 +19,7 @@
 pub mod postgres;
 pub(crate) mod process;
 pub(crate) mod rows;
+pub(crate) mod sql;
 pub(crate) mod sqlite;
 
 use std::collections::HashMap;

@@ -13,46 +13,38 @@ use postgres::types::Type;
 
 use crate::chain::{self, Cell, Leaf, TableSpec};
 
-/// A `timestamptz` column as the SQLite store's text.
-macro_rules! utc {
-    ($column:literal) => {
-        concat!(
-            "to_char(t.",
-            $column,
-            " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
-        )
-    };
-}
+use crate::store::sql::pg_utc;
 
 /// The expressions that read each table's row image, in the chain's column order, over
 /// the table aliased `t`.
 pub(crate) const SESSIONS: &str = concat!(
     "t.id, ",
-    utc!("started_at"),
+    pg_utc!("t.started_at"),
     ", ",
-    utc!("ended_at"),
+    pg_utc!("t.ended_at"),
     ", t.profile, t.input_hash, t.status, t.input, t.attributes::text, t.pid, t.host"
 );
 pub(crate) const STEPS: &str = concat!(
     "t.id, t.session_id, t.module, ",
-    utc!("started_at"),
+    pg_utc!("t.started_at"),
     ", ",
-    utc!("ended_at"),
+    pg_utc!("t.ended_at"),
     ", t.input_summary, t.output_summary, t.confidence, t.tokens_used, t.error, \
      t.parent_step_id, t.attributes::text"
 );
 pub(crate) const DECISIONS: &str = concat!(
     "t.id, t.step_id, t.decision_type, t.options_considered, t.chosen_option, t.rationale, ",
-    utc!("decided_at"),
+    pg_utc!("t.decided_at"),
     ", t.attributes::text"
 );
 pub(crate) const AUDIT_HEALTH: &str = concat!(
     "t.id, ",
-    utc!("recorded_at"),
+    pg_utc!("t.recorded_at"),
     ", t.pid, t.host, t.kind, t.count, t.detail"
 );
 
-pub(crate) const AUDIT_EVENTS: &str = concat!("t.id, ", utc!("recorded_at"), ", t.kind, t.detail");
+pub(crate) const AUDIT_EVENTS: &str =
+    concat!("t.id, ", pg_utc!("t.recorded_at"), ", t.kind, t.detail");
 
 /// The image list of each chained table, in [`chain::CHAINED_TABLES`] order.
 pub(crate) const CHAINED: [(&TableSpec, &str); 5] = [
