@@ -82,6 +82,23 @@ fn overview_pages_through_every_session_newest_first_with_step_totals() {
         .collect();
     // Confidence 1 - n/20 is below 0.7 from n = 7.
     assert_eq!(unsure, ["run-7", "run-8", "run-9"]);
+    // Only the sessions named (what a text filter found), in the list's order.
+    let only = |ids: Vec<&str>| {
+        reader
+            .overview(&SessionFilter {
+                only: Some(ids.into_iter().map(str::to_owned).collect()),
+                ..SessionFilter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        only(vec!["run-3", "run-5", "no-such-run"]),
+        ["run-5", "run-3"]
+    );
+    assert!(only(vec![]).is_empty());
     // Ordered by a column: the most tokens first, then the fewest.
     let by = |descending| {
         reader

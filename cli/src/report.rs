@@ -33,6 +33,7 @@ pub struct Args {
 }
 
 /// What the chain says, for the report's banner and each row's mark.
+#[derive(Clone, Debug)]
 pub struct Evidence {
     /// One sentence: intact, or how many findings.
     pub summary: String,
@@ -115,19 +116,38 @@ pub fn run(reader: &Reader, args: &Args, evidence: Evidence) -> Result<Outcome, 
         Some(path) => Box::new(File::create(path).map_err(failed)?),
         None => Box::new(std::io::stdout().lock()),
     });
-    out.write_all(head(&title, &evidence, reader.store_name()).as_bytes())
+    write(reader, &title, &ids, &evidence, &mut out).map_err(|e| -> Failure {
+        match &args.output {
+            Some(path) => format!("{}: {e}", path.display()).into(),
+            None => e,
+        }
+    })?;
+    out.flush().map_err(failed)?;
+    Ok(Outcome::Done)
+}
+
+/// Writes the report of the sessions `ids` to `out`, one session in memory at a time (the
+/// `report` command, and the web UI's download of it).
+pub fn write(
+    reader: &Reader,
+    title: &str,
+    ids: &[String],
+    evidence: &Evidence,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    let failed = |e: std::io::Error| -> Failure { format!("cannot write the report: {e}").into() };
+    out.write_all(head(title, evidence, reader.store_name()).as_bytes())
         .map_err(failed)?;
     for id in ids {
-        let Some(session) = reader.session(&id)? else {
+        let Some(session) = reader.session(id)? else {
             continue; // pruned or erased since it was listed
         };
         let mut html = String::new();
-        render_session(&mut html, &session, &evidence);
+        render_session(&mut html, &session, evidence);
         out.write_all(html.as_bytes()).map_err(failed)?;
     }
     out.write_all(b"</body>\n</html>\n").map_err(failed)?;
-    out.flush().map_err(failed)?;
-    Ok(Outcome::Done)
+    Ok(())
 }
 
 /// Text made safe for HTML content and attribute values.

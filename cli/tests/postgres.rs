@@ -515,6 +515,7 @@ fn the_web_ui_shows_a_postgres_store_as_it_shows_the_file_it_was_imported_from()
     let pages = [
         "/".to_owned(),
         "/?sort=tokens&dir=asc".to_owned(),
+        "/?text=revenue".to_owned(),
         format!("/session?id={failed}"),
         "/stats".to_owned(),
     ];

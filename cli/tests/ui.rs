@@ -256,6 +256,20 @@ async fn a_person_filters_opens_follows_a_failure_searches_and_compares() {
         .await;
     assert_eq!(browser.count("tr[data-session-id]").await, 2);
 
+    // The text filter: the session whose steps said it.
+    c.find(Locator::Css("input[name=text]"))
+        .await
+        .unwrap()
+        .send_keys("hotel")
+        .await
+        .unwrap();
+    browser.click_to("form.filters button", "text=hotel").await;
+    assert_eq!(browser.count("tr[data-session-id]").await, 1);
+    assert_eq!(browser.text("tbody td:first-child").await, "claim-1-replay");
+    c.goto(&format!("{}/?profile=deep", ui.base()))
+        .await
+        .unwrap();
+
     // Order by steps, most first, by clicking the heading; again for fewest first.
     browser
         .click_to("a.sort[data-column=steps]", "sort=steps")
@@ -591,6 +605,9 @@ fn crawling_every_page_leaves_the_file_as_it_was() {
             "/?below=not-a-number",
             "/?sort=tokens&dir=asc",
             "/?sort=nonsense",
+            "/?text=hotel",
+            "/report?id=claim-1",
+            "/report?id=nobody",
             "/?n=100000&page=99999999999",
             "/style.css",
             "/no-such-page",
@@ -615,6 +632,14 @@ fn crawling_every_page_leaves_the_file_as_it_was() {
     assert_eq!(code("/?below=not-a-number"), Some(400));
     assert_eq!(code("/?sort=tokens&dir=asc"), Some(200));
     assert_eq!(code("/?sort=nonsense"), Some(400));
+    assert_eq!(code("/?text=hotel"), Some(200));
+    assert_eq!(code("/report?id=nobody"), Some(404));
+    // The report: the self-contained HTML file, to download, with no script either.
+    let (status, head, body) = get(&addr, "/report?id=claim-1", &[]);
+    assert_eq!(status, 200);
+    assert!(head.contains("content-disposition: attachment; filename=\"report-claim-1.html\""));
+    assert!(body.contains("Audit report: session claim-1"));
+    assert!(!body.contains("<script"));
     assert_eq!(code("/?n=100000&page=99999999999"), Some(200));
     assert_eq!(code("/no-such-page"), Some(404));
     assert!(codes.iter().all(|(_, c)| *c != 500), "{codes:?}");

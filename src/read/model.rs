@@ -179,6 +179,9 @@ pub struct SessionFilter {
     pub replay_of: Option<String>,
     /// Only sessions with a step whose confidence is below this.
     pub below_confidence: Option<f64>,
+    /// Only these sessions (e.g. the sessions [`Reader::search`](super::Reader::search)
+    /// found); `Some(vec![])` selects none.
+    pub only: Option<Vec<String>>,
     /// At most this many.
     pub limit: Option<usize>,
     /// Skip this many first (paging: with `limit`, page `n` starts at `n * limit`).

@@ -22,6 +22,7 @@ macro_rules! sqlite_filter {
           AND (?6 IS NULL OR s.id = ?6)
           AND (?7 IS NULL OR EXISTS
                (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < ?7))
+          AND (?11 IS NULL OR s.id IN (SELECT value FROM json_each(?11)))
 "
     };
 }
@@ -41,6 +42,7 @@ macro_rules! pg_filter {
           AND ($6::text IS NULL OR s.id = $6)
           AND ($7::float8 IS NULL OR EXISTS
                (SELECT 1 FROM steps st WHERE st.session_id = s.id AND st.confidence < $7))
+          AND ($11::text IS NULL OR s.id IN (SELECT json_array_elements_text($11::text::json)))
 "
     };
 }
@@ -373,7 +375,7 @@ impl Reader {
 }
 
 /// The parameters of the session filter's conditions, order and page.
-fn filter_params(filter: &SessionFilter, id: Option<&str>) -> [Param; 10] {
+fn filter_params(filter: &SessionFilter, id: Option<&str>) -> [Param; 11] {
     [
         Param::time(filter.since),
         Param::time(filter.until),
@@ -386,6 +388,13 @@ fn filter_params(filter: &SessionFilter, id: Option<&str>) -> [Param; 10] {
         // A negative limit is none, in both dialects as the queries are written.
         filter.limit.map_or(Param::Int(-1), Param::count),
         Param::count(filter.offset),
+        // The ids as a JSON array, which each dialect unpacks (json_each, json_array_elements).
+        Param::Text(
+            filter
+                .only
+                .as_ref()
+                .map(|ids| serde_json::Value::from(ids.clone()).to_string()),
+        ),
     ]
 }
 

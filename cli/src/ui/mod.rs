@@ -45,14 +45,16 @@ pub struct Args {
     /// Print the address, then open it in the default browser
     #[arg(long)]
     open: bool,
+    /// Verify the chain for the pages' marks at start and then every SECONDS, apart from
+    /// the requests; 0: only when /verify is asked (a large chain takes seconds each time)
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    verify_every: u64,
     #[command(flatten)]
     verify: crate::verify::Sources,
 }
 
 /// At most this many requests are served at once; more wait their turn.
 const CONCURRENT_REQUESTS: usize = 64;
-/// How often the chain is verified again for the pages' marks.
-const VERIFY_EVERY: Duration = Duration::from_secs(60);
 
 /// What every page shares: the store, the token, and the chain's last verdict.
 pub struct App {
@@ -158,6 +160,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/", get(pages::sessions))
         .route("/session", get(pages::session))
         .route("/session.json", get(pages::session_json))
+        .route("/report", get(pages::report))
         .route("/search", get(pages::search))
         .route("/stats", get(pages::stats))
         .route("/compare", get(pages::compare))
@@ -194,16 +197,19 @@ async fn serve(app: Arc<App>, args: &Args) -> Result<(), Failure> {
     if args.open {
         open_browser(&url);
     }
-    // The chain's verdict for the pages' marks: at start, then every minute, apart from
-    // the requests (a large chain takes seconds to verify).
-    let verifier = app.clone();
-    tokio::spawn(async move {
-        loop {
-            let app = verifier.clone();
-            let _ = tokio::task::spawn_blocking(move || app.verify_now()).await;
-            tokio::time::sleep(VERIFY_EVERY).await;
-        }
-    });
+    // The chain's verdict for the pages' marks: at start, then every --verify-every
+    // seconds, apart from the requests (a large chain takes seconds to verify).
+    if args.verify_every > 0 {
+        let every = Duration::from_secs(args.verify_every);
+        let verifier = app.clone();
+        tokio::spawn(async move {
+            loop {
+                let app = verifier.clone();
+                let _ = tokio::task::spawn_blocking(move || app.verify_now()).await;
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
     axum::serve(listener, router(app))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

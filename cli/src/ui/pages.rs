@@ -113,10 +113,31 @@ pub struct SessionsQuery {
     pub sort: Option<String>,
     /// `asc` or `desc` (the default).
     pub dir: Option<String>,
+    /// Only sessions whose steps or decisions say this (as search finds it), or whose id
+    /// starts with it.
+    pub text: Option<String>,
 }
 
+/// The most sessions a text filter looks through.
+const TEXT_SESSIONS: usize = 1000;
+
 impl SessionsQuery {
-    fn filter(&self) -> Result<(SessionFilter, usize, usize), Failed> {
+    fn filter(&self, reader: &Reader) -> Result<(SessionFilter, usize, usize), Failed> {
+        let only = match given(&self.text, "text")? {
+            Some(text) => {
+                let mut ids = reader.ids_starting_with(&text, TEXT_SESSIONS)?;
+                ids.extend(
+                    reader
+                        .search(&text, TEXT_SESSIONS)?
+                        .into_iter()
+                        .map(|hit| hit.session_id),
+                );
+                ids.sort();
+                ids.dedup();
+                Some(ids)
+            }
+            None => None,
+        };
         let since = match given(&self.since, "since")? {
             Some(text) => Some(text.parse::<Since>().map_err(Failed::bad)?.utc()),
             None => None,
@@ -149,6 +170,7 @@ impl SessionsQuery {
             limit: Some(size + 1),
             offset: page * size,
             sort,
+            only,
             ..SessionFilter::default()
         };
         Ok((filter, page, size))
@@ -157,7 +179,7 @@ impl SessionsQuery {
 
 pub async fn sessions(State(app): State<Arc<App>>, Query(query): Query<SessionsQuery>) -> Response {
     render(app, move |reader, _| {
-        let (filter, page, size) = query.filter()?;
+        let (filter, page, size) = query.filter(reader)?;
         let mut rows = reader.overview(&filter)?;
         let more = rows.len() > size;
         rows.truncate(size);
@@ -204,6 +226,75 @@ pub async fn session_json(
     .await;
     match done {
         Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Ok(Err(failed)) => failed.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// The session's `report` (the self-contained HTML file), to download and keep.
+pub async fn report(State(app): State<Arc<App>>, Query(query): Query<SessionQuery>) -> Response {
+    let done = tokio::task::spawn_blocking(move || -> Result<(String, Vec<u8>), Failed> {
+        let id = wanted_id(&query)?;
+        let reader = Reader::open(&app.store)?;
+        if reader.session(&id)?.is_none() {
+            return Err(Failed::missing(format!("no session has the id '{id}'")));
+        }
+        if app.verdict(|v| v.is_none_or(|v| v.evidence.is_err())) {
+            app.verify_now();
+        }
+        let evidence = app
+            .verdict(|v| v.and_then(|v| v.evidence.as_ref().ok().cloned()))
+            .ok_or_else(|| Failed {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: "the chain could not be verified for the report: see /verify".into(),
+            })?;
+        let mut html = Vec::new();
+        crate::report::write(
+            &reader,
+            &format!("Audit report: session {id}"),
+            std::slice::from_ref(&id),
+            &evidence,
+            &mut html,
+        )
+        .map_err(|e| Failed {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: e.to_string(),
+        })?;
+        Ok((id, html))
+    })
+    .await;
+    match done {
+        Ok(Ok((id, html))) => {
+            // A file name of the id's safe characters only.
+            let name: String = id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(80)
+                .collect();
+            (
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"report-{name}.html\""),
+                    ),
+                    // The report's styles are inline (it is one self-contained file); still
+                    // no script.
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; style-src 'unsafe-inline'".to_owned(),
+                    ),
+                ],
+                html,
+            )
+                .into_response()
+        }
         Ok(Err(failed)) => failed.into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }

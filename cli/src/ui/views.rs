@@ -99,16 +99,18 @@ pub fn sessions(
     let link = |page: usize, sort: Option<&str>, dir: Option<&str>| {
         let page = page.to_string();
         let size = query.n.map(|n| n.to_string());
-        let (since, profile, below) = (
+        let (since, profile, below, text) = (
             value(&query.since),
             value(&query.profile),
             value(&query.below),
+            value(&query.text),
         );
         let mut pairs: Vec<(&str, &str)> = [
             ("since", since.as_str()),
             ("status", status.as_str()),
             ("profile", profile.as_str()),
             ("below", below.as_str()),
+            ("text", text.as_str()),
             ("sort", sort.unwrap_or_default()),
             ("dir", dir.unwrap_or_default()),
         ]
@@ -158,6 +160,7 @@ pub fn sessions(
             }
             label { "Profile " input name="profile" value=(value(&query.profile)); }
             label { "Confidence below " input name="below" size="4" value=(value(&query.below)); }
+            label { "Text " input name="text" placeholder="words said, or an id" value=(value(&query.text)); }
             button type="submit" { "Filter" }
         }
         @if rows.is_empty() {
@@ -211,7 +214,10 @@ fn verdict_banner(verdict: Option<&Verdict>) -> Markup {
     };
     html! {
         @match verdict {
-            None => p.banner.pending #evidence { "The chain is being verified; reload to see its verdict." },
+            None => p.banner.pending #evidence {
+                "The chain's verdict is not in yet: it is being verified, or only "
+                a href="/verify" { "on demand" } "."
+            },
             Some(Verdict { evidence: Err(e), at }) => p.banner.findings #evidence {
                 "The chain could not be verified (" (ago(*at)) "): " (e)
             },
@@ -273,6 +279,7 @@ pub fn session(session: &Session, replays: &[SessionSummary], verdict: Option<&V
         }
         p.links {
             a href=(href("/session.json", &[("id", &session.id)])) { "JSON export" }
+            " · " a #report href=(href("/report", &[("id", &session.id)])) { "report (HTML file)" }
             @if let Some(index) = first_failed {
                 " · " a #first-failed href=(format!("#s{index}")) { "first failed step" }
             }
