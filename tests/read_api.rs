@@ -197,6 +197,19 @@ fn module_stats_agree_with_sql_over_the_file() {
         );
         assert!(module.avg_duration_ms.is_some_and(|d| d >= 0.0));
     }
+    let days = Reader::open(&audit.path)
+        .unwrap()
+        .daily_stats(None)
+        .unwrap();
+    let by_day = audit.rows(
+        "SELECT substr(started_at, 1, 10), count(*), sum(error IS NOT NULL) FROM steps
+         GROUP BY 1 ORDER BY 1",
+    );
+    let shown: Vec<Vec<String>> = days
+        .iter()
+        .map(|d| vec![d.day.clone(), d.steps.to_string(), d.failures.to_string()])
+        .collect();
+    assert_eq!(shown, by_day);
 }
 
 #[test]

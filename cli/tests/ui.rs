@@ -355,6 +355,26 @@ async fn a_person_filters_opens_follows_a_failure_searches_and_compares() {
             .await
             .contains("judge 3")
     );
+    // A column a day (one, or two if the run crossed midnight UTC): the 7 steps recorded,
+    // one of them failed.
+    let mut steps = 0;
+    let mut failed = 0;
+    for title in c
+        .find_all(Locator::Css("svg.daily rect.uses title"))
+        .await
+        .unwrap()
+    {
+        let text = title.html(true).await.unwrap();
+        let figures: Vec<u64> = text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .skip(3) // the date's year, month and day
+            .map(|n| n.parse().unwrap())
+            .collect();
+        steps += figures[0];
+        failed += figures[1];
+    }
+    assert_eq!((steps, failed), (7, 1));
     c.goto(&format!("{}/verify", ui.base())).await.unwrap();
     assert!(
         browser

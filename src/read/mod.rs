@@ -63,7 +63,7 @@ mod stats;
 pub use check::CheckReport;
 pub use export::{ExportFormat, ExportScope, ExportTable, SessionRecord};
 pub use model::{
-    Decision, HitKind, ModuleStats, OverviewColumn, REPLAY_OF, SearchHit, Session, SessionFilter,
-    SessionOverview, SessionSummary, SortBy, Step,
+    DayStats, Decision, HitKind, ModuleStats, OverviewColumn, REPLAY_OF, SearchHit, Session,
+    SessionFilter, SessionOverview, SessionSummary, SortBy, Step,
 };
 pub use reader::Reader;

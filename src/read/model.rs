@@ -352,3 +352,18 @@ fn stored_time_or_null<S: serde::Serializer>(
         None => s.serialize_none(),
     }
 }
+
+/// One UTC day's steps, from [`Reader::daily_stats`](super::Reader::daily_stats).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DayStats {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// How many steps started that day.
+    pub steps: i64,
+    /// How many of them failed.
+    pub failures: i64,
+    /// Their average confidence, over the steps that gave one.
+    pub avg_confidence: Option<f64>,
+    /// The tokens they used.
+    pub tokens: Option<i64>,
+}

@@ -1,10 +1,11 @@
 //! Figures per reasoning module — how often it ran, how sure it was, how long it took, how
-//! often it failed, what it cost in tokens: [`Reader::module_stats`], the `stats` command.
+//! often it failed, what it cost in tokens: [`Reader::module_stats`], the `stats` command —
+//! and the same over time, a day at a time: [`Reader::daily_stats`].
 
 use chrono::{DateTime, Utc};
 
-use super::ModuleStats;
 use super::reader::{Param, Query, Reader, int, pg_duration_us, real, sqlite_duration_us, text};
+use super::{DayStats, ModuleStats};
 use crate::error::Result;
 
 // The average duration is taken over whole microseconds, summed exactly, on both sides, so
@@ -43,7 +44,42 @@ const STATS: Query<'static> = Query {
     ),
 };
 
+const DAILY: Query<'static> = Query {
+    sqlite: "SELECT substr(started_at, 1, 10) AS day, count(*) AS steps,
+           sum(error IS NOT NULL) AS failures, avg(confidence) AS avg_confidence,
+           sum(tokens_used) AS tokens
+        FROM steps
+        WHERE ?1 IS NULL OR started_at >= ?1
+        GROUP BY day ORDER BY day",
+    postgres: "SELECT to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
+           count(*) AS steps, sum((error IS NOT NULL)::int)::bigint AS failures,
+           avg(confidence) AS avg_confidence, sum(tokens_used)::bigint AS tokens
+        FROM steps
+        WHERE $1::text IS NULL OR started_at >= ($1::text || '+00')::timestamptz
+        GROUP BY day ORDER BY day",
+};
+
 impl Reader {
+    /// The steps started at or after `since` (all of them for `None`), a row per UTC day
+    /// that has any, oldest first: how many, how many failed, their average confidence and
+    /// their tokens.
+    ///
+    /// # Errors
+    /// [`Error::Read`](crate::Error::Read) when the store cannot be queried.
+    pub fn daily_stats(&self, since: Option<DateTime<Utc>>) -> Result<Vec<DayStats>> {
+        Ok(self
+            .rows(&DAILY, &[Param::time(since)])?
+            .iter()
+            .map(|row| DayStats {
+                day: text(row, "day").unwrap_or_default(),
+                steps: int(row, "steps").unwrap_or(0),
+                failures: int(row, "failures").unwrap_or(0),
+                avg_confidence: real(row, "avg_confidence"),
+                tokens: int(row, "tokens"),
+            })
+            .collect())
+    }
+
     /// Each module's figures over the steps started at or after `since` (all of them for
     /// `None`), the most used first.
     ///

@@ -328,9 +328,12 @@ pub async fn stats(State(app): State<Arc<App>>, Query(query): Query<StatsQuery>)
             Some(text) => Some(text.parse::<Since>().map_err(Failed::bad)?),
             None => None,
         };
-        let stats = reader.module_stats(since.as_ref().map(Since::utc))?;
+        let since_at = since.as_ref().map(Since::utc);
+        let stats = reader.module_stats(since_at)?;
+        let days = reader.daily_stats(since_at)?;
         Ok(views::stats(
             &stats,
+            &days,
             given(&query.since, "since")?.as_deref(),
         ))
     })

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, html};
 use reasonkit_audit::diff::{Diff, StepChange};
 use reasonkit_audit::read::{
-    Decision, HitKind, ModuleStats, OverviewColumn, SearchHit, Session, SessionOverview,
+    DayStats, Decision, HitKind, ModuleStats, OverviewColumn, SearchHit, Session, SessionOverview,
     SessionSummary, Step,
 };
 
@@ -411,7 +411,7 @@ pub fn search(text: Option<&str>, hits: Option<&[SearchHit]>) -> Markup {
 }
 
 /// Per-module figures, as a table and as bars.
-pub fn stats(stats: &[ModuleStats], since: Option<&str>) -> Markup {
+pub fn stats(stats: &[ModuleStats], days: &[DayStats], since: Option<&str>) -> Markup {
     let most = stats.iter().map(|s| s.uses).max().unwrap_or(1).max(1) as f64;
     let row_height = 22;
     let body = html! {
@@ -441,6 +441,8 @@ pub fn stats(stats: &[ModuleStats], since: Option<&str>) -> Markup {
                     }
                 }
             }
+            h2 { "Steps a day, and how many failed" }
+            (daily_chart(days))
             h2 { "Uses, and the share that failed" }
             svg.chart viewBox=(format!("0 0 1000 {}", stats.len() * row_height)) role="img" {
                 @for (i, s) in stats.iter().enumerate() {
@@ -455,6 +457,37 @@ pub fn stats(stats: &[ModuleStats], since: Option<&str>) -> Markup {
         }
     };
     layout("Stats", None, body)
+}
+
+/// The days shown at most, the newest.
+const DAYS_SHOWN: usize = 90;
+
+/// A column a day: its steps, the failed ones in red, the first and last day named.
+fn daily_chart(days: &[DayStats]) -> Markup {
+    let days = &days[days.len().saturating_sub(DAYS_SHOWN)..];
+    let most = days.iter().map(|d| d.steps).max().unwrap_or(1).max(1) as f64;
+    let slot = 1000.0 / days.len().max(1) as f64;
+    let bar = (slot * 0.8).max(1.0);
+    let height = 120.0;
+    html! {
+        svg.chart.daily viewBox="0 0 1000 150" role="img" {
+            @for (i, day) in days.iter().enumerate() {
+                @let h = day.steps as f64 / most * height;
+                @let f = day.failures as f64 / most * height;
+                @let x = i as f64 * slot;
+                rect.uses data-day=(day.day) x=(format!("{x:.1}")) y=(format!("{:.1}", height - h))
+                    width=(format!("{bar:.1}")) height=(format!("{h:.1}")) {
+                    title { (day.day) ": " (day.steps) " steps, " (day.failures) " failed" }
+                }
+                rect.failed x=(format!("{x:.1}")) y=(format!("{:.1}", height - f))
+                    width=(format!("{bar:.1}")) height=(format!("{f:.1}")) {}
+            }
+            @if let (Some(first), Some(last)) = (days.first(), days.last()) {
+                text x="0" y="145" { (first.day) }
+                text x="1000" y="145" text-anchor="end" { (last.day) }
+            }
+        }
+    }
 }
 
 /// Two runs side by side, step by step.
