@@ -117,6 +117,26 @@ fn overview_pages_through_every_session_newest_first_with_step_totals() {
     };
     assert_eq!(by(true), ["run-9", "run-8"]);
     assert_eq!(by(false), ["run-0", "run-1"]);
+    // By a column of the sessions table (the page is picked before the steps are added
+    // up): ids from the last, then from the first.
+    let by_id = |descending, offset| {
+        reader
+            .overview(&SessionFilter {
+                sort: Some(SortBy {
+                    column: OverviewColumn::Id,
+                    descending,
+                }),
+                limit: Some(2),
+                offset,
+                ..SessionFilter::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.id, s.steps))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(by_id(true, 0), [("run-9".into(), 2), ("run-8".into(), 2)]);
+    assert_eq!(by_id(false, 1), [("run-1".into(), 2), ("run-2".into(), 2)]);
     // The same filter selects the same sessions through `sessions`.
     let summaries = reader
         .sessions(&SessionFilter {

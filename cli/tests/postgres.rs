@@ -486,10 +486,12 @@ fn shown(page: &str) -> String {
         .nth(1)
         .and_then(|m| m.split("</main>").next())
         .unwrap_or_default();
-    match (
-        main.find("<p id=\"evidence\""),
-        main.find("<table class=\"header\">"),
-    ) {
+    // The banner's `<p …id="evidence"…>`, whatever the order of its attributes (its text
+    // may also say the verdict is not in yet on one server and in on the other).
+    let banner = main
+        .find("id=\"evidence\"")
+        .and_then(|at| main[..at].rfind("<p"));
+    match (banner, main.find("<table class=\"header\">")) {
         (Some(start), Some(end)) if start < end => format!("{}{}", &main[..start], &main[end..]),
         _ => main.to_owned(),
     }

@@ -59,6 +59,12 @@ const CONCURRENT_REQUESTS: usize = 64;
 /// What every page shares: the store, the token, and the chain's last verdict.
 pub struct App {
     store: PathBuf,
+    /// Readers not in use, kept open for the next request (opening one checks the file's
+    /// schema, or connects to PostgreSQL).
+    idle: Mutex<Vec<reasonkit_audit::read::Reader>>,
+    /// As many pages are read at once as there are cores; the rest wait their turn in
+    /// order, so that under load every request waits about as long as the others.
+    reading: tokio::sync::Semaphore,
     token: Option<String>,
     verify: VerifyOptions,
     evidence: Mutex<Option<Verdict>>,
@@ -70,7 +76,41 @@ pub struct Verdict {
     evidence: Result<crate::report::Evidence, String>,
 }
 
+/// The most readers kept open between requests.
+const IDLE_READERS: usize = 8;
+
 impl App {
+    /// Runs `read` on a blocking thread once a core is free for it.
+    pub async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        read: impl FnOnce(&App) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let _turn = self.reading.acquire().await;
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || read(&app)).await
+    }
+
+    /// Runs `read` with an idle reader, or a new one; keeps the reader for the next request
+    /// unless `read` failed (a broken connection is not kept).
+    fn with_reader<T, E: From<reasonkit_audit::Error>>(
+        &self,
+        read: impl FnOnce(&reasonkit_audit::read::Reader) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let reader = match idle {
+            Some(reader) => reader,
+            None => reasonkit_audit::read::Reader::open(&self.store)?,
+        };
+        let result = read(&reader);
+        if result.is_ok() {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(reader);
+            }
+        }
+        result
+    }
+
     /// The last verdict, if one was reached.
     fn verdict<T>(&self, read: impl FnOnce(Option<&Verdict>) -> T) -> T {
         let guard = self.evidence.lock().unwrap_or_else(|p| p.into_inner());
@@ -141,6 +181,10 @@ pub fn run(store: PathBuf, args: &Args) -> Result<Outcome, Failure> {
     };
     let app = Arc::new(App {
         store,
+        idle: Mutex::new(Vec::new()),
+        reading: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ),
         token,
         verify: args.verify.options()?,
         evidence: Mutex::new(None),

@@ -73,11 +73,9 @@ async fn render(
     app: Arc<App>,
     page: impl FnOnce(&Reader, &App) -> Result<Markup, Failed> + Send + 'static,
 ) -> Response {
-    let done = tokio::task::spawn_blocking(move || {
-        let reader = Reader::open(&app.store)?;
-        page(&reader, &app)
-    })
-    .await;
+    let done = app
+        .blocking(move |app| app.with_reader(|reader| page(reader, app)))
+        .await;
     match done {
         Ok(Ok(markup)) => Html(markup.into_string()).into_response(),
         Ok(Err(failed)) => failed.into_response(),
@@ -213,17 +211,19 @@ pub async fn session_json(
     State(app): State<Arc<App>>,
     Query(query): Query<SessionQuery>,
 ) -> Response {
-    let done = tokio::task::spawn_blocking(move || -> Result<String, Failed> {
-        let id = wanted_id(&query)?;
-        let record = Reader::open(&app.store)?
-            .session_record(&id)?
-            .ok_or_else(|| Failed::missing(format!("no session has the id '{id}'")))?;
-        serde_json::to_string_pretty(&record).map_err(|e| Failed {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: e.to_string(),
+    let done = app
+        .clone()
+        .blocking(move |app| -> Result<String, Failed> {
+            let id = wanted_id(&query)?;
+            let record = app
+                .with_reader(|reader| reader.session_record(&id))?
+                .ok_or_else(|| Failed::missing(format!("no session has the id '{id}'")))?;
+            serde_json::to_string_pretty(&record).map_err(|e| Failed {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: e.to_string(),
+            })
         })
-    })
-    .await;
+        .await;
     match done {
         Ok(Ok(json)) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Ok(Err(failed)) => failed.into_response(),
@@ -233,36 +233,38 @@ pub async fn session_json(
 
 /// The session's `report` (the self-contained HTML file), to download and keep.
 pub async fn report(State(app): State<Arc<App>>, Query(query): Query<SessionQuery>) -> Response {
-    let done = tokio::task::spawn_blocking(move || -> Result<(String, Vec<u8>), Failed> {
-        let id = wanted_id(&query)?;
-        let reader = Reader::open(&app.store)?;
-        if reader.session(&id)?.is_none() {
-            return Err(Failed::missing(format!("no session has the id '{id}'")));
-        }
-        if app.verdict(|v| v.is_none_or(|v| v.evidence.is_err())) {
-            app.verify_now();
-        }
-        let evidence = app
-            .verdict(|v| v.and_then(|v| v.evidence.as_ref().ok().cloned()))
-            .ok_or_else(|| Failed {
+    let done = app
+        .clone()
+        .blocking(move |app| -> Result<(String, Vec<u8>), Failed> {
+            let id = wanted_id(&query)?;
+            let reader = Reader::open(&app.store)?;
+            if reader.session(&id)?.is_none() {
+                return Err(Failed::missing(format!("no session has the id '{id}'")));
+            }
+            if app.verdict(|v| v.is_none_or(|v| v.evidence.is_err())) {
+                app.verify_now();
+            }
+            let evidence = app
+                .verdict(|v| v.and_then(|v| v.evidence.as_ref().ok().cloned()))
+                .ok_or_else(|| Failed {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: "the chain could not be verified for the report: see /verify".into(),
+                })?;
+            let mut html = Vec::new();
+            crate::report::write(
+                &reader,
+                &format!("Audit report: session {id}"),
+                std::slice::from_ref(&id),
+                &evidence,
+                &mut html,
+            )
+            .map_err(|e| Failed {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: "the chain could not be verified for the report: see /verify".into(),
+                message: e.to_string(),
             })?;
-        let mut html = Vec::new();
-        crate::report::write(
-            &reader,
-            &format!("Audit report: session {id}"),
-            std::slice::from_ref(&id),
-            &evidence,
-            &mut html,
-        )
-        .map_err(|e| Failed {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: e.to_string(),
-        })?;
-        Ok((id, html))
-    })
-    .await;
+            Ok((id, html))
+        })
+        .await;
     match done {
         Ok(Ok((id, html))) => {
             // A file name of the id's safe characters only.
