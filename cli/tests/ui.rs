@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -667,4 +668,32 @@ fn crawling_every_page_leaves_the_file_as_it_was() {
     assert_eq!(fingerprint(&db), before, "a page changed the database");
     // And the store is still what the layer wrote.
     assert_eq!(common::sqlite3(&db, "PRAGMA integrity_check"), "ok");
+}
+
+#[test]
+fn clients_that_never_finish_their_request_stall_no_one_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    write_claims(&db);
+    let ui = Ui::start(&db, &[]);
+    let addr = ui.addr();
+    // Twenty connections that send half a request and then nothing (slowloris), and
+    // twenty that connect and send nothing at all; bounded, on loopback.
+    let mut stalled = Vec::new();
+    for i in 0..40 {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+        }
+        stalled.push(stream);
+    }
+    // Everyone else is still served, page after page.
+    for target in ["/", "/session?id=claim-1", "/stats", "/search?q=receipts"] {
+        let (code, _, body) = get(&addr, target, &[]);
+        assert_eq!(code, 200, "{target}");
+        assert!(body.contains("</html>"), "{target}");
+    }
+    drop(stalled);
 }
