@@ -697,3 +697,40 @@ fn clients_that_never_finish_their_request_stall_no_one_else() {
     }
     drop(stalled);
 }
+
+#[test]
+fn a_request_never_finished_is_cut_off_so_capped_connections_free_up() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    write_claims(&db);
+    let ui = Ui::start(&db, &["--max-connections", "4"]);
+    let addr = ui.addr();
+    // Four connections take every slot and never finish a request.
+    let mut stalled: Vec<std::net::TcpStream> = (0..4)
+        .map(|i| {
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            if i % 2 == 0 {
+                stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+            }
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            stream
+        })
+        .collect();
+    // A fifth client is served once the server has cut them off (10 s to send headers).
+    let (code, _, body) = get(&addr, "/", &[]);
+    assert_eq!(code, 200);
+    assert!(body.contains("claim-1"));
+    // Each of the four was closed by the server: end of stream, perhaps after a 408.
+    for stream in &mut stalled {
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).unwrap();
+        let said = String::from_utf8_lossy(&rest);
+        assert!(
+            rest.is_empty() || said.starts_with("HTTP/1.1 408"),
+            "{said}"
+        );
+    }
+}

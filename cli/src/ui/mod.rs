@@ -45,6 +45,10 @@ pub struct Args {
     /// Print the address, then open it in the default browser
     #[arg(long)]
     open: bool,
+    /// Keep at most this many connections open; more wait to be accepted. A client has
+    /// 10 s to send a request's headers, so slow ones cannot hold the slots
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    max_connections: usize,
     /// Verify the chain for the pages' marks at start and then every SECONDS, apart from
     /// the requests; 0: only when /verify is asked (a large chain takes seconds each time)
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -55,6 +59,8 @@ pub struct Args {
 
 /// At most this many requests are served at once; more wait their turn.
 const CONCURRENT_REQUESTS: usize = 64;
+/// A client has this long to send a request's headers; then its connection is closed.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every page shares: the store, the token, and the chain's last verdict.
 pub struct App {
@@ -254,13 +260,36 @@ async fn serve(app: Arc<App>, args: &Args) -> Result<(), Failure> {
             }
         });
     }
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .map_err(|e| format!("the web server stopped: {e}"))?;
-    Ok(())
+    let router = router(app);
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.max_connections.max(1)));
+    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        // A free slot first, then a connection: past the cap, new ones wait in the
+        // kernel's backlog.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot,
+            _ = &mut stop => return Ok(()),
+        };
+        let Ok(slot) = slot else { return Ok(()) };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // A connection that failed before it was accepted (reset, out of file
+                // descriptors for a moment): the next one is served.
+                Err(_) => continue,
+            },
+            _ = &mut stop => return Ok(()),
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            drop(slot);
+        });
+    }
 }
 
 /// Opens `url` in the desktop's browser, if there is one; says so when there is not.

@@ -60,7 +60,7 @@ impl Drop for Ui {
 pub fn get(addr: &str, target: &str, headers: &[&str]) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for header in headers {
