@@ -663,6 +663,9 @@ fn crawling_every_page_leaves_the_file_as_it_was() {
     assert!(!body.contains("<script"));
     assert_eq!(code("/?n=100000&page=99999999999"), Some(200));
     assert_eq!(code("/no-such-page"), Some(404));
+    // An id or a text longer than a page would ever need is refused, not looked up.
+    let (status, _, _) = get(&addr, &format!("/session?id={}", "x".repeat(2000)), &[]);
+    assert_eq!(status, 400);
     assert!(codes.iter().all(|(_, c)| *c != 500), "{codes:?}");
     drop(ui);
     assert_eq!(fingerprint(&db), before, "a page changed the database");

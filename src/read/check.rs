@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::reader::{Query, Reader, text};
+use super::reader::{Query, Reader, Store, text};
 use crate::error::Result;
 
 /// At most this many steps outside their session are listed.
@@ -80,13 +80,12 @@ impl Reader {
     /// # Errors
     /// [`Error::Read`](crate::Error::Read) when the store cannot be queried.
     pub fn check(&self) -> Result<CheckReport> {
-        let mut report = match self.sqlite() {
-            Some(conn) => self
-                .check_sqlite(conn)
-                .map_err(|e| self.fail("checking", e))?,
-            None => self
-                .check_postgres()
-                .map_err(|e| self.fail("checking", e))?,
+        let mut report = match &self.store {
+            Store::Sqlite(conn) => check_sqlite(conn).map_err(|e| self.fail("checking", e))?,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(client) => {
+                check_postgres(&mut client.borrow_mut()).map_err(|e| self.fail("checking", e))?
+            }
         };
         report.steps_outside_session = self
             .rows(&OUTSIDE, &[])?
@@ -95,78 +94,62 @@ impl Reader {
             .collect();
         Ok(report)
     }
+}
 
-    fn check_sqlite(&self, conn: &rusqlite::Connection) -> rusqlite::Result<CheckReport> {
-        let integrity = conn
-            .prepare("PRAGMA integrity_check")?
-            .query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let orphans = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-            r.get(0)
-        })?;
-        let schema_version = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        Ok(CheckReport {
-            schema_version,
-            release_schema_version: crate::store::sqlite::open::SCHEMA_VERSION,
-            integrity,
-            orphans,
-            constraints: None,
-            steps_outside_session: Vec::new(),
-        })
-    }
+/// A file's integrity, foreign keys and schema version.
+fn check_sqlite(conn: &rusqlite::Connection) -> rusqlite::Result<CheckReport> {
+    let integrity = conn
+        .prepare("PRAGMA integrity_check")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let orphans = conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    let schema_version = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    Ok(CheckReport {
+        schema_version,
+        release_schema_version: crate::store::sqlite::open::SCHEMA_VERSION,
+        integrity,
+        orphans,
+        constraints: None,
+        steps_outside_session: Vec::new(),
+    })
+}
 
-    #[cfg(feature = "postgres")]
-    fn check_postgres(&self) -> std::result::Result<CheckReport, ::postgres::Error> {
-        let Some(mut client) = self.postgres() else {
-            return Ok(self.unbuilt());
-        };
-        let schema_version = client
-            .query_one("SELECT max(version)::bigint FROM reasonkit_schema", &[])?
-            .get(0);
-        let constraints = client
-            .query_one(
-                "SELECT count(*) FROM pg_constraint WHERE contype = 'f' \
-                 AND conrelid IN ('steps'::regclass, 'decisions'::regclass)",
-                &[],
-            )?
-            .get(0);
-        let orphans = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM steps st WHERE NOT EXISTS \
-                     (SELECT 1 FROM sessions s WHERE s.id = st.session_id)) \
-                 + (SELECT count(*) FROM steps st WHERE st.parent_step_id IS NOT NULL \
-                     AND NOT EXISTS (SELECT 1 FROM steps p WHERE p.session_id = st.session_id \
-                     AND p.id = st.parent_step_id)) \
-                 + (SELECT count(*) FROM decisions d WHERE NOT EXISTS (SELECT 1 FROM steps st \
-                     WHERE st.session_id = d.session_id AND st.id = d.step_id))",
-                &[],
-            )?
-            .get(0);
-        Ok(CheckReport {
-            schema_version,
-            release_schema_version: crate::store::postgres::PG_SCHEMA_VERSION,
-            integrity: Vec::new(),
-            orphans,
-            constraints: Some(constraints),
-            steps_outside_session: Vec::new(),
-        })
-    }
-
-    #[cfg(not(feature = "postgres"))]
-    fn check_postgres(&self) -> std::result::Result<CheckReport, std::convert::Infallible> {
-        Ok(self.unbuilt())
-    }
-
-    /// A report for a store this build cannot check (never reached: such a store cannot be
-    /// opened).
-    fn unbuilt(&self) -> CheckReport {
-        CheckReport {
-            schema_version: 0,
-            release_schema_version: 0,
-            integrity: Vec::new(),
-            orphans: 0,
-            constraints: None,
-            steps_outside_session: Vec::new(),
-        }
-    }
+/// A PostgreSQL store's foreign-key constraints, rows without their parent, and schema
+/// version (the server keeps its pages whole).
+#[cfg(feature = "postgres")]
+fn check_postgres(
+    client: &mut ::postgres::Client,
+) -> std::result::Result<CheckReport, ::postgres::Error> {
+    let schema_version = client
+        .query_one("SELECT max(version)::bigint FROM reasonkit_schema", &[])?
+        .get(0);
+    let constraints = client
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' \
+             AND conrelid IN ('steps'::regclass, 'decisions'::regclass)",
+            &[],
+        )?
+        .get(0);
+    let orphans = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM steps st WHERE NOT EXISTS \
+                 (SELECT 1 FROM sessions s WHERE s.id = st.session_id)) \
+             + (SELECT count(*) FROM steps st WHERE st.parent_step_id IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM steps p WHERE p.session_id = st.session_id \
+                 AND p.id = st.parent_step_id)) \
+             + (SELECT count(*) FROM decisions d WHERE NOT EXISTS (SELECT 1 FROM steps st \
+                 WHERE st.session_id = d.session_id AND st.id = d.step_id))",
+            &[],
+        )?
+        .get(0);
+    Ok(CheckReport {
+        schema_version,
+        release_schema_version: crate::store::postgres::PG_SCHEMA_VERSION,
+        integrity: Vec::new(),
+        orphans,
+        constraints: Some(constraints),
+        steps_outside_session: Vec::new(),
+    })
 }

@@ -15,7 +15,7 @@ use serde::ser::SerializeMap;
 use serde_json::Value;
 
 use super::reader::{
-    JsonColumns, Param, Query, Reader, Row, pg_duration_ms, pg_utc, sqlite_duration_ms, text,
+    JsonColumns, Param, Query, Reader, Row, Store, pg_duration_ms, pg_utc, sqlite_duration_ms, text,
 };
 use crate::error::Result;
 
@@ -381,34 +381,23 @@ impl Reader {
 
     /// The column names of `query`, for a CSV header when it selects no row.
     fn columns(&self, query: &Query<'_>) -> Result<Vec<String>> {
-        match self.sqlite() {
-            Some(conn) => Ok(conn
+        match &self.store {
+            Store::Sqlite(conn) => Ok(conn
                 .prepare_cached(query.sqlite)
                 .map_err(|e| self.fail("preparing a query", e))?
                 .column_names()
                 .map(str::to_owned)
                 .collect()),
-            None => self.pg_columns(query),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(client) => Ok(client
+                .borrow_mut()
+                .prepare(query.postgres)
+                .map_err(|e| self.fail("preparing a query", e))?
+                .columns()
+                .iter()
+                .map(|c| c.name().to_owned())
+                .collect()),
         }
-    }
-
-    #[cfg(feature = "postgres")]
-    fn pg_columns(&self, query: &Query<'_>) -> Result<Vec<String>> {
-        let Some(mut client) = self.postgres() else {
-            return Ok(Vec::new());
-        };
-        Ok(client
-            .prepare(query.postgres)
-            .map_err(|e| self.fail("preparing a query", e))?
-            .columns()
-            .iter()
-            .map(|c| c.name().to_owned())
-            .collect())
-    }
-
-    #[cfg(not(feature = "postgres"))]
-    fn pg_columns(&self, _query: &Query<'_>) -> Result<Vec<String>> {
-        Ok(Vec::new())
     }
 }
 

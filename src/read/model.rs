@@ -254,6 +254,17 @@ impl OverviewColumn {
         }
     }
 
+    /// Whether it is a column of the `sessions` table itself, not a total of its steps.
+    pub fn in_sessions_table(self) -> bool {
+        matches!(
+            self,
+            OverviewColumn::Id
+                | OverviewColumn::Started
+                | OverviewColumn::Profile
+                | OverviewColumn::Status
+        )
+    }
+
     /// The column with this name.
     pub fn from_name(name: &str) -> Option<OverviewColumn> {
         OverviewColumn::ALL.into_iter().find(|c| c.name() == name)

@@ -236,11 +236,6 @@ impl Reader {
         &self.name
     }
 
-    /// Whether this reader reads a PostgreSQL store.
-    pub fn is_postgres(&self) -> bool {
-        !matches!(self.store, Store::Sqlite(_))
-    }
-
     /// An [`Error::Read`] naming this store, what was being done, and the store's words.
     pub(super) fn fail(&self, what: &str, error: impl std::fmt::Display) -> Error {
         Error::Read {
@@ -309,25 +304,6 @@ impl Reader {
                 }
                 Ok(())
             }
-        }
-    }
-
-    /// The connection to a SQLite file, for reads only SQLite can do (its FTS5 index,
-    /// its pragmas); `None` for PostgreSQL.
-    pub(super) fn sqlite(&self) -> Option<&rusqlite::Connection> {
-        match &self.store {
-            Store::Sqlite(conn) => Some(conn),
-            #[cfg(feature = "postgres")]
-            Store::Postgres(_) => None,
-        }
-    }
-
-    /// The PostgreSQL client, for reads only PostgreSQL does; `None` for a file.
-    #[cfg(feature = "postgres")]
-    pub(super) fn postgres(&self) -> Option<std::cell::RefMut<'_, ::postgres::Client>> {
-        match &self.store {
-            Store::Sqlite(_) => None,
-            Store::Postgres(client) => Some(client.borrow_mut()),
         }
     }
 

@@ -11,7 +11,7 @@
 //! - PostgreSQL: the rows of the chain's entries past the index's mark are matched by
 //!   `to_tsvector` as they are read (see `store::postgres::search`).
 
-use super::reader::{Param, Query, Reader, Row, real, text};
+use super::reader::{Param, Query, Reader, Row, Store, real, text};
 use super::{HitKind, SearchHit};
 use crate::error::{Error, Result};
 
@@ -209,9 +209,10 @@ impl Reader {
                 message: "search needs at least one word".into(),
             });
         }
-        let rows = match self.sqlite() {
-            Some(conn) => self.search_sqlite(conn, &fts_query(text), limit)?,
-            None => self.search_postgres(words, limit)?,
+        let rows = match &self.store {
+            Store::Sqlite(conn) => self.search_sqlite(conn, &fts_query(text), limit)?,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(client) => self.search_postgres(client, words, limit)?,
         };
         rows.iter().map(|row| self.hit(row)).collect()
     }
@@ -242,17 +243,17 @@ impl Reader {
     }
 
     #[cfg(feature = "postgres")]
-    fn search_postgres(&self, words: Vec<String>, limit: usize) -> Result<Vec<Row>> {
-        let has_index: bool = self
-            .postgres()
-            .map(|mut client| {
-                client
-                    .query_one("SELECT to_regclass('search_terms') IS NOT NULL", &[])
-                    .map(|row| row.get(0))
-            })
-            .transpose()
-            .map_err(|e| self.fail("looking for the search index", e))?
-            .unwrap_or(false);
+    fn search_postgres(
+        &self,
+        client: &std::cell::RefCell<::postgres::Client>,
+        words: Vec<String>,
+        limit: usize,
+    ) -> Result<Vec<Row>> {
+        let has_index: bool = client
+            .borrow_mut()
+            .query_one("SELECT to_regclass('search_terms') IS NOT NULL", &[])
+            .map(|row| row.get(0))
+            .map_err(|e| self.fail("looking for the search index", e))?;
         let sql = postgres_query(words.len(), has_index);
         let mut params: Vec<Param> = words.into_iter().map(|t| Param::Text(Some(t))).collect();
         params.push(Param::count(limit));
@@ -263,11 +264,6 @@ impl Reader {
             },
             &params,
         )
-    }
-
-    #[cfg(not(feature = "postgres"))]
-    fn search_postgres(&self, _words: Vec<String>, _limit: usize) -> Result<Vec<Row>> {
-        Ok(Vec::new())
     }
 
     fn hit(&self, row: &Row) -> Result<SearchHit> {

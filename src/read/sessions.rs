@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use super::reader::{
     Param, Query, Reader, Row, int, json, pg_duration_ms, pg_utc, real, sqlite_duration_ms, text,
 };
-use super::{
-    Decision, OverviewColumn, Session, SessionFilter, SessionOverview, SessionSummary, Step,
-};
+use super::{Decision, Session, SessionFilter, SessionOverview, SessionSummary, Step};
 use crate::error::{Error, Result};
 
 /// The conditions of a [`SessionFilter`] on `sessions s`, parameters 1 to 7, and (`_page`)
@@ -200,36 +198,33 @@ impl Reader {
     /// [`Error::Read`] when the store cannot be queried.
     pub fn overview(&self, filter: &SessionFilter) -> Result<Vec<SessionOverview>> {
         // The sort key is one of a fixed set of column names, never text from a caller.
-        let key = filter.sort.map_or_else(String::new, |sort| {
-            format!(
-                " {} {} NULLS LAST,",
-                sort.column.name(),
-                if sort.descending { "DESC" } else { "ASC" }
-            )
-        });
-        let sqlite = match filter.sort.map(|s| s.column) {
+        // `of` names the table a sessions column is read from (`s.`), or nothing for the
+        // overview's own columns.
+        let key = |of: &str| {
+            filter.sort.map_or_else(String::new, |sort| {
+                format!(
+                    " {of}{} {} NULLS LAST,",
+                    sort.column.name(),
+                    if sort.descending { "DESC" } else { "ASC" }
+                )
+            })
+        };
+        let sqlite = match filter.sort.map(|s| s.column.in_sessions_table()) {
             // Ordered by a column of the sessions table (or not at all): SQLite picks the
             // page from the sessions alone, through the index on started_at, and adds up
             // the steps of that page's sessions only. (Ordered by the same CASE as below,
             // it added up every session's steps before sorting: 640 ms a page at a
             // million rows.)
-            None
-            | Some(
-                OverviewColumn::Id
-                | OverviewColumn::Started
-                | OverviewColumn::Profile
-                | OverviewColumn::Status,
-            ) => {
-                let mut order = key
-                    .replace(" id ", " s.id ")
-                    .replace(" started_at ", " s.started_at ")
-                    .replace(" profile ", " s.profile ")
-                    .replace(" status ", " s.status ");
-                order.push_str(if filter.oldest_first {
-                    " s.started_at, s.id"
-                } else {
-                    " s.started_at DESC, s.id DESC"
-                });
+            None | Some(true) => {
+                let order = format!(
+                    "{}{}",
+                    key("s."),
+                    if filter.oldest_first {
+                        " s.started_at, s.id"
+                    } else {
+                        " s.started_at DESC, s.id DESC"
+                    }
+                );
                 format!(
                     "{SQLITE_OVERVIEW_COLUMNS} FROM (SELECT * FROM sessions s {} ORDER BY{order} \
                      LIMIT ?9 OFFSET ?10) s ORDER BY{order}",
@@ -237,9 +232,9 @@ impl Reader {
                 )
             }
             // Ordered by what the steps add up to: every selected session's totals first.
-            Some(_) => format!("{} ORDER BY{key}{}", OVERVIEW.sqlite, sqlite_page!()),
+            Some(false) => format!("{} ORDER BY{}{}", OVERVIEW.sqlite, key(""), sqlite_page!()),
         };
-        let postgres = format!("{} ORDER BY{key}{}", OVERVIEW.postgres, pg_page!());
+        let postgres = format!("{} ORDER BY{}{}", OVERVIEW.postgres, key(""), pg_page!());
         let query = Query {
             sqlite: &sqlite,
             postgres: &postgres,

@@ -14,11 +14,13 @@
 //! | `mod.rs` | the command: where it listens, who may ask, the server and its limits |
 //! | `access.rs` | the token check and the security headers every answer carries |
 //! | `pages.rs` | one handler per page: read the request, ask the reader, render |
+//! | `query.rs` | what each page's query string carries |
 //! | `views.rs` | the HTML of each page (maud) |
 //! | `style.css` | the one stylesheet, embedded in the binary |
 
 mod access;
 mod pages;
+mod query;
 mod views;
 
 use std::net::{IpAddr, SocketAddr};

@@ -11,8 +11,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use maud::Markup;
 use reasonkit_audit::read::{OverviewColumn, Reader, SessionFilter, SortBy};
-use serde::Deserialize;
 
+use super::query::{CompareQuery, SearchQuery, SessionQuery, SessionsQuery, StatsQuery};
 use super::{App, views};
 use crate::since::Since;
 
@@ -98,24 +98,6 @@ fn given(value: &Option<String>, what: &str) -> Result<Option<String>, Failed> {
     }
 }
 
-/// The sessions list's filters and page, as the form and the links carry them.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct SessionsQuery {
-    pub since: Option<String>,
-    pub status: Option<String>,
-    pub profile: Option<String>,
-    pub below: Option<String>,
-    pub page: Option<usize>,
-    pub n: Option<usize>,
-    /// A column to order by (`steps`, `duration_ms`, … as `sessions --json` names them).
-    pub sort: Option<String>,
-    /// `asc` or `desc` (the default).
-    pub dir: Option<String>,
-    /// Only sessions whose steps or decisions say this (as search finds it), or whose id
-    /// starts with it.
-    pub text: Option<String>,
-}
-
 /// The most sessions a text filter looks through.
 const TEXT_SESSIONS: usize = 1000;
 
@@ -186,11 +168,6 @@ pub async fn sessions(State(app): State<Arc<App>>, Query(query): Query<SessionsQ
     .await
 }
 
-#[derive(Debug, Deserialize)]
-pub struct SessionQuery {
-    pub id: Option<String>,
-}
-
 fn wanted_id(query: &SessionQuery) -> Result<String, Failed> {
     given(&query.id, "id")?.ok_or_else(|| Failed::bad("give the session: ?id=SESSION_ID"))
 }
@@ -212,7 +189,6 @@ pub async fn session_json(
     Query(query): Query<SessionQuery>,
 ) -> Response {
     let done = app
-        .clone()
         .blocking(move |app| -> Result<String, Failed> {
             let id = wanted_id(&query)?;
             let record = app
@@ -234,13 +210,8 @@ pub async fn session_json(
 /// The session's `report` (the self-contained HTML file), to download and keep.
 pub async fn report(State(app): State<Arc<App>>, Query(query): Query<SessionQuery>) -> Response {
     let done = app
-        .clone()
         .blocking(move |app| -> Result<(String, Vec<u8>), Failed> {
             let id = wanted_id(&query)?;
-            let reader = Reader::open(&app.store)?;
-            if reader.session(&id)?.is_none() {
-                return Err(Failed::missing(format!("no session has the id '{id}'")));
-            }
             if app.verdict(|v| v.is_none_or(|v| v.evidence.is_err())) {
                 app.verify_now();
             }
@@ -250,17 +221,23 @@ pub async fn report(State(app): State<Arc<App>>, Query(query): Query<SessionQuer
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     message: "the chain could not be verified for the report: see /verify".into(),
                 })?;
-            let mut html = Vec::new();
-            crate::report::write(
-                &reader,
-                &format!("Audit report: session {id}"),
-                std::slice::from_ref(&id),
-                &evidence,
-                &mut html,
-            )
-            .map_err(|e| Failed {
-                status: StatusCode::INTERNAL_SERVER_ERROR,
-                message: e.to_string(),
+            let html = app.with_reader(|reader| {
+                if reader.session(&id)?.is_none() {
+                    return Err(Failed::missing(format!("no session has the id '{id}'")));
+                }
+                let mut html = Vec::new();
+                crate::report::write(
+                    reader,
+                    &format!("Audit report: session {id}"),
+                    std::slice::from_ref(&id),
+                    &evidence,
+                    &mut html,
+                )
+                .map_err(|e| Failed {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    message: e.to_string(),
+                })?;
+                Ok(html)
             })?;
             Ok((id, html))
         })
@@ -302,11 +279,6 @@ pub async fn report(State(app): State<Arc<App>>, Query(query): Query<SessionQuer
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct SearchQuery {
-    pub q: Option<String>,
-}
-
 pub async fn search(State(app): State<Arc<App>>, Query(query): Query<SearchQuery>) -> Response {
     render(app, move |reader, _| {
         let text = given(&query.q, "the search")?;
@@ -317,11 +289,6 @@ pub async fn search(State(app): State<Arc<App>>, Query(query): Query<SearchQuery
         Ok(views::search(text.as_deref(), hits.as_deref()))
     })
     .await
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct StatsQuery {
-    pub since: Option<String>,
 }
 
 pub async fn stats(State(app): State<Arc<App>>, Query(query): Query<StatsQuery>) -> Response {
@@ -340,12 +307,6 @@ pub async fn stats(State(app): State<Arc<App>>, Query(query): Query<StatsQuery>)
         ))
     })
     .await
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct CompareQuery {
-    pub a: Option<String>,
-    pub b: Option<String>,
 }
 
 pub async fn compare(State(app): State<Arc<App>>, Query(query): Query<CompareQuery>) -> Response {

@@ -15,7 +15,7 @@ use reasonkit_audit::read::{
 };
 
 use super::Verdict;
-use super::pages::SessionsQuery;
+use super::query::SessionsQuery;
 use crate::output::{confidence, duration_ms, opt};
 
 /// How often a running session's page reloads itself, in seconds.
