@@ -211,6 +211,8 @@ mod error;
 mod health;
 mod ids;
 mod lifecycle;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod read;
 mod record;
 pub mod redaction;

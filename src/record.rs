@@ -162,6 +162,12 @@ pub(crate) struct Learned {
     pub(crate) error: Option<FieldValue>,
     /// An ERROR-level event happened directly inside the span.
     pub(crate) error_event: bool,
+    /// Where the row really starts, when its opening had to guess: a span received over
+    /// OTLP whose row was opened, as a placeholder, by a child that arrived first.
+    pub(crate) started: Option<SystemTime>,
+    /// For a step: its enclosing step, when its opening could not know it (the same
+    /// placeholder case). The row's other keys never change.
+    pub(crate) parent_step: Option<AuditId>,
 }
 
 /// What a span that learned nothing learned.
@@ -170,6 +176,8 @@ pub(crate) static NOTHING_LEARNED: Learned = Learned {
     returned: None,
     error: None,
     error_event: false,
+    started: None,
+    parent_step: None,
 };
 
 impl Learned {
@@ -181,6 +189,11 @@ impl Learned {
     /// The span failed: an ERROR event or an `error` event value inside it.
     pub(crate) fn failed(&self) -> bool {
         self.error_event || self.error.is_some()
+    }
+
+    /// The row's start or enclosing step is corrected: its UPDATE must write them.
+    pub(crate) fn moves(&self) -> bool {
+        self.started.is_some() || self.parent_step.is_some()
     }
 }
 
@@ -213,6 +226,11 @@ pub(crate) struct Decided {
 #[derive(Debug)]
 pub(crate) enum Command {
     Opened(Opened),
+    /// A row already in the store, still open, whose close this process will send: the
+    /// writer tracks it as committed, so the close becomes an UPDATE. (A receiver started
+    /// again finishing the placeholders of the one before it.)
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    Adopted(Opened),
     Closed(Closed),
     Decided(Decided),
     /// Commit everything received so far, then answer.

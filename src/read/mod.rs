@@ -55,6 +55,8 @@ mod check;
 pub mod diff;
 mod export;
 mod model;
+#[cfg(feature = "otlp")]
+pub(crate) mod presence;
 mod reader;
 mod search;
 mod sessions;

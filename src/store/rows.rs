@@ -48,6 +48,27 @@ impl Row {
         self.opened.kind
     }
 
+    /// When the row starts: as opened, unless its close corrected it.
+    pub(crate) fn started(&self) -> SystemTime {
+        self.closed
+            .as_ref()
+            .and_then(|c| c.learned().started)
+            .unwrap_or(self.opened.at)
+    }
+
+    /// The enclosing step: as opened, unless its close corrected it.
+    pub(crate) fn parent_step(&self) -> Option<&AuditId> {
+        self.closed
+            .as_ref()
+            .and_then(|c| c.learned().parent_step.as_ref())
+            .or(self.opened.parent_step.as_ref())
+    }
+
+    /// Its close corrects the start or the enclosing step, which an UPDATE must write.
+    pub(crate) fn moves(&self) -> bool {
+        self.closed.as_ref().is_some_and(|c| c.learned().moves())
+    }
+
     /// The id the row is written under: its own, or the one it was renamed to.
     pub(crate) fn written_id(&self) -> String {
         self.written_as
@@ -244,7 +265,7 @@ pub(crate) fn session(row: &Row, store_inputs: bool) -> SessionColumns {
     }
     SessionColumns {
         id: row.written_id(),
-        started_at: timestamp(row.opened.at),
+        started_at: timestamp(row.started()),
         ended_at: row.closed.as_ref().map(|c| timestamp(c.at)),
         profile,
         input_hash,
@@ -337,6 +358,7 @@ pub(crate) fn step(row: &Row) -> StepColumns {
         .or_else(|| view.get("gen_ai.tool.name"))
         .or_else(|| view.get("gen_ai.request.model"))
         .or_else(|| view.get("gen_ai.response.model"))
+        .or_else(|| view.get("llm.model_name"))
         .or_else(|| view.get(GEN_AI_AGENT))
         .or_else(|| view.get("tool.name"))
         .or_else(|| view.get("otel.name"))
@@ -354,12 +376,14 @@ pub(crate) fn step(row: &Row) -> StepColumns {
         .take("input_summary")
         .or_else(|| view.take("gen_ai.tool.call.arguments"))
         .or_else(|| view.take("gen_ai.input.messages"))
+        .or_else(|| view.take("input.value"))
         .map(text);
     let output_summary = view
         .take("output_summary")
         .or_else(|| closed.and_then(|c| c.learned().returned.as_ref()))
         .or_else(|| view.take("gen_ai.tool.call.result"))
         .or_else(|| view.take("gen_ai.output.messages"))
+        .or_else(|| view.take("output.value"))
         .map(text);
     let error = view
         .take("error")
@@ -368,11 +392,19 @@ pub(crate) fn step(row: &Row) -> StepColumns {
         .or_else(|| failure(&view))
         .or_else(|| rig_run_without_result(row, &view).map(str::to_owned));
     let tokens_used = view.take_as("tokens_used", integer).or_else(|| {
-        // OpenTelemetry GenAI names, current then deprecated; they also stay in
-        // `attributes`.
-        let count = |names: [&str; 2]| names.iter().find_map(|n| view.get(n).and_then(integer));
-        let input = count([GEN_AI_INPUT_TOKENS, "gen_ai.usage.prompt_tokens"]);
-        let output = count([GEN_AI_OUTPUT_TOKENS, "gen_ai.usage.completion_tokens"]);
+        // OpenTelemetry GenAI names, current then deprecated, then OpenInference's; they
+        // also stay in `attributes`.
+        let count = |names: [&str; 3]| names.iter().find_map(|n| view.get(n).and_then(integer));
+        let input = count([
+            GEN_AI_INPUT_TOKENS,
+            "gen_ai.usage.prompt_tokens",
+            "llm.token_count.prompt",
+        ]);
+        let output = count([
+            GEN_AI_OUTPUT_TOKENS,
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+        ]);
         match (input, output) {
             (None, None) => None,
             (i, o) => Some(i.unwrap_or(0).saturating_add(o.unwrap_or(0))),
@@ -387,9 +419,9 @@ pub(crate) fn step(row: &Row) -> StepColumns {
                 .map(AuditId::to_string)
                 .unwrap_or_default()
         }),
-        parent_step_id: row.opened.parent_step.as_ref().map(AuditId::to_string),
+        parent_step_id: row.parent_step().map(AuditId::to_string),
         module,
-        started_at: timestamp(row.opened.at),
+        started_at: timestamp(row.started()),
         ended_at: closed.map(|c| timestamp(c.at)),
         input_summary,
         output_summary,

@@ -338,6 +338,18 @@ impl Writer {
                 }
                 self.ops.push(Op::Insert(id));
             }
+            Command::Adopted(opened) => {
+                // Already in the store, as it was written: its fields went through the
+                // redactor then. Only its close is still to come.
+                let id = opened.id.clone();
+                let tracked = Tracked {
+                    row: Row::new(opened),
+                    committed: true,
+                    refused: false,
+                    close_lost: false,
+                };
+                self.rows.entry(id).or_insert(tracked);
+            }
             Command::Closed(mut closed) => match self.rows.get_mut(&closed.id) {
                 Some(tracked) => {
                     if let Some(learned) = closed.learned.as_deref_mut() {

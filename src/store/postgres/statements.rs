@@ -222,8 +222,8 @@ pub(crate) fn insert_sessions(tx: &mut Tx<'_>, rows: &SessionArrays) -> PgResult
 
 pub(crate) fn update_sessions(tx: &mut Tx<'_>, rows: &SessionArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
-        "UPDATE sessions AS t SET ended_at = (u.ended_at || '+00')::timestamptz, \
-         profile = u.profile, input_hash = u.input_hash, status = u.status, input = u.input, \
+        "UPDATE sessions AS t SET started_at = (u.started_at || '+00')::timestamptz, \
+         ended_at = (u.ended_at || '+00')::timestamptz, profile = u.profile, input_hash = u.input_hash, status = u.status, input = u.input, \
          attributes = u.attributes::jsonb, pid = u.pid, host = u.host \
          FROM (SELECT * FROM {SESSION_ROWS} ORDER BY id) AS u WHERE t.id = u.id RETURNING {}",
         images::SESSIONS
@@ -315,10 +315,12 @@ pub(crate) fn insert_steps(tx: &mut Tx<'_>, rows: &StepArrays) -> PgResult<Vec<L
 
 pub(crate) fn update_steps(tx: &mut Tx<'_>, rows: &StepArrays) -> PgResult<Vec<Leaf>> {
     let sql = format!(
-        "UPDATE steps AS t SET module = u.module, ended_at = (u.ended_at || '+00')::timestamptz, \
+        "UPDATE steps AS t SET module = u.module, \
+         started_at = (u.started_at || '+00')::timestamptz, \
+         ended_at = (u.ended_at || '+00')::timestamptz, \
          input_summary = u.input_summary, output_summary = u.output_summary, \
          confidence = u.confidence, tokens_used = u.tokens_used, error = u.error, \
-         attributes = u.attributes::jsonb \
+         parent_step_id = u.parent_step_id, attributes = u.attributes::jsonb \
          FROM (SELECT * FROM {STEP_ROWS} ORDER BY session_id, id) AS u \
          WHERE t.session_id = u.session_id AND t.id = u.id RETURNING {}",
         images::STEPS

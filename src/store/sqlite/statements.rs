@@ -84,6 +84,15 @@ const UPDATE_SESSION: &str = "UPDATE sessions SET ended_at = ?3, profile = ?4, \
 const UPDATE_STEP: &str = "UPDATE steps SET module = ?3, ended_at = ?5, input_summary = ?6, \
      output_summary = ?7, confidence = ?8, tokens_used = ?9, error = ?10, attributes = ?12 \
      WHERE id = ?1";
+// A row whose opening had to guess its start or its enclosing step (a placeholder the OTLP
+// receiver opened for a parent span its child arrived before) is corrected by these. Only
+// they pay for the foreign-key check of a moved `parent_step_id`.
+const UPDATE_SESSION_MOVED: &str = "UPDATE sessions SET started_at = ?2, ended_at = ?3, \
+     profile = ?4, input_hash = ?5, status = ?6, input = ?7, attributes = ?8, pid = ?9, \
+     host = ?10 WHERE id = ?1";
+const UPDATE_STEP_MOVED: &str = "UPDATE steps SET module = ?3, started_at = ?4, ended_at = ?5, \
+     input_summary = ?6, output_summary = ?7, confidence = ?8, tokens_used = ?9, error = ?10, \
+     parent_step_id = ?11, attributes = ?12 WHERE id = ?1";
 const UPDATE_DECISION: &str = "UPDATE decisions SET decision_type = ?3, \
      options_considered = ?4, chosen_option = ?5, rationale = ?6, decided_at = ?7, \
      attributes = ?8 WHERE id = ?1";
@@ -122,6 +131,9 @@ pub(crate) fn write_row(
 ) -> rusqlite::Result<Option<Leaf>> {
     let [session, step, decision] = match write_as {
         RowWrite::Insert => [INSERT_SESSION, INSERT_STEP, INSERT_DECISION],
+        RowWrite::Update if row.moves() => {
+            [UPDATE_SESSION_MOVED, UPDATE_STEP_MOVED, UPDATE_DECISION]
+        }
         RowWrite::Update => [UPDATE_SESSION, UPDATE_STEP, UPDATE_DECISION],
     };
     match row.kind() {

@@ -1,0 +1,40 @@
+//! An OTLP receiver: OpenTelemetry traces from any language, written into the audit trail.
+//!
+//! Agents written in Python or TypeScript (the OpenAI Agents SDK, LangChain, LlamaIndex,
+//! CrewAI …) already emit OpenTelemetry traces, with the GenAI semantic conventions
+//! (`gen_ai.*`) or OpenInference's (`openinference.span.kind`, `llm.*`, `input.value`).
+//! [`Receiver`] takes their export requests and writes them through the same writer as
+//! the layer: the same conventions table, redaction, hash chain, batching and health. The
+//! `reasonkit-audit collect` command serves it over OTLP/HTTP and OTLP/gRPC.
+//!
+//! | file | what it does |
+//! |---|---|
+//! | `decode.rs` | [`decode`]: an OTLP/HTTP body (protobuf or JSON, gzip) as a request |
+//! | `spans.rs` | one span as a row's fields; row ids derived from the OTLP ids |
+//! | `names.rs` | attribute keys as field names, bounded |
+//! | `receiver.rs` | [`Receiver`]: placement, placeholders, acknowledged-means-committed |
+//!
+//! How a trace becomes rows (the receiver's module docs say why):
+//!
+//! | OTLP | row |
+//! |---|---|
+//! | a trace | a session; `profile` from the root span's `gen_ai.agent.name` / `agent.name`, else the resource's `service.name` |
+//! | a span | a step in it, nested by `parent_span_id`; `module`, summaries, tokens and error by the conventions table |
+//! | span status ERROR | the step's `error` (the description, else the `exception` event's type and message) |
+//! | ids, name, kind, scope, events, links | `otel.trace_id`, `otel.span_id`, `otel.name`, … in `attributes` |
+//!
+//! Find a row from a trace viewer with
+//! `SELECT * FROM steps WHERE json_extract(attributes, '$."otel.span_id"') = '…'`.
+//!
+//! Requires the `otlp` cargo feature.
+
+mod decode;
+mod names;
+mod receiver;
+mod spans;
+
+pub use decode::{DecodeError, Encoding, decode};
+pub use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+pub use receiver::{Accepted, ExportError, Receiver};

@@ -1,0 +1,66 @@
+//! Which of some rows are already in the store, and whether each is still open: what the
+//! OTLP receiver asks before it writes a span a client may be sending again (a retry after
+//! a lost answer, or after the receiver before it was killed), so nothing is written twice.
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::read::reader::{Param, Query, Reader, text};
+
+/// What the store holds of a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Presence {
+    /// Written, not yet ended (`ended_at` is null): a placeholder still to be completed.
+    Open,
+    /// Written and ended.
+    Ended,
+}
+
+const SESSIONS: Query<'static> = Query {
+    sqlite: "SELECT id, ended_at IS NULL AS open FROM sessions \
+             WHERE id IN (SELECT value FROM json_each(?1))",
+    postgres: "SELECT id, ended_at IS NULL AS open FROM sessions \
+               WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+};
+
+const STEPS: Query<'static> = Query {
+    sqlite: "SELECT id, ended_at IS NULL AS open FROM steps \
+             WHERE id IN (SELECT value FROM json_each(?1))",
+    postgres: "SELECT id, ended_at IS NULL AS open FROM steps \
+               WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+};
+
+/// How many ids one query asks about.
+const CHUNK: usize = 500;
+
+impl Reader {
+    /// The rows among `ids` (sessions and steps) that the store holds, with whether each
+    /// is still open. Ids it does not hold are absent from the answer.
+    pub(crate) fn presence(&self, ids: &[String]) -> Result<HashMap<String, Presence>> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let list = serde_json::Value::from(chunk.to_vec()).to_string();
+            for query in [&SESSIONS, &STEPS] {
+                self.each_row(query, &[Param::Text(Some(list.clone()))], |row| {
+                    let open = match row.get("open") {
+                        Some(serde_json::Value::Bool(b)) => *b,
+                        Some(serde_json::Value::Number(n)) => n.as_i64() == Some(1),
+                        _ => false,
+                    };
+                    if let Some(id) = text(&row, "id") {
+                        found.insert(
+                            id,
+                            if open {
+                                Presence::Open
+                            } else {
+                                Presence::Ended
+                            },
+                        );
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(found)
+    }
+}

@@ -1,0 +1,434 @@
+//! The OTLP receiver in the library (`--features otlp`): traces become sessions, spans
+//! become nested steps whatever order they arrive in, an acknowledged request is
+//! committed, a full queue says so, and nothing is written twice — not by a retry, not by a
+//! receiver started again over the same store. Real clients (Python's SDK, the OpenAI
+//! Agents SDK, a Rust exporter) are in the command's tests (`cli/tests/collect.rs`).
+#![cfg(feature = "otlp")]
+
+mod common;
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use reasonkit_audit::AuditLayer;
+use reasonkit_audit::otlp::{ExportError, ExportTraceServiceRequest, Receiver};
+use reasonkit_audit::read::Reader;
+
+use common::{assert_consistent, rows};
+
+const T0: u64 = 1_750_000_000_000_000_000;
+
+fn attr(key: &str, value: Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    }
+}
+
+fn s(text: &str) -> Value {
+    Value::StringValue(text.into())
+}
+
+/// A span of trace `trace`, id `id`, child of `parent` (0: root), from `start` to `end` ms.
+fn span(trace: u8, id: u8, parent: u8, name: &str, ms: (u64, u64), attrs: Vec<KeyValue>) -> Span {
+    Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
+        name: name.into(),
+        kind: 1,
+        start_time_unix_nano: T0 + ms.0 * 1_000_000,
+        end_time_unix_nano: T0 + ms.1 * 1_000_000,
+        attributes: attrs,
+        ..Span::default()
+    }
+}
+
+fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![attr("service.name", s("claims-agent"))],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+/// A two-turn tool-calling run, as an exporter sends it: leaves first, the root last.
+fn run_in_two_requests() -> (ExportTraceServiceRequest, ExportTraceServiceRequest) {
+    let chat1 = span(
+        9,
+        2,
+        1,
+        "chat gpt-4o",
+        (10, 200),
+        vec![
+            attr("gen_ai.operation.name", s("chat")),
+            attr("gen_ai.request.model", s("gpt-4o")),
+            attr("gen_ai.usage.input_tokens", Value::IntValue(120)),
+            attr("gen_ai.usage.output_tokens", Value::IntValue(30)),
+        ],
+    );
+    let tool = span(
+        9,
+        3,
+        1,
+        "execute_tool lookup_claim",
+        (210, 260),
+        vec![
+            attr("gen_ai.operation.name", s("execute_tool")),
+            attr("gen_ai.tool.name", s("lookup_claim")),
+            attr("gen_ai.tool.call.arguments", s(r#"{"claim":1432}"#)),
+            attr("gen_ai.tool.call.result", s(r#"{"amount":950}"#)),
+        ],
+    );
+    let mut chat2 = span(
+        9,
+        4,
+        1,
+        "chat gpt-4o",
+        (270, 400),
+        vec![
+            attr("gen_ai.operation.name", s("chat")),
+            attr("gen_ai.request.model", s("gpt-4o")),
+            attr("gen_ai.usage.input_tokens", Value::IntValue(200)),
+            attr("gen_ai.usage.output_tokens", Value::IntValue(15)),
+        ],
+    );
+    chat2.status = Some(Status {
+        code: 1,
+        message: String::new(),
+    });
+    let root = span(
+        9,
+        1,
+        0,
+        "invoke_agent claims",
+        (0, 410),
+        vec![
+            attr("gen_ai.operation.name", s("invoke_agent")),
+            attr("gen_ai.agent.name", s("claims")),
+            attr("gen_ai.conversation.id", s("conv-7")),
+            attr("app.custom", Value::BoolValue(true)),
+        ],
+    );
+    // The children in the first request; the run's own span in the next one.
+    (request(vec![tool, chat1, chat2]), request(vec![root]))
+}
+
+fn strs(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(|t| (*t).to_owned()).collect()
+}
+
+fn receiver(path: &std::path::Path) -> (Receiver, reasonkit_audit::AuditGuard) {
+    let (layer, guard) = AuditLayer::builder().path(path).build().unwrap();
+    let receiver = Receiver::new(&layer, Reader::open(path).unwrap());
+    (receiver, guard)
+}
+
+fn counts(path: &std::path::Path) -> Vec<Vec<String>> {
+    rows(
+        path,
+        "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM steps), \
+         (SELECT count(*) FROM audit_chain)",
+    )
+}
+
+#[test]
+fn children_before_their_parent_are_written_at_once_and_nested_when_it_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (receiver, _guard) = receiver(&path);
+    let (children, root) = run_in_two_requests();
+
+    receiver.export(children).unwrap();
+    // Acknowledged means committed: the children are there, under a running placeholder
+    // of their parent, in a running session.
+    assert_eq!(
+        rows(&path, "SELECT status, profile FROM sessions"),
+        vec![vec!["running".to_owned(), "claims-agent".to_owned()]]
+    );
+    let placeholder = rows(
+        &path,
+        "SELECT module, ended_at IS NULL, json_extract(attributes, '$.\"otel.span_id\"') \
+         FROM steps WHERE parent_step_id IS NULL",
+    );
+    assert_eq!(placeholder, vec![strs(&["otlp", "1", "0101010101010101"])]);
+    assert_consistent(&path);
+
+    receiver.export(root).unwrap();
+    let session = rows(
+        &path,
+        "SELECT status, profile, started_at, ended_at, \
+         json_extract(attributes, '$.\"gen_ai.conversation.id\"'), \
+         json_extract(attributes, '$.\"otel.trace_id\"') FROM sessions",
+    );
+    assert_eq!(
+        session,
+        vec![vec![
+            "completed".to_owned(),
+            "claims".to_owned(),
+            "2025-06-15 15:06:40.000000".to_owned(),
+            "2025-06-15 15:06:40.410000".to_owned(),
+            "conv-7".to_owned(),
+            "09".repeat(16),
+        ]]
+    );
+    let steps = rows(
+        &path,
+        "SELECT s.module, coalesce(p.module, '-'), s.tokens_used, s.input_summary, \
+         s.output_summary, s.started_at FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id \
+         ORDER BY s.started_at",
+    );
+    let expect = |m: &str, p: &str, t: &str, i: &str, o: &str, at: &str| {
+        vec![m, p, t, i, o, at]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        steps,
+        vec![
+            expect(
+                "claims",
+                "-",
+                "NULL",
+                "NULL",
+                "NULL",
+                "2025-06-15 15:06:40.000000"
+            ),
+            expect(
+                "gpt-4o",
+                "claims",
+                "150",
+                "NULL",
+                "NULL",
+                "2025-06-15 15:06:40.010000"
+            ),
+            expect(
+                "lookup_claim",
+                "claims",
+                "NULL",
+                r#"{"claim":1432}"#,
+                r#"{"amount":950}"#,
+                "2025-06-15 15:06:40.210000"
+            ),
+            expect(
+                "gpt-4o",
+                "claims",
+                "215",
+                "NULL",
+                "NULL",
+                "2025-06-15 15:06:40.270000"
+            ),
+        ]
+    );
+    // Attributes the table has no column for are kept under their own keys.
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT json_extract(attributes, '$.\"app.custom\"'), \
+             json_extract(attributes, '$.\"otel.name\"') FROM steps WHERE module = 'claims'"
+        ),
+        vec![vec!["1".to_owned(), "invoke_agent claims".to_owned()]]
+    );
+    assert_consistent(&path);
+}
+
+#[test]
+fn a_retry_and_a_restarted_receiver_write_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (children, root) = run_in_two_requests();
+    {
+        let (receiver, _guard) = receiver(&path);
+        receiver.export(children.clone()).unwrap();
+        receiver.export(children.clone()).unwrap(); // the exporter's retry
+    }
+    let after_children = counts(&path);
+    assert_eq!(after_children[0][..2], ["1".to_owned(), "4".to_owned()]);
+
+    // A new receiver (the first one was stopped) gets the same children again, then the
+    // root: the placeholders it did not open are completed, nothing is added twice.
+    let (receiver, guard) = receiver(&path);
+    receiver.export(children.clone()).unwrap();
+    assert_eq!(
+        counts(&path),
+        after_children,
+        "a resent request adds nothing"
+    );
+    receiver.export(root.clone()).unwrap();
+    receiver.export(root).unwrap();
+    receiver.export(children).unwrap();
+    drop(guard);
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT (SELECT count(*) FROM sessions), (SELECT count(*) FROM steps), \
+             (SELECT status FROM sessions), (SELECT count(*) FROM steps WHERE ended_at IS NULL)"
+        ),
+        vec![strs(&["1", "4", "completed", "0"])]
+    );
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT p.module FROM steps s JOIN steps p ON p.id = s.parent_step_id \
+             WHERE s.module = 'lookup_claim'"
+        ),
+        vec![vec!["claims".to_owned()]]
+    );
+    assert_consistent(&path);
+}
+
+#[test]
+fn invalid_ids_are_a_partial_success_and_errors_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (receiver, _guard) = receiver(&path);
+    let mut failing = span(5, 2, 1, "execute_tool fetch", (5, 9), vec![]);
+    failing.status = Some(Status {
+        code: 2,
+        message: String::new(),
+    });
+    failing.events = vec![opentelemetry_proto::tonic::trace::v1::span::Event {
+        name: "exception".into(),
+        time_unix_nano: T0 + 8_000_000,
+        attributes: vec![
+            attr("exception.type", s("TimeoutError")),
+            attr("exception.message", s("upstream took too long")),
+        ],
+        ..Default::default()
+    }];
+    let mut no_trace = span(6, 1, 0, "x", (0, 1), vec![]);
+    no_trace.trace_id = vec![0; 16];
+    let mut short_span = span(6, 1, 0, "y", (0, 1), vec![]);
+    short_span.span_id = vec![1; 4];
+    let own_parent = span(6, 3, 3, "z", (0, 1), vec![]);
+    let root = span(5, 1, 0, "run", (0, 10), vec![]);
+    let accepted = receiver
+        .export(request(vec![
+            failing, no_trace, short_span, own_parent, root,
+        ]))
+        .unwrap();
+    assert_eq!(accepted.rejected_spans, 3, "{accepted:?}");
+    assert!(accepted.error_message.contains("3 spans"), "{accepted:?}");
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT module, error FROM steps WHERE error IS NOT NULL"
+        ),
+        vec![vec![
+            "execute_tool fetch".to_owned(),
+            "TimeoutError: upstream took too long".to_owned()
+        ]]
+    );
+    // The run handled its tool's failure: the root did not fail, so neither did the session.
+    assert_eq!(
+        rows(&path, "SELECT profile, status FROM sessions"),
+        vec![vec!["claims-agent".to_owned(), "completed".to_owned()]]
+    );
+    assert_consistent(&path);
+}
+
+#[test]
+fn a_full_queue_is_answered_busy_and_the_retry_completes_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (layer, guard) = AuditLayer::builder()
+        .path(&path)
+        .queue_capacity(4)
+        .busy_timeout(Duration::from_millis(20))
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(&layer, Reader::open(&path).unwrap())
+        .queue_wait(Duration::from_millis(300))
+        .commit_wait(Duration::from_millis(300));
+    let (children, root) = run_in_two_requests();
+
+    // Another process holds the write lock: the writer cannot commit, its queue fills.
+    let blocker = rusqlite::Connection::open(&path).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let error = receiver.export(children.clone()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ExportError::Busy { .. } | ExportError::Unavailable(_)
+        ),
+        "{error}"
+    );
+    // The writer keeps what it has and the queue stays full until the lock goes.
+    let busy = (0..20).find_map(|_| match receiver.export(children.clone()) {
+        Err(e @ ExportError::Busy { .. }) => Some(e),
+        _ => None,
+    });
+    let busy = busy.expect("a full queue answers Busy");
+    assert!(busy.to_string().contains("retry after"), "{busy}");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
+
+    // The exporter retries until it is answered: then everything is there, once.
+    let mut answered = false;
+    for _ in 0..100 {
+        if receiver.export(children.clone()).is_ok() {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(answered, "the retry is taken once the lock is gone");
+    receiver.export(root).unwrap();
+    drop(guard);
+    assert_eq!(
+        counts(&path)[0][..2],
+        ["1".to_owned(), "4".to_owned()],
+        "every span once"
+    );
+    assert_consistent(&path);
+}
+
+#[test]
+fn a_deep_trace_in_reverse_order_across_many_requests_nests_every_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (receiver, _guard) = receiver(&path);
+    // A chain 1 → 2 → … → 30, each span in a request of its own, deepest first: every
+    // parent is a placeholder when its child arrives, and is completed later.
+    for id in (1..=30u8).rev() {
+        let parent = id - 1; // 0 for the root
+        let depth = u64::from(id);
+        let one = span(
+            3,
+            id,
+            parent,
+            &format!("level {id}"),
+            (depth, 100 - depth),
+            vec![],
+        );
+        receiver.export(request(vec![one])).unwrap();
+    }
+    let nested = rows(
+        &path,
+        "WITH RECURSIVE chain(id, depth) AS ( \
+           SELECT id, 1 FROM steps WHERE parent_step_id IS NULL \
+           UNION ALL SELECT s.id, c.depth + 1 FROM steps s JOIN chain c ON s.parent_step_id = c.id) \
+         SELECT count(*), max(depth) FROM chain",
+    );
+    assert_eq!(nested, vec![vec!["30".to_owned(), "30".to_owned()]]);
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT count(*) FROM steps WHERE ended_at IS NULL OR module = 'otlp'"
+        ),
+        vec![vec!["0".to_owned()]]
+    );
+    assert_consistent(&path);
+}
