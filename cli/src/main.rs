@@ -12,6 +12,7 @@
 mod backup;
 mod check;
 mod checkpoint;
+mod collect;
 mod datasette;
 mod diff;
 mod erase;
@@ -21,6 +22,7 @@ mod output;
 mod prune;
 mod report;
 mod search;
+mod serve;
 mod sessions;
 mod show;
 mod since;
@@ -96,6 +98,9 @@ enum Command {
     /// Browse the trail in a web browser: a local, read-only web app (sessions, a session's
     /// waterfall live while it runs, search, stats, compare, verify)
     Ui(ui::Args),
+    /// Receive OpenTelemetry traces (OTLP/HTTP and OTLP/gRPC) from agents in any language
+    /// and write them into the trail: a trace is a session, each span a step
+    Collect(collect::Args),
     /// Bring a PostgreSQL store's search index up to date (its writers never index, so
     /// that writes never pay for it; `search` reads what is not indexed yet itself). A
     /// SQLite file's writer indexes it
@@ -201,6 +206,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
                                        indexes it when idle, and search reads the rest"
             .into()),
         (Command::Ui(args), _) => ui::run(path, &args),
+        (Command::Collect(args), url) => collect::run(path.clone(), url, &args),
         (Command::Prune(args), _) => prune::run(&path, &args),
         (Command::Erase(args), _) => erase::run(&path, &args),
     }

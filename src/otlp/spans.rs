@@ -124,6 +124,17 @@ pub(crate) fn span_fields(span: &Span, scope: &str, limits: &FieldLimits) -> Fie
                     "otel.status_description",
                     FieldValue::Str(limits.keep(&description)),
                 ));
+                // The step's error: the kind of error the conventions name (`error.type`)
+                // and what the status says of it, unless the span set `error` itself.
+                if last(&fields, "error").is_none() {
+                    let error = match last(&fields, "error.type").map(text) {
+                        Some(kind) if !description.starts_with(&kind) => {
+                            format!("{kind}: {description}")
+                        }
+                        _ => description,
+                    };
+                    fields.push(("error", FieldValue::Str(limits.keep(&error))));
+                }
             }
             1 => fields.push(("otel.status_code", FieldValue::Str("OK".to_owned()))),
             _ => {}

@@ -23,7 +23,7 @@ mod pages;
 mod query;
 mod views;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -61,8 +61,6 @@ pub struct Args {
 
 /// At most this many requests are served at once; more wait their turn.
 const CONCURRENT_REQUESTS: usize = 64;
-/// A client has this long to send a request's headers; then its connection is closed.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What every page shares: the store, the token, and the chain's last verdict.
 pub struct App {
@@ -150,43 +148,11 @@ fn verify(
     Ok(crate::report::Evidence::of(&report))
 }
 
-/// Whether serving `addr` without a token would expose the trail beyond this machine.
-pub fn needs_token(addr: &SocketAddr) -> bool {
-    !match addr.ip() {
-        IpAddr::V4(ip) => ip.is_loopback(),
-        IpAddr::V6(ip) => ip.is_loopback(),
-    }
-}
-
-/// A token for a server whose user gave none: 32 random bytes, hex.
-fn generated_token() -> Result<String, Failure> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        format!("cannot make a token (the system's random source: {e}); give --token")
-    })?;
-    Ok(crate::verify::hex(&bytes))
-}
-
 pub fn run(store: PathBuf, args: &Args) -> Result<Outcome, Failure> {
     // The store must open before anything listens: a wrong path is one line, not a server
     // that answers every page with an error.
     reasonkit_audit::read::Reader::open(&store)?;
-    let token = match (&args.token, needs_token(&args.listen)) {
-        (Some(token), _) if token.len() < 16 => {
-            return Err("--token must be at least 16 characters".into());
-        }
-        (Some(token), _) => Some(token.clone()),
-        (None, false) => None,
-        (None, true) => {
-            let token = generated_token()?;
-            eprintln!(
-                "reasonkit-audit ui: {} is not a loopback address, so every request needs \
-                 this token: {token}",
-                args.listen.ip()
-            );
-            Some(token)
-        }
-    };
+    let token = crate::serve::token_for("ui", &args.listen, args.token.as_deref())?;
     let app = Arc::new(App {
         store,
         idle: Mutex::new(Vec::new()),
@@ -262,36 +228,11 @@ async fn serve(app: Arc<App>, args: &Args) -> Result<(), Failure> {
             }
         });
     }
-    let router = router(app);
-    let slots = Arc::new(tokio::sync::Semaphore::new(args.max_connections.max(1)));
-    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
-    loop {
-        // A free slot first, then a connection: past the cap, new ones wait in the
-        // kernel's backlog.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot,
-            _ = &mut stop => return Ok(()),
-        };
-        let Ok(slot) = slot else { return Ok(()) };
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                // A connection that failed before it was accepted (reset, out of file
-                // descriptors for a moment): the next one is served.
-                Err(_) => continue,
-            },
-            _ = &mut stop => return Ok(()),
-        };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-            drop(slot);
-        });
-    }
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    crate::serve::accept_loop(listener, router(app), args.max_connections, None, stop).await;
+    Ok(())
 }
 
 /// Opens `url` in the desktop's browser, if there is one; says so when there is not.
@@ -303,24 +244,5 @@ fn open_browser(url: &str) {
     };
     if let Err(e) = std::process::Command::new(opener).arg(url).spawn() {
         eprintln!("reasonkit-audit ui: cannot open a browser ({opener}: {e}); open {url}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::needs_token;
-
-    #[test]
-    fn only_loopback_is_served_without_a_token() {
-        for (addr, needs) in [
-            ("127.0.0.1:7420", false),
-            ("127.3.4.5:80", false),
-            ("[::1]:7420", false),
-            ("0.0.0.0:7420", true),
-            ("[::]:7420", true),
-            ("192.168.1.20:7420", true),
-        ] {
-            assert_eq!(needs_token(&addr.parse().unwrap()), needs, "{addr}");
-        }
     }
 }

@@ -1,0 +1,164 @@
+//! OTLP/HTTP: `POST /v1/traces`.
+//!
+//! The answers are the specification's: 200 with an `ExportTraceServiceResponse` (its
+//! `partial_success` saying what was not taken) once the spans are committed; 400 with a
+//! `google.rpc.Status` saying why the body is malformed; 401 without the token; 413 over
+//! `--max-body`; 415 for another content type or encoding; 429 when the writer's queue
+//! stays full and 503 when the store cannot commit — both with `Retry-After`, which the
+//! exporters honour. Every answer is in the request's own encoding (protobuf or JSON).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use prost::Message;
+use reasonkit_audit::otlp::{
+    DecodeError, Encoding, ExportError, ExportTracePartialSuccess, ExportTraceServiceResponse,
+    decode,
+};
+
+use super::{App, UNAUTHORIZED};
+
+/// `google.rpc.Status`, which OTLP/HTTP answers a refused request with: its two fields that
+/// OTLP uses (`details` stays empty).
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// gRPC's code for a bad request, which the status carries.
+const INVALID_ARGUMENT: i32 = 3;
+const UNAUTHENTICATED: i32 = 16;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const UNAVAILABLE: i32 = 14;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/traces", post(traces))
+        // The body limit is checked by the decoder (as sent and once inflated); this one
+        // only stops a body from being read far past it.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            app.max_body.saturating_add(1),
+        ))
+        .with_state(app)
+}
+
+async fn traces(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = header_text(&headers, header::CONTENT_TYPE).unwrap_or("");
+    let encoding = Encoding::from_content_type(content_type);
+    let answer_in = encoding.unwrap_or(Encoding::Protobuf);
+    if !app.allows(header_text(&headers, header::AUTHORIZATION)) {
+        return status(
+            answer_in,
+            StatusCode::UNAUTHORIZED,
+            UNAUTHENTICATED,
+            UNAUTHORIZED,
+        );
+    }
+    let Some(encoding) = encoding else {
+        return status(
+            answer_in,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            INVALID_ARGUMENT,
+            &format!(
+                "Content-Type {content_type:?}: send application/x-protobuf or application/json"
+            ),
+        );
+    };
+    let content_encoding = header_text(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let max_body = app.max_body;
+    let decoded = tokio::task::spawn_blocking(move || {
+        decode(&body, encoding, content_encoding.as_deref(), max_body)
+    })
+    .await;
+    let request = match decoded {
+        Ok(Ok(request)) => request,
+        Ok(Err(error)) => {
+            let http = match error {
+                DecodeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                DecodeError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return status(encoding, http, INVALID_ARGUMENT, &error.to_string());
+        }
+        Err(join) => {
+            return status(
+                encoding,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                UNAVAILABLE,
+                &format!("decoding failed: {join}"),
+            );
+        }
+    };
+    match app.export(request).await {
+        Ok(accepted) => {
+            let response = ExportTraceServiceResponse {
+                partial_success: (accepted.rejected_spans > 0).then(|| {
+                    ExportTracePartialSuccess {
+                        rejected_spans: accepted.rejected_spans,
+                        error_message: accepted.error_message,
+                    }
+                }),
+            };
+            encoded(encoding, StatusCode::OK, &response)
+        }
+        Err(error) => {
+            let (http, code, retry_after) = match &error {
+                ExportError::Busy { retry_after, .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    RESOURCE_EXHAUSTED,
+                    retry_after.as_secs().max(1),
+                ),
+                _ => (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, 1),
+            };
+            let mut answer = status(encoding, http, code, &error.to_string());
+            answer
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            answer
+        }
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn status(encoding: Encoding, http: StatusCode, code: i32, message: &str) -> Response {
+    let status = RpcStatus {
+        code,
+        message: message.to_owned(),
+    };
+    match encoding {
+        Encoding::Json => json(http, &status),
+        Encoding::Protobuf => protobuf(http, status.encode_to_vec()),
+    }
+}
+
+fn encoded(encoding: Encoding, http: StatusCode, response: &ExportTraceServiceResponse) -> Response {
+    match encoding {
+        Encoding::Json => json(http, response),
+        Encoding::Protobuf => protobuf(http, response.encode_to_vec()),
+    }
+}
+
+fn json(http: StatusCode, value: &impl serde::Serialize) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    (http, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn protobuf(http: StatusCode, body: Vec<u8>) -> Response {
+    (
+        http,
+        [(header::CONTENT_TYPE, "application/x-protobuf")],
+        body,
+    )
+        .into_response()
+}
