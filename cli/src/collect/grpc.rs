@@ -38,11 +38,9 @@ impl TraceService for Traces {
         }
         match self.app.export(request.into_inner()).await {
             Ok(accepted) => Ok(Response::new(ExportTraceServiceResponse {
-                partial_success: (accepted.rejected_spans > 0).then(|| {
-                    ExportTracePartialSuccess {
-                        rejected_spans: accepted.rejected_spans,
-                        error_message: accepted.error_message,
-                    }
+                partial_success: (accepted.rejected_spans > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: accepted.rejected_spans,
+                    error_message: accepted.error_message,
                 }),
             })),
             Err(error @ ExportError::Busy { .. }) => {

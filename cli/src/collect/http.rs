@@ -100,11 +100,9 @@ async fn traces(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     match app.export(request).await {
         Ok(accepted) => {
             let response = ExportTraceServiceResponse {
-                partial_success: (accepted.rejected_spans > 0).then(|| {
-                    ExportTracePartialSuccess {
-                        rejected_spans: accepted.rejected_spans,
-                        error_message: accepted.error_message,
-                    }
+                partial_success: (accepted.rejected_spans > 0).then(|| ExportTracePartialSuccess {
+                    rejected_spans: accepted.rejected_spans,
+                    error_message: accepted.error_message,
                 }),
             };
             encoded(encoding, StatusCode::OK, &response)
@@ -142,8 +140,14 @@ fn status(encoding: Encoding, http: StatusCode, code: i32, message: &str) -> Res
     }
 }
 
-fn encoded(encoding: Encoding, http: StatusCode, response: &ExportTraceServiceResponse) -> Response {
+fn encoded(
+    encoding: Encoding,
+    http: StatusCode,
+    response: &ExportTraceServiceResponse,
+) -> Response {
     match encoding {
+        // Full success is the empty message: `{}`, not a null field.
+        Encoding::Json if response.partial_success.is_none() => json(http, &serde_json::json!({})),
         Encoding::Json => json(http, response),
         Encoding::Protobuf => protobuf(http, response.encode_to_vec()),
     }

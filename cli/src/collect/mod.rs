@@ -91,8 +91,7 @@ impl App {
     }
 }
 
-const UNAUTHORIZED: &str =
-    "this collector needs its token: send Authorization: Bearer TOKEN (the exporters' \
+const UNAUTHORIZED: &str = "this collector needs its token: send Authorization: Bearer TOKEN (the exporters' \
      headers option, e.g. OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20TOKEN)";
 
 pub fn run(store: PathBuf, url: Option<&str>, args: &Args) -> Result<Outcome, Failure> {
@@ -125,8 +124,8 @@ pub fn run(store: PathBuf, url: Option<&str>, args: &Args) -> Result<Outcome, Fa
     let (layer, guard) = builder.queue_capacity(args.queue.max(16)).build()?;
     let reader = Reader::open(&store)?;
     let store_name = reader.store_name().to_owned();
-    let receiver = Receiver::new(&layer, reader)
-        .queue_wait(Duration::from_millis(args.queue_wait_ms));
+    let receiver =
+        Receiver::new(&layer, reader).queue_wait(Duration::from_millis(args.queue_wait_ms));
     drop(layer);
     let app = Arc::new(App {
         receiver,

@@ -79,3 +79,112 @@ pub fn get(addr: &str, target: &str, headers: &[&str]) -> (u16, String, String) 
         .unwrap_or(0);
     (code, head.to_ascii_lowercase(), body.to_owned())
 }
+
+/// `reasonkit-audit collect`, killed when dropped.
+pub struct Collector {
+    pub child: Child,
+    /// OTLP/HTTP's address, `127.0.0.1:PORT`.
+    pub http: String,
+    /// OTLP/gRPC's address, if served.
+    pub grpc: Option<String>,
+}
+
+impl Collector {
+    /// Starts `reasonkit-audit --db DB collect --listen HTTP --grpc GRPC EXTRA…` and reads
+    /// the addresses it prints.
+    pub fn start(db: &Path, http: &str, grpc: &str, extra: &[&str]) -> Collector {
+        let mut child = Command::new(super::BIN)
+            .arg("--db")
+            .arg(db)
+            .args(["collect", "--listen", http, "--grpc", grpc])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = |after: &str| {
+            line.split(after).nth(1).map(|rest| {
+                rest.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_end_matches("/v1/traces")
+                    .to_owned()
+            })
+        };
+        let http = address("OTLP/HTTP at ").unwrap_or_else(|| panic!("no address in {line:?}"));
+        Collector {
+            child,
+            http,
+            grpc: address("OTLP/gRPC at "),
+        }
+    }
+
+    /// Asks it to stop (SIGTERM) and waits: what it holds is committed.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free port on loopback, for a server that must come back on the same one.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP/1.1 request on loopback: the status code, the headers (lowercase), the body.
+pub fn request(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading the whole body and close: that is fine.
+    let _ = stream.write_all(body);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(answer.len());
+    let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
+    let body = answer.get(split + 4..).unwrap_or_default().to_vec();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head, body)
+}

@@ -3,12 +3,13 @@ semantic conventions and exported over OTLP to `reasonkit-audit collect`.
 
 Nothing here calls a model: the run is scripted, so what the collector must record is known.
 
-    python otel_genai_run.py ENDPOINT PROTOCOL [--runs N] [--token T] [--batch]
+    python otel_genai_run.py ENDPOINT PROTOCOL [--runs N] [--token T] [--batch] [--acked FILE]
 
 PROTOCOL is `http` (http/protobuf, ENDPOINT like http://127.0.0.1:4318/v1/traces) or `grpc`
 (ENDPOINT like http://127.0.0.1:4317). With --batch the spans go through a
 BatchSpanProcessor; without it, each span is exported alone as it ends, children before
-their parents, which is the hardest order for a receiver.
+their parents, which is the hardest order for a receiver. With --acked, the span id of
+every span the collector acknowledged is appended to FILE as soon as it answers.
 """
 
 import argparse
@@ -30,6 +31,31 @@ def exporter(endpoint, protocol, token):
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
     return OTLPSpanExporter(endpoint=endpoint, insecure=True, headers=headers, timeout=30)
+
+
+class Acknowledged:
+    """An exporter that notes the spans its inner exporter got a success for."""
+
+    def __init__(self, inner, path):
+        self.inner = inner
+        self.file = open(path, "a", encoding="utf-8")
+
+    def export(self, spans):
+        result = self.inner.export(spans)
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        if result == SpanExportResult.SUCCESS:
+            for span in spans:
+                self.file.write(format(span.context.span_id, "016x") + "\n")
+            self.file.flush()
+        return result
+
+    def shutdown(self):
+        self.inner.shutdown()
+        self.file.close()
+
+    def force_flush(self, timeout_millis=30000):
+        return self.inner.force_flush(timeout_millis)
 
 
 def run(tracer, n):
@@ -107,10 +133,13 @@ def main():
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--token")
     parser.add_argument("--batch", action="store_true")
+    parser.add_argument("--acked")
     args = parser.parse_args()
 
     provider = TracerProvider(resource=Resource.create({"service.name": "claims-service"}))
     span_exporter = exporter(args.endpoint, args.protocol, args.token)
+    if args.acked:
+        span_exporter = Acknowledged(span_exporter, args.acked)
     processor = BatchSpanProcessor(span_exporter) if args.batch else SimpleSpanProcessor(span_exporter)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("claims.agent", "1.0")

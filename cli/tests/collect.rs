@@ -1,0 +1,492 @@
+//! `reasonkit-audit collect` with clients nobody here wrote: Python's OpenTelemetry SDK
+//! and its OTLP exporters (HTTP and gRPC), the OpenAI Agents SDK traced by OpenInference,
+//! and a Rust app exporting through `tracing-opentelemetry` and `opentelemetry-otlp`. Then
+//! what the HTTP answers say to a bad request, and a collector killed mid-stream.
+//!
+//! The Python clients live in a venv `.ci/run` makes (`target/otel-venv`, or
+//! `REASONKIT_AUDIT_OTEL_PYTHON`); without it these tests skip with one line, and
+//! `REASONKIT_AUDIT_REQUIRE_OTEL=1` makes that skip a failure.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::server::{Collector, free_port, request};
+use common::{run, sqlite3, succeeded, text};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+const MAKE_VENV: &str = "python3 -m venv target/otel-venv && target/otel-venv/bin/pip install \
+    opentelemetry-sdk opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-proto-grpc \
+    openai-agents openinference-instrumentation-openai-agents";
+
+/// The venv's Python, if it has the clients; else `None` after saying why (or a failure,
+/// when the run requires them).
+fn otel_python() -> Option<PathBuf> {
+    let python = std::env::var_os("REASONKIT_AUDIT_OTEL_PYTHON").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/otel-venv/bin/python"),
+        PathBuf::from,
+    );
+    let has_clients = Command::new(&python)
+        .args([
+            "-c",
+            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http, \
+             opentelemetry.exporter.otlp.proto.grpc, agents, \
+             openinference.instrumentation.openai_agents",
+        ])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if has_clients {
+        return Some(python);
+    }
+    let why = format!(
+        "no Python with the OpenTelemetry clients at {} (make it with: {MAKE_VENV})",
+        python.display()
+    );
+    if std::env::var_os("REASONKIT_AUDIT_REQUIRE_OTEL").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    None
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(name)
+}
+
+/// Runs a client script, which must succeed; what it printed.
+fn client(python: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(python)
+        .arg(script(name))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{name}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn verified(db: &Path) {
+    let out = run(db, &["verify"]);
+    assert!(out.status.success(), "verify: {}", text(&out));
+}
+
+#[test]
+fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
+    let Some(python) = otel_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(&db, "127.0.0.1:0", "127.0.0.1:0", &[]);
+
+    // Each span alone as it ends (children first, the root last), gzip-compressed.
+    client(
+        &python,
+        "otel_genai_run.py",
+        &[&format!("http://{}/v1/traces", collector.http), "http"],
+        &[("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip")],
+    );
+    // Three runs batched, over gRPC.
+    let grpc = collector.grpc.clone().expect("gRPC served");
+    client(
+        &python,
+        "otel_genai_run.py",
+        &[&format!("http://{grpc}"), "grpc", "--batch", "--runs", "3"],
+        &[],
+    );
+
+    // Four runs, four sessions, named after the agent, ended as their root span ended.
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), count(DISTINCT profile), min(profile), min(status), max(status), \
+             count(DISTINCT json_extract(attributes, '$.\"gen_ai.conversation.id\"')) FROM sessions"
+        ),
+        "4|1|claims|completed|completed|3"
+    );
+    // Every run: the run's own step, and under it two model calls and two tools, with
+    // their tokens, arguments, results, and the failure.
+    let one_run = sqlite3(
+        &db,
+        "SELECT s.module, coalesce(p.module, '-'), coalesce(s.tokens_used, ''), \
+         coalesce(s.input_summary, ''), coalesce(s.output_summary, ''), coalesce(s.error, '') \
+         FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id \
+         WHERE s.session_id = (SELECT id FROM sessions ORDER BY started_at LIMIT 1) \
+         ORDER BY s.started_at",
+    );
+    let lines: Vec<&str> = one_run.lines().collect();
+    assert_eq!(lines.len(), 5, "{one_run}");
+    assert!(
+        lines[0].starts_with("claims|-||[{\"role\": \"user\""),
+        "{one_run}"
+    );
+    assert_eq!(lines[1], "gpt-4o|claims|150|||");
+    assert_eq!(
+        lines[2],
+        "lookup_claim|claims||{\"claim\": 1400}|{\"amount\": 950}|"
+    );
+    assert!(
+        lines[3].starts_with("gpt-4o|claims|215||[{\"role\": \"assistant\""),
+        "{one_run}"
+    );
+    assert_eq!(
+        lines[4],
+        "notify_customer|claims||||ConnectionError: mail server down"
+    );
+    assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "20");
+    // The OTLP ids are kept: a row is found from a trace viewer's span id.
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(DISTINCT json_extract(attributes, '$.\"otel.span_id\"')), \
+             count(DISTINCT json_extract(attributes, '$.\"otel.trace_id\"')), \
+             min(json_extract(attributes, '$.\"otel.scope.name\"')) FROM steps"
+        ),
+        "20|4|claims.agent"
+    );
+    assert_eq!(collector.stop().code(), Some(0));
+    verified(&db);
+}
+
+#[test]
+fn an_openai_agents_run_with_a_handoff_and_a_failing_tool_is_one_session() {
+    let Some(python) = otel_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(&db, "127.0.0.1:0", "off", &[]);
+    let printed = client(
+        &python,
+        "openai_agents_run.py",
+        &[&format!("http://{}/v1/traces", collector.http)],
+        &[],
+    );
+    assert!(printed.contains("Claim 1432 approved"), "{printed}");
+    assert_eq!(collector.stop().code(), Some(0));
+
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), min(profile), min(status) FROM sessions"
+        ),
+        "1|claims-agents|completed"
+    );
+    // Each step under the agent that took it: the tools and the handoff under their
+    // agents' turns, the second agent after the handoff.
+    let kinds = sqlite3(
+        &db,
+        "WITH RECURSIVE up(id, agent) AS ( \
+           SELECT id, NULL FROM steps WHERE parent_step_id IS NULL \
+           UNION ALL SELECT s.id, CASE WHEN json_extract(p.attributes, '$.\"openinference.span.kind\"') = 'AGENT' \
+             THEN p.module ELSE up.agent END \
+           FROM steps s JOIN up ON s.parent_step_id = up.id JOIN steps p ON p.id = s.parent_step_id) \
+         SELECT json_extract(s.attributes, '$.\"openinference.span.kind\"'), s.module, \
+           coalesce(up.agent, '-'), coalesce(s.tokens_used, ''), s.error IS NOT NULL \
+         FROM up JOIN steps s ON s.id = up.id \
+         WHERE json_extract(s.attributes, '$.\"openinference.span.kind\"') IN ('TOOL', 'LLM') \
+         ORDER BY s.started_at",
+    );
+    assert_eq!(
+        kinds.lines().collect::<Vec<_>>(),
+        vec![
+            "LLM|scripted-triage|Triage|120|0",
+            "TOOL|lookup_claim|Triage||0",
+            "LLM|scripted-triage|Triage|120|0",
+            "TOOL|handoff to Payments|Triage||0",
+            "LLM|scripted-payments|Payments|120|0",
+            "TOOL|pay_claim|Payments||1",
+            "LLM|scripted-payments|Payments|120|0",
+        ],
+        "{kinds}"
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT input_summary, output_summary FROM steps WHERE module = 'lookup_claim'"
+        ),
+        r#"{"claim": 1432}|{"claim": 1432, "amount": 950}"#
+    );
+    assert_eq!(
+        sqlite3(&db, "SELECT count(*) FROM steps WHERE ended_at IS NULL"),
+        "0"
+    );
+    verified(&db);
+}
+
+/// An export request of one span, as protobuf.
+fn one_span(trace: u8, span: u8) -> ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![trace; 16],
+                    span_id: vec![span; 8],
+                    name: "chat".into(),
+                    start_time_unix_nano: 1_750_000_000_000_000_000,
+                    end_time_unix_nano: 1_750_000_001_000_000_000,
+                    ..Span::default()
+                }],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+#[test]
+fn http_answers_say_what_was_wrong_in_the_request_s_own_encoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let token = "a-token-of-sixteen-chars";
+    let collector = Collector::start(
+        &db,
+        "127.0.0.1:0",
+        "off",
+        &["--token", token, "--max-body", "4096"],
+    );
+    let addr = collector.http.as_str();
+    let auth = format!("Authorization: Bearer {token}");
+    let proto = "Content-Type: application/x-protobuf";
+    let body = one_span(1, 1).encode_to_vec();
+
+    // No token, a wrong one: 401, nothing written.
+    let (code, _, _) = request(addr, "POST", "/v1/traces", &[proto], &body);
+    assert_eq!(code, 401);
+    let wrong = "Authorization: Bearer a-token-of-sixteen-chars-but-not-this";
+    assert_eq!(
+        request(addr, "POST", "/v1/traces", &[proto, wrong], &body).0,
+        401
+    );
+
+    // Malformed protobuf: 400 with a google.rpc.Status that says why.
+    let (code, head, answer) =
+        request(addr, "POST", "/v1/traces", &[proto, &auth], b"\x0a\xff\xff");
+    assert_eq!(code, 400, "{head}");
+    assert!(head.contains("application/x-protobuf"), "{head}");
+    assert!(
+        String::from_utf8_lossy(&answer).contains("malformed protobuf body"),
+        "{answer:?}"
+    );
+    // Malformed JSON: the same, in JSON.
+    let json = "Content-Type: application/json";
+    let (code, _, answer) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[json, &auth],
+        b"{\"resourceSpans\": 7}",
+    );
+    assert_eq!(code, 400);
+    let status: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status["code"], 3, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed JSON body")
+    );
+    // Another type, another encoding, too large (sent, and once inflated).
+    let text_plain = "Content-Type: text/plain";
+    assert_eq!(
+        request(addr, "POST", "/v1/traces", &[text_plain, &auth], &body).0,
+        415
+    );
+    let brotli = "Content-Encoding: br";
+    assert_eq!(
+        request(addr, "POST", "/v1/traces", &[proto, &auth, brotli], &body).0,
+        415
+    );
+    assert_eq!(
+        request(
+            addr,
+            "POST",
+            "/v1/traces",
+            &[proto, &auth],
+            &vec![0u8; 8192]
+        )
+        .0,
+        413
+    );
+    let gz = flate2_gzip(&vec![0u8; 64 << 10]);
+    let (code, _, answer) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[proto, &auth, "Content-Encoding: gzip"],
+        &gz,
+    );
+    assert_eq!(code, 413, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(request(addr, "GET", "/v1/traces", &[&auth], b"").0, 405);
+    assert_eq!(
+        request(addr, "POST", "/v1/logs", &[proto, &auth], &body).0,
+        404
+    );
+    assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "0");
+
+    // A good request, with one span whose ids are invalid: 200, partial success.
+    let mut request_body = one_span(1, 1);
+    let mut bad = request_body.resource_spans[0].scope_spans[0].spans[0].clone();
+    bad.span_id = vec![0; 8];
+    request_body.resource_spans[0].scope_spans[0]
+        .spans
+        .push(bad);
+    let (code, _, answer) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[proto, &auth],
+        &request_body.encode_to_vec(),
+    );
+    assert_eq!(code, 200);
+    let response = ExportTraceServiceResponse::decode(&answer[..]).unwrap();
+    let partial = response.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("invalid"), "{partial:?}");
+    // The same over JSON (OTLP/JSON: hex ids), answered in JSON, with nothing to reject.
+    let json_body = format!(
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"{}","spanId":"{}","name":"tool","startTimeUnixNano":"1750000000000000000","endTimeUnixNano":"1750000000500000000","kind":1}}]}}]}}]}}"#,
+        "02".repeat(16),
+        "03".repeat(8)
+    );
+    let (code, _, answer) = request(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[json, &auth],
+        json_body.as_bytes(),
+    );
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(String::from_utf8_lossy(&answer), "{}");
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), group_concat(module) FROM (SELECT module FROM steps ORDER BY module)"
+        ),
+        "2|chat,tool"
+    );
+    assert_eq!(collector.stop().code(), Some(0));
+    verified(&db);
+}
+
+fn flate2_gzip(bytes: &[u8]) -> Vec<u8> {
+    // The collector's own dependency: gzip as the exporters send it.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn off_loopback_a_token_is_required_and_made_when_none_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let out = run(
+        &db,
+        &[
+            "collect",
+            "--listen",
+            "0.0.0.0:0",
+            "--grpc",
+            "off",
+            "--token",
+            "short",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("at least 16 characters"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_collector_killed_mid_stream_loses_nothing_it_acknowledged_and_the_retries_add_nothing_twice() {
+    let Some(python) = otel_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let acked = dir.path().join("acked.txt");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let first = Collector::start(&db, &listen, "off", &[]);
+
+    // 120 runs of 5 spans, each span its own request, children before parents.
+    let mut exporter = Command::new(&python)
+        .arg(script("otel_genai_run.py"))
+        .args([
+            &format!("http://{listen}/v1/traces"),
+            "http",
+            "--runs",
+            "120",
+            "--acked",
+        ])
+        .arg(&acked)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        let written: u64 = std::fs::read_to_string(&acked)
+            .map(|t| t.lines().count() as u64)
+            .unwrap_or(0);
+        if written >= 150 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL: no shutdown, no last flush.
+    drop(first);
+    let acked_before: Vec<String> = std::fs::read_to_string(&acked)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(acked_before.len() >= 150, "{}", acked_before.len());
+    std::thread::sleep(Duration::from_millis(300));
+    let second = Collector::start(&db, &listen, "off", &[]);
+    let out = exporter.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(second.stop().code(), Some(0));
+
+    // Every span acknowledged is there, once.
+    let stored = sqlite3(
+        &db,
+        "SELECT json_extract(attributes, '$.\"otel.span_id\"') FROM steps",
+    );
+    let stored: std::collections::HashSet<&str> = stored.lines().collect();
+    let acked_all = std::fs::read_to_string(&acked).unwrap();
+    for span in acked_all.lines() {
+        assert!(stored.contains(span), "acknowledged span {span} is missing");
+    }
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), count(DISTINCT json_extract(attributes, '$.\"otel.span_id\"')) \
+             FROM steps"
+        ),
+        "600|600"
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), sum(status = 'completed') FROM sessions"
+        ),
+        "120|120"
+    );
+    // No row was refused as a duplicate, by either collector.
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT coalesce(max(count), 0) FROM audit_health WHERE kind = 'write_errors'"
+        ),
+        "0"
+    );
+    verified(&db);
+    succeeded(&run(&db, &["check"]));
+}
