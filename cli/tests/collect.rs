@@ -61,10 +61,20 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A client script, run without the machine's CA-bundle variables: `requests` lets them
+/// override the exporter's own `certificate_file`.
+fn python_command(python: &Path, name: &str) -> Command {
+    let mut command = Command::new(python);
+    command
+        .arg(script(name))
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE");
+    command
+}
+
 /// Runs a client script, which must succeed; what it printed.
 fn client(python: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = Command::new(python)
-        .arg(script(name))
+    let out = python_command(python, name)
         .args(args)
         .envs(env.iter().copied())
         .output()
@@ -489,4 +499,202 @@ fn a_collector_killed_mid_stream_loses_nothing_it_acknowledged_and_the_retries_a
     );
     verified(&db);
     succeeded(&run(&db, &["check"]));
+}
+
+#[test]
+fn a_rust_app_exporting_through_tracing_opentelemetry_lands_in_the_same_trail() {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use tracing_subscriber::prelude::*;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(&db, "127.0.0.1:0", "off", &[]);
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("http://{}/v1/traces", collector.http))
+        .build()
+        .unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("rust-claims")
+                .build(),
+        )
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("rust-claims")));
+    tracing::subscriber::with_default(subscriber, || {
+        let _run = tracing::info_span!(
+            "invoke_agent",
+            "gen_ai.operation.name" = "invoke_agent",
+            "gen_ai.agent.name" = "rust-claims",
+        )
+        .entered();
+        {
+            let _chat = tracing::info_span!(
+                "chat",
+                "gen_ai.operation.name" = "chat",
+                "gen_ai.request.model" = "local-model",
+                "gen_ai.usage.input_tokens" = 40_i64,
+                "gen_ai.usage.output_tokens" = 2_i64,
+            )
+            .entered();
+        }
+        let _tool = tracing::info_span!(
+            "execute_tool",
+            "gen_ai.operation.name" = "execute_tool",
+            "gen_ai.tool.name" = "lookup_claim",
+            "gen_ai.tool.call.arguments" = r#"{"claim":7}"#,
+        )
+        .entered();
+    });
+    provider.force_flush().unwrap();
+    provider.shutdown().unwrap();
+    assert_eq!(collector.stop().code(), Some(0));
+
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), min(profile), min(status) FROM sessions"
+        ),
+        "1|rust-claims|completed"
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT s.module, coalesce(p.module, '-'), coalesce(s.tokens_used, ''), \
+             coalesce(s.input_summary, '') FROM steps s \
+             LEFT JOIN steps p ON p.id = s.parent_step_id ORDER BY s.started_at"
+        )
+        .lines()
+        .collect::<Vec<_>>(),
+        vec![
+            "rust-claims|-||",
+            "local-model|rust-claims|42|",
+            r#"lookup_claim|rust-claims||{"claim":7}"#
+        ]
+    );
+    verified(&db);
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made by the `openssl` command.
+fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !made {
+        let why = "no `openssl` command to make a test certificate (apt install openssl)";
+        assert!(
+            std::env::var_os("REASONKIT_AUDIT_REQUIRE_OTEL").is_none(),
+            "{why}"
+        );
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    Some((cert, key))
+}
+
+#[test]
+fn over_tls_with_a_token_both_protocols_take_spans_and_plain_http_is_refused() {
+    let Some(python) = otel_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = self_signed(dir.path()) else {
+        return;
+    };
+    let db = dir.path().join("audit.db");
+    let token = "tls-token-of-at-least-16";
+    let collector = Collector::start(
+        &db,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &[
+            "--token",
+            token,
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let ca = cert.to_str().unwrap();
+    client(
+        &python,
+        "otel_genai_run.py",
+        &[
+            &format!("https://{}/v1/traces", collector.http),
+            "http",
+            "--token",
+            token,
+            "--ca",
+            ca,
+        ],
+        &[],
+    );
+    let grpc = collector.grpc.clone().expect("gRPC served");
+    client(
+        &python,
+        "otel_genai_run.py",
+        &[
+            &format!("https://{grpc}"),
+            "grpc",
+            "--token",
+            token,
+            "--ca",
+            ca,
+            "--batch",
+        ],
+        &[],
+    );
+    // Plain HTTP to the TLS port gets no answer in HTTP.
+    let (code, _, _) = request(
+        &collector.http,
+        "POST",
+        "/v1/traces",
+        &["Content-Type: application/x-protobuf"],
+        &one_span(1, 1).encode_to_vec(),
+    );
+    assert_eq!(code, 0, "plain HTTP is not served on a TLS port");
+    // Without the token, over TLS: refused (401, which exporters do not retry), and the
+    // exporter reports it.
+    let out = python_command(&python, "otel_genai_run.py")
+        .args([
+            &format!("https://{}/v1/traces", collector.http),
+            "http",
+            "--ca",
+            ca,
+        ])
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("401"), "{}", text(&out));
+    assert_eq!(collector.stop().code(), Some(0));
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), sum(status = 'completed') FROM sessions"
+        ),
+        "2|2"
+    );
+    assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "10");
+    verified(&db);
 }

@@ -3,7 +3,7 @@ semantic conventions and exported over OTLP to `reasonkit-audit collect`.
 
 Nothing here calls a model: the run is scripted, so what the collector must record is known.
 
-    python otel_genai_run.py ENDPOINT PROTOCOL [--runs N] [--token T] [--batch] [--acked FILE]
+    python otel_genai_run.py ENDPOINT PROTOCOL [--runs N] [--token T] [--batch] [--acked FILE] [--ca PEM]
 
 PROTOCOL is `http` (http/protobuf, ENDPOINT like http://127.0.0.1:4318/v1/traces) or `grpc`
 (ENDPOINT like http://127.0.0.1:4317). With --batch the spans go through a
@@ -22,14 +22,22 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 
-def exporter(endpoint, protocol, token):
+def exporter(endpoint, protocol, token, ca):
     headers = {"Authorization": f"Bearer {token}"} if token else None
     if protocol == "http":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=30)
+        return OTLPSpanExporter(endpoint=endpoint, headers=headers, timeout=30, certificate_file=ca)
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
+    # gRPC metadata keys are lowercase.
+    headers = {"authorization": f"Bearer {token}"} if token else None
+    if ca:
+        import grpc
+
+        with open(ca, "rb") as f:
+            credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        return OTLPSpanExporter(endpoint=endpoint, credentials=credentials, headers=headers, timeout=30)
     return OTLPSpanExporter(endpoint=endpoint, insecure=True, headers=headers, timeout=30)
 
 
@@ -38,21 +46,25 @@ class Acknowledged:
 
     def __init__(self, inner, path):
         self.inner = inner
-        self.file = open(path, "a", encoding="utf-8")
+        self.file = open(path, "a", encoding="utf-8") if path else None
+        self.count = 0
 
     def export(self, spans):
         result = self.inner.export(spans)
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         if result == SpanExportResult.SUCCESS:
-            for span in spans:
-                self.file.write(format(span.context.span_id, "016x") + "\n")
-            self.file.flush()
+            self.count += len(spans)
+            if self.file:
+                for span in spans:
+                    self.file.write(format(span.context.span_id, "016x") + "\n")
+                self.file.flush()
         return result
 
     def shutdown(self):
         self.inner.shutdown()
-        self.file.close()
+        if self.file:
+            self.file.close()
 
     def force_flush(self, timeout_millis=30000):
         return self.inner.force_flush(timeout_millis)
@@ -134,12 +146,12 @@ def main():
     parser.add_argument("--token")
     parser.add_argument("--batch", action="store_true")
     parser.add_argument("--acked")
+    parser.add_argument("--ca", help="trust this PEM certificate (a collector serving TLS)")
     args = parser.parse_args()
 
     provider = TracerProvider(resource=Resource.create({"service.name": "claims-service"}))
-    span_exporter = exporter(args.endpoint, args.protocol, args.token)
-    if args.acked:
-        span_exporter = Acknowledged(span_exporter, args.acked)
+    span_exporter = exporter(args.endpoint, args.protocol, args.token, args.ca)
+    span_exporter = Acknowledged(span_exporter, args.acked)
     processor = BatchSpanProcessor(span_exporter) if args.batch else SimpleSpanProcessor(span_exporter)
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("claims.agent", "1.0")
@@ -147,8 +159,10 @@ def main():
         run(tracer, n)
     flushed = provider.force_flush(60_000)
     provider.shutdown()
-    print(json.dumps({"runs": args.runs, "flushed": flushed}))
-    return 0 if flushed else 1
+    acknowledged = span_exporter.count
+    print(json.dumps({"runs": args.runs, "flushed": flushed, "acknowledged": acknowledged}))
+    # Five spans a run: exit 1 unless the collector acknowledged every one.
+    return 0 if flushed and acknowledged == 5 * args.runs else 1
 
 
 if __name__ == "__main__":
