@@ -562,3 +562,80 @@ fn the_web_ui_shows_a_postgres_store_as_it_shows_the_file_it_was_imported_from()
     assert_eq!(code, 200);
     assert_eq!(count(&db, "SELECT count(*) FROM audit_chain"), entries);
 }
+
+/// One span of trace 7 as an OTLP/HTTP protobuf body: `id` under `parent` (0: the root).
+fn otlp_span(id: u8, parent: u8) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    let depth = u64::from(id);
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: vec![Span {
+                    trace_id: vec![7; 16],
+                    span_id: vec![id; 8],
+                    parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
+                    name: format!("level {id}"),
+                    start_time_unix_nano: 1_750_000_000_000_000_000 + depth * 1_000_000,
+                    end_time_unix_nano: 1_750_000_001_000_000_000 - depth * 1_000_000,
+                    ..Span::default()
+                }],
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn collect_writes_a_trace_sent_deepest_first_into_a_postgres_store_once() {
+    let Some(db) = Db::create() else { return };
+    let url = db.url();
+    let collector = common::server::Collector::start(
+        std::path::Path::new(&url),
+        "127.0.0.1:0",
+        "off",
+        &[],
+    );
+    // A chain of 8 spans, each alone, deepest first: every parent is a placeholder when its
+    // child comes, completed (start and enclosing step corrected) by an UPDATE later. Each
+    // request is sent twice, as an exporter's retry would.
+    for id in (1..=8u8).rev() {
+        for _ in 0..2 {
+            let (code, head, body) = common::server::request(
+                &collector.http,
+                "POST",
+                "/v1/traces",
+                &["Content-Type: application/x-protobuf"],
+                &otlp_span(id, id - 1),
+            );
+            assert_eq!(code, 200, "{head}{}", String::from_utf8_lossy(&body));
+        }
+    }
+    assert_eq!(collector.stop().code(), Some(0));
+    assert_eq!(count(&db, "SELECT count(*) FROM sessions WHERE status = 'completed'"), 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM steps WHERE ended_at IS NOT NULL"), 8);
+    assert_eq!(
+        count(
+            &db,
+            "WITH RECURSIVE chain(id, depth) AS ( \
+               SELECT id, 1 FROM steps WHERE parent_step_id IS NULL \
+               UNION ALL SELECT s.id, c.depth + 1 FROM steps s JOIN chain c ON s.parent_step_id = c.id) \
+             SELECT max(depth) FROM chain"
+        ),
+        8
+    );
+    // Each step starts where its span started, not where its first child did.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM steps WHERE started_at = \
+             to_timestamp(1750000000) + (substr(module, 7)::int * interval '1 millisecond')"
+        ),
+        8
+    );
+    let out = cli(&db, &["verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}

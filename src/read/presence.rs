@@ -20,14 +20,14 @@ const SESSIONS: Query<'static> = Query {
     sqlite: "SELECT id, ended_at IS NULL AS open FROM sessions \
              WHERE id IN (SELECT value FROM json_each(?1))",
     postgres: "SELECT id, ended_at IS NULL AS open FROM sessions \
-               WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+               WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
 const STEPS: Query<'static> = Query {
     sqlite: "SELECT id, ended_at IS NULL AS open FROM steps \
              WHERE id IN (SELECT value FROM json_each(?1))",
     postgres: "SELECT id, ended_at IS NULL AS open FROM steps \
-               WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb))",
+               WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
 /// How many ids one query asks about.
