@@ -432,3 +432,41 @@ fn a_deep_trace_in_reverse_order_across_many_requests_nests_every_span() {
     );
     assert_consistent(&path);
 }
+
+#[test]
+fn spans_received_over_otlp_are_redacted_and_counted_like_the_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (layer, guard) = AuditLayer::builder()
+        .path(&path)
+        .redaction(reasonkit_audit::Redaction::default().field("app.customer_email"))
+        .build()
+        .unwrap();
+    let receiver = Receiver::new(&layer, Reader::open(&path).unwrap());
+    let key = "sk-proj-9fQ2xT7LmZ4pW8rB3nK6vY1c";
+    let tool = span(
+        4,
+        2,
+        1,
+        "execute_tool call_api",
+        (1, 5),
+        vec![
+            attr("gen_ai.tool.name", s("call_api")),
+            attr("gen_ai.tool.call.arguments", s(&format!(r#"{{"api_key":"{key}"}}"#))),
+            attr("app.customer_email", s("jane@example.com")),
+        ],
+    );
+    let root = span(4, 1, 0, "run", (0, 9), vec![]);
+    receiver.export(request(vec![tool, root])).unwrap();
+    let stored = rows(
+        &path,
+        "SELECT input_summary, json_extract(attributes, '$.\"app.customer_email\"') FROM steps \
+         WHERE module = 'call_api'",
+    );
+    assert!(!stored[0][0].contains(key), "{stored:?}");
+    assert!(stored[0][0].contains("[REDACTED:"), "{stored:?}");
+    assert!(stored[0][1].contains("REDACTED"), "{stored:?}");
+    guard.flush().unwrap();
+    assert!(guard.stats().redactions >= 2, "{:?}", guard.stats());
+    assert_consistent(&path);
+}

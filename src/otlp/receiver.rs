@@ -40,8 +40,8 @@ use crate::capture::layer::AuditLayer;
 use crate::ids::AuditId;
 use crate::otlp::spans::{self, SpanId, TraceId};
 use crate::read::Reader;
-use crate::read::presence::Presence;
-use crate::record::{Closed, Command, FieldLimits, Fields, Kind, Learned, Opened};
+use crate::read::presence::{Found, Presence};
+use crate::record::{Closed, Command, FieldLimits, FieldValue, Fields, Kind, Learned, Opened};
 
 /// The target of every OTLP row: a step without a name the conventions read is named by
 /// its span's name (`otel.name`) first, so this shows only on placeholders.
@@ -92,13 +92,15 @@ const MAX_REMEMBERED: usize = 200_000;
 #[derive(Clone)]
 pub struct Receiver {
     inner: Arc<Inner>,
+    queue_wait: Duration,
+    commit_wait: Duration,
 }
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
-            .field("queue_wait", &self.inner.queue_wait)
-            .field("commit_wait", &self.inner.commit_wait)
+            .field("queue_wait", &self.queue_wait)
+            .field("commit_wait", &self.commit_wait)
             .finish_non_exhaustive()
     }
 }
@@ -108,14 +110,14 @@ struct Inner {
     limits: Arc<FieldLimits>,
     reader: Mutex<Reader>,
     state: Mutex<State>,
-    queue_wait: Duration,
-    commit_wait: Duration,
 }
 
 /// What the receiver knows of the rows it has seen.
 #[derive(Default)]
 struct State {
     rows: HashMap<AuditId, Known>,
+    /// The millisecond each trace's step ids start with (see [`spans::step_id`]).
+    traces: HashMap<TraceId, u64>,
     /// The number of the last command sent to the writer.
     sent: u64,
     /// Every command up to this number is committed.
@@ -196,34 +198,30 @@ impl Receiver {
                 limits: layer.limits.clone(),
                 reader: Mutex::new(store),
                 state: Mutex::new(State::default()),
-                queue_wait: Duration::from_secs(2),
-                commit_wait: Duration::from_secs(30),
             }),
+            queue_wait: Duration::from_secs(2),
+            commit_wait: Duration::from_secs(30),
         }
     }
 
     /// How long a request waits for room in a full queue before it is answered
-    /// [`ExportError::Busy`] (2 s by default). Call before cloning.
+    /// [`ExportError::Busy`] (2 s by default).
     pub fn queue_wait(mut self, wait: Duration) -> Receiver {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.queue_wait = wait;
-        }
+        self.queue_wait = wait;
         self
     }
 
     /// How long a request waits for its commit before it is answered
-    /// [`ExportError::Unavailable`] (30 s by default). Call before cloning.
+    /// [`ExportError::Unavailable`] (30 s by default).
     pub fn commit_wait(mut self, wait: Duration) -> Receiver {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.commit_wait = wait;
-        }
+        self.commit_wait = wait;
         self
     }
 
     /// Writes a request's spans and returns once they are committed. Blocks.
     pub fn export(&self, request: ExportTraceServiceRequest) -> Result<Accepted, ExportError> {
         let inner = &*self.inner;
-        let deadline = Instant::now() + inner.queue_wait;
+        let deadline = Instant::now() + self.queue_wait;
         let mut resources: Vec<Fields> = Vec::new();
         let mut items: Vec<Item<'_>> = Vec::new();
         let mut rejected: i64 = 0;
@@ -257,6 +255,8 @@ impl Receiver {
             inner,
             state: &mut state,
             deadline,
+            queue_wait: self.queue_wait,
+            commit_wait: self.commit_wait,
         };
         for item in &items {
             sending.place(item, &resources[item.resource])?;
@@ -265,7 +265,7 @@ impl Receiver {
         sending.send(Command::Flush(answer))?;
         let flushed = state.sent;
         drop(state);
-        match committed.recv_timeout(inner.commit_wait) {
+        match committed.recv_timeout(self.commit_wait) {
             Ok(Ok(())) => {
                 let mut state = inner.state.lock();
                 state.committed = state.committed.max(flushed);
@@ -280,7 +280,7 @@ impl Receiver {
             Err(_) => {
                 return Err(ExportError::Unavailable(format!(
                     "the audit store did not commit within {:?}; retry",
-                    inner.commit_wait
+                    self.commit_wait
                 )));
             }
         }
@@ -298,32 +298,70 @@ impl Receiver {
         })
     }
 
-    /// Asks the store about the rows of `items` the receiver does not remember.
+    /// Asks the store about the rows of `items` the receiver does not remember: first the
+    /// sessions of traces it has not seen (which say the millisecond their step ids start
+    /// with; a trace new to the store takes its earliest start in this request), then the
+    /// steps.
     fn look_up(&self, state: &mut State, items: &[Item<'_>]) -> Result<(), ExportError> {
+        let mut new_traces: HashMap<TraceId, u64> = HashMap::new();
+        for item in items {
+            if !state.traces.contains_key(&item.trace) {
+                let start = spans::millis(item.span.start_time_unix_nano);
+                new_traces
+                    .entry(item.trace)
+                    .and_modify(|ms| *ms = (*ms).min(start))
+                    .or_insert(start);
+            }
+        }
+        if !new_traces.is_empty() {
+            let sessions: Vec<AuditId> = new_traces.keys().map(spans::session_id).collect();
+            let found = self.ask(&sessions)?;
+            for (trace, first_start) in new_traces {
+                let session = spans::session_id(&trace);
+                let id_ms = match found.get(&session.to_string()) {
+                    Some(row) => {
+                        state.rows.insert(session, known(row.presence));
+                        row.id_ms.and_then(|ms| u64::try_from(ms).ok()).unwrap_or(0)
+                    }
+                    None => first_start,
+                };
+                state.traces.insert(trace, id_ms);
+            }
+        }
         let mut unknown: HashSet<AuditId> = HashSet::new();
         for item in items {
-            let mut ids = vec![
-                spans::session_id(&item.trace),
-                spans::step_id(&item.trace, &item.id),
-            ];
-            ids.extend(item.parent.map(|p| spans::step_id(&item.trace, &p)));
+            let id_ms = state.traces.get(&item.trace).copied().unwrap_or(0);
+            let mut ids = vec![spans::step_id(&item.trace, &item.id, id_ms)];
+            ids.extend(item.parent.map(|p| spans::step_id(&item.trace, &p, id_ms)));
             unknown.extend(ids.into_iter().filter(|id| !state.rows.contains_key(id)));
         }
         if unknown.is_empty() {
             return Ok(());
         }
-        let texts: Vec<String> = unknown.iter().map(AuditId::to_string).collect();
-        let found = self.inner.reader.lock().presence(&texts).map_err(|e| {
-            ExportError::Unavailable(format!("could not ask the store which spans it holds: {e}"))
-        })?;
+        let unknown: Vec<AuditId> = unknown.into_iter().collect();
+        let found = self.ask(&unknown)?;
         for id in unknown {
-            match found.get(&id.to_string()) {
-                Some(Presence::Open) => state.rows.insert(id, Known::Stored),
-                Some(Presence::Ended) => state.rows.insert(id, Known::Ended { sent: 0 }),
-                None => None,
-            };
+            if let Some(row) = found.get(&id.to_string()) {
+                state.rows.insert(id, known(row.presence));
+            }
         }
         Ok(())
+    }
+
+    /// Which of `ids` the store holds.
+    fn ask(&self, ids: &[AuditId]) -> Result<HashMap<String, Found>, ExportError> {
+        let texts: Vec<String> = ids.iter().map(AuditId::to_string).collect();
+        self.inner.reader.lock().presence(&texts).map_err(|e| {
+            ExportError::Unavailable(format!("could not ask the store which spans it holds: {e}"))
+        })
+    }
+}
+
+/// What a row found in the store is to this receiver.
+fn known(presence: Presence) -> Known {
+    match presence {
+        Presence::Open => Known::Stored,
+        Presence::Ended => Known::Ended { sent: 0 },
     }
 }
 
@@ -334,6 +372,9 @@ impl State {
             let committed = self.committed;
             self.rows
                 .retain(|_, known| !matches!(known, Known::Ended { sent } if *sent <= committed));
+            let rows = &self.rows;
+            self.traces
+                .retain(|trace, _| rows.contains_key(&spans::session_id(trace)));
         }
     }
 }
@@ -343,6 +384,8 @@ struct Sending<'a> {
     inner: &'a Inner,
     state: &'a mut State,
     deadline: Instant,
+    queue_wait: Duration,
+    commit_wait: Duration,
 }
 
 impl Sending<'_> {
@@ -353,8 +396,8 @@ impl Sending<'_> {
                 Ok(self.state.sent)
             }
             Err(SendTimeoutError::Timeout(_)) => Err(ExportError::Busy {
-                waited: self.inner.queue_wait,
-                retry_after: self.inner.queue_wait.max(Duration::from_secs(1)),
+                waited: self.queue_wait,
+                retry_after: self.queue_wait.max(Duration::from_secs(1)),
             }),
             Err(SendTimeoutError::Disconnected(_)) => Err(ExportError::Unavailable(
                 "the audit writer has stopped; restart the receiver".to_owned(),
@@ -367,7 +410,7 @@ impl Sending<'_> {
         let (answer, committed) = crossbeam_channel::bounded(1);
         self.send(Command::Flush(answer))?;
         let flushed = self.state.sent;
-        match committed.recv_timeout(self.inner.commit_wait) {
+        match committed.recv_timeout(self.commit_wait) {
             Ok(Ok(())) => {
                 self.state.committed = self.state.committed.max(flushed);
                 Ok(())
@@ -377,7 +420,7 @@ impl Sending<'_> {
             ))),
             Err(_) => Err(ExportError::Unavailable(format!(
                 "the audit store did not commit within {:?}; retry",
-                self.inner.commit_wait
+                self.commit_wait
             ))),
         }
     }
@@ -398,6 +441,8 @@ impl Sending<'_> {
     /// The session row of a trace: opened as a placeholder by its first span.
     fn session_placeholder(&self, item: &Item<'_>, resource: &Fields) -> Opened {
         let mut fields = spans::placeholder(&item.trace, None);
+        let id_ms = i64::try_from(self.id_ms(item)).unwrap_or(i64::MAX);
+        fields.push((spans::ID_MS, FieldValue::I64(id_ms)));
         if let Some(service) = crate::record::last(resource, "service.name") {
             fields.push(("profile", service.clone()));
         }
@@ -411,11 +456,17 @@ impl Sending<'_> {
         )
     }
 
+    /// The millisecond the step ids of `item`'s trace start with (looked up before any
+    /// item is placed).
+    fn id_ms(&self, item: &Item<'_>) -> u64 {
+        self.state.traces.get(&item.trace).copied().unwrap_or(0)
+    }
+
     /// The row of a span whose child came first.
     fn step_placeholder(&self, item: &Item<'_>, span: &SpanId) -> Opened {
         let mut opened = self.opened(
             Kind::Step,
-            &spans::step_id(&item.trace, span),
+            &spans::step_id(&item.trace, span, self.id_ms(item)),
             spans::time(item.span.start_time_unix_nano),
             spans::placeholder(&item.trace, Some(span)),
         );
@@ -432,7 +483,8 @@ impl Sending<'_> {
                 .rows
                 .insert(session.clone(), Known::Open { sent });
         }
-        let parent = item.parent.map(|p| spans::step_id(&item.trace, &p));
+        let id_ms = self.id_ms(item);
+        let parent = item.parent.map(|p| spans::step_id(&item.trace, &p, id_ms));
         if let (Some(parent_span), Some(parent_id)) = (&item.parent, &parent)
             && !self.state.rows.contains_key(parent_id)
         {
@@ -443,7 +495,7 @@ impl Sending<'_> {
                 .insert(parent_id.clone(), Known::Open { sent });
         }
 
-        let id = spans::step_id(&item.trace, &item.id);
+        let id = spans::step_id(&item.trace, &item.id, id_ms);
         let start = spans::time(item.span.start_time_unix_nano);
         let end = spans::time(
             item.span

@@ -6,9 +6,10 @@
 //! cannot keep as a name of its own (see [`crate::otlp::names`]) goes into the
 //! `otel.attributes` object.
 //!
-//! Row ids are derived from the OTLP ids (a UUIDv8 of their SHA-256), so the same span
-//! sent twice — a retry, or to a receiver restarted after a crash — names the same row, and
-//! a child can name its parent's row before the parent has arrived.
+//! Row ids are derived from the OTLP ids (a session's: a UUIDv8 of the trace id's SHA-256;
+//! a step's: see [`step_id`]), so the same span sent twice — a retry, or to a receiver
+//! restarted after a crash — names the same row, and a child can name its parent's row
+//! before the parent has arrived.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,25 +33,45 @@ pub(crate) type SpanId = [u8; 8];
 /// The field that keeps the attributes no name could be kept for.
 pub(crate) const OVERFLOW: &str = "otel.attributes";
 
+/// The session's field that keeps the millisecond its trace's step ids start with.
+pub(crate) const ID_MS: &str = "otel.id_ms";
+
 /// The row of the session a trace is recorded as.
 pub(crate) fn session_id(trace: &TraceId) -> AuditId {
     derived(&[b"reasonkit-audit otlp session\0", trace])
 }
 
-/// The row of a span.
-pub(crate) fn step_id(trace: &TraceId, span: &SpanId) -> AuditId {
-    derived(&[b"reasonkit-audit otlp span\0", trace, span])
+/// The row of a span: a UUIDv7 whose time is its trace's `id_ms` (when the receiver first
+/// saw the trace, kept in the session row) and whose other bits are the SHA-256 of the OTLP
+/// ids. So it is the same every time the span is sent, a child can name its parent before
+/// the parent arrives, and a trace's steps sort together and after earlier traces': the
+/// steps' primary-key B-tree grows at its right edge, as it does for the layer's UUIDv7s,
+/// rather than at a random page per row.
+pub(crate) fn step_id(trace: &TraceId, span: &SpanId, id_ms: u64) -> AuditId {
+    let digest = digest(&[b"reasonkit-audit otlp span\0", trace, span]);
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&digest[..10]);
+    AuditId::Generated(uuid::Builder::from_unix_timestamp_millis(id_ms, &random).into_uuid())
 }
 
 fn derived(parts: &[&[u8]]) -> AuditId {
+    let digest = digest(parts);
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    AuditId::Generated(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
     let mut hash = Sha256::new();
     for part in parts {
         hash.update(part);
     }
-    let digest = hash.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    AuditId::Generated(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+    hash.finalize().into()
+}
+
+/// Milliseconds since the epoch of a time given in nanoseconds.
+pub(crate) fn millis(unix_nanos: u64) -> u64 {
+    unix_nanos / 1_000_000
 }
 
 /// A time given in nanoseconds since the epoch.

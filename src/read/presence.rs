@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::read::reader::{Param, Query, Reader, text};
+use crate::read::reader::{Param, Query, Reader, int, text};
 
 /// What the store holds of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,17 +16,25 @@ pub(crate) enum Presence {
     Ended,
 }
 
+/// A row found, and for a session the `otel.id_ms` its trace's row ids start with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub(crate) presence: Presence,
+    pub(crate) id_ms: Option<i64>,
+}
+
 const SESSIONS: Query<'static> = Query {
-    sqlite: "SELECT id, ended_at IS NULL AS open FROM sessions \
+    sqlite: "SELECT id, ended_at IS NULL AS open, \
+             json_extract(attributes, '$.\"otel.id_ms\"') AS id_ms FROM sessions \
              WHERE id IN (SELECT value FROM json_each(?1))",
-    postgres: "SELECT id, ended_at IS NULL AS open FROM sessions \
-               WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
+    postgres: "SELECT id, ended_at IS NULL AS open, (attributes->>'otel.id_ms')::bigint AS id_ms \
+               FROM sessions WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
 const STEPS: Query<'static> = Query {
-    sqlite: "SELECT id, ended_at IS NULL AS open FROM steps \
+    sqlite: "SELECT id, ended_at IS NULL AS open, NULL AS id_ms FROM steps \
              WHERE id IN (SELECT value FROM json_each(?1))",
-    postgres: "SELECT id, ended_at IS NULL AS open FROM steps \
+    postgres: "SELECT id, ended_at IS NULL AS open, NULL::bigint AS id_ms FROM steps \
                WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
@@ -36,7 +44,7 @@ const CHUNK: usize = 500;
 impl Reader {
     /// The rows among `ids` (sessions and steps) that the store holds, with whether each
     /// is still open. Ids it does not hold are absent from the answer.
-    pub(crate) fn presence(&self, ids: &[String]) -> Result<HashMap<String, Presence>> {
+    pub(crate) fn presence(&self, ids: &[String]) -> Result<HashMap<String, Found>> {
         let mut found = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let list = serde_json::Value::from(chunk.to_vec()).to_string();
@@ -47,15 +55,14 @@ impl Reader {
                         Some(serde_json::Value::Number(n)) => n.as_i64() == Some(1),
                         _ => false,
                     };
+                    let presence = if open {
+                        Presence::Open
+                    } else {
+                        Presence::Ended
+                    };
                     if let Some(id) = text(&row, "id") {
-                        found.insert(
-                            id,
-                            if open {
-                                Presence::Open
-                            } else {
-                                Presence::Ended
-                            },
-                        );
+                        let id_ms = int(&row, "id_ms");
+                        found.insert(id, Found { presence, id_ms });
                     }
                     Ok(())
                 })?;

@@ -1,0 +1,161 @@
+//! Spans per second through `reasonkit-audit collect`, against the layer's own end-to-end
+//! rate on the same spans. A benchmark, not a test: it prints.
+//!
+//! The spans are a tool-calling agent run's, as the GenAI conventions record it (the run,
+//! two model calls with tokens and their output messages, two tools with arguments and
+//! results; a few hundred bytes of text each). The layer records them from `tracing`
+//! directly; the collector receives them from the Rust OTLP exporter (tracing-opentelemetry,
+//! the OpenTelemetry SDK's batch processor, opentelemetry-otlp over OTLP/HTTP protobuf).
+//! Both are timed from the first span to the moment every span is committed: the layer's
+//! `flush`, the provider's `force_flush` (which returns once the collector has answered
+//! every batch, and it answers only after the commit). The two alternate, each in a fresh
+//! database, ROUNDS times; the medians are printed.
+//!
+//! `cargo bench -p reasonkit-audit-cli --bench collect` (RUNS=… agent runs, 5 spans each;
+//! ROUNDS=…).
+
+#[path = "../tests/common/server.rs"]
+#[allow(dead_code)]
+mod server;
+
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use tracing::info_span;
+use tracing_subscriber::prelude::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_reasonkit-audit");
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One agent run: five spans shaped like a real one's.
+fn agent_run(n: u64) {
+    let question = format!(
+        r#"[{{"role":"user","parts":[{{"type":"text","content":"Settle claim {n}: the policy holder reports water damage in the kitchen after a pipe burst; check coverage, the deductible and prior claims."}}]}}]"#
+    );
+    let answer = format!(
+        r#"[{{"role":"assistant","parts":[{{"type":"text","content":"Claim {n} is covered under section 4.2 (sudden and accidental discharge). Deductible 500; no prior claims in 36 months; approve 950 after deductible."}}]}}]"#
+    );
+    let _run = info_span!(
+        "invoke_agent",
+        "gen_ai.operation.name" = "invoke_agent",
+        "gen_ai.agent.name" = "claims",
+        "gen_ai.conversation.id" = %format!("conv-{n}"),
+        "gen_ai.input.messages" = %question,
+    )
+    .entered();
+    for turn in 0..2u64 {
+        info_span!(
+            "chat",
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.request.model" = "gpt-4o",
+            "gen_ai.usage.input_tokens" = 120 + turn as i64 * 80,
+            "gen_ai.usage.output_tokens" = 30_i64,
+            "gen_ai.output.messages" = %answer,
+        )
+        .in_scope(|| {});
+        info_span!(
+            "execute_tool",
+            "gen_ai.operation.name" = "execute_tool",
+            "gen_ai.tool.name" = if turn == 0 { "lookup_policy" } else { "prior_claims" },
+            "gen_ai.tool.call.arguments" = %format!(r#"{{"claim":{n},"turn":{turn}}}"#),
+            "gen_ai.tool.call.result" = %format!(
+                r#"{{"policy":"HO-{n}","section":"4.2","deductible":500,"covered":true,"limit":25000,"turn":{turn}}}"#
+            ),
+        )
+        .in_scope(|| {});
+    }
+}
+
+/// Seconds for the layer to commit `runs` runs.
+fn through_layer(runs: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .path(&path)
+        .build()
+        .unwrap();
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let start = Instant::now();
+    tracing::dispatcher::with_default(&dispatch, || (0..runs).for_each(agent_run));
+    guard.flush().unwrap();
+    let took = start.elapsed();
+    guard.shutdown().unwrap();
+    took
+}
+
+/// Seconds for `runs` runs to be exported to a collector and committed; checks they all
+/// arrived.
+fn through_collect(runs: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let collector = server::Collector::start(&path, "127.0.0.1:0", "off", &[]);
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("http://{}/v1/traces", collector.http))
+        .with_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // A queue that holds every span: the SDK drops what does not fit, which would make
+    // the figure a measure of dropping.
+    let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                .with_max_queue_size((runs * 5) as usize + 1024)
+                .with_max_export_batch_size(512)
+                .with_scheduled_delay(Duration::from_millis(50))
+                .build(),
+        )
+        .build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    let start = Instant::now();
+    tracing::subscriber::with_default(subscriber, || (0..runs).for_each(agent_run));
+    provider.force_flush().unwrap();
+    let took = start.elapsed();
+    provider.shutdown().unwrap();
+    assert_eq!(collector.stop().code(), Some(0));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let steps: i64 = conn
+        .query_row("SELECT count(*) FROM steps", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(steps as u64, runs * 5, "every span arrived");
+    took
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let runs = env_or("RUNS", 4_000);
+    let rounds = env_or("ROUNDS", 5);
+    let spans = (runs * 5) as f64;
+    let (mut layer, mut collect, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let l = spans / through_layer(runs).as_secs_f64();
+        let c = spans / through_collect(runs).as_secs_f64();
+        println!("round {round}: layer {l:.0} spans/s, collect {c:.0} spans/s, ratio {:.2}", c / l);
+        layer.push(l);
+        collect.push(c);
+        ratios.push(c / l);
+    }
+    println!(
+        "median of {rounds} rounds, {runs} runs of 5 spans: layer {:.0} spans/s, collect {:.0} \
+         spans/s, collect / layer {:.2}",
+        median(layer),
+        median(collect),
+        median(ratios)
+    );
+}
