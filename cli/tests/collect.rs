@@ -150,13 +150,15 @@ fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
         "notify_customer|claims||||ConnectionError: mail server down"
     );
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "20");
-    // The OTLP ids are kept: a row is found from a trace viewer's span id.
+    // The OTLP ids are kept: a step is found from a trace viewer's span id, a session
+    // from its trace id.
     assert_eq!(
         sqlite3(
             &db,
-            "SELECT count(DISTINCT json_extract(attributes, '$.\"otel.span_id\"')), \
-             count(DISTINCT json_extract(attributes, '$.\"otel.trace_id\"')), \
-             min(json_extract(attributes, '$.\"otel.scope.name\"')) FROM steps"
+            "SELECT count(DISTINCT json_extract(s.attributes, '$.\"otel.span_id\"')), \
+             count(DISTINCT json_extract(t.attributes, '$.\"otel.trace_id\"')), \
+             min(json_extract(s.attributes, '$.\"otel.scope.name\"')) \
+             FROM steps s JOIN sessions t ON t.id = s.session_id"
         ),
         "20|4|claims.agent"
     );

@@ -21,7 +21,7 @@
 //! | a trace | a session; `profile` from the root span's `gen_ai.agent.name` / `agent.name`, else the resource's `service.name` |
 //! | a span | a step in it, nested by `parent_span_id`; `module`, summaries, tokens and error by the conventions table |
 //! | span status ERROR | the step's `error` (the description, else the `exception` event's type and message) |
-//! | ids, name, kind, scope, events, links | `otel.trace_id`, `otel.span_id`, `otel.name`, … in `attributes` |
+//! | ids, name, kind, scope, events, links | `otel.span_id` (the session: `otel.trace_id`), `otel.name`, … in `attributes` |
 //!
 //! Find a row from a trace viewer with
 //! `SELECT * FROM steps WHERE json_extract(attributes, '$."otel.span_id"') = '…'`.

@@ -304,6 +304,7 @@ impl Receiver {
     /// steps.
     fn look_up(&self, state: &mut State, items: &[Item<'_>]) -> Result<(), ExportError> {
         let mut new_traces: HashMap<TraceId, u64> = HashMap::new();
+        let mut fresh: HashSet<TraceId> = HashSet::new();
         for item in items {
             if !state.traces.contains_key(&item.trace) {
                 let start = spans::millis(item.span.start_time_unix_nano);
@@ -323,13 +324,21 @@ impl Receiver {
                         state.rows.insert(session, known(row.presence));
                         row.id_ms.and_then(|ms| u64::try_from(ms).ok()).unwrap_or(0)
                     }
-                    None => first_start,
+                    None => {
+                        fresh.insert(trace);
+                        first_start
+                    }
                 };
                 state.traces.insert(trace, id_ms);
             }
         }
         let mut unknown: HashSet<AuditId> = HashSet::new();
         for item in items {
+            // A trace whose session the store does not hold has no steps there either (a
+            // step needs its session): only the traces seen before are asked about.
+            if fresh.contains(&item.trace) {
+                continue;
+            }
             let id_ms = state.traces.get(&item.trace).copied().unwrap_or(0);
             let mut ids = vec![spans::step_id(&item.trace, &item.id, id_ms)];
             ids.extend(item.parent.map(|p| spans::step_id(&item.trace, &p, id_ms)));

@@ -1,8 +1,9 @@
 //! One OTLP span as the fields of a row: its attributes under their own keys (so the
 //! conventions table in [`crate::store::rows`] reads `gen_ai.*`, OpenInference's `llm.*`,
 //! `input.value`, `tool.name` … exactly as it reads a `tracing` span's fields), and what
-//! OTLP says beside them as `otel.*` fields: the ids, the name, the kind, the scope, the
-//! status, the events and the links. Nothing a span carries is dropped: a key the process
+//! OTLP says beside them as `otel.*` fields: the span's id (its trace's is its session's,
+//! its parent's is its parent step's), the name, the kind, the scope, the status, the
+//! events and the links. Nothing a span carries is dropped: a key the process
 //! cannot keep as a name of its own (see [`crate::otlp::names`]) goes into the
 //! `otel.attributes` object.
 //!
@@ -101,27 +102,22 @@ pub(crate) fn ids(span: &Span) -> Option<(TraceId, SpanId, Option<SpanId>)> {
     Some((trace, id, parent))
 }
 
-/// What a placeholder row holds until its span arrives: the ids that find it.
+/// What a placeholder row holds until its span arrives: the id that finds it (a
+/// session's trace id, a step's span id).
 pub(crate) fn placeholder(trace: &TraceId, span: Option<&SpanId>) -> Fields {
-    let mut fields: Fields = vec![("otel.trace_id", FieldValue::Str(hex(trace)))];
-    if let Some(span) = span {
-        fields.push(("otel.span_id", FieldValue::Str(hex(span))));
+    match span {
+        Some(span) => vec![("otel.span_id", FieldValue::Str(hex(span)))],
+        None => vec![("otel.trace_id", FieldValue::Str(hex(trace)))],
     }
-    fields
 }
 
 /// Every field of a span's row.
 pub(crate) fn span_fields(span: &Span, scope: &str, limits: &FieldLimits) -> Fields {
     let mut fields: Fields = Vec::with_capacity(span.attributes.len() + 6);
+    // The trace id is the session's (`otel.trace_id`), the parent's span id its step's:
+    // a step keeps its own.
     fields.push(("otel.name", FieldValue::Str(limits.keep(&span.name))));
-    fields.push(("otel.trace_id", FieldValue::Str(hex(&span.trace_id))));
     fields.push(("otel.span_id", FieldValue::Str(hex(&span.span_id))));
-    if !span.parent_span_id.is_empty() {
-        fields.push((
-            "otel.parent_span_id",
-            FieldValue::Str(hex(&span.parent_span_id)),
-        ));
-    }
     if let Some(kind) = kind_name(span.kind) {
         fields.push(("otel.kind", FieldValue::Str(kind.to_owned())));
     }
