@@ -452,7 +452,10 @@ fn spans_received_over_otlp_are_redacted_and_counted_like_the_layers() {
         (1, 5),
         vec![
             attr("gen_ai.tool.name", s("call_api")),
-            attr("gen_ai.tool.call.arguments", s(&format!(r#"{{"api_key":"{key}"}}"#))),
+            attr(
+                "gen_ai.tool.call.arguments",
+                s(&format!(r#"{{"api_key":"{key}"}}"#)),
+            ),
             attr("app.customer_email", s("jane@example.com")),
         ],
     );

@@ -11,6 +11,10 @@
 //! every batch, and it answers only after the commit). The two alternate, each in a fresh
 //! database, ROUNDS times; the medians are printed.
 //!
+//! Beside it, the collector alone: the same spans as OTLP requests of 512, encoded before
+//! the clock starts, posted one after the other (as an exporter posts them) and by four
+//! senders at once — what the collector costs without the exporter's side.
+//!
 //! `cargo bench -p reasonkit-audit-cli --bench collect` (RUNS=… agent runs, 5 spans each;
 //! ROUNDS=…).
 
@@ -143,19 +147,135 @@ fn main() {
     let rounds = env_or("ROUNDS", 5);
     let spans = (runs * 5) as f64;
     let (mut layer, mut collect, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut alone, mut alone4) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         let l = spans / through_layer(runs).as_secs_f64();
         let c = spans / through_collect(runs).as_secs_f64();
-        println!("round {round}: layer {l:.0} spans/s, collect {c:.0} spans/s, ratio {:.2}", c / l);
+        let a = spans / collector_alone(runs, 1).as_secs_f64();
+        let a4 = spans / collector_alone(runs, 4).as_secs_f64();
+        println!(
+            "round {round}: layer {l:.0} spans/s; collect from the Rust SDK {c:.0} ({:.2}x); \
+             collector alone, 1 sender {a:.0} ({:.2}x), 4 senders {a4:.0} ({:.2}x)",
+            c / l,
+            a / l,
+            a4 / l
+        );
         layer.push(l);
         collect.push(c);
         ratios.push(c / l);
+        alone.push(a / l);
+        alone4.push(a4 / l);
     }
     println!(
         "median of {rounds} rounds, {runs} runs of 5 spans: layer {:.0} spans/s, collect {:.0} \
-         spans/s, collect / layer {:.2}",
+         spans/s, collect / layer {:.2}; the collector alone (requests encoded before the \
+         clock): 1 sender {:.2}x, 4 senders {:.2}x",
         median(layer),
         median(collect),
-        median(ratios)
+        median(ratios),
+        median(alone),
+        median(alone4)
     );
+}
+
+/// The same runs as OTLP requests of 512 spans, built and encoded before the clock starts.
+fn encoded_requests(runs: u64) -> Vec<Vec<u8>> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prost::Message;
+    let kv = |key: &str, value: Value| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    };
+    let text = |t: String| Value::StringValue(t);
+    let base = 1_750_000_000_000_000_000u64;
+    let mut spans = Vec::new();
+    for n in 0..runs {
+        let trace: Vec<u8> = (n as u128 + 1).to_be_bytes().to_vec();
+        let t = base + n * 10_000_000;
+        let span = |id: u8, parent: u8, name: &str, attributes: Vec<KeyValue>| Span {
+            trace_id: trace.clone(),
+            span_id: vec![id; 8],
+            parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
+            name: name.into(),
+            kind: 1,
+            start_time_unix_nano: t + u64::from(id) * 1_000_000,
+            end_time_unix_nano: t + 9_000_000 - u64::from(id) * 100_000,
+            attributes,
+            ..Span::default()
+        };
+        for turn in 0..2u8 {
+            spans.push(span(2 + 2 * turn, 1, "chat", vec![
+                kv("gen_ai.operation.name", text("chat".into())),
+                kv("gen_ai.request.model", text("gpt-4o".into())),
+                kv("gen_ai.usage.input_tokens", Value::IntValue(120 + i64::from(turn) * 80)),
+                kv("gen_ai.usage.output_tokens", Value::IntValue(30)),
+                kv("gen_ai.output.messages", text(format!(r#"[{{"role":"assistant","parts":[{{"type":"text","content":"Claim {n} is covered under section 4.2 (sudden and accidental discharge). Deductible 500; no prior claims in 36 months; approve 950 after deductible."}}]}}]"#))),
+            ]));
+            spans.push(span(3 + 2 * turn, 1, "execute_tool", vec![
+                kv("gen_ai.operation.name", text("execute_tool".into())),
+                kv("gen_ai.tool.name", text(if turn == 0 { "lookup_policy" } else { "prior_claims" }.into())),
+                kv("gen_ai.tool.call.arguments", text(format!(r#"{{"claim":{n},"turn":{turn}}}"#))),
+                kv("gen_ai.tool.call.result", text(format!(r#"{{"policy":"HO-{n}","section":"4.2","deductible":500,"covered":true,"limit":25000,"turn":{turn}}}"#))),
+            ]));
+        }
+        spans.push(span(1, 0, "invoke_agent", vec![
+            kv("gen_ai.operation.name", text("invoke_agent".into())),
+            kv("gen_ai.agent.name", text("claims".into())),
+            kv("gen_ai.conversation.id", text(format!("conv-{n}"))),
+            kv("gen_ai.input.messages", text(format!(r#"[{{"role":"user","parts":[{{"type":"text","content":"Settle claim {n}: the policy holder reports water damage in the kitchen after a pipe burst; check coverage, the deductible and prior claims."}}]}}]"#))),
+        ]));
+    }
+    spans
+        .chunks(512)
+        .map(|chunk| {
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(Resource {
+                        attributes: vec![kv("service.name", text("claims-service".into()))],
+                        ..Resource::default()
+                    }),
+                    scope_spans: vec![ScopeSpans {
+                        spans: chunk.to_vec(),
+                        ..ScopeSpans::default()
+                    }],
+                    ..ResourceSpans::default()
+                }],
+            }
+            .encode_to_vec()
+        })
+        .collect()
+}
+
+/// Seconds for the collector alone to take `requests`, sent one after the other (as an
+/// exporter sends them) or by `clients` senders at once.
+fn collector_alone(runs: u64, clients: usize) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let collector = server::Collector::start(&path, "127.0.0.1:0", "off", &[]);
+    let requests = encoded_requests(runs);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for part in requests.chunks(requests.len().div_ceil(clients)) {
+            let addr = collector.http.clone();
+            scope.spawn(move || {
+                for body in part {
+                    let (code, _, _) = server::request(
+                        &addr,
+                        "POST",
+                        "/v1/traces",
+                        &["Content-Type: application/x-protobuf"],
+                        body,
+                    );
+                    assert_eq!(code, 200);
+                }
+            });
+        }
+    });
+    let took = start.elapsed();
+    assert_eq!(collector.stop().code(), Some(0));
+    took
 }

@@ -7,6 +7,7 @@
 //! imported into a fresh database.
 
 #[path = "../tests/common/server.rs"]
+#[allow(dead_code)]
 mod server;
 #[path = "../../benches/support/shapes.rs"]
 mod shapes;

@@ -428,7 +428,7 @@ fn a_collector_killed_mid_stream_loses_nothing_it_acknowledged_and_the_retries_a
     let first = Collector::start(&db, &listen, "off", &[]);
 
     // 120 runs of 5 spans, each span its own request, children before parents.
-    let mut exporter = Command::new(&python)
+    let exporter = Command::new(&python)
         .arg(script("otel_genai_run.py"))
         .args([
             &format!("http://{listen}/v1/traces"),

@@ -593,12 +593,8 @@ fn otlp_span(id: u8, parent: u8) -> Vec<u8> {
 fn collect_writes_a_trace_sent_deepest_first_into_a_postgres_store_once() {
     let Some(db) = Db::create() else { return };
     let url = db.url();
-    let collector = common::server::Collector::start(
-        std::path::Path::new(&url),
-        "127.0.0.1:0",
-        "off",
-        &[],
-    );
+    let collector =
+        common::server::Collector::start(std::path::Path::new(&url), "127.0.0.1:0", "off", &[]);
     // A chain of 8 spans, each alone, deepest first: every parent is a placeholder when its
     // child comes, completed (start and enclosing step corrected) by an UPDATE later. Each
     // request is sent twice, as an exporter's retry would.
@@ -615,8 +611,17 @@ fn collect_writes_a_trace_sent_deepest_first_into_a_postgres_store_once() {
         }
     }
     assert_eq!(collector.stop().code(), Some(0));
-    assert_eq!(count(&db, "SELECT count(*) FROM sessions WHERE status = 'completed'"), 1);
-    assert_eq!(count(&db, "SELECT count(*) FROM steps WHERE ended_at IS NOT NULL"), 8);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM sessions WHERE status = 'completed'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM steps WHERE ended_at IS NOT NULL"),
+        8
+    );
     assert_eq!(
         count(
             &db,
@@ -637,5 +642,9 @@ fn collect_writes_a_trace_sent_deepest_first_into_a_postgres_store_once() {
         8
     );
     let out = cli(&db, &["verify"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

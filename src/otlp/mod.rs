@@ -9,7 +9,7 @@
 //!
 //! | file | what it does |
 //! |---|---|
-//! | `decode.rs` | [`decode`]: an OTLP/HTTP body (protobuf or JSON, gzip) as a request |
+//! | `decode.rs` | [`decode()`]: an OTLP/HTTP body (protobuf or JSON, gzip) as a request |
 //! | `spans.rs` | one span as a row's fields; row ids derived from the OTLP ids |
 //! | `names.rs` | attribute keys as field names, bounded |
 //! | `receiver.rs` | [`Receiver`]: placement, placeholders, acknowledged-means-committed |

@@ -11,9 +11,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
-use reasonkit_audit::otlp::{
-    ExportError, ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use reasonkit_audit::otlp::{ExportError, ExportTraceServiceRequest, ExportTraceServiceResponse};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
@@ -37,12 +35,7 @@ impl TraceService for Traces {
             return Err(Status::unauthenticated(UNAUTHORIZED));
         }
         match self.app.export(request.into_inner()).await {
-            Ok(accepted) => Ok(Response::new(ExportTraceServiceResponse {
-                partial_success: (accepted.rejected_spans > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: accepted.rejected_spans,
-                    error_message: accepted.error_message,
-                }),
-            })),
+            Ok(accepted) => Ok(Response::new(super::response(accepted))),
             Err(error @ ExportError::Busy { .. }) => {
                 Err(Status::resource_exhausted(error.to_string()))
             }

@@ -17,8 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use prost::Message;
 use reasonkit_audit::otlp::{
-    DecodeError, Encoding, ExportError, ExportTracePartialSuccess, ExportTraceServiceResponse,
-    decode,
+    DecodeError, Encoding, ExportError, ExportTraceServiceResponse, decode,
 };
 
 use super::{App, UNAUTHORIZED};
@@ -99,12 +98,7 @@ async fn traces(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     };
     match app.export(request).await {
         Ok(accepted) => {
-            let response = ExportTraceServiceResponse {
-                partial_success: (accepted.rejected_spans > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: accepted.rejected_spans,
-                    error_message: accepted.error_message,
-                }),
-            };
+            let response = super::response(accepted);
             encoded(encoding, StatusCode::OK, &response)
         }
         Err(error) => {

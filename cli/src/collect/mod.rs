@@ -22,7 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reasonkit_audit::AuditLayer;
-use reasonkit_audit::otlp::{ExportError, ExportTraceServiceRequest, Receiver};
+use reasonkit_audit::otlp::{
+    Accepted, ExportError, ExportTracePartialSuccess, ExportTraceServiceRequest,
+    ExportTraceServiceResponse, Receiver,
+};
 use reasonkit_audit::read::Reader;
 
 use crate::{Failure, Outcome};
@@ -80,14 +83,21 @@ impl App {
     }
 
     /// Exports on a blocking thread: the receiver waits for the commit.
-    async fn export(
-        &self,
-        request: ExportTraceServiceRequest,
-    ) -> Result<reasonkit_audit::otlp::Accepted, ExportError> {
+    async fn export(&self, request: ExportTraceServiceRequest) -> Result<Accepted, ExportError> {
         let receiver = self.receiver.clone();
         tokio::task::spawn_blocking(move || receiver.export(request))
             .await
             .unwrap_or_else(|e| Err(ExportError::Unavailable(format!("the export failed: {e}"))))
+    }
+}
+
+/// The answer to a request taken: OTLP's partial success when some spans were not.
+fn response(accepted: Accepted) -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
+        partial_success: (accepted.rejected_spans > 0).then_some(ExportTracePartialSuccess {
+            rejected_spans: accepted.rejected_spans,
+            error_message: accepted.error_message,
+        }),
     }
 }
 
@@ -168,15 +178,14 @@ pub fn run(store: PathBuf, url: Option<&str>, args: &Args) -> Result<Outcome, Fa
         std::io::stdout().flush()?;
 
         let (stopping, stopped) = tokio::sync::watch::channel(false);
-        let grpc_task = match grpc_listener {
-            Some(listener) => Some(tokio::spawn(grpc::serve(
+        let grpc_task = grpc_listener.map(|listener| {
+            tokio::spawn(grpc::serve(
                 app.clone(),
                 listener,
                 tls.clone(),
                 wait_for(stopped.clone()),
-            ))),
-            None => None,
-        };
+            ))
+        });
         let http = crate::serve::accept_loop(
             http_listener,
             http::router(app.clone()),
