@@ -20,7 +20,7 @@ pub(crate) const MAX_KEPT: usize = 4096;
 pub(crate) const MAX_NAME_LEN: usize = 256;
 
 /// The keys the conventions table reads, and common resource keys: named without cost.
-const KNOWN: &[&str] = &[
+static KNOWN: &[&str] = &[
     "module",
     "profile",
     "input",
