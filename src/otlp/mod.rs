@@ -12,7 +12,9 @@
 //! | `decode.rs` | [`decode()`]: an OTLP/HTTP body (protobuf or JSON, gzip) as a request |
 //! | `spans.rs` | one span as a row's fields; row ids derived from the OTLP ids |
 //! | `names.rs` | attribute keys as field names, bounded |
-//! | `receiver.rs` | [`Receiver`]: placement, placeholders, acknowledged-means-committed |
+//! | `receiver.rs` | [`Receiver`]: a request in, looked up in the store, answered once committed |
+//! | `placement.rs` | each span as the writer's commands: placeholders for parents not yet arrived |
+//! | `order.rs` | a request's spans parents first |
 //!
 //! How a trace becomes rows (the receiver's module docs say why):
 //!
@@ -30,6 +32,8 @@
 
 mod decode;
 mod names;
+mod order;
+mod placement;
 mod receiver;
 mod spans;
 

@@ -29,27 +29,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{SendTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use parking_lot::Mutex;
 
 use crate::capture::layer::AuditLayer;
 use crate::ids::AuditId;
-use crate::otlp::spans::{self, SpanId, TraceId};
+use crate::otlp::order::parents_first;
+use crate::otlp::placement::{Item, Sending, State, known};
+use crate::otlp::spans::{self, TraceId};
 use crate::read::Reader;
-use crate::read::presence::{Found, Presence};
-use crate::record::{Closed, Command, FieldLimits, FieldValue, Fields, Kind, Learned, Opened};
-
-/// The target of every OTLP row: a step without a name the conventions read is named by
-/// its span's name (`otel.name`) first, so this shows only on placeholders.
-const TARGET: &str = "otlp";
-
-/// Above this many remembered rows, those known committed and ended are forgotten (the
-/// store is asked again if they come back).
-const MAX_REMEMBERED: usize = 200_000;
+use crate::read::presence::Found;
+use crate::record::{Command, FieldLimits, Fields};
 
 /// Writes OTLP trace export requests into the audit trail, through an [`AuditLayer`]'s
 /// writer: redaction, the hash chain, batching and health as for the layer's own spans.
@@ -105,44 +98,11 @@ impl std::fmt::Debug for Receiver {
     }
 }
 
-struct Inner {
-    sender: Sender<Command>,
-    limits: Arc<FieldLimits>,
+pub(super) struct Inner {
+    pub(super) sender: Sender<Command>,
+    pub(super) limits: Arc<FieldLimits>,
     reader: Mutex<Reader>,
     state: Mutex<State>,
-}
-
-/// What the receiver knows of the rows it has seen.
-#[derive(Default)]
-struct State {
-    rows: HashMap<AuditId, Known>,
-    /// The millisecond each trace's step ids start with (see [`spans::step_id`]).
-    traces: HashMap<TraceId, u64>,
-    /// The number of the last command sent to the writer.
-    sent: u64,
-    /// Every command up to this number is committed.
-    committed: u64,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Known {
-    /// Opened by this receiver (a placeholder, or a span whose close is still to be sent):
-    /// the writer tracks it, so a close completes it.
-    Open { sent: u64 },
-    /// Open in the store, written by a receiver before this one: the writer must adopt it
-    /// before a close can complete it.
-    Stored,
-    /// Written in full; `sent` is 0 when it was found in the store.
-    Ended { sent: u64 },
-}
-
-impl Known {
-    fn sent(self) -> u64 {
-        match self {
-            Known::Open { sent } | Known::Ended { sent } => sent,
-            Known::Stored => 0,
-        }
-    }
 }
 
 /// A request taken: what was not.
@@ -175,16 +135,6 @@ pub enum ExportError {
     /// writer has stopped. The message says which.
     #[error("{0}")]
     Unavailable(String),
-}
-
-/// One span of a request, with where it came from.
-struct Item<'a> {
-    trace: TraceId,
-    id: SpanId,
-    parent: Option<SpanId>,
-    resource: usize,
-    scope: &'a str,
-    span: &'a Span,
 }
 
 impl Receiver {
@@ -363,317 +313,5 @@ impl Receiver {
         self.inner.reader.lock().presence(&texts).map_err(|e| {
             ExportError::Unavailable(format!("could not ask the store which spans it holds: {e}"))
         })
-    }
-}
-
-/// What a row found in the store is to this receiver.
-fn known(presence: Presence) -> Known {
-    match presence {
-        Presence::Open => Known::Stored,
-        Presence::Ended => Known::Ended { sent: 0 },
-    }
-}
-
-impl State {
-    /// Forgets ended rows known committed, when the memory is large.
-    fn forget_committed(&mut self) {
-        if self.rows.len() > MAX_REMEMBERED {
-            let committed = self.committed;
-            self.rows
-                .retain(|_, known| !matches!(known, Known::Ended { sent } if *sent <= committed));
-            let rows = &self.rows;
-            self.traces
-                .retain(|trace, _| rows.contains_key(&spans::session_id(trace)));
-        }
-    }
-}
-
-/// Sends one request's commands, keeping the state true to what was sent.
-struct Sending<'a> {
-    inner: &'a Inner,
-    state: &'a mut State,
-    deadline: Instant,
-    queue_wait: Duration,
-    commit_wait: Duration,
-}
-
-impl Sending<'_> {
-    fn send(&mut self, command: Command) -> Result<u64, ExportError> {
-        match self.inner.sender.send_deadline(command, self.deadline) {
-            Ok(()) => {
-                self.state.sent += 1;
-                Ok(self.state.sent)
-            }
-            Err(SendTimeoutError::Timeout(_)) => Err(ExportError::Busy {
-                waited: self.queue_wait,
-                retry_after: self.queue_wait.max(Duration::from_secs(1)),
-            }),
-            Err(SendTimeoutError::Disconnected(_)) => Err(ExportError::Unavailable(
-                "the audit writer has stopped; restart the receiver".to_owned(),
-            )),
-        }
-    }
-
-    /// Waits until everything sent so far is committed.
-    fn commit_now(&mut self) -> Result<(), ExportError> {
-        let (answer, committed) = crossbeam_channel::bounded(1);
-        self.send(Command::Flush(answer))?;
-        let flushed = self.state.sent;
-        match committed.recv_timeout(self.commit_wait) {
-            Ok(Ok(())) => {
-                self.state.committed = self.state.committed.max(flushed);
-                Ok(())
-            }
-            Ok(Err(fault)) => Err(ExportError::Unavailable(format!(
-                "the audit store did not commit: {fault}"
-            ))),
-            Err(_) => Err(ExportError::Unavailable(format!(
-                "the audit store did not commit within {:?}; retry",
-                self.commit_wait
-            ))),
-        }
-    }
-
-    fn opened(&self, kind: Kind, id: &AuditId, at: SystemTime, fields: Fields) -> Opened {
-        Opened {
-            kind,
-            id: id.clone(),
-            parent: None,
-            parent_step: None,
-            at,
-            target: TARGET,
-            fields,
-            implicit: false,
-        }
-    }
-
-    /// The session row of a trace: opened as a placeholder by its first span.
-    fn session_placeholder(&self, item: &Item<'_>, resource: &Fields) -> Opened {
-        let mut fields = spans::placeholder(&item.trace, None);
-        let id_ms = i64::try_from(self.id_ms(item)).unwrap_or(i64::MAX);
-        fields.push((spans::ID_MS, FieldValue::I64(id_ms)));
-        if let Some(service) = crate::record::last(resource, "service.name") {
-            fields.push(("profile", service.clone()));
-        }
-        fields.extend(resource.iter().cloned());
-        let id = spans::session_id(&item.trace);
-        self.opened(
-            Kind::Session,
-            &id,
-            spans::time(item.span.start_time_unix_nano),
-            fields,
-        )
-    }
-
-    /// The millisecond the step ids of `item`'s trace start with (looked up before any
-    /// item is placed).
-    fn id_ms(&self, item: &Item<'_>) -> u64 {
-        self.state.traces.get(&item.trace).copied().unwrap_or(0)
-    }
-
-    /// The row of a span whose child came first.
-    fn step_placeholder(&self, item: &Item<'_>, span: &SpanId) -> Opened {
-        let mut opened = self.opened(
-            Kind::Step,
-            &spans::step_id(&item.trace, span, self.id_ms(item)),
-            spans::time(item.span.start_time_unix_nano),
-            spans::placeholder(&item.trace, Some(span)),
-        );
-        opened.parent = Some(spans::session_id(&item.trace));
-        opened
-    }
-
-    fn place(&mut self, item: &Item<'_>, resource: &Fields) -> Result<(), ExportError> {
-        let session = spans::session_id(&item.trace);
-        if !self.state.rows.contains_key(&session) {
-            let opened = self.session_placeholder(item, resource);
-            let sent = self.send(Command::Opened(opened))?;
-            self.state
-                .rows
-                .insert(session.clone(), Known::Open { sent });
-        }
-        let id_ms = self.id_ms(item);
-        let parent = item.parent.map(|p| spans::step_id(&item.trace, &p, id_ms));
-        if let (Some(parent_span), Some(parent_id)) = (&item.parent, &parent)
-            && !self.state.rows.contains_key(parent_id)
-        {
-            let opened = self.step_placeholder(item, parent_span);
-            let sent = self.send(Command::Opened(opened))?;
-            self.state
-                .rows
-                .insert(parent_id.clone(), Known::Open { sent });
-        }
-
-        let id = spans::step_id(&item.trace, &item.id, id_ms);
-        let start = spans::time(item.span.start_time_unix_nano);
-        let end = spans::time(
-            item.span
-                .end_time_unix_nano
-                .max(item.span.start_time_unix_nano),
-        );
-        let fields = spans::span_fields(item.span, item.scope, &self.inner.limits);
-        let session_fields = item
-            .parent
-            .is_none()
-            .then(|| spans::session_fields(&fields, resource));
-        match self.state.rows.get(&id).copied() {
-            Some(Known::Ended { .. }) => {}
-            None => {
-                let mut opened = self.opened(Kind::Step, &id, start, fields);
-                opened.parent = Some(session.clone());
-                opened.parent_step = parent.clone();
-                let sent = self.send(Command::Opened(opened))?;
-                self.state.rows.insert(id.clone(), Known::Open { sent });
-                let sent = self.send(Command::Closed(Closed {
-                    id: id.clone(),
-                    at: end,
-                    learned: None,
-                }))?;
-                self.state.rows.insert(id, Known::Ended { sent });
-            }
-            Some(known) => {
-                if let Known::Stored = known {
-                    let adopted = self.step_placeholder(item, &item.id);
-                    let sent = self.send(Command::Adopted(adopted))?;
-                    self.state.rows.insert(id.clone(), Known::Open { sent });
-                }
-                let own = self.state.rows.get(&id).map_or(0, |k| k.sent());
-                // The parent's INSERT must come before this row's in a transaction: if the
-                // parent was sent after this row's placeholder and neither is committed
-                // yet, commit the placeholder first so the completion is an UPDATE.
-                let parent_sent = parent
-                    .as_ref()
-                    .and_then(|p| self.state.rows.get(p))
-                    .map_or(0, |k| k.sent());
-                if parent_sent > own && own > self.state.committed {
-                    self.commit_now()?;
-                }
-                let sent = self.send(Command::Closed(Closed {
-                    id: id.clone(),
-                    at: end,
-                    learned: Some(Box::new(Learned {
-                        recorded: fields,
-                        started: Some(start),
-                        parent_step: parent,
-                        ..Learned::default()
-                    })),
-                }))?;
-                self.state.rows.insert(id, Known::Ended { sent });
-            }
-        }
-
-        if let Some(recorded) = session_fields {
-            self.close_session(item, resource, session, start, end, recorded)?;
-        }
-        Ok(())
-    }
-
-    /// The root span arrived: the session takes its start, end, profile and outcome.
-    fn close_session(
-        &mut self,
-        item: &Item<'_>,
-        resource: &Fields,
-        session: AuditId,
-        start: SystemTime,
-        end: SystemTime,
-        recorded: Fields,
-    ) -> Result<(), ExportError> {
-        match self.state.rows.get(&session).copied() {
-            Some(Known::Ended { .. }) => return Ok(()),
-            Some(Known::Stored) => {
-                let adopted = self.session_placeholder(item, resource);
-                let sent = self.send(Command::Adopted(adopted))?;
-                self.state
-                    .rows
-                    .insert(session.clone(), Known::Open { sent });
-            }
-            _ => {}
-        }
-        let sent = self.send(Command::Closed(Closed {
-            id: session.clone(),
-            at: end,
-            learned: Some(Box::new(Learned {
-                recorded,
-                started: Some(start),
-                ..Learned::default()
-            })),
-        }))?;
-        self.state.rows.insert(session, Known::Ended { sent });
-        Ok(())
-    }
-}
-
-/// Orders a request's spans so that a span comes after its parent when both are in it:
-/// the parent's row then has its place before the child names it. A cycle of parents
-/// (which no real trace has) is cut where it closes.
-fn parents_first(items: &mut [Item<'_>]) {
-    let index: HashMap<(TraceId, SpanId), usize> = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| ((item.trace, item.id), i))
-        .collect();
-    let parent_of = |i: usize| {
-        items[i]
-            .parent
-            .and_then(|p| index.get(&(items[i].trace, p)).copied())
-    };
-    let mut depth: Vec<Option<usize>> = vec![None; items.len()];
-    let mut on_path = vec![false; items.len()];
-    for start in 0..items.len() {
-        let mut path = Vec::new();
-        let mut at = start;
-        let base = loop {
-            if let Some(d) = depth[at] {
-                break Some(d);
-            }
-            path.push(at);
-            on_path[at] = true;
-            match parent_of(at) {
-                Some(parent) if !on_path[parent] => at = parent,
-                _ => break None,
-            }
-        };
-        let top = base.map_or(0, |d| d + 1);
-        for (d, &i) in (top..).zip(path.iter().rev()) {
-            depth[i] = Some(d);
-            on_path[i] = false;
-        }
-    }
-    let mut keyed: Vec<(usize, usize)> = depth
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.unwrap_or(0), i))
-        .collect();
-    keyed.sort();
-    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
-    apply_order(items, &order);
-}
-
-/// Rearranges `items` so that position `k` holds what was at `order[k]`.
-fn apply_order<T>(items: &mut [T], order: &[usize]) {
-    let mut position: Vec<usize> = (0..items.len()).collect(); // where each original is now
-    let mut at: Vec<usize> = (0..items.len()).collect(); // which original is at each place
-    for (k, &original) in order.iter().enumerate() {
-        let from = position[original];
-        if from != k {
-            items.swap(k, from);
-            let displaced = at[k];
-            at[k] = original;
-            at[from] = displaced;
-            position[original] = k;
-            position[displaced] = from;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn apply_order_moves_each_item_where_the_order_says() {
-        let mut items = vec!['a', 'b', 'c', 'd', 'e'];
-        apply_order(&mut items, &[3, 0, 4, 1, 2]);
-        assert_eq!(items, vec!['d', 'a', 'e', 'b', 'c']);
     }
 }
