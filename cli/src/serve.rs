@@ -158,6 +158,28 @@ mod tests {
         ] {
             assert_eq!(needs_token(&addr.parse().unwrap()), needs, "{addr}");
         }
+    }
+
+    #[test]
+    fn off_loopback_a_token_is_made_when_none_is_given_and_a_short_one_is_refused() {
+        // Only the rule is exercised: nothing binds a non-loopback address in the tests.
+        let anywhere = "0.0.0.0:4318".parse().unwrap();
+        let loopback = "127.0.0.1:4318".parse().unwrap();
+        let made = token_for("test", &anywhere, None)
+            .unwrap()
+            .expect("a token");
+        assert_eq!(made.len(), 64);
+        assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(Some(made), token_for("test", &anywhere, None).unwrap());
+        assert_eq!(token_for("test", &loopback, None).unwrap(), None);
+        let given = "a-token-of-sixteen";
+        assert_eq!(
+            token_for("test", &loopback, Some(given))
+                .unwrap()
+                .as_deref(),
+            Some(given)
+        );
+        assert!(token_for("test", &anywhere, Some("short")).is_err());
         assert!(same_token("secret", "secret"));
         assert!(!same_token("secret", "secreT"));
         assert!(!same_token("secret", "secrets"));

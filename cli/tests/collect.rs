@@ -394,7 +394,7 @@ fn flate2_gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn off_loopback_a_token_is_required_and_made_when_none_is_given() {
+fn a_token_shorter_than_sixteen_characters_is_refused_before_anything_listens() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let out = run(
@@ -698,5 +698,67 @@ fn over_tls_with_a_token_both_protocols_take_spans_and_plain_http_is_refused() {
         "2|2"
     );
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "10");
+    verified(&db);
+}
+
+#[test]
+fn a_full_queue_is_answered_429_with_retry_after_and_the_retry_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(
+        &db,
+        "127.0.0.1:0",
+        "off",
+        &["--queue", "16", "--queue-wait-ms", "200"],
+    );
+    // Another process holds the write lock: the writer cannot commit, its queue fills.
+    let blocker = rusqlite::Connection::open(&db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let proto = "Content-Type: application/x-protobuf";
+    let answers: Vec<(u8, u16, String)> = std::thread::scope(|scope| {
+        let senders: Vec<_> = (1..=12u8)
+            .map(|trace| {
+                let addr = collector.http.clone();
+                scope.spawn(move || {
+                    let body = one_span(trace, 1).encode_to_vec();
+                    let (code, head, _) = request(&addr, "POST", "/v1/traces", &[proto], &body);
+                    (trace, code, head)
+                })
+            })
+            .collect();
+        // The requests that found room wait for their commit; let them queue up, then
+        // let the writer go.
+        std::thread::sleep(Duration::from_millis(1500));
+        blocker.execute_batch("ROLLBACK").unwrap();
+        senders.into_iter().map(|s| s.join().unwrap()).collect()
+    });
+    let busy: Vec<&(u8, u16, String)> =
+        answers.iter().filter(|(_, code, _)| *code == 429).collect();
+    assert!(!busy.is_empty(), "{answers:?}");
+    for (_, _, head) in &busy {
+        assert!(head.contains("retry-after: "), "{head}");
+    }
+    // The others were answered once committed; the exporter retries the refused ones.
+    assert!(
+        answers
+            .iter()
+            .all(|(_, code, _)| *code == 200 || *code == 429),
+        "{answers:?}"
+    );
+    for (trace, _, _) in &busy {
+        let body = one_span(*trace, 1).encode_to_vec();
+        assert_eq!(
+            request(&collector.http, "POST", "/v1/traces", &[proto], &body).0,
+            200
+        );
+    }
+    assert_eq!(collector.stop().code(), Some(0));
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), count(DISTINCT session_id) FROM steps"
+        ),
+        "12|12"
+    );
     verified(&db);
 }

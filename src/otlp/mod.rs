@@ -12,6 +12,7 @@
 //! | `decode.rs` | [`decode()`]: an OTLP/HTTP body (protobuf or JSON, gzip) as a request |
 //! | `spans.rs` | one span as a row's fields; row ids derived from the OTLP ids |
 //! | `names.rs` | attribute keys as field names, bounded |
+//! | `answer.rs` | [`Accepted`], [`ExportError`]: what an export answers |
 //! | `receiver.rs` | [`Receiver`]: a request in, looked up in the store, answered once committed |
 //! | `placement.rs` | each span as the writer's commands: placeholders for parents not yet arrived |
 //! | `order.rs` | a request's spans parents first |
@@ -30,6 +31,7 @@
 //!
 //! Requires the `otlp` cargo feature.
 
+mod answer;
 mod decode;
 mod names;
 mod order;
@@ -37,8 +39,9 @@ mod placement;
 mod receiver;
 mod spans;
 
+pub use answer::{Accepted, ExportError};
 pub use decode::{DecodeError, Encoding, decode};
 pub use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-pub use receiver::{Accepted, ExportError, Receiver};
+pub use receiver::Receiver;

@@ -2,22 +2,25 @@
 
 use std::collections::HashMap;
 
-use crate::otlp::placement::Item;
 use crate::otlp::spans::{SpanId, TraceId};
 
 /// Orders a request's spans so that a span comes after its parent when both are in it:
-/// the parent's row then has its place before the child names it. A cycle of parents
+/// the parent's row then has its place before the child names it. `ids` gives a span's
+/// trace, id and parent. Spans at the same depth keep their order. A cycle of parents
 /// (which no real trace has) is cut where it closes.
-pub(super) fn parents_first(items: &mut [Item<'_>]) {
-    let index: HashMap<(TraceId, SpanId), usize> = items
+pub(super) fn parents_first<T>(
+    items: Vec<T>,
+    ids: impl Fn(&T) -> (TraceId, SpanId, Option<SpanId>),
+) -> Vec<T> {
+    let keys: Vec<_> = items.iter().map(&ids).collect();
+    let index: HashMap<(TraceId, SpanId), usize> = keys
         .iter()
         .enumerate()
-        .map(|(i, item)| ((item.trace, item.id), i))
+        .map(|(i, (trace, id, _))| ((*trace, *id), i))
         .collect();
     let parent_of = |i: usize| {
-        items[i]
-            .parent
-            .and_then(|p| index.get(&(items[i].trace, p)).copied())
+        let (trace, _, parent) = keys[i];
+        parent.and_then(|p| index.get(&(trace, p)).copied())
     };
     let mut depth: Vec<Option<usize>> = vec![None; items.len()];
     let mut on_path = vec![false; items.len()];
@@ -41,41 +44,33 @@ pub(super) fn parents_first(items: &mut [Item<'_>]) {
             on_path[i] = false;
         }
     }
-    let mut keyed: Vec<(usize, usize)> = depth
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.unwrap_or(0), i))
+    let mut keyed: Vec<(usize, T)> = depth
+        .into_iter()
+        .map(|d| d.unwrap_or(0))
+        .zip(items)
         .collect();
-    keyed.sort();
-    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
-    apply_order(items, &order);
-}
-
-/// Rearranges `items` so that position `k` holds what was at `order[k]`.
-fn apply_order<T>(items: &mut [T], order: &[usize]) {
-    let mut position: Vec<usize> = (0..items.len()).collect(); // where each original is now
-    let mut at: Vec<usize> = (0..items.len()).collect(); // which original is at each place
-    for (k, &original) in order.iter().enumerate() {
-        let from = position[original];
-        if from != k {
-            items.swap(k, from);
-            let displaced = at[k];
-            at[k] = original;
-            at[from] = displaced;
-            position[original] = k;
-            position[displaced] = from;
-        }
-    }
+    keyed.sort_by_key(|(d, _)| *d);
+    keyed.into_iter().map(|(_, item)| item).collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::apply_order;
+    use super::parents_first;
 
     #[test]
-    fn apply_order_moves_each_item_where_the_order_says() {
-        let mut items = vec!['a', 'b', 'c', 'd', 'e'];
-        apply_order(&mut items, &[3, 0, 4, 1, 2]);
-        assert_eq!(items, vec!['d', 'a', 'e', 'b', 'c']);
+    fn parents_come_first_same_depths_keep_their_order_and_a_cycle_is_cut() {
+        // (span, parent): 4 → 3 → 2 → 1 (the root), 5 under 1, 7 ↔ 8 a cycle.
+        let spans = [(4, 3), (5, 1), (3, 2), (7, 8), (2, 1), (1, 0), (8, 7)];
+        let ordered = parents_first(spans.to_vec(), |&(id, parent)| {
+            ([1; 16], [id; 8], (parent != 0).then_some([parent; 8]))
+        });
+        let ids: Vec<u8> = ordered.iter().map(|(id, _)| *id).collect();
+        let at = |id: u8| ids.iter().position(|&x| x == id).unwrap();
+        assert!(
+            at(1) < at(2) && at(2) < at(3) && at(3) < at(4) && at(1) < at(5),
+            "{ids:?}"
+        );
+        assert_eq!(ids.len(), 7);
+        assert!(ids.contains(&7) && ids.contains(&8));
     }
 }

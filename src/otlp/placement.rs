@@ -11,14 +11,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::SendTimeoutError;
+use crossbeam_channel::{SendTimeoutError, Sender};
 use opentelemetry_proto::tonic::trace::v1::Span;
 
 use crate::ids::AuditId;
-use crate::otlp::receiver::{ExportError, Inner};
+use crate::otlp::answer::{self, ExportError};
 use crate::otlp::spans::{self, SpanId, TraceId};
 use crate::read::presence::Presence;
-use crate::record::{Closed, Command, FieldValue, Fields, Kind, Learned, Opened};
+use crate::record::{Closed, Command, FieldLimits, FieldValue, Fields, Kind, Learned, Opened};
 
 /// The target of every OTLP row: a step without a name the conventions read is named by
 /// its span's name (`otel.name`) first, so this shows only on placeholders.
@@ -95,7 +95,8 @@ impl State {
 
 /// Sends one request's commands, keeping the state true to what was sent.
 pub(super) struct Sending<'a> {
-    pub(super) inner: &'a Inner,
+    pub(super) sender: &'a Sender<Command>,
+    pub(super) limits: &'a FieldLimits,
     pub(super) state: &'a mut State,
     pub(super) deadline: Instant,
     pub(super) queue_wait: Duration,
@@ -104,7 +105,7 @@ pub(super) struct Sending<'a> {
 
 impl Sending<'_> {
     pub(super) fn send(&mut self, command: Command) -> Result<u64, ExportError> {
-        match self.inner.sender.send_deadline(command, self.deadline) {
+        match self.sender.send_deadline(command, self.deadline) {
             Ok(()) => {
                 self.state.sent += 1;
                 Ok(self.state.sent)
@@ -119,24 +120,21 @@ impl Sending<'_> {
         }
     }
 
-    /// Waits until everything sent so far is committed.
-    fn commit_now(&mut self) -> Result<(), ExportError> {
+    /// Sends a flush: what will answer it, and the number of the last command it covers.
+    pub(super) fn flush(
+        &mut self,
+    ) -> Result<(crossbeam_channel::Receiver<Result<(), String>>, u64), ExportError> {
         let (answer, committed) = crossbeam_channel::bounded(1);
         self.send(Command::Flush(answer))?;
-        let flushed = self.state.sent;
-        match committed.recv_timeout(self.commit_wait) {
-            Ok(Ok(())) => {
-                self.state.committed = self.state.committed.max(flushed);
-                Ok(())
-            }
-            Ok(Err(fault)) => Err(ExportError::Unavailable(format!(
-                "the audit store did not commit: {fault}"
-            ))),
-            Err(_) => Err(ExportError::Unavailable(format!(
-                "the audit store did not commit within {:?}; retry",
-                self.commit_wait
-            ))),
-        }
+        Ok((committed, self.state.sent))
+    }
+
+    /// Waits until everything sent so far is committed.
+    fn commit_now(&mut self) -> Result<(), ExportError> {
+        let (answer, flushed) = self.flush()?;
+        answer::committed(&answer, self.commit_wait)?;
+        self.state.committed = self.state.committed.max(flushed);
+        Ok(())
     }
 
     fn opened(&self, kind: Kind, id: &AuditId, at: SystemTime, fields: Fields) -> Opened {
@@ -216,7 +214,7 @@ impl Sending<'_> {
                 .end_time_unix_nano
                 .max(item.span.start_time_unix_nano),
         );
-        let fields = spans::span_fields(item.span, item.scope, &self.inner.limits);
+        let fields = spans::span_fields(item.span, item.scope, self.limits);
         let session_fields = item
             .parent
             .is_none()

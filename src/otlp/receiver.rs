@@ -37,6 +37,7 @@ use parking_lot::Mutex;
 
 use crate::capture::layer::AuditLayer;
 use crate::ids::AuditId;
+use crate::otlp::answer::{self, Accepted, ExportError};
 use crate::otlp::order::parents_first;
 use crate::otlp::placement::{Item, Sending, State, known};
 use crate::otlp::spans::{self, TraceId};
@@ -98,43 +99,11 @@ impl std::fmt::Debug for Receiver {
     }
 }
 
-pub(super) struct Inner {
-    pub(super) sender: Sender<Command>,
-    pub(super) limits: Arc<FieldLimits>,
+struct Inner {
+    sender: Sender<Command>,
+    limits: Arc<FieldLimits>,
     reader: Mutex<Reader>,
     state: Mutex<State>,
-}
-
-/// A request taken: what was not.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Accepted {
-    /// Spans not recorded (OTLP's `partial_success.rejected_spans`): those whose trace or
-    /// span id is invalid. Spans already recorded (a retry) are accepted, not rejected.
-    pub rejected_spans: i64,
-    /// Why, when `rejected_spans` is not zero (OTLP's `partial_success.error_message`).
-    pub error_message: String,
-}
-
-/// Why a request was not taken. Nothing of it is lost either way: what was sent before
-/// the error stays sent, and a retry sends only the rest.
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    /// The writer's queue stayed full for the whole wait: retry after `retry_after`
-    /// (HTTP 429, gRPC `RESOURCE_EXHAUSTED`).
-    #[error(
-        "the audit writer is behind (its queue stayed full for {waited:?}); retry after {retry_after:?}"
-    )]
-    Busy {
-        /// How long the request waited for room.
-        waited: Duration,
-        /// When to try again.
-        retry_after: Duration,
-    },
-    /// The store or the writer cannot take the request now (HTTP 503, gRPC `UNAVAILABLE`):
-    /// a commit failed or did not finish in time, the store could not be read, or the
-    /// writer has stopped. The message says which.
-    #[error("{0}")]
-    Unavailable(String),
 }
 
 impl Receiver {
@@ -197,12 +166,13 @@ impl Receiver {
                 }
             }
         }
-        parents_first(&mut items);
+        let items = parents_first(items, |item| (item.trace, item.id, item.parent));
 
         let mut state = inner.state.lock();
         self.look_up(&mut state, &items)?;
         let mut sending = Sending {
-            inner,
+            sender: &inner.sender,
+            limits: &inner.limits,
             state: &mut state,
             deadline,
             queue_wait: self.queue_wait,
@@ -211,29 +181,13 @@ impl Receiver {
         for item in &items {
             sending.place(item, &resources[item.resource])?;
         }
-        let (answer, committed) = crossbeam_channel::bounded(1);
-        sending.send(Command::Flush(answer))?;
-        let flushed = state.sent;
+        let (answer, flushed) = sending.flush()?;
         drop(state);
-        match committed.recv_timeout(self.commit_wait) {
-            Ok(Ok(())) => {
-                let mut state = inner.state.lock();
-                state.committed = state.committed.max(flushed);
-                state.forget_committed();
-            }
-            Ok(Err(fault)) => {
-                return Err(ExportError::Unavailable(format!(
-                    "the audit store did not commit the spans: {fault}; they are kept and \
-                     retried, and a retry of this request adds nothing twice"
-                )));
-            }
-            Err(_) => {
-                return Err(ExportError::Unavailable(format!(
-                    "the audit store did not commit within {:?}; retry",
-                    self.commit_wait
-                )));
-            }
-        }
+        // The wait is outside the lock: other requests are placed meanwhile.
+        answer::committed(&answer, self.commit_wait)?;
+        let mut state = inner.state.lock();
+        state.committed = state.committed.max(flushed);
+        state.forget_committed();
         let error_message = if rejected > 0 {
             format!(
                 "{rejected} spans had an invalid trace or span id (OTLP requires 16 and 8 \

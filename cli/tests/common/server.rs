@@ -6,6 +6,25 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// Starts `reasonkit-audit --db DB ARGS… EXTRA…` and reads the first line it prints,
+/// which says where it serves.
+fn started(db: &Path, args: &[&str], extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(super::BIN)
+        .arg("--db")
+        .arg(db)
+        .args(args)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
 /// The server, killed when dropped.
 pub struct Ui {
     child: Child,
@@ -16,19 +35,7 @@ impl Ui {
     /// Starts `reasonkit-audit --db DB ui --listen 127.0.0.1:0 EXTRA…` and reads the
     /// address it prints.
     pub fn start(db: &Path, extra: &[&str]) -> Ui {
-        let mut child = Command::new(super::BIN)
-            .arg("--db")
-            .arg(db)
-            .args(["ui", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = started(db, &["ui", "--listen", "127.0.0.1:0"], extra);
         let url = line
             .split(" at ")
             .nth(1)
@@ -93,19 +100,7 @@ impl Collector {
     /// Starts `reasonkit-audit --db DB collect --listen HTTP --grpc GRPC EXTRA…` and reads
     /// the addresses it prints.
     pub fn start(db: &Path, http: &str, grpc: &str, extra: &[&str]) -> Collector {
-        let mut child = Command::new(super::BIN)
-            .arg("--db")
-            .arg(db)
-            .args(["collect", "--listen", http, "--grpc", grpc])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let (child, line) = started(db, &["collect", "--listen", http, "--grpc", grpc], extra);
         let address = |after: &str| {
             line.split(after).nth(1).map(|rest| {
                 rest.split_whitespace()
