@@ -155,3 +155,20 @@ fn a_short_run_is_indexed_by_the_time_its_guard_drops_and_no_trigger_indexes_ins
     );
     assert_index_is_the_rebuilt_one(&path);
 }
+
+#[test]
+fn the_index_catches_up_while_the_writer_is_idle_and_its_guard_alive() {
+    let audit = Audit::new();
+    write_realistic(&audit, 40);
+    audit.guard.flush().unwrap();
+    // Quiet from here on: the writer builds the index a chunk at a time, without a
+    // shutdown or another record to prompt it.
+    assert!(
+        eventually(Duration::from_secs(20), || unindexed(&audit.path) == 0),
+        "{} rows still unindexed after 20 s of quiet",
+        unindexed(&audit.path)
+    );
+    let path = audit.path.clone();
+    audit.guard.shutdown().unwrap();
+    assert_index_is_the_rebuilt_one(&path);
+}

@@ -44,6 +44,14 @@ use crate::writer::checkpoint_log::{CheckpointConfig, CheckpointLog};
 /// is a chained event.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(3_600);
 
+/// How long the queue must stay quiet before the writer builds a chunk of the search
+/// index. A client that waits for each commit before it sends again (an OTLP exporter
+/// waiting for its acknowledgement, a caller of `flush`) leaves gaps of a few milliseconds
+/// between batches; a chunk of the index takes tens of milliseconds, and one built in such
+/// a gap would hold up the next batch by as much. Search finds unindexed rows meanwhile
+/// (it scans the tail), and a backlog past [`search::MAX_BACKLOG`] is indexed regardless.
+const INDEX_WHEN_QUIET_FOR: Duration = Duration::from_millis(50);
+
 /// How often the writer looks at the queue while it gathers a batch.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -150,13 +158,18 @@ impl Writer {
     fn run(mut self) {
         self.checkpoint_if_due(false);
         let mut stopping = false;
+        let mut last_command = Instant::now();
         while !stopping {
             // While idle, wake now and then so that health counters that changed (records
             // dropped while the queue was full, say) are written even if no record follows,
             // timed checkpoints are written even when nothing else is, and the search
             // index catches up, a chunk at a time, as soon as the queue is quiet.
             let idle = if self.search_pending {
-                POLL_INTERVAL
+                // Quiet long enough: one chunk after another, each as soon as the queue
+                // is still empty a moment later.
+                INDEX_WHEN_QUIET_FOR
+                    .saturating_sub(last_command.elapsed())
+                    .max(POLL_INTERVAL)
             } else {
                 self.config.flush_interval
             };
@@ -177,6 +190,7 @@ impl Writer {
             };
             let deadline = Instant::now() + self.config.flush_interval;
             stopping = self.take(first) || self.gather(deadline);
+            last_command = Instant::now();
             let written = self.ops.len() as u64;
             if self.commit() && written > 0 {
                 self.search_pending = true;
