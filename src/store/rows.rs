@@ -6,7 +6,7 @@
 
 use std::time::SystemTime;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ids::AuditId;
@@ -175,25 +175,64 @@ impl<'a> View<'a> {
 
     /// Every field no column took, as a JSON object with its keys sorted (whether or not
     /// serde_json's `preserve_order` is enabled somewhere in the build).
+    ///
+    /// Written straight into the string: this runs for every row the writer writes, and a
+    /// `serde_json::Value` map would allocate a key, a value and a hash-map slot per field
+    /// only to be printed and dropped. The text is the one `Value::to_string` gives.
     fn attributes(&self, extra: impl IntoIterator<Item = (&'static str, Value)>) -> String {
-        let mut entries: Vec<(&str, Value)> = self
+        let extra: Vec<(&'static str, Value)> = extra.into_iter().collect();
+        let mut entries: Vec<(&str, Entry<'_>)> = self
             .fields
             .iter()
             .filter(|(_, _, taken)| !taken)
-            .map(|(name, value, _)| (*name, json(value)))
+            .map(|(name, value, _)| (*name, Entry::Field(value)))
             .collect();
-        for (name, value) in extra {
-            if !entries.iter().any(|(n, _)| *n == name) {
-                entries.push((name, value));
+        for (name, value) in &extra {
+            if !entries.iter().any(|(n, _)| n == name) {
+                entries.push((name, Entry::Extra(value)));
             }
         }
         entries.sort_by(|a, b| a.0.cmp(b.0));
-        let map: Map<String, Value> = entries
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        Value::Object(map).to_string()
+        let mut out: Vec<u8> = Vec::with_capacity(64 * entries.len() + 2);
+        out.push(b'{');
+        for (i, (name, entry)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // Writing into a Vec cannot fail, and these values always serialize.
+            let _ = serde_json::to_writer(&mut out, name);
+            out.push(b':');
+            match entry {
+                Entry::Field(value) => push_json(&mut out, value),
+                Entry::Extra(value) => {
+                    let _ = serde_json::to_writer(&mut out, value);
+                }
+            }
+        }
+        out.push(b'}');
+        // serde_json writes UTF-8, and so do the pushes above.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
+}
+
+/// A value of `attributes`: a recorded field, or one the mapping adds.
+enum Entry<'a> {
+    Field(&'a FieldValue),
+    Extra(&'a Value),
+}
+
+/// Appends a value as [`json`] makes it, without building the `Value`.
+fn push_json(out: &mut Vec<u8>, value: &FieldValue) {
+    // Writing into a Vec cannot fail.
+    let _ = match value {
+        FieldValue::I64(n) => serde_json::to_writer(&mut *out, n),
+        FieldValue::U64(n) => serde_json::to_writer(&mut *out, n),
+        FieldValue::F64(n) if n.is_finite() => serde_json::to_writer(&mut *out, n),
+        FieldValue::Bool(b) => serde_json::to_writer(&mut *out, b),
+        FieldValue::Str(s) => serde_json::to_writer(&mut *out, s.as_str()),
+        other => serde_json::to_writer(&mut *out, &text(other)),
+    };
 }
 
 fn recorded(row: &Row) -> &Fields {
@@ -648,5 +687,73 @@ mod tests {
         assert_eq!(json_text(&debug_vec), r#"["a", "b"]"#);
         assert_eq!(json_text(&FieldValue::Str("a or b".into())), r#""a or b""#);
         assert_eq!(json_text(&FieldValue::I64(3)), "3");
+    }
+
+    /// What `attributes` wrote before it wrote JSON straight into its string: a
+    /// `serde_json` map of the fields no column took, keys sorted, printed.
+    fn attributes_through_a_value(view: &View<'_>, extra: &[(&'static str, Value)]) -> String {
+        let mut entries: Vec<(&str, Value)> = view
+            .fields
+            .iter()
+            .filter(|(_, _, taken)| !taken)
+            .map(|(name, value, _)| (*name, json(value)))
+            .collect();
+        for (name, value) in extra {
+            if !entries.iter().any(|(n, _)| n == name) {
+                entries.push((name, value.clone()));
+            }
+        }
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        let map: serde_json::Map<String, Value> = entries
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        Value::Object(map).to_string()
+    }
+
+    fn field_value() -> impl proptest::strategy::Strategy<Value = FieldValue> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<String>().prop_map(FieldValue::Str),
+            any::<String>().prop_map(FieldValue::Debug),
+            any::<String>().prop_map(|s| FieldValue::Debug(format!("{s:?}"))),
+            any::<i64>().prop_map(FieldValue::I64),
+            any::<u64>().prop_map(FieldValue::U64),
+            any::<f64>().prop_map(FieldValue::F64),
+            Just(FieldValue::F64(f64::NAN)),
+            Just(FieldValue::F64(f64::INFINITY)),
+            any::<bool>().prop_map(FieldValue::Bool),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+
+        /// Every attributes text is exactly the one the `Value` map printed: the chain's
+        /// leaves of a row written today and of the same row written before are equal.
+        #[test]
+        fn attributes_are_the_text_a_value_map_prints(
+            fields in proptest::collection::vec(
+                (proptest::sample::select(vec!["a", "b", "é", "gen_ai.x", "\"q\"", "z\n", "implicit", "status"]), field_value()),
+                0..12,
+            ),
+            taken in proptest::collection::vec(proptest::prelude::any::<bool>(), 12),
+            marker in proptest::prelude::any::<bool>(),
+        ) {
+            static NONE: Fields = Vec::new();
+            let mut view = View::new([&fields, &NONE]);
+            for (slot, take) in view.fields.iter_mut().zip(&taken) {
+                slot.2 = *take;
+            }
+            let extra: Vec<(&'static str, Value)> = if marker {
+                vec![("implicit", Value::Bool(true)), ("status", Value::from("completed"))]
+            } else {
+                Vec::new()
+            };
+            proptest::prop_assert_eq!(
+                view.attributes(extra.clone()),
+                attributes_through_a_value(&view, &extra)
+            );
+        }
     }
 }
