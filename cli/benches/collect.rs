@@ -11,6 +11,12 @@
 //! every batch, and it answers only after the commit). The two alternate, each in a fresh
 //! database, ROUNDS times; the medians are printed.
 //!
+//! The SDK's batch processor exports one batch at a time and waits for its answer, so one
+//! exporting service leaves the collector idle while the next batch is encoded and sent,
+//! and the service idle while the collector commits. Four services exporting to one
+//! collector at once (each its own provider and exporter, a quarter of the runs each) show
+//! what the collector takes when it is kept busy.
+//!
 //! Beside it, the collector alone: the same spans as OTLP requests of 512, encoded before
 //! the clock starts, posted one after the other (as an exporter posts them) and by four
 //! senders at once — what the collector costs without the exporter's side.
@@ -94,40 +100,56 @@ fn through_layer(runs: u64) -> Duration {
     took
 }
 
-/// Seconds for `runs` runs to be exported to a collector and committed; checks they all
-/// arrived.
-fn through_collect(runs: u64) -> Duration {
+/// Seconds for `runs` runs to be exported to a collector and committed, by `services`
+/// processes' worth of exporters at once (each its own provider, batch processor and
+/// exporter, as separate services exporting to one collector are); checks they all arrived.
+fn through_collect(runs: u64, services: u64) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.db");
     let collector = server::Collector::start(&path, "127.0.0.1:0", "off", &[]);
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("http://{}/v1/traces", collector.http))
-        .with_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
-    // A queue that holds every span: the SDK drops what does not fit, which would make
-    // the figure a measure of dropping.
-    let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
-        .with_batch_config(
-            opentelemetry_sdk::trace::BatchConfigBuilder::default()
-                .with_max_queue_size((runs * 5) as usize + 1024)
-                .with_max_export_batch_size(512)
-                .with_scheduled_delay(Duration::from_millis(50))
-                .build(),
-        )
-        .build();
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    let providers: Vec<_> = (0..services)
+        .map(|_| {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("http://{}/v1/traces", collector.http))
+                .with_timeout(Duration::from_secs(60))
+                .build()
+                .unwrap();
+            // A queue that holds every span: the SDK drops what does not fit, which would
+            // make the figure a measure of dropping.
+            let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+                .with_batch_config(
+                    opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                        .with_max_queue_size((runs * 5) as usize + 1024)
+                        .with_max_export_batch_size(512)
+                        .with_scheduled_delay(Duration::from_millis(50))
+                        .build(),
+                )
+                .build();
+            opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_span_processor(processor)
+                .build()
+        })
+        .collect();
     let start = Instant::now();
-    tracing::subscriber::with_default(subscriber, || (0..runs).for_each(agent_run));
-    provider.force_flush().unwrap();
+    std::thread::scope(|scope| {
+        for (i, provider) in providers.iter().enumerate() {
+            let i = i as u64;
+            scope.spawn(move || {
+                let subscriber = tracing_subscriber::registry()
+                    .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+                tracing::subscriber::with_default(subscriber, || {
+                    (0..runs).filter(|n| n % services == i).for_each(agent_run)
+                });
+                provider.force_flush().unwrap();
+            });
+        }
+    });
     let took = start.elapsed();
-    provider.shutdown().unwrap();
+    for provider in providers {
+        provider.shutdown().unwrap();
+    }
     assert_eq!(collector.stop().code(), Some(0));
     let conn = rusqlite::Connection::open(&path).unwrap();
     let steps: i64 = conn
@@ -146,35 +168,34 @@ fn main() {
     let runs = env_or("RUNS", 4_000);
     let rounds = env_or("ROUNDS", 5);
     let spans = (runs * 5) as f64;
-    let (mut layer, mut collect, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut alone, mut alone4) = (Vec::new(), Vec::new());
+    let mut layer = Vec::new();
+    let mut ratios: [Vec<f64>; 4] = Default::default();
     for round in 0..rounds {
         let l = spans / through_layer(runs).as_secs_f64();
-        let c = spans / through_collect(runs).as_secs_f64();
+        let c = spans / through_collect(runs, 1).as_secs_f64();
+        let c4 = spans / through_collect(runs, 4).as_secs_f64();
         let a = spans / collector_alone(runs, 1).as_secs_f64();
         let a4 = spans / collector_alone(runs, 4).as_secs_f64();
         println!(
-            "round {round}: layer {l:.0} spans/s; collect from the Rust SDK {c:.0} ({:.2}x); \
-             collector alone, 1 sender {a:.0} ({:.2}x), 4 senders {a4:.0} ({:.2}x)",
+            "round {round}: layer {l:.0} spans/s; collect from the Rust SDK, 1 service {c:.0} \
+             ({:.2}x), 4 services {c4:.0} ({:.2}x); collector alone, 1 sender {a:.0} ({:.2}x), \
+             4 senders {a4:.0} ({:.2}x)",
             c / l,
+            c4 / l,
             a / l,
             a4 / l
         );
         layer.push(l);
-        collect.push(c);
-        ratios.push(c / l);
-        alone.push(a / l);
-        alone4.push(a4 / l);
+        for (ratio, value) in ratios.iter_mut().zip([c, c4, a, a4]) {
+            ratio.push(value / l);
+        }
     }
+    let [c, c4, a, a4] = ratios.map(median);
     println!(
-        "median of {rounds} rounds, {runs} runs of 5 spans: layer {:.0} spans/s, collect {:.0} \
-         spans/s, collect / layer {:.2}; the collector alone (requests encoded before the \
-         clock): 1 sender {:.2}x, 4 senders {:.2}x",
+        "median of {rounds} rounds, {runs} runs of 5 spans: layer {:.0} spans/s; collect / \
+         layer from the Rust SDK: 1 service {c:.2}, 4 services {c4:.2}; the collector alone \
+         (requests encoded before the clock): 1 sender {a:.2}, 4 senders {a4:.2}",
         median(layer),
-        median(collect),
-        median(ratios),
-        median(alone),
-        median(alone4)
     );
 }
 
