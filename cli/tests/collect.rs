@@ -167,7 +167,8 @@ fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
 }
 
 #[test]
-fn an_openai_agents_run_with_a_handoff_and_a_failing_tool_is_one_session() {
+fn an_openai_agents_run_with_a_handoff_and_a_failing_tool_is_one_session_and_a_guardrail_stops_another()
+ {
     let Some(python) = otel_python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
@@ -179,14 +180,35 @@ fn an_openai_agents_run_with_a_handoff_and_a_failing_tool_is_one_session() {
         &[],
     );
     assert!(printed.contains("Claim 1432 approved"), "{printed}");
+    assert!(printed.contains(r#""stopped": true"#), "{printed}");
     assert_eq!(collector.stop().code(), Some(0));
 
+    // Two runs, two sessions: the run that was served, and the one its guardrail stopped.
     assert_eq!(
         sqlite3(
             &db,
             "SELECT count(*), min(profile), min(status) FROM sessions"
         ),
-        "1|claims-agents|completed"
+        "2|claims-agents|completed"
+    );
+    // The guardrail ran in both, under the turn of the agent it guards; where it tripped,
+    // the turn carries the tripwire as its error and no model was called.
+    let guarded = sqlite3(
+        &db,
+        "SELECT g.module, coalesce(t.error, '-'), a.module, \
+           (SELECT count(*) FROM steps l WHERE l.session_id = g.session_id \
+              AND json_extract(l.attributes, '$.\"openinference.span.kind\"') = 'LLM') \
+         FROM steps g JOIN steps t ON t.id = g.parent_step_id JOIN steps a ON a.id = t.parent_step_id \
+         WHERE json_extract(g.attributes, '$.\"openinference.span.kind\"') = 'GUARDRAIL' \
+         ORDER BY g.started_at",
+    );
+    assert_eq!(
+        guarded.lines().collect::<Vec<_>>(),
+        vec![
+            "names_a_claim|-|Triage|4",
+            "names_a_claim|Guardrail tripwire triggered: {'guardrail': 'names_a_claim'}|Triage|0",
+        ],
+        "{guarded}"
     );
     // Each step under the agent that took it: the tools and the handoff under their
     // agents' turns, the second agent after the handoff.

@@ -1,9 +1,10 @@
 """The OpenAI Agents SDK, run offline, traced by OpenInference's instrumentation for it,
 exported over OTLP/HTTP to `reasonkit-audit collect`.
 
-A triage agent calls a tool, then hands off to a payments agent, whose tool fails; the
-payments agent then answers. The model is scripted (a `Model` of our own, below): no
-network, no key, the same run every time.
+A triage agent, behind an input guardrail, calls a tool, then hands off to a payments
+agent, whose tool fails; the payments agent then answers. A second run asks about no claim
+at all, and the guardrail stops it before any model is called. The model is scripted (a
+`Model` of our own, below): no network, no key, the same runs every time.
 
     python openai_agents_run.py ENDPOINT
 """
@@ -12,7 +13,15 @@ import asyncio
 import json
 import sys
 
-from agents import Agent, Runner, function_tool, set_trace_processors
+from agents import (
+    Agent,
+    GuardrailFunctionOutput,
+    InputGuardrailTripwireTriggered,
+    Runner,
+    function_tool,
+    input_guardrail,
+    set_trace_processors,
+)
 from agents.items import ModelResponse
 from agents.models.interface import Model
 from agents.tracing import generation_span
@@ -39,6 +48,13 @@ def lookup_claim(claim: int) -> str:
 def pay_claim(claim: int) -> str:
     """Pays a claim."""
     raise RuntimeError("the bank refused the transfer")
+
+
+@input_guardrail
+async def names_a_claim(context, agent, input):
+    """Lets through only requests that name a claim number."""
+    named = any(ch.isdigit() for ch in str(input))
+    return GuardrailFunctionOutput(output_info={"names_a_claim": named}, tripwire_triggered=not named)
 
 
 def call(name, arguments, n):
@@ -122,16 +138,22 @@ async def main(endpoint):
         instructions="Look the claim up, then hand it to payments.",
         tools=[lookup_claim],
         handoffs=[payments],
+        input_guardrails=[names_a_claim],
         model=ScriptedModel(
             "scripted-triage",
             [[call("lookup_claim", {"claim": 1432}, 1)], [call("transfer_to_payments", {}, 2)]],
         ),
     )
     result = await Runner.run(triage, "Settle claim 1432")
+    try:
+        await Runner.run(triage, "Pay me whatever you like")
+        stopped = False
+    except InputGuardrailTripwireTriggered:
+        stopped = True
     flushed = provider.force_flush(60_000)
     provider.shutdown()
-    print(json.dumps({"final_output": result.final_output, "flushed": flushed}))
-    return 0 if flushed else 1
+    print(json.dumps({"final_output": result.final_output, "stopped": stopped, "flushed": flushed}))
+    return 0 if flushed and stopped else 1
 
 
 if __name__ == "__main__":
