@@ -153,6 +153,90 @@ def genesis_hash(database_id):
     return sha256(bytes([0x02, FORMAT]) + length_prefixed(database_id.encode("utf-8")))
 
 
+# RFC 6962 Merkle trees (RFC 9162 §2.1): tree heads, and the verification of inclusion and
+# consistency proofs, step by step as RFC 9162 §2.1.3.2 and §2.1.4.2 give them.
+
+def merkle_leaf(data):
+    """SHA-256 of 0x00 ‖ data: a leaf of a Merkle tree."""
+    return sha256(b"\x00" + bytes(data))
+
+
+def merkle_node(left, right):
+    """SHA-256 of 0x01 ‖ left ‖ right: a node of a Merkle tree."""
+    return sha256(b"\x01" + bytes(left) + bytes(right))
+
+
+def merkle_root(leaves):
+    """MTH of a list of leaf hashes."""
+    if not leaves:
+        return sha256(b"")
+    if len(leaves) == 1:
+        return bytes(leaves[0])
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return merkle_node(merkle_root(leaves[:k]), merkle_root(leaves[k:]))
+
+
+def _climb_right_edge(fn, sn):
+    """A node that is its level's last was carried up unchanged: climb while fn is even."""
+    while not fn & 1 and fn != 0:
+        fn >>= 1
+        sn >>= 1
+    return fn, sn
+
+
+def merkle_verify_inclusion(index, size, leaf, proof, root):
+    """True when `leaf` is leaf `index` of the tree of `size` leaves whose head is `root`."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, bytes(leaf)
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = merkle_node(p, r)
+            fn, sn = _climb_right_edge(fn, sn)
+        else:
+            r = merkle_node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == bytes(root)
+
+
+def merkle_verify_consistency(old_size, new_size, old_root, new_root, proof):
+    """True when the tree of `old_size` leaves, head `old_root`, is a prefix of the tree of
+    `new_size` leaves, head `new_root`."""
+    if old_size > new_size:
+        return False
+    if old_size == new_size:
+        return not proof and bytes(old_root) == bytes(new_root)
+    if old_size == 0:
+        return not proof
+    if not proof:
+        return False
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:
+        path.insert(0, old_root)
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = bytes(path[0])
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = merkle_node(c, fr)
+            sr = merkle_node(c, sr)
+            fn, sn = _climb_right_edge(fn, sn)
+        else:
+            sr = merkle_node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == bytes(old_root) and sr == bytes(new_root)
+
+
 def row_id_text(value):
     if isinstance(value, int):
         return str(value)
@@ -540,9 +624,44 @@ def self_test(vectors_path):
         if ok != case["valid"]:
             failures += 1
             print("ed25519 %s: got %s" % (case["name"], ok))
+    merkle = vectors.get("merkle")
+    merkle_cases = 0
+    if merkle:
+        leaves = [merkle_leaf(bytes.fromhex(d)) for d in merkle["leaf_data"]]
+        roots = [bytes.fromhex(r) for r in merkle["roots"]]
+        for n, want in enumerate(roots, start=1):
+            merkle_cases += 1
+            if merkle_root(leaves[:n]) != want:
+                failures += 1
+                print("merkle head of %d leaves: got %s" % (n, merkle_root(leaves[:n]).hex()))
+        for case in merkle["inclusion"]:
+            merkle_cases += 1
+            i, n = case["index"], case["size"]
+            proof = [bytes.fromhex(h) for h in case["proof"]]
+            good = merkle_verify_inclusion(i, n, leaves[i], proof, roots[n - 1])
+            # The same proof must not prove another leaf, place or tree.
+            bad = [merkle_verify_inclusion(i + 1, n, leaves[i], proof, roots[n - 1]),
+                   merkle_verify_inclusion(i, n * 2, leaves[i], proof, roots[n - 1]),
+                   merkle_verify_inclusion(i, n, sha256(b"x"), proof, roots[n - 1]),
+                   merkle_verify_inclusion(i, n, leaves[i], proof + [roots[0]], roots[n - 1])]
+            if not good or any(bad):
+                failures += 1
+                print("merkle inclusion %d of %d: good %s, corrupted taken %s" % (i, n, good, bad))
+        for case in merkle["consistency"]:
+            merkle_cases += 1
+            m, n = case["old_size"], case["new_size"]
+            proof = [bytes.fromhex(h) for h in case["proof"]]
+            good = merkle_verify_consistency(m, n, roots[m - 1], roots[n - 1], proof)
+            bad = [] if not proof else [
+                merkle_verify_consistency(m, n, roots[n - 1], roots[m - 1], proof),
+                merkle_verify_consistency(m, n, roots[m - 1], roots[n - 1], proof[:-1]),
+                merkle_verify_consistency(m + 1, n, roots[m - 1], roots[n - 1], proof)]
+            if not good or any(bad):
+                failures += 1
+                print("merkle consistency %d to %d: good %s, corrupted taken %s" % (m, n, good, bad))
     total = (len(vectors["leaves"]) + len(vectors["genesis"]) + len(chain["links"])
              + len(vectors.get("ed25519", [])) + len(vectors.get("split_leaves", []))
-             + (1 if "pruned" in vectors else 0))
+             + (1 if "pruned" in vectors else 0) + merkle_cases)
     print("%d passed, %d failed" % (total - failures, failures))
     return 1 if failures else 0
 
