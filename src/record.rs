@@ -222,6 +222,19 @@ pub(crate) struct Decided {
     pub(crate) fields: Fields,
 }
 
+/// A session joined into another (a trace whose root span links to a span of another
+/// trace's run, received over OTLP after some of its spans were already written): every
+/// step of `from` moves to `into`, and `from` stays as the pointer to it — status
+/// `joined`, ended `at`, `otel.joined_into` in its attributes — so that whoever finds the
+/// trace's own session finds where its steps went. Each row it changes is chained.
+#[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) struct Joined {
+    pub(crate) from: AuditId,
+    pub(crate) into: AuditId,
+    pub(crate) at: SystemTime,
+}
+
 /// One message to the writer thread.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -233,6 +246,9 @@ pub(crate) enum Command {
     Adopted(Opened),
     Closed(Closed),
     Decided(Decided),
+    /// A session's steps move to another session, and it stays as a pointer to it.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    Joined(Joined),
     /// Commit everything received so far, then answer.
     Flush(crossbeam_channel::Sender<Result<(), String>>),
     /// Commit everything received so far, then stop.

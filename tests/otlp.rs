@@ -473,3 +473,129 @@ fn spans_received_over_otlp_are_redacted_and_counted_like_the_layers() {
     assert!(guard.stats().redactions >= 2, "{:?}", guard.stats());
     assert_consistent(&path);
 }
+
+/// A root span of trace `trace` that follows span `span` of trace `followed` (a link, as
+/// `tracing-opentelemetry` exports `follows_from`).
+fn following(mut root: Span, followed: u8, span: u8) -> Span {
+    root.links
+        .push(opentelemetry_proto::tonic::trace::v1::span::Link {
+            trace_id: vec![followed; 16],
+            span_id: vec![span; 8],
+            ..Default::default()
+        });
+    root
+}
+
+#[test]
+fn a_run_whose_turns_follow_it_is_one_session_whatever_order_they_come_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let chat = |trace, id, parent, ms| {
+        span(
+            trace,
+            id,
+            parent,
+            "chat",
+            ms,
+            vec![attr("gen_ai.request.model", s("gpt-4o"))],
+        )
+    };
+    // The run (trace 1) is one span, entered by nobody; each turn is a trace of its own
+    // whose root follows the run.
+    let run = span(
+        1,
+        1,
+        0,
+        "invoke_agent",
+        (0, 1000),
+        vec![attr("gen_ai.agent.name", s("claims"))],
+    );
+    let turn1 = following(span(2, 0x21, 0, "turn 1", (10, 400), vec![]), 1, 1);
+    let turn2 = following(span(3, 0x31, 0, "turn 2", (500, 900), vec![]), 1, 1);
+    let tool = span(
+        2,
+        0x23,
+        0x21,
+        "execute_tool",
+        (200, 300),
+        vec![attr("gen_ai.tool.name", s("lookup_claim"))],
+    );
+    {
+        let (receiver, _guard) = receiver(&path);
+        // Turn 1's children come before the turn, so they are written in its own session
+        // first, then moved when the turn says whom it follows.
+        receiver
+            .export(request(vec![chat(2, 0x22, 0x21, (20, 190)), tool.clone()]))
+            .unwrap();
+        assert_eq!(
+            rows(&path, "SELECT count(DISTINCT session_id) FROM steps"),
+            vec![strs(&["1"])]
+        );
+        receiver.export(request(vec![turn1])).unwrap();
+        // Turn 2 comes whole: its steps go to the run at once.
+        receiver
+            .export(request(vec![chat(3, 0x32, 0x31, (510, 880)), turn2]))
+            .unwrap();
+        receiver.export(request(vec![run])).unwrap();
+    }
+    let run_session = rows(&path, "SELECT id FROM sessions WHERE status = 'completed'");
+    assert_eq!(run_session.len(), 1, "{run_session:?}");
+    let run_session = &run_session[0][0];
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT s.profile, count(t.id), sum(t.parent_step_id IS NULL) FROM sessions s \
+             JOIN steps t ON t.session_id = s.id GROUP BY s.id"
+        ),
+        vec![strs(&["claims", "6", "3"])],
+        "every step in the run's session; the run and its two turns at the top"
+    );
+    // Each turn's own session stays, as the pointer to the run's.
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT status, json_extract(attributes, '$.\"otel.joined_into\"'), \
+             ended_at IS NOT NULL FROM sessions WHERE status <> 'completed'"
+        ),
+        vec![
+            vec!["joined".to_owned(), run_session.clone(), "1".to_owned()],
+            vec!["joined".to_owned(), run_session.clone(), "1".to_owned()],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT p.module FROM steps s JOIN steps p ON p.id = s.parent_step_id \
+             WHERE s.module = 'lookup_claim'"
+        ),
+        vec![strs(&["turn 1"])]
+    );
+
+    // A receiver started again gets turn 1's tool again (a retry) and a late span of turn
+    // 1: the pointer sends it to the run, under its turn, and nothing is written twice.
+    let (receiver, guard) = receiver(&path);
+    let late = span(
+        2,
+        0x24,
+        0x21,
+        "execute_tool",
+        (310, 390),
+        vec![attr("gen_ai.tool.name", s("prior_claims"))],
+    );
+    receiver.export(request(vec![tool, late])).unwrap();
+    drop(guard);
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT s.session_id = p.session_id, p.module, \
+             (SELECT count(*) FROM steps), (SELECT count(*) FROM steps WHERE session_id = ?) \
+             FROM steps s JOIN steps p ON p.id = s.parent_step_id WHERE s.module = 'prior_claims'"
+                .replace('?', &format!("'{run_session}'"))
+                .as_str()
+        ),
+        vec![strs(&["1", "turn 1", "7", "7"])]
+    );
+    assert_consistent(&path);
+    let (code, said) = common::run_python_verifier(&path, &[]);
+    assert_eq!(code, 0, "{said}");
+}

@@ -604,6 +604,84 @@ fn a_rust_app_exporting_through_tracing_opentelemetry_lands_in_the_same_trail() 
     verified(&db);
 }
 
+#[test]
+fn a_rust_run_whose_turns_only_follow_it_is_one_session_through_tracing_opentelemetry() {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use tracing_subscriber::prelude::*;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(&db, "127.0.0.1:0", "off", &[]);
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("http://{}/v1/traces", collector.http))
+        .build()
+        .unwrap();
+    // One span per request, each sent as it ends: a turn's chat comes before the turn.
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(exporter)
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("rust-claims")));
+    tracing::subscriber::with_default(subscriber, || {
+        // rig's shape: the run span is never entered, and each turn is a root of its own
+        // that only follows it.
+        let run = tracing::info_span!(
+            "invoke_agent",
+            "gen_ai.operation.name" = "invoke_agent",
+            "gen_ai.agent.name" = "rust-claims",
+        );
+        for turn in 1..=2_i64 {
+            let span = tracing::info_span!(parent: None, "turn", turn);
+            span.follows_from(&run);
+            let _turn = span.entered();
+            let _chat = tracing::info_span!(
+                "chat",
+                "gen_ai.operation.name" = "chat",
+                "gen_ai.request.model" = "local-model",
+                "gen_ai.usage.input_tokens" = 40_i64 * turn,
+            )
+            .entered();
+        }
+        drop(run);
+    });
+    provider.force_flush().unwrap();
+    provider.shutdown().unwrap();
+    assert_eq!(collector.stop().code(), Some(0));
+
+    // One run, one session: the turns' own sessions point to it.
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT status, count(*) FROM sessions GROUP BY status ORDER BY status"
+        )
+        .lines()
+        .collect::<Vec<_>>(),
+        vec!["completed|1", "joined|2"]
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT s.module, coalesce(p.module, '-'), coalesce(s.tokens_used, '') FROM steps s \
+             LEFT JOIN steps p ON p.id = s.parent_step_id \
+             WHERE s.session_id = (SELECT id FROM sessions WHERE status = 'completed') \
+             ORDER BY s.started_at"
+        )
+        .lines()
+        .collect::<Vec<_>>(),
+        vec![
+            "rust-claims|-|",
+            "turn|-|",
+            "local-model|turn|40",
+            "turn|-|",
+            "local-model|turn|80",
+        ]
+    );
+    verified(&db);
+}
+
 /// A self-signed certificate for 127.0.0.1 and its key, made by the `openssl` command.
 fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));

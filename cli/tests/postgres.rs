@@ -565,20 +565,34 @@ fn the_web_ui_shows_a_postgres_store_as_it_shows_the_file_it_was_imported_from()
 
 /// One span of trace 7 as an OTLP/HTTP protobuf body: `id` under `parent` (0: the root).
 fn otlp_span(id: u8, parent: u8) -> Vec<u8> {
+    otlp_span_of(7, id, parent, None)
+}
+
+/// One span of trace `trace`, `id` under `parent` (0: the root), following span `.1` of
+/// trace `.0` when given (a link).
+fn otlp_span_of(trace: u8, id: u8, parent: u8, follows: Option<(u8, u8)>) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Link};
     use prost::Message;
     let depth = u64::from(id);
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             scope_spans: vec![ScopeSpans {
                 spans: vec![Span {
-                    trace_id: vec![7; 16],
+                    trace_id: vec![trace; 16],
                     span_id: vec![id; 8],
                     parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
                     name: format!("level {id}"),
                     start_time_unix_nano: 1_750_000_000_000_000_000 + depth * 1_000_000,
                     end_time_unix_nano: 1_750_000_001_000_000_000 - depth * 1_000_000,
+                    links: follows
+                        .map(|(trace, span)| Link {
+                            trace_id: vec![trace; 16],
+                            span_id: vec![span; 8],
+                            ..Link::default()
+                        })
+                        .into_iter()
+                        .collect(),
                     ..Span::default()
                 }],
                 ..ScopeSpans::default()
@@ -587,6 +601,67 @@ fn otlp_span(id: u8, parent: u8) -> Vec<u8> {
         }],
     }
     .encode_to_vec()
+}
+
+#[test]
+fn collect_joins_a_trace_that_follows_another_into_its_session_on_postgres() {
+    let Some(db) = Db::create() else { return };
+    let url = db.url();
+    let collector =
+        common::server::Collector::start(std::path::Path::new(&url), "127.0.0.1:0", "off", &[]);
+    // Trace 8 (a turn) follows trace 7's root (the run). Its two nested spans come first,
+    // written into its own session; its root then says whom it follows, and they move, with
+    // the reference between them, in one statement. The run comes last.
+    for body in [
+        otlp_span_of(8, 0x13, 0x12, None),
+        otlp_span_of(8, 0x12, 0x11, None),
+        otlp_span_of(8, 0x11, 0, Some((7, 1))),
+        otlp_span_of(7, 1, 0, None),
+    ] {
+        let (code, head, answer) = common::server::request(
+            &collector.http,
+            "POST",
+            "/v1/traces",
+            &["Content-Type: application/x-protobuf"],
+            &body,
+        );
+        assert_eq!(code, 200, "{head}{}", String::from_utf8_lossy(&answer));
+    }
+    assert_eq!(collector.stop().code(), Some(0));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM sessions WHERE status = 'joined' \
+             AND attributes->>'otel.joined_into' = \
+               (SELECT id FROM sessions WHERE status = 'completed')"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM steps WHERE session_id = \
+               (SELECT id FROM sessions WHERE status = 'completed')"
+        ),
+        4,
+        "the run and the turn's three spans, in the run's session"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "WITH RECURSIVE chain(id, depth) AS ( \
+               SELECT id, 1 FROM steps WHERE module = 'level 17' \
+               UNION ALL SELECT s.id, c.depth + 1 FROM steps s JOIN chain c ON s.parent_step_id = c.id) \
+             SELECT max(depth) FROM chain"
+        ),
+        3
+    );
+    let out = cli(&db, &["verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

@@ -7,6 +7,12 @@
 //! whose row a child opened as a placeholder completes it (its start and enclosing step
 //! corrected). A span already written is skipped. The root span also completes its
 //! trace's session.
+//!
+//! A root span that follows a span of another trace (a link: a run's turn pointing at the
+//! run) joins that trace's session: its trace's steps go there. When some of them were
+//! already written into the trace's own session, that session is joined into the other
+//! ([`Command::Joined`]); either way the trace's own session row stays, as the pointer
+//! (`joined`, `otel.joined_into`) that a receiver started later finds.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,7 +24,9 @@ use crate::ids::AuditId;
 use crate::otlp::answer::{self, ExportError};
 use crate::otlp::spans::{self, SpanId, TraceId};
 use crate::read::presence::Presence;
-use crate::record::{Closed, Command, FieldLimits, FieldValue, Fields, Kind, Learned, Opened};
+use crate::record::{
+    Closed, Command, FieldLimits, FieldValue, Fields, Joined, Kind, Learned, Opened,
+};
 
 /// The target of every OTLP row: a step without a name the conventions read is named by
 /// its span's name (`otel.name`) first, so this shows only on placeholders.
@@ -32,12 +40,23 @@ const MAX_REMEMBERED: usize = 200_000;
 #[derive(Default)]
 pub(super) struct State {
     pub(super) rows: HashMap<AuditId, Known>,
-    /// The millisecond each trace's step ids start with (see [`spans::step_id`]).
-    pub(super) traces: HashMap<TraceId, u64>,
+    /// Each trace seen: where its step ids start and where its steps go.
+    pub(super) traces: HashMap<TraceId, Trace>,
+    /// Sessions joined into another: the one each was joined into.
+    pub(super) joined: HashMap<AuditId, AuditId>,
     /// The number of the last command sent to the writer.
     pub(super) sent: u64,
     /// Every command up to this number is committed.
     pub(super) committed: u64,
+}
+
+/// What the receiver knows of a trace.
+#[derive(Clone, Debug)]
+pub(super) struct Trace {
+    /// The millisecond its step ids start with (see [`spans::step_id`]).
+    pub(super) id_ms: u64,
+    /// The session its steps go to: its own, or the one it joined.
+    pub(super) session: AuditId,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +85,8 @@ pub(super) struct Item<'a> {
     pub(super) trace: TraceId,
     pub(super) id: SpanId,
     pub(super) parent: Option<SpanId>,
+    /// For a root span: the trace it follows (see [`spans::followed`]).
+    pub(super) follows: Option<TraceId>,
     pub(super) resource: usize,
     pub(super) scope: &'a str,
     pub(super) span: &'a Span,
@@ -89,7 +110,23 @@ impl State {
             let rows = &self.rows;
             self.traces
                 .retain(|trace, _| rows.contains_key(&spans::session_id(trace)));
+            self.joined.retain(|from, _| rows.contains_key(from));
         }
+    }
+}
+
+impl State {
+    /// Where a session's steps are: itself, or the session it was joined into (followed
+    /// to the end, at most a few hops: a chain of runs each following the last).
+    pub(super) fn resolve(&self, session: &AuditId) -> AuditId {
+        let mut at = session;
+        for _ in 0..32 {
+            match self.joined.get(at) {
+                Some(next) if next != session => at = next,
+                _ => break,
+            }
+        }
+        at.clone()
     }
 }
 
@@ -152,17 +189,24 @@ impl Sending<'_> {
 
     /// The session row of a trace: opened as a placeholder by its first span.
     fn session_placeholder(&self, item: &Item<'_>, resource: &Fields) -> Opened {
-        let mut fields = spans::placeholder(&item.trace, None);
-        let id_ms = i64::try_from(self.id_ms(item)).unwrap_or(i64::MAX);
-        fields.push((spans::ID_MS, FieldValue::I64(id_ms)));
+        let mut opened = self.trace_placeholder(&item.trace, item);
         if let Some(service) = crate::record::last(resource, "service.name") {
-            fields.push(("profile", service.clone()));
+            opened.fields.push(("profile", service.clone()));
         }
-        fields.extend(resource.iter().cloned());
-        let id = spans::session_id(&item.trace);
+        opened.fields.extend(resource.iter().cloned());
+        opened
+    }
+
+    /// The session row of `trace`, holding only what finds it again: its trace id and
+    /// where its step ids start. (A followed trace's, opened by the span that follows it.)
+    fn trace_placeholder(&self, trace: &TraceId, item: &Item<'_>) -> Opened {
+        let mut fields = spans::placeholder(trace, None);
+        let id_ms = self.state.traces.get(trace).map_or(0, |t| t.id_ms);
+        let id_ms = i64::try_from(id_ms).unwrap_or(i64::MAX);
+        fields.push((spans::ID_MS, FieldValue::I64(id_ms)));
         self.opened(
             Kind::Session,
-            &id,
+            &spans::session_id(trace),
             spans::time(item.span.start_time_unix_nano),
             fields,
         )
@@ -171,7 +215,78 @@ impl Sending<'_> {
     /// The millisecond the step ids of `item`'s trace start with (looked up before any
     /// item is placed).
     fn id_ms(&self, item: &Item<'_>) -> u64 {
-        self.state.traces.get(&item.trace).copied().unwrap_or(0)
+        self.state.traces.get(&item.trace).map_or(0, |t| t.id_ms)
+    }
+
+    /// The session `item`'s steps go to.
+    fn session_of(&self, item: &Item<'_>) -> AuditId {
+        let own = spans::session_id(&item.trace);
+        let session = self
+            .state
+            .traces
+            .get(&item.trace)
+            .map_or(own, |t| t.session.clone());
+        self.state.resolve(&session)
+    }
+
+    /// A root span follows a span of `followed`: its trace joins that trace's session,
+    /// unless it joined one already (the first link wins) or that would join it to itself.
+    fn join(&mut self, item: &Item<'_>, followed: &TraceId) -> Result<(), ExportError> {
+        let own = spans::session_id(&item.trace);
+        if self.session_of(item) != own {
+            return Ok(());
+        }
+        let followed_own = spans::session_id(followed);
+        let target = self.state.resolve(
+            &self
+                .state
+                .traces
+                .get(followed)
+                .map_or(followed_own.clone(), |t| t.session.clone()),
+        );
+        if target == own {
+            return Ok(());
+        }
+        if !self.state.rows.contains_key(&target) {
+            // The followed trace's session, not seen yet: opened now, completed by its
+            // own root when that comes.
+            self.state.traces.entry(*followed).or_insert(Trace {
+                id_ms: spans::millis(item.span.start_time_unix_nano),
+                session: followed_own,
+            });
+            let opened = self.trace_placeholder(followed, item);
+            let sent = self.send(Command::Opened(opened))?;
+            self.state.rows.insert(target.clone(), Known::Open { sent });
+        }
+        if self.state.rows.contains_key(&own) {
+            // Some of its spans are written in its own session already: they move.
+            let sent = self.send(Command::Joined(Joined {
+                from: own.clone(),
+                into: target.clone(),
+                at: SystemTime::now(),
+            }))?;
+            self.state.rows.insert(own.clone(), Known::Ended { sent });
+        } else {
+            // Nothing written yet: its own session is the pointer from the start.
+            let opened = self.trace_placeholder(&item.trace, item);
+            self.send(Command::Opened(opened))?;
+            let sent = self.send(Command::Closed(Closed {
+                id: own.clone(),
+                at: spans::time(item.span.start_time_unix_nano),
+                learned: Some(Box::new(Learned {
+                    recorded: pointer_fields(&target),
+                    ..Learned::default()
+                })),
+            }))?;
+            self.state.rows.insert(own.clone(), Known::Ended { sent });
+        }
+        self.state.joined.insert(own.clone(), target.clone());
+        for trace in self.state.traces.values_mut() {
+            if trace.session == own {
+                trace.session = target.clone();
+            }
+        }
+        Ok(())
     }
 
     /// The row of a span whose child came first.
@@ -182,19 +297,21 @@ impl Sending<'_> {
             spans::time(item.span.start_time_unix_nano),
             spans::placeholder(&item.trace, Some(span)),
         );
-        opened.parent = Some(spans::session_id(&item.trace));
+        opened.parent = Some(self.session_of(item));
         opened
     }
 
     pub(super) fn place(&mut self, item: &Item<'_>, resource: &Fields) -> Result<(), ExportError> {
-        let session = spans::session_id(&item.trace);
-        if !self.state.rows.contains_key(&session) {
+        if let Some(followed) = &item.follows {
+            self.join(item, followed)?;
+        }
+        let own = spans::session_id(&item.trace);
+        if !self.state.rows.contains_key(&own) {
             let opened = self.session_placeholder(item, resource);
             let sent = self.send(Command::Opened(opened))?;
-            self.state
-                .rows
-                .insert(session.clone(), Known::Open { sent });
+            self.state.rows.insert(own.clone(), Known::Open { sent });
         }
+        let session = self.session_of(item);
         let id_ms = self.id_ms(item);
         let parent = item.parent.map(|p| spans::step_id(&item.trace, &p, id_ms));
         if let (Some(parent_span), Some(parent_id)) = (&item.parent, &parent)
@@ -215,9 +332,9 @@ impl Sending<'_> {
                 .max(item.span.start_time_unix_nano),
         );
         let fields = spans::span_fields(item.span, item.scope, self.limits);
-        let session_fields = item
-            .parent
-            .is_none()
+        // The root completes its trace's session, unless the trace joined another: that
+        // one is completed by its own root.
+        let session_fields = (item.parent.is_none() && session == own)
             .then(|| spans::session_fields(&fields, resource));
         match self.state.rows.get(&id).copied() {
             Some(Known::Ended { .. }) => {}
@@ -304,4 +421,12 @@ impl Sending<'_> {
         self.state.rows.insert(session, Known::Ended { sent });
         Ok(())
     }
+}
+
+/// What a trace's own session says once the trace joined `into`.
+fn pointer_fields(into: &AuditId) -> Fields {
+    vec![
+        ("status", FieldValue::Str("joined".to_owned())),
+        (spans::JOINED_INTO, FieldValue::Str(into.to_string())),
+    ]
 }

@@ -19,6 +19,11 @@
 //! stays a running step — a dead process's spans look the same in the layer — and nothing
 //! is ever held back or dropped.
 //!
+//! # A run spread over several traces
+//! A root span that links to a span of another trace (`follows_from`, a run's turns)
+//! joins that trace's session; spans of it written before the link was known are moved
+//! there, and its own session stays as a pointer (see `placement.rs`).
+//!
 //! # Acknowledged means committed
 //! Each request's rows are sent to the writer followed by a flush, and the answer waits for
 //! that commit. A full queue is waited on for [`Receiver::queue_wait`], then answered
@@ -39,7 +44,7 @@ use crate::capture::layer::AuditLayer;
 use crate::ids::AuditId;
 use crate::otlp::answer::{self, Accepted, ExportError};
 use crate::otlp::order::parents_first;
-use crate::otlp::placement::{Item, Sending, State, known};
+use crate::otlp::placement::{Item, Sending, State, Trace, known};
 use crate::otlp::spans::{self, TraceId};
 use crate::read::Reader;
 use crate::read::presence::Found;
@@ -157,6 +162,7 @@ impl Receiver {
                             trace,
                             id,
                             parent,
+                            follows: spans::followed(span, &trace),
                             resource: resources.len() - 1,
                             scope,
                             span,
@@ -203,38 +209,49 @@ impl Receiver {
     }
 
     /// Asks the store about the rows of `items` the receiver does not remember: first the
-    /// sessions of traces it has not seen (which say the millisecond their step ids start
-    /// with; a trace new to the store takes its earliest start in this request), then the
-    /// steps.
+    /// sessions of traces it has not seen, and of the traces their root spans follow (a
+    /// session says the millisecond its trace's step ids start with, and the session it
+    /// joined, if it did; a trace new to the store takes its earliest start in this
+    /// request), then the steps.
     fn look_up(&self, state: &mut State, items: &[Item<'_>]) -> Result<(), ExportError> {
         let mut new_traces: HashMap<TraceId, u64> = HashMap::new();
         let mut fresh: HashSet<TraceId> = HashSet::new();
         for item in items {
-            if !state.traces.contains_key(&item.trace) {
-                let start = spans::millis(item.span.start_time_unix_nano);
-                new_traces
-                    .entry(item.trace)
-                    .and_modify(|ms| *ms = (*ms).min(start))
-                    .or_insert(start);
+            let start = spans::millis(item.span.start_time_unix_nano);
+            for trace in std::iter::once(&item.trace).chain(&item.follows) {
+                if !state.traces.contains_key(trace) {
+                    new_traces
+                        .entry(*trace)
+                        .and_modify(|ms| *ms = (*ms).min(start))
+                        .or_insert(start);
+                }
             }
         }
         if !new_traces.is_empty() {
             let sessions: Vec<AuditId> = new_traces.keys().map(spans::session_id).collect();
             let found = self.ask(&sessions)?;
+            let mut pointers: Vec<AuditId> = Vec::new();
             for (trace, first_start) in new_traces {
-                let session = spans::session_id(&trace);
-                let id_ms = match found.get(&session.to_string()) {
+                let own = spans::session_id(&trace);
+                let (id_ms, session) = match found.get(&own.to_string()) {
                     Some(row) => {
-                        state.rows.insert(session, known(row.presence));
-                        row.id_ms.and_then(|ms| u64::try_from(ms).ok()).unwrap_or(0)
+                        state.rows.insert(own.clone(), known(row.presence));
+                        let into = row.joined_into.as_deref().and_then(joined_id);
+                        if let Some(into) = &into {
+                            state.joined.insert(own.clone(), into.clone());
+                            pointers.push(into.clone());
+                        }
+                        let id_ms = row.id_ms.and_then(|ms| u64::try_from(ms).ok());
+                        (id_ms.unwrap_or(0), into.unwrap_or(own))
                     }
                     None => {
                         fresh.insert(trace);
-                        first_start
+                        (first_start, own)
                     }
                 };
-                state.traces.insert(trace, id_ms);
+                state.traces.insert(trace, Trace { id_ms, session });
             }
+            self.follow_pointers(state, pointers)?;
         }
         let mut unknown: HashSet<AuditId> = HashSet::new();
         for item in items {
@@ -243,7 +260,7 @@ impl Receiver {
             if fresh.contains(&item.trace) {
                 continue;
             }
-            let id_ms = state.traces.get(&item.trace).copied().unwrap_or(0);
+            let id_ms = state.traces.get(&item.trace).map_or(0, |t| t.id_ms);
             let mut ids = vec![spans::step_id(&item.trace, &item.id, id_ms)];
             ids.extend(item.parent.map(|p| spans::step_id(&item.trace, &p, id_ms)));
             unknown.extend(ids.into_iter().filter(|id| !state.rows.contains_key(id)));
@@ -261,6 +278,35 @@ impl Receiver {
         Ok(())
     }
 
+    /// Learns the sessions that joined sessions point to: whether each is in the store,
+    /// and whether it joined another in turn (a few hops at most).
+    fn follow_pointers(
+        &self,
+        state: &mut State,
+        mut pointers: Vec<AuditId>,
+    ) -> Result<(), ExportError> {
+        for _ in 0..8 {
+            pointers.retain(|id| !state.rows.contains_key(id));
+            if pointers.is_empty() {
+                break;
+            }
+            let found = self.ask(&pointers)?;
+            let mut next = Vec::new();
+            for id in pointers.drain(..) {
+                let Some(row) = found.get(&id.to_string()) else {
+                    continue;
+                };
+                state.rows.insert(id.clone(), known(row.presence));
+                if let Some(into) = row.joined_into.as_deref().and_then(joined_id) {
+                    state.joined.insert(id, into.clone());
+                    next.push(into);
+                }
+            }
+            pointers = next;
+        }
+        Ok(())
+    }
+
     /// Which of `ids` the store holds.
     fn ask(&self, ids: &[AuditId]) -> Result<HashMap<String, Found>, ExportError> {
         let texts: Vec<String> = ids.iter().map(AuditId::to_string).collect();
@@ -268,4 +314,10 @@ impl Receiver {
             ExportError::Unavailable(format!("could not ask the store which spans it holds: {e}"))
         })
     }
+}
+
+/// The session a joined session names (`otel.joined_into`): the receiver's sessions are
+/// UUIDs.
+fn joined_id(text: &str) -> Option<AuditId> {
+    uuid::Uuid::parse_str(text).ok().map(AuditId::Generated)
 }

@@ -37,6 +37,9 @@ pub(crate) const OVERFLOW: &str = "otel.attributes";
 /// The session's field that keeps the millisecond its trace's step ids start with.
 pub(crate) const ID_MS: &str = "otel.id_ms";
 
+/// A joined session's field that names the session its steps went to.
+pub(crate) const JOINED_INTO: &str = "otel.joined_into";
+
 /// The row of the session a trace is recorded as.
 pub(crate) fn session_id(trace: &TraceId) -> AuditId {
     derived(&[b"reasonkit-audit otlp session\0", trace])
@@ -100,6 +103,20 @@ pub(crate) fn ids(span: &Span) -> Option<(TraceId, SpanId, Option<SpanId>)> {
         },
     };
     Some((trace, id, parent))
+}
+
+/// The trace a root span follows: the first of its links to a span of another trace
+/// (how `tracing-opentelemetry` exports `follows_from`, and how a run's turns point at the
+/// run). `None` for a span with a parent, or without such a link.
+pub(crate) fn followed(span: &Span, own: &TraceId) -> Option<TraceId> {
+    if !span.parent_span_id.iter().all(|b| *b == 0) {
+        return None;
+    }
+    span.links.iter().find_map(|link| {
+        let trace: TraceId = link.trace_id.as_slice().try_into().ok()?;
+        let valid = trace != [0; 16] && trace != *own && link.span_id.iter().any(|b| *b != 0);
+        valid.then_some(trace)
+    })
 }
 
 /// What a placeholder row holds until its span arrives: the id that finds it (a

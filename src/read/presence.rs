@@ -16,25 +16,30 @@ pub(crate) enum Presence {
     Ended,
 }
 
-/// A row found, and for a session the `otel.id_ms` its trace's row ids start with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A row found, and for a session the `otel.id_ms` its trace's row ids start with and,
+/// when it was joined into another session, that session's id (`otel.joined_into`).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Found {
     pub(crate) presence: Presence,
     pub(crate) id_ms: Option<i64>,
+    pub(crate) joined_into: Option<String>,
 }
 
 const SESSIONS: Query<'static> = Query {
     sqlite: "SELECT id, ended_at IS NULL AS open, \
-             json_extract(attributes, '$.\"otel.id_ms\"') AS id_ms FROM sessions \
+             json_extract(attributes, '$.\"otel.id_ms\"') AS id_ms, \
+             json_extract(attributes, '$.\"otel.joined_into\"') AS joined_into FROM sessions \
              WHERE id IN (SELECT value FROM json_each(?1))",
-    postgres: "SELECT id, ended_at IS NULL AS open, (attributes->>'otel.id_ms')::bigint AS id_ms \
+    postgres: "SELECT id, ended_at IS NULL AS open, (attributes->>'otel.id_ms')::bigint AS id_ms, \
+               attributes->>'otel.joined_into' AS joined_into \
                FROM sessions WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
 const STEPS: Query<'static> = Query {
-    sqlite: "SELECT id, ended_at IS NULL AS open, NULL AS id_ms FROM steps \
+    sqlite: "SELECT id, ended_at IS NULL AS open, NULL AS id_ms, NULL AS joined_into FROM steps \
              WHERE id IN (SELECT value FROM json_each(?1))",
-    postgres: "SELECT id, ended_at IS NULL AS open, NULL::bigint AS id_ms FROM steps \
+    postgres: "SELECT id, ended_at IS NULL AS open, NULL::bigint AS id_ms, \
+               NULL::text AS joined_into FROM steps \
                WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
@@ -62,7 +67,15 @@ impl Reader {
                     };
                     if let Some(id) = text(&row, "id") {
                         let id_ms = int(&row, "id_ms");
-                        found.insert(id, Found { presence, id_ms });
+                        let joined_into = text(&row, "joined_into");
+                        found.insert(
+                            id,
+                            Found {
+                                presence,
+                                id_ms,
+                                joined_into,
+                            },
+                        );
                     }
                     Ok(())
                 })?;

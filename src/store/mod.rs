@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use crate::chain::ChainHead;
 use crate::health::{AuditStats, Health};
 use crate::ids::AuditId;
-use crate::record::Decided;
+use crate::record::{Decided, Joined};
 use crate::store::process::Identity;
 use crate::store::rows::Row;
 
@@ -54,6 +54,10 @@ pub(crate) enum Op {
     Insert(AuditId),
     Update(AuditId),
     Decided(Decided),
+    /// A session's steps move to another: see [`Joined`]. After its statements, the rows
+    /// the writer still tracks follow (see [`follow_joined`]).
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    Joined(Joined),
 }
 
 /// What a store needs of the writer's configuration to write rows.
@@ -115,6 +119,19 @@ pub(crate) trait Backend: Send {
         &mut self,
         prune: &crate::lifecycle::prune::Prune,
     ) -> Result<crate::lifecycle::prune::PruneReport, String>;
+}
+
+/// After a [`Joined`] is written: the steps of `from` the writer still tracks now belong
+/// to `into`, so that the leaves of their later versions cover the session they are in.
+#[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+pub(crate) fn follow_joined(rows: &mut HashMap<AuditId, Tracked>, joined: &Joined) {
+    for tracked in rows.values_mut() {
+        let opened = &mut tracked.row.opened;
+        if opened.kind == crate::record::Kind::Step && opened.parent.as_ref() == Some(&joined.from)
+        {
+            opened.parent = Some(joined.into.clone());
+        }
+    }
 }
 
 /// A step whose session was written under another id (its given id was taken) follows it.

@@ -396,6 +396,14 @@ impl Writer {
                 self.redactor.fields(&mut decided.fields);
                 self.ops.push(Op::Decided(decided));
             }
+            Command::Joined(joined) => {
+                // The joined session's row is finished by the join's own statement: let
+                // it go once inserted, as a row whose close will not come.
+                if let Some(tracked) = self.rows.get_mut(&joined.from) {
+                    tracked.close_lost = true;
+                }
+                self.ops.push(Op::Joined(joined));
+            }
             Command::Flush(answer) => self.waiting.push(answer),
             Command::Shutdown => return true,
         }
@@ -502,7 +510,7 @@ impl Writer {
         for op in self.ops.drain(..) {
             let id = match op {
                 Op::Insert(id) | Op::Update(id) => id,
-                Op::Decided(_) => continue,
+                Op::Decided(_) | Op::Joined(_) => continue,
             };
             if let Some(tracked) = self.rows.get_mut(&id) {
                 tracked.committed = true;

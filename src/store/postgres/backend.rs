@@ -237,6 +237,7 @@ fn transaction(
         Inserts::Statements => insert_by_statements(&mut tx, batch)?,
     };
     leaves.extend(closes(&mut tx, batch)?);
+    leaves.extend(joins(&mut tx, batch)?);
     leaves.extend(health_rows(&mut tx, batch)?);
     let chain_size = append(&mut tx, &leaves)?;
     tx.commit()?;
@@ -428,6 +429,36 @@ fn closes(tx: &mut Tx<'_>, batch: &Batch<'_>) -> PgResult<Vec<Leaf>> {
         leaves.extend(update_decisions(tx, &decisions)?);
     }
 
+    Ok(leaves)
+}
+
+/// The batch's [`Joined`](crate::record::Joined) sessions, after its inserts and closes:
+/// their steps (with their decisions, which carry the session here) move in one statement,
+/// so that the keys that reference them move with them, and the joined session becomes
+/// the pointer to where they went. The leaves of the steps and the pointer, as stored.
+fn joins(tx: &mut Tx<'_>, batch: &mut Batch<'_>) -> PgResult<Vec<Leaf>> {
+    let mut leaves = Vec::new();
+    for op in batch.ops {
+        let Op::Joined(joined) = op else { continue };
+        let (from, into) = (joined.from.to_string(), joined.into.to_string());
+        let sql = format!(
+            "WITH moved AS (UPDATE steps AS t SET session_id = $1 WHERE t.session_id = $2 \
+             RETURNING {}), decisions_moved AS (UPDATE decisions SET session_id = $1 \
+             WHERE session_id = $2) SELECT * FROM moved",
+            images::STEPS
+        );
+        leaves.extend(returned(tx, &sql, &[&into, &from], &chain::STEPS)?);
+        let sql = format!(
+            "UPDATE sessions AS t SET status = 'joined', \
+             ended_at = coalesce(t.ended_at, ($2 || '+00')::timestamptz), \
+             attributes = t.attributes || jsonb_build_object('otel.joined_into', $3::text) \
+             WHERE t.id = $1 RETURNING {}",
+            images::SESSIONS
+        );
+        let at = rows::timestamp(joined.at);
+        leaves.extend(returned(tx, &sql, &[&from, &at, &into], &chain::SESSIONS)?);
+        store::follow_joined(batch.rows, joined);
+    }
     Ok(leaves)
 }
 

@@ -109,7 +109,7 @@ impl NewRows {
                     _ => continue,
                 },
                 Op::Decided(decided) => (&decided.id, &decided.step),
-                Op::Update(_) => continue,
+                Op::Update(_) | Op::Joined(_) => continue,
             };
             let session = session_of_step(rows, &present, step)?;
             decisions.push((
@@ -161,7 +161,7 @@ impl NewRows {
             let c = match ops.get(*i)? {
                 Op::Insert(id) => rows::decision(&rows.get(id)?.row),
                 Op::Decided(decided) => rows::decided(decided),
-                Op::Update(_) => return None,
+                Op::Update(_) | Op::Joined(_) => return None,
             };
             Some((c, session.as_str()))
         });

@@ -90,6 +90,11 @@ impl SqliteBackend {
         let mut refused = Vec::new();
         let mut leaves = Vec::with_capacity(ops.len() + 1);
         for op in ops {
+            if let Op::Joined(joined) = op {
+                leaves.extend(statements::join_session(&tx, joined)?);
+                store::follow_joined(rows, joined);
+                continue;
+            }
             let (id, result) = match op {
                 Op::Insert(id) => {
                     store::follow_renamed_session(rows, id);
@@ -112,6 +117,7 @@ impl SqliteBackend {
                     _ => continue,
                 },
                 Op::Decided(decided) => (&decided.id, statements::insert_decided(&tx, decided)),
+                Op::Joined(_) => continue,
             };
             match result {
                 Ok(leaf) => leaves.extend(leaf),

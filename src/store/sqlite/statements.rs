@@ -14,7 +14,7 @@ use rusqlite::{Connection, Transaction, params_from_iter};
 
 use crate::chain::{self, Cell, Leaf};
 use crate::health::AuditStats;
-use crate::record::{Decided, Kind};
+use crate::record::{Decided, Joined, Kind};
 use crate::store::process::Identity;
 use crate::store::rows::{self, DecisionColumns, Row, SessionColumns, StepColumns};
 use crate::store::sqlite::chain as file_chain;
@@ -156,6 +156,35 @@ pub(crate) fn insert_decided(
 ) -> rusqlite::Result<Option<Leaf>> {
     let c = rows::decided(decided);
     write(tx, INSERT_DECISION, &chain::DECISIONS, &decision_cells(&c))
+}
+
+/// Writes a [`Joined`]: the steps of `joined.from` move to `joined.into`, and `from`
+/// becomes the pointer to it (status `joined`, ended, `otel.joined_into` in its
+/// attributes). The leaves of every row it changed, read back as stored.
+pub(crate) fn join_session(tx: &Transaction<'_>, joined: &Joined) -> rusqlite::Result<Vec<Leaf>> {
+    let (from, into) = (joined.from.to_string(), joined.into.to_string());
+    let moved: Vec<String> = tx
+        .prepare_cached("UPDATE steps SET session_id = ?1 WHERE session_id = ?2 RETURNING id")?
+        .query_map([&into, &from], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let pointer: Vec<String> = tx
+        .prepare_cached(
+            "UPDATE sessions SET status = 'joined', ended_at = coalesce(ended_at, ?2), \
+             attributes = json_set(coalesce(attributes, '{}'), '$.\"otel.joined_into\"', ?3) \
+             WHERE id = ?1 RETURNING id",
+        )?
+        .query_map([&from, &rows::timestamp(joined.at), &into], |row| {
+            row.get(0)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut leaves = Vec::with_capacity(moved.len() + pointer.len());
+    for id in moved {
+        leaves.extend(file_chain::leaf_of_stored_row(tx, &chain::STEPS, &id)?);
+    }
+    for id in pointer {
+        leaves.extend(file_chain::leaf_of_stored_row(tx, &chain::SESSIONS, &id)?);
+    }
+    Ok(leaves)
 }
 
 /// Marks `interrupted` the sessions still `running` among those `WHERE` selects, and
