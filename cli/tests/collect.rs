@@ -525,15 +525,19 @@ fn a_collector_killed_mid_stream_loses_nothing_it_acknowledged_and_the_retries_a
     succeeded(&run(&db, &["check"]));
 }
 
-#[test]
-fn a_rust_app_exporting_through_tracing_opentelemetry_lands_in_the_same_trail() {
+/// A Rust app's exporting: `tracing` → `tracing-opentelemetry` → the SDK, sending each
+/// span as it ends (one per request, children before parents) to `collector` over
+/// OTLP/HTTP. The provider, to flush, and the subscriber to record with.
+fn rust_exporter(
+    collector: &Collector,
+) -> (
+    opentelemetry_sdk::trace::SdkTracerProvider,
+    impl tracing::Subscriber + Send + Sync,
+) {
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_otlp::{Protocol, WithExportConfig};
     use tracing_subscriber::prelude::*;
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("audit.db");
-    let collector = Collector::start(&db, "127.0.0.1:0", "off", &[]);
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
@@ -550,6 +554,15 @@ fn a_rust_app_exporting_through_tracing_opentelemetry_lands_in_the_same_trail() 
         .build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("rust-claims")));
+    (provider, subscriber)
+}
+
+#[test]
+fn a_rust_app_exporting_through_tracing_opentelemetry_lands_in_the_same_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(&db, "127.0.0.1:0", "off", &[]);
+    let (provider, subscriber) = rust_exporter(&collector);
     tracing::subscriber::with_default(subscriber, || {
         let _run = tracing::info_span!(
             "invoke_agent",
@@ -606,25 +619,11 @@ fn a_rust_app_exporting_through_tracing_opentelemetry_lands_in_the_same_trail() 
 
 #[test]
 fn a_rust_run_whose_turns_only_follow_it_is_one_session_through_tracing_opentelemetry() {
-    use opentelemetry::trace::TracerProvider as _;
-    use opentelemetry_otlp::{Protocol, WithExportConfig};
-    use tracing_subscriber::prelude::*;
-
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("audit.db");
     let collector = Collector::start(&db, "127.0.0.1:0", "off", &[]);
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(format!("http://{}/v1/traces", collector.http))
-        .build()
-        .unwrap();
     // One span per request, each sent as it ends: a turn's chat comes before the turn.
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_simple_exporter(exporter)
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("rust-claims")));
+    let (provider, subscriber) = rust_exporter(&collector);
     tracing::subscriber::with_default(subscriber, || {
         // rig's shape: the run span is never entered, and each turn is a root of its own
         // that only follows it.
