@@ -233,6 +233,9 @@ pub(crate) struct Joined {
     pub(crate) from: AuditId,
     pub(crate) into: AuditId,
     pub(crate) at: SystemTime,
+    /// The trace the joined session is of (hex): each moved step that does not name its
+    /// trace yet gets it as `otel.trace_id`, since its new session's is another trace's.
+    pub(crate) trace: String,
 }
 
 /// One message to the writer thread.

@@ -537,6 +537,14 @@ fn a_run_whose_turns_follow_it_is_one_session_whatever_order_they_come_in() {
             .export(request(vec![chat(3, 0x32, 0x31, (510, 880)), turn2]))
             .unwrap();
         receiver.export(request(vec![run])).unwrap();
+        // A follow-up after the run ended, as `follows_from` often is: it joins the run too.
+        receiver
+            .export(request(vec![following(
+                span(4, 0x41, 0, "review", (1100, 1300), vec![]),
+                1,
+                1,
+            )]))
+            .unwrap();
     }
     let run_session = rows(&path, "SELECT id FROM sessions WHERE status = 'completed'");
     assert_eq!(run_session.len(), 1, "{run_session:?}");
@@ -547,21 +555,40 @@ fn a_run_whose_turns_follow_it_is_one_session_whatever_order_they_come_in() {
             "SELECT s.profile, count(t.id), sum(t.parent_step_id IS NULL) FROM sessions s \
              JOIN steps t ON t.session_id = s.id GROUP BY s.id"
         ),
-        vec![strs(&["claims", "6", "3"])],
-        "every step in the run's session; the run and its two turns at the top"
+        vec![strs(&["claims", "7", "4"])],
+        "every step in the run's session; the run, its two turns and the review at the top"
     );
-    // Each turn's own session stays, as the pointer to the run's.
+    // Each joined trace's own session stays, as the pointer to the run's.
+    let pointer = vec!["joined".to_owned(), run_session.clone(), "1".to_owned()];
     assert_eq!(
         rows(
             &path,
             "SELECT status, json_extract(attributes, '$.\"otel.joined_into\"'), \
              ended_at IS NOT NULL FROM sessions WHERE status <> 'completed'"
         ),
+        vec![pointer.clone(), pointer.clone(), pointer]
+    );
+    // A step whose session is another trace's names its own trace, whether it was moved
+    // (turn 1's) or written there at once (turn 2's, the review's); the run's do not.
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT module, coalesce(substr(json_extract(attributes, '$.\"otel.trace_id\"'), 1, 4), '-') \
+             FROM steps ORDER BY started_at"
+        ),
         vec![
-            vec!["joined".to_owned(), run_session.clone(), "1".to_owned()],
-            vec!["joined".to_owned(), run_session.clone(), "1".to_owned()],
+            strs(&["claims", "-"]),
+            strs(&["turn 1", "0202"]),
+            strs(&["gpt-4o", "0202"]),
+            strs(&["lookup_claim", "0202"]),
+            strs(&["turn 2", "0303"]),
+            strs(&["gpt-4o", "0303"]),
+            strs(&["review", "0404"]),
         ]
     );
+    // The review runs past the run's own root, and `check` knows why.
+    let check = Reader::open(&path).unwrap().check().unwrap();
+    assert!(check.is_sound(), "{check:?}");
     assert_eq!(
         rows(
             &path,
@@ -593,7 +620,7 @@ fn a_run_whose_turns_follow_it_is_one_session_whatever_order_they_come_in() {
                 .replace('?', &format!("'{run_session}'"))
                 .as_str()
         ),
-        vec![strs(&["1", "turn 1", "7", "7"])]
+        vec![strs(&["1", "turn 1", "8", "8"])]
     );
     assert_consistent(&path);
     let (code, said) = common::run_python_verifier(&path, &[]);

@@ -656,12 +656,22 @@ fn collect_joins_a_trace_that_follows_another_into_its_session_on_postgres() {
         ),
         3
     );
-    let out = cli(&db, &["verify"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    // Each of the turn's steps names its own trace: the session's is the run's.
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM steps WHERE attributes->>'otel.trace_id' = repeat('08', 16)"
+        ),
+        3
     );
+    for command in ["verify", "check"] {
+        let out = cli(&db, &[command]);
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
 }
 
 #[test]

@@ -264,6 +264,7 @@ impl Sending<'_> {
                 from: own.clone(),
                 into: target.clone(),
                 at: SystemTime::now(),
+                trace: crate::chain::hex(&item.trace),
             }))?;
             self.state.rows.insert(own.clone(), Known::Ended { sent });
         } else {
@@ -297,7 +298,11 @@ impl Sending<'_> {
             spans::time(item.span.start_time_unix_nano),
             spans::placeholder(&item.trace, Some(span)),
         );
-        opened.parent = Some(self.session_of(item));
+        let session = self.session_of(item);
+        if session != spans::session_id(&item.trace) {
+            opened.fields.push(trace_id_field(&item.trace));
+        }
+        opened.parent = Some(session);
         opened
     }
 
@@ -331,7 +336,11 @@ impl Sending<'_> {
                 .end_time_unix_nano
                 .max(item.span.start_time_unix_nano),
         );
-        let fields = spans::span_fields(item.span, item.scope, self.limits);
+        let mut fields = spans::span_fields(item.span, item.scope, self.limits);
+        if session != own {
+            // Its session's `otel.trace_id` is another trace's: it names its own.
+            fields.push(trace_id_field(&item.trace));
+        }
         // The root completes its trace's session, unless the trace joined another: that
         // one is completed by its own root.
         let session_fields = (item.parent.is_none() && session == own)
@@ -429,4 +438,12 @@ fn pointer_fields(into: &AuditId) -> Fields {
         ("status", FieldValue::Str("joined".to_owned())),
         (spans::JOINED_INTO, FieldValue::Str(into.to_string())),
     ]
+}
+
+/// `otel.trace_id` for a step whose session is another trace's.
+fn trace_id_field(trace: &TraceId) -> (&'static str, FieldValue) {
+    (
+        crate::store::TRACE_ID,
+        FieldValue::Str(crate::chain::hex(trace)),
+    )
 }

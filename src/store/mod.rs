@@ -122,7 +122,8 @@ pub(crate) trait Backend: Send {
 }
 
 /// After a [`Joined`] is written: the steps of `from` the writer still tracks now belong
-/// to `into`, so that the leaves of their later versions cover the session they are in.
+/// to `into` and name their trace, as the statement made their stored rows, so that the
+/// leaves of their later versions cover what is stored.
 #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 pub(crate) fn follow_joined(rows: &mut HashMap<AuditId, Tracked>, joined: &Joined) {
     for tracked in rows.values_mut() {
@@ -130,9 +131,25 @@ pub(crate) fn follow_joined(rows: &mut HashMap<AuditId, Tracked>, joined: &Joine
         if opened.kind == crate::record::Kind::Step && opened.parent.as_ref() == Some(&joined.from)
         {
             opened.parent = Some(joined.into.clone());
+            let names_trace =
+                |fields: &crate::record::Fields| fields.iter().any(|(name, _)| *name == TRACE_ID);
+            let recorded = tracked
+                .row
+                .closed
+                .as_ref()
+                .is_some_and(|c| names_trace(&c.learned().recorded));
+            if !names_trace(&tracked.row.opened.fields) && !recorded {
+                tracked.row.opened.fields.push((
+                    TRACE_ID,
+                    crate::record::FieldValue::Str(joined.trace.clone()),
+                ));
+            }
         }
     }
 }
+
+/// The attribute that names a span's trace, on a step whose session is another trace's.
+pub(crate) const TRACE_ID: &str = "otel.trace_id";
 
 /// A step whose session was written under another id (its given id was taken) follows it.
 pub(crate) fn follow_renamed_session(rows: &mut HashMap<AuditId, Tracked>, id: &AuditId) {

@@ -442,12 +442,20 @@ fn joins(tx: &mut Tx<'_>, batch: &mut Batch<'_>) -> PgResult<Vec<Leaf>> {
         let Op::Joined(joined) = op else { continue };
         let (from, into) = (joined.from.to_string(), joined.into.to_string());
         let sql = format!(
-            "WITH moved AS (UPDATE steps AS t SET session_id = $1 WHERE t.session_id = $2 \
-             RETURNING {}), decisions_moved AS (UPDATE decisions SET session_id = $1 \
-             WHERE session_id = $2) SELECT * FROM moved",
+            "WITH moved AS (UPDATE steps AS t SET session_id = $1, attributes = CASE \
+               WHEN t.attributes ? 'otel.trace_id' THEN t.attributes \
+               ELSE t.attributes || jsonb_build_object('otel.trace_id', $3::text) END \
+             WHERE t.session_id = $2 RETURNING {}), \
+             decisions_moved AS (UPDATE decisions SET session_id = $1 WHERE session_id = $2) \
+             SELECT * FROM moved",
             images::STEPS
         );
-        leaves.extend(returned(tx, &sql, &[&into, &from], &chain::STEPS)?);
+        leaves.extend(returned(
+            tx,
+            &sql,
+            &[&into, &from, &joined.trace],
+            &chain::STEPS,
+        )?);
         let sql = format!(
             "UPDATE sessions AS t SET status = 'joined', \
              ended_at = coalesce(t.ended_at, ($2 || '+00')::timestamptz), \

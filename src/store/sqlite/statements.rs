@@ -164,8 +164,14 @@ pub(crate) fn insert_decided(
 pub(crate) fn join_session(tx: &Transaction<'_>, joined: &Joined) -> rusqlite::Result<Vec<Leaf>> {
     let (from, into) = (joined.from.to_string(), joined.into.to_string());
     let moved: Vec<String> = tx
-        .prepare_cached("UPDATE steps SET session_id = ?1 WHERE session_id = ?2 RETURNING id")?
-        .query_map([&into, &from], |row| row.get(0))?
+        .prepare_cached(
+            "UPDATE steps SET session_id = ?1, attributes = CASE \
+               WHEN json_extract(attributes, '$.\"otel.trace_id\"') IS NULL \
+               THEN json_set(coalesce(attributes, '{}'), '$.\"otel.trace_id\"', ?3) \
+               ELSE attributes END \
+             WHERE session_id = ?2 RETURNING id",
+        )?
+        .query_map([&into, &from, &joined.trace], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let pointer: Vec<String> = tx
         .prepare_cached(
