@@ -91,7 +91,12 @@ fn print_replay(session: &Session) -> Result<(), Failure> {
     for (depth, step) in session.walk() {
         print_step(&mut out, step, depth)?;
     }
-    if session.steps.is_empty() {
+    if let Some(into) = session.joined_into() {
+        writeln!(
+            out,
+            "joined into session {into}: its steps are there (reasonkit-audit show {into})"
+        )?;
+    } else if session.steps.is_empty() {
         writeln!(out, "{DIM}(no steps){DIM:#}")?;
     }
     Ok(())

@@ -678,6 +678,21 @@ fn a_rust_run_whose_turns_only_follow_it_is_one_session_through_tracing_opentele
             "local-model|turn|80",
         ]
     );
+    // A turn's own session, shown, says where its steps went.
+    let run_id = sqlite3(&db, "SELECT id FROM sessions WHERE status = 'completed'");
+    let pointer = sqlite3(
+        &db,
+        "SELECT id FROM sessions WHERE status = 'joined' LIMIT 1",
+    );
+    let out = run(&db, &["show", &pointer]);
+    succeeded(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "joined into session {run_id}: its steps are there (reasonkit-audit show {run_id})"
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     verified(&db);
 }
 

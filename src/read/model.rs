@@ -47,6 +47,15 @@ impl SessionSummary {
         attribute_text(&self.attributes, &["gen_ai.system_instructions"])
     }
 
+    /// The session this one was joined into (its `otel.joined_into`): a trace received
+    /// over OTLP whose root follows another trace's run, whose steps are in that run's
+    /// session. `None` for every other session.
+    pub fn joined_into(&self) -> Option<&str> {
+        self.attributes
+            .get("otel.joined_into")
+            .and_then(Value::as_str)
+    }
+
     /// Why the run failed, when that was recorded on it: the `error` of an
     /// `#[instrument(err)]` run, of an ERROR event inside it, or the layer's note on a rig
     /// run that ended without a result.
