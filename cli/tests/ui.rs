@@ -394,6 +394,98 @@ const PAYLOADS: [&str; 4] = [
     "</textarea><svg onload=\"document.title='pwned'\">",
 ];
 
+/// A run received over OTLP, and a turn (its own trace) that follows it: the turn's own
+/// session becomes the pointer to the run's. Returns (the run's session, the pointer).
+fn write_joined_run(db: &Path) -> (String, String) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Link};
+    let span = |trace: u8, id: u8, parent: u8, name: &str, follows: bool| Span {
+        trace_id: vec![trace; 16],
+        span_id: vec![id; 8],
+        parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
+        name: name.into(),
+        start_time_unix_nano: 1_750_000_000_000_000_000 + u64::from(id) * 1_000_000,
+        end_time_unix_nano: 1_750_000_001_000_000_000 - u64::from(id) * 1_000_000,
+        links: if follows {
+            vec![Link {
+                trace_id: vec![1; 16],
+                span_id: vec![1; 8],
+                ..Link::default()
+            }]
+        } else {
+            Vec::new()
+        },
+        ..Span::default()
+    };
+    let request = |spans: Vec<Span>| ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    };
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .path(db)
+        .build()
+        .unwrap();
+    let receiver = reasonkit_audit::otlp::Receiver::new(
+        &layer,
+        reasonkit_audit::read::Reader::open(db).unwrap(),
+    );
+    // The turn's chat first, then the turn (which says whom it follows), then the run.
+    receiver
+        .export(request(vec![span(2, 3, 2, "chat", false)]))
+        .unwrap();
+    receiver
+        .export(request(vec![span(2, 2, 0, "turn", true)]))
+        .unwrap();
+    receiver
+        .export(request(vec![span(1, 1, 0, "run", false)]))
+        .unwrap();
+    guard.shutdown().unwrap();
+    let one = |sql: &str| common::sqlite3(db, sql);
+    (
+        one("SELECT id FROM sessions WHERE status = 'completed'"),
+        one("SELECT id FROM sessions WHERE status = 'joined'"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joined_turns_page_leads_to_the_run_where_its_steps_are() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let (run, pointer) = write_joined_run(&db);
+    let ui = Ui::start(&db, &[]);
+    let c = browser.client();
+    c.goto(&format!(
+        "{}/session?{}",
+        ui.base(),
+        serde_urlencoded::to_string([("id", pointer.as_str())]).unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(browser.text("#status").await, "joined");
+    assert_eq!(browser.text("#step-count").await, "0");
+    assert_eq!(browser.text("#joined-into").await, run);
+    browser.click_to("#joined-into", &run).await;
+    assert_eq!(browser.text("h1 .id").await, run);
+    assert_eq!(browser.text("#step-count").await, "3");
+    let modules: Vec<String> = {
+        let mut found = Vec::new();
+        for element in c.find_all(Locator::Css("span.module")).await.unwrap() {
+            found.push(element.text().await.unwrap());
+        }
+        found
+    };
+    assert_eq!(modules, ["run", "turn", "chat"]);
+    browser.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_markup_is_shown_as_text_and_runs_nothing() {
     let Some(browser) = Browser::start().await else {

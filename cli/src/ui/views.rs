@@ -271,6 +271,12 @@ pub fn session(session: &Session, replays: &[SessionSummary], verdict: Option<&V
             @if let Some(of) = session.replay_of() {
                 tr { th { "Replay of" } td { a href=(session_href(of)) { (of) } } }
             }
+            @if let Some(into) = session.joined_into() {
+                tr {
+                    th { "Joined into" }
+                    td { a #joined-into href=(session_href(into)) { (into) } " — its steps are there" }
+                }
+            }
             @for (label, text) in [("Instructions", session.instructions()), ("Input", session.input.clone()), ("Answer", session.answer()), ("Error", session.error())] {
                 @if let Some(text) = text {
                     tr { th { (label) } td.text { (text) } }
