@@ -117,7 +117,12 @@ impl Tree {
             return *node;
         }
         if size == 1 {
-            return self.levels[0][start as usize];
+            return self
+                .levels
+                .first()
+                .and_then(|leaves| leaves.get(start as usize))
+                .copied()
+                .unwrap_or_else(empty_root);
         }
         let k = largest_power_of_two_below(size);
         node_hash(
@@ -134,7 +139,8 @@ impl Tree {
         }
         let mut path = Vec::new();
         let mut at = index as usize;
-        for nodes in &self.levels[..self.levels.len() - 1] {
+        let below_the_root = self.levels.split_last().map_or(&[][..], |(_, below)| below);
+        for nodes in below_the_root {
             let sibling = at ^ 1;
             // No sibling: this node is carried up, and adds nothing to the path.
             if let Some(node) = nodes.get(sibling) {
