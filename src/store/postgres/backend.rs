@@ -436,11 +436,23 @@ fn closes(tx: &mut Tx<'_>, batch: &Batch<'_>) -> PgResult<Vec<Leaf>> {
 /// their steps (with their decisions, which carry the session here) move in one statement,
 /// so that the keys that reference them move with them, and the joined session becomes
 /// the pointer to where they went. The leaves of the steps and the pointer, as stored.
+/// Nothing moves when the session joined into is not in the store (its row was refused):
+/// a join never fails a batch.
 fn joins(tx: &mut Tx<'_>, batch: &mut Batch<'_>) -> PgResult<Vec<Leaf>> {
     let mut leaves = Vec::new();
     for op in batch.ops {
         let Op::Joined(joined) = op else { continue };
         let (from, into) = (joined.from.to_string(), joined.into.to_string());
+        let into_stored: bool = tx
+            .query_prepared(
+                "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = $1)",
+                &[&into],
+            )?
+            .first()
+            .is_some_and(|row| row.get(0));
+        if !into_stored {
+            continue;
+        }
         let sql = format!(
             "WITH moved AS (UPDATE steps AS t SET session_id = $1, attributes = CASE \
                WHEN t.attributes ? 'otel.trace_id' THEN t.attributes \

@@ -91,8 +91,10 @@ impl SqliteBackend {
         let mut leaves = Vec::with_capacity(ops.len() + 1);
         for op in ops {
             if let Op::Joined(joined) = op {
-                leaves.extend(statements::join_session(&tx, joined)?);
-                store::follow_joined(rows, joined);
+                if let Some(moved) = statements::join_session(&tx, joined)? {
+                    leaves.extend(moved);
+                    store::follow_joined(rows, joined);
+                }
                 continue;
             }
             let (id, result) = match op {

@@ -160,9 +160,20 @@ pub(crate) fn insert_decided(
 
 /// Writes a [`Joined`]: the steps of `joined.from` move to `joined.into`, and `from`
 /// becomes the pointer to it (status `joined`, ended, `otel.joined_into` in its
-/// attributes). The leaves of every row it changed, read back as stored.
-pub(crate) fn join_session(tx: &Transaction<'_>, joined: &Joined) -> rusqlite::Result<Vec<Leaf>> {
+/// attributes). The leaves of every row it changed, read back as stored; `None`, and
+/// nothing changed, when `into` is not in the store (its row was refused): a join never
+/// fails a batch.
+pub(crate) fn join_session(
+    tx: &Transaction<'_>,
+    joined: &Joined,
+) -> rusqlite::Result<Option<Vec<Leaf>>> {
     let (from, into) = (joined.from.to_string(), joined.into.to_string());
+    let into_stored: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1)")?
+        .query_row([&into], |row| row.get(0))?;
+    if !into_stored {
+        return Ok(None);
+    }
     let moved: Vec<String> = tx
         .prepare_cached(
             "UPDATE steps SET session_id = ?1, attributes = CASE \
@@ -190,7 +201,7 @@ pub(crate) fn join_session(tx: &Transaction<'_>, joined: &Joined) -> rusqlite::R
     for id in pointer {
         leaves.extend(file_chain::leaf_of_stored_row(tx, &chain::SESSIONS, &id)?);
     }
-    Ok(leaves)
+    Ok(Some(leaves))
 }
 
 /// Marks `interrupted` the sessions still `running` among those `WHERE` selects, and
@@ -320,5 +331,90 @@ mod tests {
             let last = spec.columns.len();
             assert!(assignments.iter().any(|(_, p)| *p == last), "{sql}");
         }
+    }
+
+    /// A file with the schema, two sessions and two steps of the first, through SQL.
+    fn file_with_two_sessions(dir: &std::path::Path) -> Connection {
+        let path = dir.join("audit.db");
+        let (_layer, guard) = crate::AuditLayer::builder().path(&path).build().unwrap();
+        guard.shutdown().unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sessions (id, started_at, profile, input_hash, status, attributes) VALUES
+               ('from', '2026-01-01 00:00:00.000000', 'p', 'h', 'running', '{}'),
+               ('into', '2026-01-01 00:00:00.000000', 'p', 'h', 'running', '{}');
+             INSERT INTO steps (id, session_id, module, started_at, attributes) VALUES
+               ('a', 'from', 'm', '2026-01-01 00:00:01.000000', '{}'),
+               ('b', 'from', 'm', '2026-01-01 00:00:02.000000', '{\"otel.trace_id\":\"kept\"}');",
+        )
+        .unwrap();
+        conn
+    }
+
+    fn joined(into: &str) -> Joined {
+        Joined {
+            from: crate::ids::AuditId::given("from", std::time::UNIX_EPOCH),
+            into: crate::ids::AuditId::given(into, std::time::UNIX_EPOCH),
+            at: std::time::UNIX_EPOCH,
+            trace: "0202".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_join_moves_the_steps_names_their_trace_and_leaves_a_pointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = file_with_two_sessions(dir.path());
+        let tx = conn.transaction().unwrap();
+        let leaves = join_session(&tx, &joined("into")).unwrap().unwrap();
+        tx.commit().unwrap();
+        assert_eq!(leaves.len(), 3, "two steps and the pointer");
+        let steps: Vec<(String, String, String)> = conn
+            .prepare(
+                "SELECT id, session_id, json_extract(attributes, '$.\"otel.trace_id\"') \
+                 FROM steps ORDER BY id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("a".into(), "into".into(), "0202".into()),
+                ("b".into(), "into".into(), "kept".into())
+            ]
+        );
+        let pointer: (String, bool, String) = conn
+            .query_row(
+                "SELECT status, ended_at IS NOT NULL, \
+                 json_extract(attributes, '$.\"otel.joined_into\"') FROM sessions WHERE id = 'from'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(pointer, ("joined".into(), true, "into".into()));
+    }
+
+    #[test]
+    fn a_join_into_a_session_the_store_lacks_changes_nothing_and_fails_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = file_with_two_sessions(dir.path());
+        let tx = conn.transaction().unwrap();
+        assert!(join_session(&tx, &joined("refused")).unwrap().is_none());
+        tx.commit().unwrap();
+        let moved: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM steps WHERE session_id <> 'from'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let status: String = conn
+            .query_row("SELECT status FROM sessions WHERE id = 'from'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!((moved, status.as_str()), (0, "running"));
     }
 }
