@@ -230,6 +230,16 @@ pub enum Error {
         message: String,
     },
 
+    /// An evidence bundle could not be made as asked: a session the store does not hold,
+    /// a checkpoint the store's chain no longer extends, a store too old.
+    #[error("cannot make evidence from {store}: {message}")]
+    Evidence {
+        /// The file's path.
+        store: String,
+        /// What stopped it, and what to do.
+        message: String,
+    },
+
     /// What was asked of the read side cannot be answered as asked: a search with no word,
     /// an id's beginning that more than one session shares. Say more and ask again.
     #[error("{message}")]

@@ -227,8 +227,9 @@ pub use builder::{
 pub use capture::context::current_session_id;
 pub use capture::layer::{AuditLayer, OverflowPolicy};
 pub use chain::checkpoint::{
-    Checkpoint, CheckpointError, NoteSignature, ORIGIN_PREFIX, SignerKey, VerifierKey,
+    Checkpoint, CheckpointError, NoteSignature, ORIGIN_PREFIX, SignerKey, TreeHeads, VerifierKey,
 };
+pub use chain::evidence;
 pub use chain::verify::{CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions};
 pub use chain::{CHAIN_FORMAT, ChainHead};
 pub use error::{Error, Result};

@@ -167,6 +167,17 @@ fn a_version_4_database_is_sealed_into_the_chain_by_the_migration_and_verifies()
         .trim(),
         "sessions|old-1"
     );
+    // Schema 8 gave every sealed entry of a session, step or decision its session.
+    assert_eq!(
+        sqlite3(
+            &path,
+            "SELECT count(*) FROM audit_chain WHERE table_name IN ('sessions', 'steps', \
+             'decisions') AND session_id IS NULL; \
+             SELECT session_id FROM audit_chain WHERE table_name = 'steps' AND row_id = 'old-step-2'"
+        )
+        .trim(),
+        "0\nold-1"
+    );
     let (code, out) = run_python_verifier(&path, &[]);
     assert_eq!(code, 0, "{out}");
     // A sealed row changed later is caught like any other.

@@ -136,7 +136,7 @@ fn the_schema_version_and_each_migration_are_recorded() {
             "SELECT version || ' ' || name FROM schema_migrations ORDER BY version"
         ),
         "1 0001_initial\n2 0002_layer_columns\n3 0003_process_and_health\n4 0004_search\n\
-         5 0005_audit_chain\n6 0006_deferred_search\n7 0007_lifecycle\n"
+         5 0005_audit_chain\n6 0006_deferred_search\n7 0007_lifecycle\n8 0008_chain_sessions\n"
     );
     assert_eq!(sqlite3(&audit.path, "PRAGMA journal_mode").trim(), "wal");
 }

@@ -10,12 +10,17 @@ including Ed25519 signatures when a verifier key is given. Rows removed by a cha
 pruning, and rows whose content a chained erasure replaced, are accepted exactly as
 docs/chain.md ("Pruning", "Erasure") says, and counted.
 
+It also checks evidence bundles (`reasonkit-audit evidence`) offline: every row against
+its committed leaf, every chain entry against the checkpoint's Merkle tree, and that no
+entry of a session was left out ("Evidence bundles").
+
 Usage:
     python3 tools/verify_chain.py AUDIT.db [--checkpoint FILE]... [--key FILE]... [--json]
+    python3 tools/verify_chain.py --evidence BUNDLE.json [--checkpoint FILE]... [--key FILE]...
     python3 tools/verify_chain.py --self-test [docs/chain-vectors.json]
 
-Exit status: 0 intact, 1 evidence of tampering, 2 the file (or a checkpoint or key) cannot
-be used.
+Exit status: 0 intact (a bundle: intact and complete), 1 evidence of tampering (or of
+omission), 2 the file (or a checkpoint or key) cannot be used.
 """
 
 import base64
@@ -387,6 +392,283 @@ def parse_verifier_key(text):
     return name, expected, public
 
 
+# --- Evidence bundles (docs/chain.md, "Evidence bundles") -------------------------------
+
+EVIDENCE_FORMAT = "reasonkit-audit evidence bundle"
+EVIDENCE_SPEC = 2
+
+
+def entry_data(seq, table, row_id, session_id, committed_at, leaf):
+    """0x06 ‖ seq:u64 ‖ len32(table) ‖ len32(row id) ‖ session ‖ len32(committed_at) ‖
+    len32(leaf), where session is 0x00 for none or 0x01 ‖ len32(session id)."""
+    out = b"\x06" + struct.pack(">Q", seq)
+    out += length_prefixed(table.encode("utf-8")) + length_prefixed(row_id.encode("utf-8"))
+    if session_id is None:
+        out += b"\x00"
+    else:
+        out += b"\x01" + length_prefixed(session_id.encode("utf-8"))
+    return out + length_prefixed(committed_at.encode("utf-8")) + length_prefixed(bytes(leaf))
+
+
+def head_data(session_id, count, last):
+    """0x07 ‖ len32(session id) ‖ count:u64 ‖ last:u64."""
+    return (b"\x07" + length_prefixed(session_id.encode("utf-8"))
+            + struct.pack(">QQ", count, last))
+
+
+def tree_heads(note):
+    """The `tree` and `sessions` lines of a checkpoint: (entries root, sessions, heads root)."""
+    lines = note["body"].split("\n")[3:]
+    tree = next((l[5:] for l in lines if l.startswith("tree ")), None)
+    sessions = next((l[9:] for l in lines if l.startswith("sessions ")), None)
+    if tree is None or sessions is None or " " not in sessions:
+        return None
+    count, _, heads = sessions.partition(" ")
+    try:
+        entries, heads = base64.b64decode(tree, validate=True), base64.b64decode(heads, validate=True)
+        count = int(count)
+    except ValueError:
+        return None
+    if len(entries) != 32 or len(heads) != 32:
+        return None
+    return entries, count, heads
+
+
+def bundle_value(value):
+    """A bundled column value as encode_columns takes it (docs/chain.md, "The bundle")."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("a boolean, which SQLite does not store")
+    if isinstance(value, str):
+        return Text(value.encode("utf-8"))
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, text), = value.items()
+        if kind == "blob":
+            return Blob(bytes.fromhex(text))
+        if kind == "text_hex":
+            return Text(bytes.fromhex(text))
+        if kind == "real" and text in ("inf", "-inf"):
+            return float(text)
+    raise ValueError("a value %r of no known form" % (value,))
+
+
+def signed_by(note, keys):
+    names = []
+    for name, key_id, public in keys:
+        for sig_name, sig_id, signature in note["signatures"]:
+            if sig_name == name and sig_id == key_id and ed25519_verify(
+                    public, note["body"].encode("utf-8"), signature):
+                names.append(name)
+                break
+    return names
+
+
+def one_note(text):
+    notes = parse_checkpoints(text)
+    if len(notes) != 1:
+        raise Unusable("a bundle's checkpoint must be one note; it holds %d" % len(notes))
+    return notes[0]
+
+
+def check_evidence(bundle, checkpoints=(), keys=()):
+    """Checks an evidence bundle; returns (findings, notes), each finding (class, message)
+    with class TAMPERED, OMITTED or UNUSABLE."""
+    findings, notes = [], []
+
+    def find(kind, message):
+        findings.append((kind, message))
+
+    if bundle.get("evidence") != EVIDENCE_FORMAT or bundle.get("spec") != EVIDENCE_SPEC:
+        raise Unusable("not a bundle this verifier reads (%r, spec %r)" % (
+            bundle.get("evidence"), bundle.get("spec")))
+    manifest = bundle["manifest"]
+    database = manifest["database_id"]
+    note = one_note(bundle["checkpoint"])
+    size = note["size"]
+    if note["origin"] != ORIGIN_PREFIX + database:
+        find("TAMPERED", "the bundle's checkpoint is of %s, its manifest names %s" % (
+            note["origin"], database))
+    trees = tree_heads(note)
+    if trees is None:
+        raise Unusable("the bundle's checkpoint carries no tree and sessions lines")
+    entries_root, session_count, heads_root = trees
+    if keys:
+        if not signed_by(note, keys):
+            find("TAMPERED", "the bundle's checkpoint is not signed by a key you gave")
+    else:
+        notes.append("no key given: the checkpoint's signatures were not checked")
+
+    extended = []
+    for extension in bundle.get("extends", []):
+        earlier = one_note(extension["checkpoint"])
+        if earlier["origin"] != note["origin"]:
+            find("TAMPERED", "the earlier checkpoint at size %d is of %s" % (
+                earlier["size"], earlier["origin"]))
+            continue
+        old = tree_heads(earlier)
+        if old is None:
+            find("UNUSABLE", "the earlier checkpoint at size %d has no tree line" % earlier["size"])
+            continue
+        proof = [bytes.fromhex(h) for h in extension["consistency"]]
+        if merkle_verify_consistency(earlier["size"], size, old[0], entries_root, proof):
+            extended.append(earlier)
+        else:
+            find("TAMPERED", "the chain at the bundle's checkpoint does not extend the checkpoint "
+                 "at size %d: the store was rewritten after it was taken" % earlier["size"])
+
+    for mine in checkpoints:
+        if mine["origin"] != note["origin"]:
+            find("TAMPERED", "your checkpoint at size %d is of another database (%s), not of "
+                 "the bundle's (%s)" % (mine["size"], mine["origin"], database))
+            continue
+        if keys and not signed_by(mine, keys):
+            find("TAMPERED", "your checkpoint at size %d is not signed by a key you gave"
+                 % mine["size"])
+            continue
+        if mine["size"] > size:
+            find("UNUSABLE", "the bundle was made at size %d, before your checkpoint at size %d"
+                 % (size, mine["size"]))
+            continue
+        mine_tree = tree_heads(mine)
+
+        def same(other):
+            return (other["size"] == mine["size"] and other["hash"] == mine["hash"]
+                    and (mine_tree is None or (tree_heads(other) or (None,))[0] == mine_tree[0]))
+        if mine["size"] == size:
+            if not same(note):
+                find("TAMPERED", "your checkpoint and the bundle's are both at size %d but "
+                     "name different heads" % size)
+        elif not any(same(e) for e in extended):
+            find("TAMPERED", "the bundle does not prove that it extends your checkpoint at "
+                 "size %d" % mine["size"])
+
+    asked = sorted(manifest["scope"])
+    proven = [s["id"] for s in bundle["sessions"]]
+    if asked != sorted(set(proven)) or len(proven) != len(set(proven)):
+        find("TAMPERED", "the manifest's scope is %s, the bundle proves %s" % (asked, proven))
+
+    def prove(entry):
+        seq = entry["seq"]
+        if not 1 <= seq <= size:
+            return "entry seq %d is outside the checkpoint's %d entries" % (seq, size)
+        data = entry_data(seq, entry["table"], entry["row_id"], entry["session_id"],
+                          entry["committed_at"], bytes.fromhex(entry["leaf"]))
+        proof = [bytes.fromhex(h) for h in entry["proof"]]
+        if not merkle_verify_inclusion(seq - 1, size, merkle_leaf(data), proof, entries_root):
+            return "entry seq %d (%s %s) is not what the chain holds at that seq" % (
+                seq, entry["table"], entry["row_id"])
+        return None
+
+    counts = {"sessions": 0, "steps": 0, "decisions": 0, "entries": 0}
+    for session in bundle["sessions"]:
+        sid, head = session["id"], session["head"]
+        leaf = merkle_leaf(head_data(sid, head["count"], head["last"]))
+        proof = [bytes.fromhex(h) for h in head["proof"]]
+        if not merkle_verify_inclusion(head["index"], session_count, leaf, proof, heads_root):
+            find("TAMPERED", "session %s: its head (%d entries, last %d) is not in the "
+                 "checkpoint's sessions tree" % (sid, head["count"], head["last"]))
+        latest, seqs, by_seq = {}, set(), {}
+        for entry in session["entries"]:
+            if entry["session_id"] != sid:
+                find("TAMPERED", "session %s: entry seq %d belongs to session %r" % (
+                    sid, entry["seq"], entry["session_id"]))
+                continue
+            if entry["seq"] in seqs:
+                find("TAMPERED", "session %s: entry seq %d appears twice" % (sid, entry["seq"]))
+                continue
+            seqs.add(entry["seq"])
+            why = prove(entry)
+            if why:
+                find("TAMPERED", "session %s: %s" % (sid, why))
+                continue
+            key = (entry["table"], entry["row_id"])
+            latest[key] = max(latest.get(key, 0), entry["seq"])
+            by_seq[entry["seq"]] = entry
+        if len(seqs) != head["count"] or max(seqs, default=0) != head["last"]:
+            find("OMITTED", "session %s: the bundle proves %d of its %d entries: entries were "
+                 "left out" % (sid, len(seqs), head["count"]))
+        shown = set()
+        for row in session["rows"]:
+            table, columns = row["table"], row["columns"]
+            if table not in ("sessions", "steps", "decisions"):
+                find("TAMPERED", "session %s: a row of table %r, which is not chained" % (sid, table))
+                continue
+            counts[table] += 1
+            row_id = columns.get("id")
+            key = (table, row_id)
+            if key not in latest:
+                find("TAMPERED", "session %s: %s row %s has no entry in the session (a forged "
+                     "row)" % (sid, table, row_id))
+                continue
+            if key in shown:
+                find("TAMPERED", "session %s: %s row %s appears twice" % (sid, table, row_id))
+                continue
+            shown.add(key)
+            unknown = [c for c in columns if c not in TABLES[table]]
+            try:
+                if unknown:
+                    raise ValueError("columns %s the table does not have" % unknown)
+                values = [bundle_value(columns.get(c)) for c in TABLES[table]]
+            except ValueError as error:
+                find("TAMPERED", "session %s: %s row %s: %s" % (sid, table, row_id, error))
+                continue
+            committed = bytes.fromhex(by_seq[latest[key]]["leaf"])
+            if committed not in (split_leaf_hash(table, values), leaf_hash(table, values)):
+                find("TAMPERED", "session %s: %s row %s is not what was committed at seq %d: a "
+                     "value was changed" % (sid, table, row_id, latest[key]))
+            belongs = {"sessions": row_id == sid,
+                       "steps": columns.get("session_id") == sid}.get(table, True)
+            if not belongs:
+                find("TAMPERED", "session %s: %s row %s names another session" % (
+                    sid, table, row_id))
+        for key, seq in sorted(latest.items()):
+            if key in shown:
+                continue
+            moved = [m for m in session.get("moved", []) if (m["table"], m["row_id"]) == key
+                     and m["seq"] > seq and m["session_id"] != sid]
+            if not moved:
+                find("OMITTED", "session %s: %s row %s (chained at seq %d) is left out of the "
+                     "bundle" % (sid, key[0], key[1], seq))
+            else:
+                why = prove(moved[0])
+                if why:
+                    find("TAMPERED", "session %s: moved %s" % (sid, why))
+        counts["entries"] += len(session["entries"]) + len(session.get("moved", []))
+    if counts != manifest["counts"]:
+        find("TAMPERED", "the manifest counts %s, the bundle holds %s" % (
+            manifest["counts"], counts))
+    return findings, notes, {"size": size, "extends": [e["size"] for e in extended]}
+
+
+def main_evidence(path, checkpoints, keys, as_json):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            bundle = json.load(handle)
+        findings, notes, facts = check_evidence(bundle, checkpoints, keys)
+    except (Unusable, OSError, ValueError, KeyError, TypeError) as error:
+        print("verify_chain: %s is not a usable evidence bundle: %s" % (path, error),
+              file=sys.stderr)
+        return 2
+    bad = [f for f in findings if f[0] in ("TAMPERED", "OMITTED")]
+    code = 1 if bad else (2 if findings else 0)
+    if as_json:
+        print(json.dumps({"intact_and_complete": code == 0, "exit": code,
+                          "findings": [{"class": c, "message": m} for c, m in findings],
+                          "notes": notes, **facts}, indent=2))
+    else:
+        print("bundle    %s, against a checkpoint at %d entries" % (path, facts["size"]))
+        for note in notes:
+            print("note      %s" % note)
+        for kind, message in findings:
+            print("  %-9s %s" % (kind, message))
+        print("result    %s" % {0: "intact and complete", 1: "NOT INTACT: evidence of tampering "
+                                  "or omission", 2: "UNUSABLE"}[code])
+    return code
+
+
 # --- The verifier ----------------------------------------------------------------------
 
 def verify(path, checkpoints=(), keys=()):
@@ -659,9 +941,41 @@ def self_test(vectors_path):
             if not good or any(bad):
                 failures += 1
                 print("merkle consistency %d to %d: good %s, corrupted taken %s" % (m, n, good, bad))
+    evidence = vectors.get("evidence")
+    evidence_cases = 0
+    if evidence:
+        leaves = []
+        for case in evidence["entries"]:
+            evidence_cases += 1
+            data = entry_data(case["seq"], case["table"], case["row_id"], case["session_id"],
+                              case["committed_at"], bytes.fromhex(case["leaf"]))
+            if data.hex() != case["data"] or merkle_leaf(data).hex() != case["merkle_leaf"]:
+                failures += 1
+                print("evidence entry %s: got %s" % (case["name"], data.hex()))
+            leaves.append(merkle_leaf(data))
+        heads = []
+        for case in evidence["heads"]:
+            evidence_cases += 1
+            data = head_data(case["session_id"], case["count"], case["last"])
+            if data.hex() != case["data"] or merkle_leaf(data).hex() != case["merkle_leaf"]:
+                failures += 1
+                print("evidence head %r: got %s" % (case["session_id"], data.hex()))
+            heads.append(merkle_leaf(data))
+        for name, got in (("entries_root", merkle_root(leaves)), ("heads_root", merkle_root(heads))):
+            evidence_cases += 1
+            if got.hex() != evidence[name]:
+                failures += 1
+                print("evidence %s: got %s" % (name, got.hex()))
+        for row in evidence["rows"]:
+            evidence_cases += 1
+            values = [bundle_value(row["columns"].get(c)) for c in TABLES[row["table"]]]
+            if (leaf_hash(row["table"], values).hex() != row["leaf"]
+                    or split_leaf_hash(row["table"], values).hex() != row["split_leaf"]):
+                failures += 1
+                print("evidence row of %s: leaves differ" % row["table"])
     total = (len(vectors["leaves"]) + len(vectors["genesis"]) + len(chain["links"])
              + len(vectors.get("ed25519", [])) + len(vectors.get("split_leaves", []))
-             + (1 if "pruned" in vectors else 0) + merkle_cases)
+             + (1 if "pruned" in vectors else 0) + merkle_cases + evidence_cases)
     print("%d passed, %d failed" % (total - failures, failures))
     return 1 if failures else 0
 
@@ -674,11 +988,13 @@ def main(argv):
         return self_test(args[1] if len(args) > 1 else default)
     as_json = "--json" in args
     args = [a for a in args if a != "--json"]
-    checkpoints, keys, paths = [], [], []
+    checkpoints, keys, paths, evidence = [], [], [], None
     try:
         while args:
             arg = args.pop(0)
-            if arg in ("--checkpoint", "--key") and args:
+            if arg == "--evidence" and args:
+                evidence = args.pop(0)
+            elif arg in ("--checkpoint", "--key") and args:
                 with open(args.pop(0), encoding="utf-8") as handle:
                     text = handle.read()
                 if arg == "--checkpoint":
@@ -687,6 +1003,8 @@ def main(argv):
                     keys.append(parse_verifier_key(text))
             else:
                 paths.append(arg)
+        if evidence is not None and not paths:
+            return main_evidence(evidence, checkpoints, keys, as_json)
         if len(paths) != 1:
             print(__doc__.strip(), file=sys.stderr)
             return 2

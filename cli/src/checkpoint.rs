@@ -19,8 +19,10 @@ pub struct Args {
 }
 
 pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
-    let (database_id, head) = reasonkit_audit::chain_head(path)?;
-    let mut checkpoint = Checkpoint::of_head(&database_id, &head);
+    // With the tree heads evidence bundles are proven against, so that a bundle made later
+    // can prove it extends this checkpoint.
+    let (database_id, head, trees) = reasonkit_audit::evidence::tree_heads(path)?;
+    let mut checkpoint = Checkpoint::of_head(&database_id, &head).with_trees(&trees);
     if let Some(file) = &args.sign {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read signer key {}: {e}", file.display()))?;

@@ -110,7 +110,8 @@ pub fn metadata(database: &str) -> Value {
                             "row_id": "The id of the row covered.",
                             "leaf_hash": "SHA-256 of the row's canonical encoding.",
                             "chain_hash": "SHA-256 over the previous chain_hash, seq and leaf_hash.",
-                            "committed_at": "When the entry was committed (UTC); informational, not hashed."
+                            "committed_at": "When the entry was committed (UTC); not in the chain's links, proven in evidence bundles.",
+                            "session_id": "The session of the row as this entry's transaction wrote it (NULL for health rows and events): what an evidence bundle counts."
                         }
                     },
                     "audit_meta": {

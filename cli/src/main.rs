@@ -16,6 +16,7 @@ mod collect;
 mod datasette;
 mod diff;
 mod erase;
+mod evidence;
 mod export;
 mod import;
 mod output;
@@ -76,6 +77,9 @@ enum Command {
     Verify(verify::Args),
     /// Print the chain's head as a checkpoint (C2SP signed-note format), to keep elsewhere
     Checkpoint(checkpoint::Args),
+    /// Take sessions away as one evidence bundle an auditor verifies offline (`verify
+    /// --evidence`): their rows, every chain entry with its proof, a checkpoint
+    Evidence(evidence::Args),
     /// Make an Ed25519 key pair for signing checkpoints
     Keygen(checkpoint::KeygenArgs),
     /// Erase a person's data: the content of a session's rows (chained, so verify checks
@@ -115,6 +119,8 @@ pub enum Outcome {
     NothingFound,
     /// It found evidence of tampering: exit 1.
     Evidence,
+    /// What it was given cannot be checked as asked, and it said why: exit 2.
+    Unusable,
 }
 
 /// A failure to report in one line: exit 2.
@@ -126,6 +132,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::NothingFound | Outcome::Evidence) => ExitCode::from(1),
+        Ok(Outcome::Unusable) => ExitCode::from(2),
         Err(error) => {
             eprintln!("reasonkit-audit: {error}");
             ExitCode::from(2)
@@ -171,6 +178,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
             let (before, after) = reasonkit_audit::migrate(&path)?;
             report_migration(&path.display().to_string(), before, after)
         }
+        (Command::Verify(args), _) if args.evidence.is_some() => verify::run_evidence(&args),
         (Command::Verify(args), Some(url)) => verify::run_postgres(url, &args),
         (Command::Verify(args), None) => verify::run(&path, &args),
         (Command::Import(args), Some(url)) => import::run(url, &args),
@@ -182,6 +190,8 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         (Command::Checkpoint(_), Some(_)) => file_only("checkpoint"),
         (Command::Checkpoint(args), None) => checkpoint::run(&path, &args),
         (Command::Keygen(args), _) => checkpoint::keygen(&args),
+        (Command::Evidence(_), Some(_)) => file_only("evidence"),
+        (Command::Evidence(args), None) => evidence::run(&path, &args),
         (Command::Backup(_), Some(_)) => Err("backup copies a SQLite file; back up a \
                                               PostgreSQL store with its own tools \
                                               (pg_dump, pg_basebackup)"

@@ -16,6 +16,12 @@ pub struct Args {
     /// The report as JSON
     #[arg(long)]
     json: bool,
+    /// Check this evidence bundle (from `evidence`) instead of a store, offline: exit 0
+    /// intact and complete, 1 evidence of tampering or omission, 2 unusable. `--key` and
+    /// `--checkpoint` are what you trust: the bundle must be signed by one of the keys and
+    /// extend every checkpoint
+    #[arg(long, value_name = "BUNDLE")]
+    pub evidence: Option<PathBuf>,
 }
 
 /// What a verification is held against besides the chain itself: checkpoints kept
@@ -35,6 +41,22 @@ pub struct Sources {
 fn read(path: &Path, what: &str) -> Result<String, Failure> {
     std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {what} {}: {e}", path.display()).into())
+}
+
+/// `verify --evidence`: the bundle, not the store.
+pub fn run_evidence(args: &Args) -> Result<Outcome, Failure> {
+    let options = args.sources.options()?;
+    let Some(bundle) = &args.evidence else {
+        return Err("no bundle given".into());
+    };
+    crate::evidence::verify(
+        bundle,
+        reasonkit_audit::evidence::CheckOptions {
+            keys: options.keys,
+            checkpoints: options.checkpoints,
+        },
+        args.json,
+    )
 }
 
 pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {

@@ -923,7 +923,10 @@ fn checkpoint_keygen_and_verify_against_signed_checkpoints() {
     let entries = rows(&db, "SELECT count(*) FROM audit_chain")[0][0].to_string();
     assert_eq!(lines[1], entries);
     assert!(lines[3].starts_with("time "));
-    assert!(lines[5].starts_with("\u{2014} ops.example "), "{note}");
+    // The tree heads evidence bundles are proven against, then the signature.
+    assert!(lines[4].starts_with("tree "), "{note}");
+    assert!(lines[5].starts_with("sessions "), "{note}");
+    assert!(lines[7].starts_with("\u{2014} ops.example "), "{note}");
     assert_eq!(
         std::fs::read_to_string(&series).unwrap(),
         format!("{note}\n")

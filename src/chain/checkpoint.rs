@@ -91,6 +91,18 @@ pub struct NoteSignature {
     pub signature: Vec<u8>,
 }
 
+/// The two tree heads a checkpoint can carry beside the chain's head, which evidence
+/// bundles are proven against (docs/chain.md, "Evidence bundles").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeHeads {
+    /// The RFC 6962 head of the tree over the chain's entries 1..=size.
+    pub entries: [u8; 32],
+    /// How many sessions have entries in those `size` entries.
+    pub sessions: u64,
+    /// The RFC 6962 head of the tree over their heads, sorted by session id.
+    pub heads: [u8; 32],
+}
+
 /// Why a checkpoint or key could not be read or a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -129,6 +141,45 @@ impl Checkpoint {
     /// The `time` extension line's value, if any.
     pub fn time(&self) -> Option<&str> {
         self.extensions.iter().find_map(|e| e.strip_prefix("time "))
+    }
+
+    /// This checkpoint with the two tree heads an evidence bundle is checked against
+    /// (docs/chain.md, "Evidence bundles"): `tree <base64>`, the RFC 6962 head of the
+    /// chain's entries up to `size`, and `sessions <count> <base64>`, the head of the
+    /// sorted tree of per-session heads. Added before signing.
+    #[must_use]
+    pub fn with_trees(mut self, trees: &TreeHeads) -> Self {
+        self.extensions
+            .retain(|line| !line.starts_with("tree ") && !line.starts_with("sessions "));
+        self.extensions
+            .push(format!("tree {}", BASE64.encode(trees.entries)));
+        self.extensions.push(format!(
+            "sessions {} {}",
+            trees.sessions,
+            BASE64.encode(trees.heads)
+        ));
+        self
+    }
+
+    /// The tree heads of the `tree` and `sessions` extension lines, when the checkpoint
+    /// carries both, well formed.
+    pub fn tree_heads(&self) -> Option<TreeHeads> {
+        let hash = |text: &str| -> Option<[u8; 32]> { BASE64.decode(text).ok()?.try_into().ok() };
+        let entries = self
+            .extensions
+            .iter()
+            .find_map(|e| e.strip_prefix("tree "))
+            .and_then(hash)?;
+        let (count, heads) = self
+            .extensions
+            .iter()
+            .find_map(|e| e.strip_prefix("sessions "))?
+            .split_once(' ')?;
+        Some(TreeHeads {
+            entries,
+            sessions: count.parse().ok()?,
+            heads: hash(heads)?,
+        })
     }
 
     /// The signed text: origin, size, hash and extension lines, each ending in `\n`.

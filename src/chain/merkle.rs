@@ -131,6 +131,12 @@ impl Tree {
         )
     }
 
+    /// The head of the tree of the first `size` leaves (a checkpoint taken when the chain
+    /// was that long), or `None` past the end.
+    pub(crate) fn prefix_root(&self, size: u64) -> Option<Hash> {
+        (size <= self.size()).then(|| self.range_hash(0, size))
+    }
+
     /// The inclusion proof of leaf `index` (from 0): the audit path of RFC 9162 §2.1.3.1,
     /// or `None` when there is no such leaf.
     pub(crate) fn inclusion_proof(&self, index: u64) -> Option<Vec<Hash>> {

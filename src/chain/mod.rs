@@ -26,8 +26,7 @@
 //! what disagrees; `verify_lifecycle.rs`, what `verify` accepts as pruned or erased.
 
 pub(crate) mod checkpoint;
-// The evidence bundles of issue #20 are built on it; until they land only its tests use it.
-#[cfg_attr(not(test), allow(dead_code))]
+pub mod evidence;
 pub(crate) mod merkle;
 pub(crate) mod verify;
 pub(crate) mod verify_lifecycle;

@@ -51,22 +51,55 @@ pub(crate) fn head(conn: &Connection) -> rusqlite::Result<ChainHead> {
 
 /// Appends `leaves` to the chain, after its current head. Must run inside the write
 /// transaction that wrote the rows, so that the head read here is the head this commit
-/// extends even when several processes write the file.
+/// extends even when several processes write the file. Each entry is given the session of
+/// its row as the transaction wrote it (what evidence bundles count, docs/chain.md).
 pub(crate) fn append(
     conn: &Connection,
     leaves: &[Leaf],
     committed_at: &str,
 ) -> rusqlite::Result<Option<ChainHead>> {
+    // One row per entry: multi-row INSERTs of 64 entries were tried and counted the same
+    // instructions under callgrind, so the simple statement stays.
+    append_with(
+        conn,
+        leaves,
+        committed_at,
+        "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at, \
+         session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE ?2 \
+             WHEN 'sessions' THEN ?3 \
+             WHEN 'steps' THEN (SELECT session_id FROM steps WHERE id = ?3) \
+             WHEN 'decisions' THEN (SELECT s.session_id FROM decisions d \
+                 JOIN steps s ON s.id = d.step_id WHERE d.id = ?3) END)",
+    )
+}
+
+/// [`append`] for the migration to schema 5, which seals the rows found when the chain was
+/// created: `audit_chain` has no `session_id` yet (schema 8 fills it for these entries).
+pub(crate) fn append_before_sessions(
+    conn: &Connection,
+    leaves: &[Leaf],
+    committed_at: &str,
+) -> rusqlite::Result<Option<ChainHead>> {
+    append_with(
+        conn,
+        leaves,
+        committed_at,
+        "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+}
+
+fn append_with(
+    conn: &Connection,
+    leaves: &[Leaf],
+    committed_at: &str,
+    sql: &str,
+) -> rusqlite::Result<Option<ChainHead>> {
     if leaves.is_empty() {
         return Ok(None);
     }
     let (mut seq, previous) = stored_head(conn)?;
-    // One row per entry: multi-row INSERTs of 64 entries were tried and counted the same
-    // instructions under callgrind, so the simple statement stays.
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    let mut insert = conn.prepare_cached(sql)?;
     let mut last = link(&previous, seq + 1, &leaves[0].hash);
     for (index, leaf) in leaves.iter().enumerate() {
         seq += 1;

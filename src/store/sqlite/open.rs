@@ -68,6 +68,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_audit_chain", Some(seal_existing_rows)),
     migration!(6, "0006_deferred_search"),
     migration!(7, "0007_lifecycle"),
+    migration!(8, "0008_chain_sessions"),
 ];
 
 /// The schema version this release writes and understands.
@@ -251,12 +252,12 @@ fn seal_existing_rows(conn: &Connection) -> rusqlite::Result<()> {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             leaves.push(Leaf::of(table, chain::row_id(cells[0]), cells));
             if leaves.len() >= SEAL_CHUNK {
-                file_chain::append(conn, &leaves, &at)?;
+                file_chain::append_before_sessions(conn, &leaves, &at)?;
                 leaves.clear();
             }
         }
     }
-    file_chain::append(conn, &leaves, &at)?;
+    file_chain::append_before_sessions(conn, &leaves, &at)?;
     Ok(())
 }
 

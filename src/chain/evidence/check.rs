@@ -1,0 +1,633 @@
+//! Checking a bundle offline: every proof recomputed from the bundle's bytes, against the
+//! checkpoint it carries and the checkpoints and keys the auditor brings.
+//!
+//! Each finding is one of three kinds, and the verdict (and `verify --evidence`'s exit
+//! code) follows the worst: tampering or omission (1) before unusable (2) before intact
+//! and complete (0).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::build::spec_of;
+use super::{
+    Bundle, EVIDENCE_FORMAT, EVIDENCE_SPEC, EntryProof, SessionEvidence, entry_data, head_data,
+    unhex,
+};
+use crate::chain::checkpoint::{Checkpoint, TreeHeads, VerifierKey};
+use crate::chain::merkle::{self, verify_consistency, verify_inclusion};
+use crate::chain::{Cell, Hash, TableSpec, leaf, split_leaf};
+
+/// What the auditor brings to a check.
+#[derive(Clone, Debug, Default)]
+pub struct CheckOptions {
+    /// Keys the bundle's checkpoint must be signed by (one of them suffices). None: the
+    /// signatures are not checked, and the report says so.
+    pub keys: Vec<VerifierKey>,
+    /// Checkpoints of the store the auditor already holds: the bundle must extend each.
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// The kind of a finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FindingClass {
+    /// Something in the bundle is not what the store committed, or the bundle is not tied
+    /// to a checkpoint or key the auditor trusts.
+    Tampered,
+    /// Something of the scope was left out.
+    Omitted,
+    /// The bundle cannot be checked as asked (malformed, another format, made before the
+    /// auditor's checkpoint).
+    Unusable,
+}
+
+/// One thing wrong with a bundle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvidenceFinding {
+    /// Its kind.
+    pub class: FindingClass,
+    /// What is wrong, where.
+    pub message: String,
+}
+
+/// The outcome of a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every row is what was committed and none of the scope is missing (exit 0).
+    IntactAndComplete,
+    /// Evidence of tampering or of omission (exit 1).
+    Tampered,
+    /// The bundle could not be checked (exit 2).
+    Unusable,
+}
+
+impl Verdict {
+    /// The exit code `verify --evidence` gives.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::IntactAndComplete => 0,
+            Verdict::Tampered => 1,
+            Verdict::Unusable => 2,
+        }
+    }
+}
+
+/// What a check found.
+#[derive(Clone, Debug, Default)]
+pub struct EvidenceReport {
+    /// Everything wrong, in the order found.
+    pub findings: Vec<EvidenceFinding>,
+    /// What was checked and what was not (no key given, say).
+    pub notes: Vec<String>,
+    /// The chain's size at the bundle's checkpoint.
+    pub size: u64,
+    /// Sessions, rows and entries checked.
+    pub sessions: usize,
+    /// Rows checked.
+    pub rows: usize,
+    /// Entries checked.
+    pub entries: usize,
+    /// Names of the keys whose signatures on the checkpoint verified.
+    pub signed_by: Vec<String>,
+    /// Sizes of the earlier checkpoints the bundle was proven to extend.
+    pub extends: Vec<u64>,
+}
+
+impl EvidenceReport {
+    /// The verdict: the worst finding's.
+    pub fn verdict(&self) -> Verdict {
+        let has = |class| self.findings.iter().any(|f| f.class == class);
+        if has(FindingClass::Tampered) || has(FindingClass::Omitted) {
+            Verdict::Tampered
+        } else if has(FindingClass::Unusable) {
+            Verdict::Unusable
+        } else {
+            Verdict::IntactAndComplete
+        }
+    }
+
+    /// Whether nothing was found.
+    pub fn is_intact_and_complete(&self) -> bool {
+        self.verdict() == Verdict::IntactAndComplete
+    }
+
+    fn find(&mut self, class: FindingClass, message: String) {
+        self.findings.push(EvidenceFinding { class, message });
+    }
+}
+
+fn hash_of(text: &str) -> Option<Hash> {
+    unhex(text)?.try_into().ok()
+}
+
+fn hashes(texts: &[String]) -> Option<Vec<Hash>> {
+    texts.iter().map(|t| hash_of(t)).collect()
+}
+
+/// Checks `bundle` against what it carries and what the auditor brings.
+pub fn check(bundle: &Bundle, options: &CheckOptions) -> EvidenceReport {
+    use FindingClass::{Tampered, Unusable};
+    let mut report = EvidenceReport::default();
+    if bundle.evidence != EVIDENCE_FORMAT || bundle.spec != EVIDENCE_SPEC {
+        report.find(
+            Unusable,
+            format!(
+                "not a bundle this verifier reads: {:?}, spec {} (it reads {EVIDENCE_FORMAT:?}, \
+                 spec {EVIDENCE_SPEC})",
+                bundle.evidence, bundle.spec
+            ),
+        );
+        return report;
+    }
+    let checkpoint = match Checkpoint::parse_all(&bundle.checkpoint) {
+        Ok(mut all) if all.len() == 1 => all.remove(0),
+        Ok(all) => {
+            report.find(
+                Unusable,
+                format!(
+                    "the bundle must carry one checkpoint; it carries {}",
+                    all.len()
+                ),
+            );
+            return report;
+        }
+        Err(e) => {
+            report.find(Unusable, format!("the bundle's checkpoint: {e}"));
+            return report;
+        }
+    };
+    let database = bundle.manifest.database_id.as_str();
+    report.size = checkpoint.size;
+    if checkpoint.database_id() != Some(database) {
+        report.find(
+            Tampered,
+            format!(
+                "the bundle's checkpoint is of {}, but its manifest names database {database}",
+                checkpoint.origin
+            ),
+        );
+    }
+    let Some(trees) = checkpoint.tree_heads() else {
+        report.find(
+            Unusable,
+            "the bundle's checkpoint carries no `tree` and `sessions` lines to check it against"
+                .into(),
+        );
+        return report;
+    };
+    check_keys(&checkpoint, options, &mut report);
+    check_extensions(bundle, &checkpoint, &trees, database, &mut report);
+    check_auditor_checkpoints(bundle, &checkpoint, database, options, &mut report);
+
+    let asked: BTreeSet<&str> = bundle.manifest.scope.iter().map(String::as_str).collect();
+    let proven: BTreeSet<&str> = bundle.sessions.iter().map(|s| s.id.as_str()).collect();
+    if asked != proven || bundle.sessions.len() != proven.len() {
+        report.find(
+            Tampered,
+            format!(
+                "the manifest's scope is {asked:?}, but the bundle proves sessions {:?}",
+                bundle.sessions.iter().map(|s| &s.id).collect::<Vec<_>>()
+            ),
+        );
+    }
+    let mut counts = super::Counts::default();
+    for session in &bundle.sessions {
+        check_session(session, &checkpoint, &trees, &mut report, &mut counts);
+    }
+    if counts != bundle.manifest.counts {
+        report.find(
+            Tampered,
+            format!(
+                "the manifest counts {:?}, but the bundle holds {counts:?}",
+                bundle.manifest.counts
+            ),
+        );
+    }
+    report
+}
+
+fn check_keys(checkpoint: &Checkpoint, options: &CheckOptions, report: &mut EvidenceReport) {
+    if options.keys.is_empty() {
+        report.notes.push(
+            "no key given: the checkpoint's signatures were not checked, so the bundle proves \
+             only that it agrees with itself and with the checkpoints you gave"
+                .into(),
+        );
+        return;
+    }
+    let mut failures = Vec::new();
+    for key in &options.keys {
+        match checkpoint.check_signature(key) {
+            Ok(()) => report.signed_by.push(key.name().to_owned()),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if report.signed_by.is_empty() {
+        report.find(
+            FindingClass::Tampered,
+            format!(
+                "the bundle's checkpoint is not signed by a key you gave: {}",
+                failures.join("; ")
+            ),
+        );
+    }
+}
+
+/// Each earlier checkpoint the bundle says it extends: same database, and its consistency
+/// proof leads from that checkpoint's tree to the bundle's.
+fn check_extensions(
+    bundle: &Bundle,
+    checkpoint: &Checkpoint,
+    trees: &TreeHeads,
+    database: &str,
+    report: &mut EvidenceReport,
+) {
+    for extension in &bundle.extends {
+        let earlier = match Checkpoint::parse_all(&extension.checkpoint) {
+            Ok(mut all) if all.len() == 1 => all.remove(0),
+            _ => {
+                report.find(
+                    FindingClass::Unusable,
+                    "an earlier checkpoint in `extends` is not one checkpoint".into(),
+                );
+                continue;
+            }
+        };
+        let size = earlier.size;
+        if earlier.database_id() != Some(database) {
+            report.find(
+                FindingClass::Tampered,
+                format!(
+                    "the earlier checkpoint at size {size} is of {}, not of database {database}",
+                    earlier.origin
+                ),
+            );
+            continue;
+        }
+        let (Some(old), Some(proof)) = (earlier.tree_heads(), hashes(&extension.consistency))
+        else {
+            report.find(
+                FindingClass::Unusable,
+                format!("the earlier checkpoint at size {size} has no tree line, or its proof is not hex"),
+            );
+            continue;
+        };
+        match verify_consistency(size, checkpoint.size, &old.entries, &trees.entries, &proof) {
+            Ok(()) => report.extends.push(size),
+            Err(e) => report.find(
+                FindingClass::Tampered,
+                format!(
+                    "the chain at the bundle's checkpoint ({} entries) does not extend the \
+                     checkpoint at size {size} ({e}): the store was rewritten after it was taken",
+                    checkpoint.size
+                ),
+            ),
+        }
+    }
+}
+
+/// The auditor's own checkpoints: each of this database, signed by a given key when keys
+/// were given, and extended by the bundle (or the bundle's own, at the same size).
+fn check_auditor_checkpoints(
+    bundle: &Bundle,
+    checkpoint: &Checkpoint,
+    database: &str,
+    options: &CheckOptions,
+    report: &mut EvidenceReport,
+) {
+    for mine in &options.checkpoints {
+        let size = mine.size;
+        if mine.database_id() != Some(database) {
+            report.find(
+                FindingClass::Tampered,
+                format!(
+                    "your checkpoint at size {size} is of another database ({}), not of the \
+                     bundle's ({database})",
+                    mine.origin
+                ),
+            );
+            continue;
+        }
+        if !options.keys.is_empty() && !options.keys.iter().any(|k| mine.check_signature(k).is_ok())
+        {
+            report.find(
+                FindingClass::Tampered,
+                format!("your checkpoint at size {size} is not signed by a key you gave"),
+            );
+            continue;
+        }
+        if size > checkpoint.size {
+            report.find(
+                FindingClass::Unusable,
+                format!(
+                    "the bundle was made at size {}, before your checkpoint at size {size}: ask \
+                     for a bundle made now, with `--checkpoint` naming it",
+                    checkpoint.size
+                ),
+            );
+            continue;
+        }
+        let same = |other: &Checkpoint| {
+            other.size == size
+                && other.hash == mine.hash
+                && (mine.tree_heads().is_none()
+                    || mine.tree_heads().map(|t| t.entries)
+                        == other.tree_heads().map(|t| t.entries))
+        };
+        if size == checkpoint.size {
+            if !same(checkpoint) {
+                report.find(
+                    FindingClass::Tampered,
+                    format!(
+                        "your checkpoint and the bundle's are both at size {size} but name \
+                         different heads: the store was forked or rewritten"
+                    ),
+                );
+            }
+            continue;
+        }
+        let extended: Vec<Checkpoint> = bundle
+            .extends
+            .iter()
+            .filter_map(|e| {
+                Checkpoint::parse_all(&e.checkpoint)
+                    .ok()?
+                    .into_iter()
+                    .next()
+            })
+            .filter(|e| e.size == size)
+            .collect();
+        if !extended.iter().any(same) {
+            report.find(
+                FindingClass::Tampered,
+                format!(
+                    "the bundle does not prove that it extends your checkpoint at size {size}: \
+                     it was made from a store that cannot be tied to it (rewritten after it was \
+                     taken?), or without `--checkpoint` naming it"
+                ),
+            );
+        }
+    }
+}
+
+fn check_session(
+    session: &SessionEvidence,
+    checkpoint: &Checkpoint,
+    trees: &TreeHeads,
+    report: &mut EvidenceReport,
+    counts: &mut super::Counts,
+) {
+    use FindingClass::{Omitted, Tampered};
+    let id = session.id.as_str();
+    report.sessions += 1;
+    let head = &session.head;
+    let head_leaf = merkle::leaf_hash(&head_data(id, head.count, head.last));
+    match hashes(&head.proof) {
+        Some(proof)
+            if verify_inclusion(head.index, trees.sessions, &head_leaf, &proof, &trees.heads)
+                .is_ok() => {}
+        _ => report.find(
+            Tampered,
+            format!(
+                "session {id}: its head ({} entries, the last at seq {}) is not in the \
+                 checkpoint's sessions tree — the session's entries were miscounted, or the \
+                 bundle is of another session",
+                head.count, head.last
+            ),
+        ),
+    }
+    // Entries: each of this session, each proven at its seq.
+    let mut latest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut seqs = BTreeSet::new();
+    for entry in &session.entries {
+        report.entries += 1;
+        if entry.session_id.as_deref() != Some(id) {
+            report.find(
+                Tampered,
+                format!(
+                    "session {id}: entry seq {} belongs to session {:?}",
+                    entry.seq, entry.session_id
+                ),
+            );
+            continue;
+        }
+        if !seqs.insert(entry.seq) {
+            report.find(
+                Tampered,
+                format!("session {id}: entry seq {} appears twice", entry.seq),
+            );
+            continue;
+        }
+        if let Err(why) = prove_entry(entry, checkpoint.size, &trees.entries) {
+            report.find(Tampered, format!("session {id}: {why}"));
+            continue;
+        }
+        let seq = latest.entry((&entry.table, &entry.row_id)).or_insert(0);
+        *seq = (*seq).max(entry.seq);
+    }
+    if seqs.len() as u64 != head.count || seqs.last().copied().unwrap_or(0) != head.last {
+        report.find(
+            Omitted,
+            format!(
+                "session {id}: the bundle proves {} of its {} entries (last seq {:?} of {}): \
+                 entries were left out",
+                seqs.len(),
+                head.count,
+                seqs.last(),
+                head.last
+            ),
+        );
+    }
+    let by_seq: HashMap<u64, &EntryProof> = session.entries.iter().map(|e| (e.seq, e)).collect();
+    // Rows: each at its latest entry's version, and of this session.
+    let mut shown = BTreeSet::new();
+    for row in &session.rows {
+        report.rows += 1;
+        let Some(spec) = spec_of(&row.table) else {
+            report.find(
+                Tampered,
+                format!(
+                    "session {id}: a row of table {:?}, which is not chained",
+                    row.table
+                ),
+            );
+            continue;
+        };
+        match row.table.as_str() {
+            "sessions" => counts.sessions += 1,
+            "steps" => counts.steps += 1,
+            _ => counts.decisions += 1,
+        }
+        let row_id = row
+            .columns
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let named = |column: &str| row.columns.get(column).and_then(|v| v.as_str());
+        let Some(seq) = latest.get(&(spec.name, row_id)).copied() else {
+            report.find(
+                Tampered,
+                format!(
+                    "session {id}: {} row {row_id} has no entry in the session: nothing the \
+                     audit layer committed (a forged row)",
+                    spec.name
+                ),
+            );
+            continue;
+        };
+        if !shown.insert((spec.name, row_id)) {
+            report.find(
+                Tampered,
+                format!("session {id}: {} row {row_id} appears twice", spec.name),
+            );
+            continue;
+        }
+        let committed = by_seq
+            .get(&seq)
+            .and_then(|e| unhex(&e.leaf))
+            .unwrap_or_default();
+        match row_leaves(spec, &row.columns) {
+            Ok((split, whole)) if committed == split || committed == whole => {}
+            Ok(_) => report.find(
+                Tampered,
+                format!(
+                    "session {id}: {} row {row_id} is not what was committed at seq {seq}: a \
+                     value was changed",
+                    spec.name
+                ),
+            ),
+            Err(why) => report.find(
+                Tampered,
+                format!("session {id}: {} row {row_id}: {why}", spec.name),
+            ),
+        }
+        let belongs = match spec.name {
+            "sessions" => row_id == id,
+            "steps" => named("session_id") == Some(id),
+            _ => true,
+        };
+        if !belongs {
+            report.find(
+                Tampered,
+                format!(
+                    "session {id}: {} row {row_id} names another session",
+                    spec.name
+                ),
+            );
+        }
+    }
+    // Rows chained here and not shown: each must have moved on to another session, proven.
+    for (&(table, row_id), &seq) in &latest {
+        if shown.contains(&(table, row_id)) {
+            continue;
+        }
+        let moved = session.moved.iter().find(|m| {
+            m.table == table
+                && m.row_id == row_id
+                && m.seq > seq
+                && m.session_id.as_deref() != Some(id)
+        });
+        match moved {
+            Some(m) => match prove_entry(m, checkpoint.size, &trees.entries) {
+                Ok(()) => report.entries += 1,
+                Err(why) => report.find(Tampered, format!("session {id}: moved {why}")),
+            },
+            None => report.find(
+                Omitted,
+                format!(
+                    "session {id}: {table} row {row_id} (chained at seq {seq}) is left out of \
+                     the bundle"
+                ),
+            ),
+        }
+    }
+    counts.entries += (session.entries.len() + session.moved.len()) as u64;
+}
+
+/// Checks an entry's inclusion proof: it is entry `seq` of the tree of `size` entries.
+fn prove_entry(entry: &EntryProof, size: u64, root: &Hash) -> Result<(), String> {
+    let seq = entry.seq;
+    let (Some(leaf), Some(proof)) = (unhex(&entry.leaf), hashes(&entry.proof)) else {
+        return Err(format!("entry seq {seq}: its leaf or proof is not hex"));
+    };
+    if seq == 0 || seq > size {
+        return Err(format!(
+            "entry seq {seq} is outside the checkpoint's {size} entries"
+        ));
+    }
+    let data = entry_data(
+        seq,
+        &entry.table,
+        &entry.row_id,
+        entry.session_id.as_deref(),
+        &entry.committed_at,
+        &leaf,
+    );
+    verify_inclusion(seq - 1, size, &merkle::leaf_hash(&data), &proof, root).map_err(|e| {
+        format!(
+            "entry seq {seq} ({} {}) is not what the chain holds at that seq ({e})",
+            entry.table, entry.row_id
+        )
+    })
+}
+
+/// A bundled value as its cell's bytes.
+enum Owned {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+fn owned(value: &serde_json::Value) -> Result<Owned, String> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::Null => Owned::Null,
+        Value::String(s) => Owned::Text(s.as_bytes().to_vec()),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) if !n.is_f64() => Owned::Integer(i),
+            (_, Some(f)) => Owned::Real(f),
+            _ => return Err(format!("the number {n} is neither an i64 nor a real")),
+        },
+        Value::Object(o) if o.len() == 1 => {
+            let (kind, v) = o.iter().next().ok_or("an empty object")?;
+            let text = v.as_str().unwrap_or_default();
+            match kind.as_str() {
+                "blob" => Owned::Blob(unhex(text).ok_or("a blob that is not hex")?),
+                "text_hex" => Owned::Text(unhex(text).ok_or("text_hex that is not hex")?),
+                "real" if text == "inf" => Owned::Real(f64::INFINITY),
+                "real" if text == "-inf" => Owned::Real(f64::NEG_INFINITY),
+                _ => return Err(format!("a value {value} of no known form")),
+            }
+        }
+        other => return Err(format!("a value {other} of no known form")),
+    })
+}
+
+/// A bundled row's split and whole leaves.
+pub(crate) fn row_leaves(
+    spec: &TableSpec,
+    columns: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    if let Some(unknown) = columns.keys().find(|k| !spec.columns.contains(&k.as_str())) {
+        return Err(format!("a column {unknown:?} the table does not have"));
+    }
+    let values = spec
+        .columns
+        .iter()
+        .map(|c| columns.get(*c).map_or(Ok(Owned::Null), owned))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cells: Vec<Cell<'_>> = values
+        .iter()
+        .map(|v| match v {
+            Owned::Null => Cell::Null,
+            Owned::Integer(i) => Cell::Integer(*i),
+            Owned::Real(f) => Cell::real(*f),
+            Owned::Text(t) => Cell::Text(t),
+            Owned::Blob(b) => Cell::Blob(b),
+        })
+        .collect();
+    Ok((
+        split_leaf(spec, &cells).to_vec(),
+        leaf(spec.name, cells.iter().copied()).to_vec(),
+    ))
+}
