@@ -12,9 +12,9 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use reasonkit_audit::AuditLayer;
 use reasonkit_audit::otlp::{ExportError, ExportTraceServiceRequest, Receiver};
 use reasonkit_audit::read::Reader;
+use reasonkit_audit::{AuditLayer, evidence};
 
 use common::{assert_consistent, rows};
 
@@ -625,4 +625,44 @@ fn a_run_whose_turns_follow_it_is_one_session_whatever_order_they_come_in() {
     assert_consistent(&path);
     let (code, said) = common::run_python_verifier(&path, &[]);
     assert_eq!(code, 0, "{said}");
+
+    // Evidence bundles: the run's holds every step, moved ones included; turn 1's pointer
+    // holds the entries of the steps that were written there first, and proves they moved
+    // on to the run. Each is intact and complete, in Rust and in Python.
+    let sessions: Vec<String> = rows(
+        &path,
+        "SELECT id FROM sessions ORDER BY status <> 'completed'",
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    let mut moved = 0;
+    for (i, id) in sessions.iter().enumerate() {
+        let bundle = evidence::build(&path, std::slice::from_ref(id), &Default::default()).unwrap();
+        let report = evidence::check(&bundle, &Default::default());
+        assert!(report.is_intact_and_complete(), "{id}: {report:?}");
+        if i == 0 {
+            assert_eq!(bundle.manifest.counts.steps, 8, "{id}");
+        }
+        moved += bundle.sessions[0].moved.len();
+        let file = dir.path().join(format!("bundle-{i}.json"));
+        std::fs::write(&file, serde_json::to_string(&bundle).unwrap()).unwrap();
+        let out = std::process::Command::new("python3")
+            .arg(common::python_verifier())
+            .arg("--evidence")
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert_eq!(
+        moved, 3,
+        "turn 1's chat and tool, and the placeholder of turn 1 they named, were written in \
+         its own session, then moved"
+    );
 }

@@ -398,22 +398,64 @@ EVIDENCE_FORMAT = "reasonkit-audit evidence bundle"
 EVIDENCE_SPEC = 2
 
 
+def as_bytes(text):
+    """Text as its UTF-8 bytes; bytes (text as SQLite stored it) as they are."""
+    return bytes(text) if isinstance(text, (bytes, bytearray)) else text.encode("utf-8")
+
+
 def entry_data(seq, table, row_id, session_id, committed_at, leaf):
     """0x06 ‖ seq:u64 ‖ len32(table) ‖ len32(row id) ‖ session ‖ len32(committed_at) ‖
     len32(leaf), where session is 0x00 for none or 0x01 ‖ len32(session id)."""
     out = b"\x06" + struct.pack(">Q", seq)
-    out += length_prefixed(table.encode("utf-8")) + length_prefixed(row_id.encode("utf-8"))
+    out += length_prefixed(as_bytes(table)) + length_prefixed(as_bytes(row_id))
     if session_id is None:
         out += b"\x00"
     else:
-        out += b"\x01" + length_prefixed(session_id.encode("utf-8"))
-    return out + length_prefixed(committed_at.encode("utf-8")) + length_prefixed(bytes(leaf))
+        out += b"\x01" + length_prefixed(as_bytes(session_id))
+    return out + length_prefixed(as_bytes(committed_at)) + length_prefixed(bytes(leaf))
 
 
 def head_data(session_id, count, last):
     """0x07 ‖ len32(session id) ‖ count:u64 ‖ last:u64."""
-    return (b"\x07" + length_prefixed(session_id.encode("utf-8"))
+    return (b"\x07" + length_prefixed(as_bytes(session_id))
             + struct.pack(">QQ", count, last))
+
+
+def chain_tree_heads(conn, sizes):
+    """{size: (entries root, sessions, heads root)} of the chain in `conn` at each size it
+    reaches: both trees of "Evidence bundles", computed from audit_chain."""
+    wanted = sorted(set(sizes))
+    leaves, heads, out = [], {}, {}
+
+    def snapshot(size):
+        ordered = sorted(heads)  # session ids as stored bytes: bytewise order
+        out[size] = (merkle_root(leaves[:size]), len(ordered),
+                     merkle_root([merkle_leaf(head_data(s, *heads[s])) for s in ordered]))
+    if 0 in wanted:
+        snapshot(0)
+    rows = conn.execute("SELECT seq, table_name, row_id, session_id, committed_at, leaf_hash "
+                        "FROM audit_chain ORDER BY seq")
+    for seq, table, row_id, session, committed_at, leaf in rows:
+        if not wanted or len(leaves) >= wanted[-1]:
+            break
+        leaves.append(merkle_leaf(entry_data(seq, table, row_id, session, committed_at, leaf)))
+        if session is not None:
+            count, _ = heads.get(bytes(session), (0, 0))
+            heads[bytes(session)] = (count + 1, seq)
+        if len(leaves) in wanted:
+            snapshot(len(leaves))
+    return out
+
+
+MISLABELLED = (
+    "WITH latest AS (SELECT table_name, row_id, session_id, max(seq) AS seq FROM audit_chain "
+    "                WHERE table_name IN ('sessions', 'steps') GROUP BY table_name, row_id), "
+    "     held AS (SELECT l.*, CASE l.table_name WHEN 'sessions' THEN "
+    "                (SELECT id FROM sessions WHERE id = l.row_id) "
+    "                ELSE (SELECT session_id FROM steps WHERE id = l.row_id) END AS actual "
+    "              FROM latest l) "
+    "SELECT seq, table_name, row_id, session_id, actual FROM held "
+    "WHERE actual IS NOT NULL AND session_id IS NOT actual ORDER BY seq")
 
 
 def tree_heads(note):
@@ -844,6 +886,27 @@ def verify(path, checkpoints=(), keys=()):
                      "the chain at entry %d differs from the checkpoint" % size)
         checks.append({"size": size, "time": note["time"], "extended": extended,
                        "signed_by": signed_by})
+    # "Evidence bundles": each row's latest entry names the row's session, and a checkpoint's
+    # tree heads are the chain's (files of schema 8 on; older ones have no sessions).
+    chain_columns = {bytes(r[1]).decode() if isinstance(r[1], bytes) else r[1]
+                     for r in conn.execute("PRAGMA table_info(audit_chain)")}
+    if "session_id" in chain_columns:
+        for seq, table, row_id, named, actual in conn.execute(MISLABELLED):
+            find("entry_edited", seq, table.decode(), row_id.decode(),
+                 "entry %d says its row is of session %s, but the row is of session %s: the "
+                 "entry's session was changed" % (
+                     seq, "(none)" if named is None else bytes(named).decode("utf-8", "replace"),
+                     bytes(actual).decode("utf-8", "replace")))
+        with_trees = [(note, tree_heads(note)) for note in checkpoints if tree_heads(note)]
+        held = chain_tree_heads(conn, [note["size"] for note, _ in with_trees])
+        for (note, claimed), check in zip(with_trees, [c for c, n in zip(checks, checkpoints)
+                                                        if tree_heads(n)]):
+            at = held.get(note["size"])
+            if at is not None and tuple(at) != tuple(claimed):
+                find("forked", note["size"], None, None,
+                     "the checkpoint at size %d carries tree heads that are not this chain's"
+                     % note["size"])
+                check["extended"] = False
     return {"intact": not findings, "database_id": database_id, "entries": entries,
             "rows": counts, "head": head.hex(), "findings": findings, "checkpoints": checks,
             "pruned_rows": pruned_rows, "erased_rows": erased_rows}
