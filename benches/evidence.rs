@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use reasonkit_audit::evidence::{self, BuildOptions, CheckOptions};
+use reasonkit_audit::evidence::{self, BuildOptions, CheckOptions, Scope};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
@@ -42,7 +42,7 @@ fn bench(c: &mut Criterion) {
         let started = Instant::now();
         let bundle = evidence::build(
             &path,
-            std::slice::from_ref(&middle),
+            &Scope::sessions([middle.as_str()]),
             &BuildOptions::default(),
         )
         .unwrap();
@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 evidence::build(
                     &path,
-                    std::slice::from_ref(&middle),
+                    &Scope::sessions([middle.as_str()]),
                     &BuildOptions::default(),
                 )
                 .unwrap()

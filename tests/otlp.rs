@@ -638,7 +638,12 @@ fn a_run_whose_turns_follow_it_is_one_session_whatever_order_they_come_in() {
     .collect();
     let mut moved = 0;
     for (i, id) in sessions.iter().enumerate() {
-        let bundle = evidence::build(&path, std::slice::from_ref(id), &Default::default()).unwrap();
+        let bundle = evidence::build(
+            &path,
+            &evidence::Scope::sessions([id.as_str()]),
+            &Default::default(),
+        )
+        .unwrap();
         let report = evidence::check(&bundle, &Default::default());
         assert!(report.is_intact_and_complete(), "{id}: {report:?}");
         if i == 0 {

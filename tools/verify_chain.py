@@ -415,9 +415,9 @@ def entry_data(seq, table, row_id, session_id, committed_at, leaf):
     return out + length_prefixed(as_bytes(committed_at)) + length_prefixed(bytes(leaf))
 
 
-def head_data(session_id, count, last):
-    """0x07 ‖ len32(session id) ‖ count:u64 ‖ last:u64."""
-    return (b"\x07" + length_prefixed(as_bytes(session_id))
+def head_data(first, session_id, count, last):
+    """0x07 ‖ len32(first committed_at) ‖ len32(session id) ‖ count:u64 ‖ last:u64."""
+    return (b"\x07" + length_prefixed(as_bytes(first)) + length_prefixed(as_bytes(session_id))
             + struct.pack(">QQ", count, last))
 
 
@@ -428,9 +428,11 @@ def chain_tree_heads(conn, sizes):
     leaves, heads, out = [], {}, {}
 
     def snapshot(size):
-        ordered = sorted(heads)  # session ids as stored bytes: bytewise order
+        # By the first entry's committed_at, then id, both as stored bytes.
+        ordered = sorted(heads, key=lambda s: (heads[s][0], s))
         out[size] = (merkle_root(leaves[:size]), len(ordered),
-                     merkle_root([merkle_leaf(head_data(s, *heads[s])) for s in ordered]))
+                     merkle_root([merkle_leaf(head_data(heads[s][0], s, heads[s][1], heads[s][2]))
+                                  for s in ordered]))
     if 0 in wanted:
         snapshot(0)
     rows = conn.execute("SELECT seq, table_name, row_id, session_id, committed_at, leaf_hash "
@@ -440,8 +442,8 @@ def chain_tree_heads(conn, sizes):
             break
         leaves.append(merkle_leaf(entry_data(seq, table, row_id, session, committed_at, leaf)))
         if session is not None:
-            count, _ = heads.get(bytes(session), (0, 0))
-            heads[bytes(session)] = (count + 1, seq)
+            first, count, _ = heads.get(bytes(session), (bytes(committed_at), 0, 0))
+            heads[bytes(session)] = (first, count + 1, seq)
         if len(leaves) in wanted:
             snapshot(len(leaves))
     return out
@@ -587,7 +589,8 @@ def check_evidence(bundle, checkpoints=(), keys=()):
             find("TAMPERED", "the bundle does not prove that it extends your checkpoint at "
                  "size %d" % mine["size"])
 
-    asked = sorted(manifest["scope"])
+    scope = manifest["scope"]
+    asked = sorted(scope["sessions"])
     proven = [s["id"] for s in bundle["sessions"]]
     if asked != sorted(set(proven)) or len(proven) != len(set(proven)):
         find("TAMPERED", "the manifest's scope is %s, the bundle proves %s" % (asked, proven))
@@ -604,12 +607,45 @@ def check_evidence(bundle, checkpoints=(), keys=()):
                 seq, entry["table"], entry["row_id"])
         return None
 
+    def head_proven(sid, head):
+        leaf = merkle_leaf(head_data(head["first_committed_at"], sid, head["count"], head["last"]))
+        proof = [bytes.fromhex(h) for h in head["proof"]]
+        return merkle_verify_inclusion(head["index"], session_count, leaf, proof, heads_root)
+
+    since, until = scope.get("since"), scope.get("until")
+    bounds = bundle.get("bounds") or {}
+    if since is None:
+        if bounds or until is not None:
+            find("TAMPERED", "the bundle has period bounds but no period")
+    else:
+        def inside(at):
+            return at >= since and (until is None or at < until)
+        for session in bundle["sessions"]:
+            if not inside(session["head"]["first_committed_at"]):
+                find("TAMPERED", "session %s was first committed at %s, outside the period" % (
+                    session["id"], session["head"]["first_committed_at"]))
+        before, after = bounds.get("before"), bounds.get("after")
+        if before is not None:
+            if not head_proven(before["session_id"], before["head"]):
+                find("TAMPERED", "the head before the period is not in the sessions tree")
+            elif before["head"]["first_committed_at"] >= since:
+                find("TAMPERED", "the head given as before the period is inside it")
+        if after is not None:
+            if not head_proven(after["session_id"], after["head"]):
+                find("TAMPERED", "the head after the period is not in the sessions tree")
+            elif until is None or after["head"]["first_committed_at"] < until:
+                find("TAMPERED", "the head given as after the period is inside it")
+        start = before["head"]["index"] + 1 if before else 0
+        end = after["head"]["index"] if after else session_count
+        proven_indexes = sorted(s["head"]["index"] for s in bundle["sessions"])
+        if start > end or proven_indexes != list(range(start, end)):
+            find("OMITTED", "the period holds %d sessions of the sessions tree; the bundle proves "
+                 "%d: sessions were left out" % (max(end - start, 0), len(proven_indexes)))
+
     counts = {"sessions": 0, "steps": 0, "decisions": 0, "entries": 0}
     for session in bundle["sessions"]:
         sid, head = session["id"], session["head"]
-        leaf = merkle_leaf(head_data(sid, head["count"], head["last"]))
-        proof = [bytes.fromhex(h) for h in head["proof"]]
-        if not merkle_verify_inclusion(head["index"], session_count, leaf, proof, heads_root):
+        if not head_proven(sid, head):
             find("TAMPERED", "session %s: its head (%d entries, last %d) is not in the "
                  "checkpoint's sessions tree" % (sid, head["count"], head["last"]))
         latest, seqs, by_seq = {}, set(), {}
@@ -702,6 +738,12 @@ def main_evidence(path, checkpoints, keys, as_json):
                           "notes": notes, **facts}, indent=2))
     else:
         print("bundle    %s, against a checkpoint at %d entries" % (path, facts["size"]))
+        scope = bundle["manifest"]["scope"]
+        if scope.get("since") is not None:
+            print("scope     every session first committed from %s to %s: %d session(s)" % (
+                scope["since"], scope.get("until") or "the checkpoint", len(scope["sessions"])))
+        else:
+            print("scope     sessions %s" % ", ".join(scope["sessions"]))
         for note in notes:
             print("note      %s" % note)
         for kind, message in findings:
@@ -1019,7 +1061,8 @@ def self_test(vectors_path):
         heads = []
         for case in evidence["heads"]:
             evidence_cases += 1
-            data = head_data(case["session_id"], case["count"], case["last"])
+            data = head_data(case["first_committed_at"], case["session_id"], case["count"],
+                             case["last"])
             if data.hex() != case["data"] or merkle_leaf(data).hex() != case["merkle_leaf"]:
                 failures += 1
                 print("evidence head %r: got %s" % (case["session_id"], data.hex()))

@@ -4,18 +4,28 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use reasonkit_audit::evidence::{self, BuildOptions, Bundle, CheckOptions, FindingClass, Verdict};
+use reasonkit_audit::evidence::{
+    self, BuildOptions, Bundle, CheckOptions, FindingClass, Scope, Verdict,
+};
 use reasonkit_audit::read::Reader;
 use reasonkit_audit::{Checkpoint, SignerKey};
 
+use crate::since::Since;
 use crate::{Failure, Outcome};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A session to take (an id or an unambiguous beginning of one). May be given several
     /// times
-    #[arg(long = "session", value_name = "ID", required = true)]
+    #[arg(long = "session", value_name = "ID", required_unless_present = "since")]
     sessions: Vec<String>,
+    /// Take every session first recorded at or after this time (`2026-07-01`, `24h`, …),
+    /// with the proof that none of the period is left out
+    #[arg(long, value_name = "TIME", conflicts_with = "sessions")]
+    since: Option<Since>,
+    /// With --since: the period's end, exclusive [default: the chain's head]
+    #[arg(long, value_name = "TIME", requires = "since")]
+    until: Option<Since>,
     /// Write the bundle here (a new file, or `-` for standard output)
     #[arg(short, long, value_name = "FILE")]
     out: PathBuf,
@@ -66,7 +76,11 @@ pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
         }
         options.extends.extend(with_trees);
     }
-    let bundle = evidence::build(path, &ids, &options)?;
+    let scope = match &args.since {
+        Some(since) => Scope::period(since.0.clone(), args.until.as_ref().map(|u| u.0.clone())),
+        None => Scope::sessions(ids),
+    };
+    let bundle = evidence::build(path, &scope, &options)?;
     let text = serde_json::to_string_pretty(&bundle)? + "\n";
     if args.out.as_os_str() == "-" {
         std::io::stdout().write_all(text.as_bytes())?;
@@ -149,6 +163,15 @@ pub fn verify(file: &Path, options: CheckOptions, json: bool) -> Result<Outcome,
             report.entries,
             report.size
         );
+        let scope = &bundle.manifest.scope;
+        match &scope.since {
+            Some(since) => println!(
+                "  scope: every session first committed from {since} to {}: {} session(s)",
+                scope.until.as_deref().unwrap_or("the checkpoint"),
+                scope.sessions.len()
+            ),
+            None => println!("  scope: sessions {}", scope.sessions.join(", ")),
+        }
         if !report.signed_by.is_empty() {
             println!("  signed by {}", report.signed_by.join(", "));
         }

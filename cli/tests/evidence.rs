@@ -192,7 +192,10 @@ fn a_sessions_bundle_proves_itself_offline_to_both_verifiers() {
     assert!(text(&out).contains("signed by ops"), "{}", text(&out));
 
     let json = read_json(&bundle);
-    assert_eq!(json["manifest"]["scope"], serde_json::json!(["claim-1432"]));
+    assert_eq!(
+        json["manifest"]["scope"],
+        serde_json::json!({"sessions": ["claim-1432"]})
+    );
     assert_eq!(
         json["manifest"]["counts"],
         serde_json::json!({"sessions": 1, "steps": 3, "decisions": 2, "entries": 6})
@@ -426,7 +429,7 @@ fn every_tampering_of_a_bundle_is_caught_by_both_verifiers() {
         *json = serde_json::from_str(&text).unwrap();
     });
     tampered(&t, &good, "scope.json", "the manifest's scope", |json| {
-        json["manifest"]["scope"] = serde_json::json!(["claim-1431"]);
+        json["manifest"]["scope"] = serde_json::json!({"sessions": ["claim-1431"]});
     });
 }
 
@@ -634,4 +637,135 @@ fn a_store_of_the_schema_before_sessions_in_the_chain_is_migrated_and_its_bundle
     both(&bundle, &[], 0, "intact and complete");
     let out = run(&db, &["verify"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// When a session was first committed to the chain.
+fn first_committed(db: &Path, id: &str) -> String {
+    sqlite3(
+        db,
+        &format!("SELECT min(committed_at) FROM audit_chain WHERE session_id = '{id}'"),
+    )
+}
+
+#[test]
+fn a_periods_bundle_holds_every_session_of_it_and_proves_none_is_left_out() {
+    let t = trail();
+    write_sessions(&t.db, &["claim-1434", "claim-1435"]);
+    write_sessions(&t.db, &["claim-1436"]);
+    // The period from claim-1433's first commit up to claim-1436's: 1433, 1434, 1435.
+    let since = first_committed(&t.db, "claim-1433");
+    let until = first_committed(&t.db, "claim-1436");
+    let key = t.path("ops.key");
+    let good = t.path("q3.json");
+    succeeded(&run(
+        &t.db,
+        &[
+            "evidence",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--sign",
+            arg(&key),
+            "--checkpoint",
+            arg(&t.before),
+            "-o",
+            arg(&good),
+        ],
+    ));
+    let json = read_json(&good);
+    assert_eq!(
+        json["manifest"]["scope"]["sessions"],
+        serde_json::json!(["claim-1433", "claim-1434", "claim-1435"])
+    );
+    assert_eq!(json["manifest"]["counts"]["steps"], 9);
+    assert!(
+        json["bounds"]["before"]["session_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("claim-143")
+    );
+    assert_eq!(json["bounds"]["after"]["session_id"], "claim-1436");
+    let public = t.path("ops.pub");
+    let trusted = ["--key", arg(&public), "--checkpoint", arg(&t.before)];
+    both(&good, &trusted, 0, "intact and complete");
+
+    // A session of the period taken out, with everything that named it.
+    tampered(
+        &t,
+        &good,
+        "period-dropped.json",
+        "sessions were left out",
+        |json| {
+            json["sessions"].as_array_mut().unwrap().remove(1);
+            json["manifest"]["scope"]["sessions"] = serde_json::json!(["claim-1433", "claim-1435"]);
+            json["manifest"]["counts"] =
+                serde_json::json!({"sessions": 2, "steps": 6, "decisions": 4, "entries": 12});
+        },
+    );
+    // The neighbour that closes the period removed, as if the period ran to the tree's end.
+    tampered(
+        &t,
+        &good,
+        "period-open.json",
+        "sessions were left out",
+        |json| {
+            json["bounds"]["after"] = Value::Null;
+        },
+    );
+    // The neighbour moved inside: a head claimed to be before the period that is not.
+    tampered(
+        &t,
+        &good,
+        "period-neighbour.json",
+        "before the period",
+        |json| {
+            json["bounds"]["before"]["head"]["first_committed_at"] = since.clone().into();
+        },
+    );
+    // The period told as longer than it is.
+    tampered(
+        &t,
+        &good,
+        "period-widened.json",
+        "outside the period",
+        |json| {
+            json["manifest"]["scope"]["since"] = until.clone().into();
+        },
+    );
+
+    // An empty period proves it is empty: its two neighbours are adjacent.
+    let empty = t.path("empty.json");
+    let just_after = first_committed(&t.db, "claim-1436");
+    succeeded(&run(
+        &t.db,
+        &[
+            "evidence",
+            "--since",
+            &since,
+            "--until",
+            &since,
+            "-o",
+            arg(&empty),
+        ],
+    ));
+    assert_eq!(read_json(&empty)["sessions"], serde_json::json!([]));
+    both(&empty, &[], 0, "intact and complete");
+    // Up to the head: the last session is in, and nothing comes after it.
+    let tail = t.path("tail.json");
+    succeeded(&run(
+        &t.db,
+        &["evidence", "--since", &just_after, "-o", arg(&tail)],
+    ));
+    let json = read_json(&tail);
+    assert_eq!(
+        json["manifest"]["scope"]["sessions"],
+        serde_json::json!(["claim-1436"])
+    );
+    assert!(
+        json["bounds"].get("after").is_none_or(Value::is_null),
+        "{}",
+        json["bounds"]
+    );
+    both(&tail, &[], 0, "intact and complete");
 }

@@ -99,7 +99,7 @@ pub struct TreeHeads {
     pub entries: [u8; 32],
     /// How many sessions have entries in those `size` entries.
     pub sessions: u64,
-    /// The RFC 6962 head of the tree over their heads, sorted by session id.
+    /// The RFC 6962 head of the tree over their heads, sorted by first entry time, then id.
     pub heads: [u8; 32],
 }
 

@@ -8,8 +8,9 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::{
-    Bundle, Counts, EVIDENCE_FORMAT, EVIDENCE_SPEC, EntryProof, Extension, HeadProof, Manifest,
-    RowRecord, SessionEvidence, StoredEntry, entry_hash, head_data, hex,
+    Bounds, Bundle, Counts, EVIDENCE_FORMAT, EVIDENCE_SPEC, EntryProof, Extension, HeadProof,
+    Manifest, Neighbour, RowRecord, Scope, SessionEvidence, StoredEntry, entry_hash, head_data,
+    hex,
 };
 use crate::chain::checkpoint::{Checkpoint, SignerKey, TreeHeads};
 use crate::chain::merkle::{self, Tree};
@@ -29,15 +30,79 @@ pub struct BuildOptions {
     pub made_by: Option<String>,
 }
 
+/// Each session's head as counted so far.
+#[derive(Clone, Debug)]
+pub(crate) struct Head {
+    /// The `committed_at` of its first entry: where the sessions tree sorts it, and what
+    /// a period is asked by.
+    pub(crate) first: String,
+    pub(crate) count: u64,
+    pub(crate) last: u64,
+}
+
+/// Every session's head, by id.
+#[derive(Default)]
+pub(crate) struct Heads(HashMap<String, Head>);
+
+impl Heads {
+    /// Counts an entry into its session's head; `true` when it is the session's first.
+    fn count(&mut self, entry: &StoredEntry) -> bool {
+        let Some(session) = &entry.session_id else {
+            return false;
+        };
+        match self.0.get_mut(session) {
+            Some(head) => {
+                head.count += 1;
+                head.last = entry.seq;
+                false
+            }
+            None => {
+                self.0.insert(
+                    session.clone(),
+                    Head {
+                        first: entry.committed_at.clone(),
+                        count: 1,
+                        last: entry.seq,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    /// The session ids in the sessions tree's order: by first entry's time, then id.
+    fn order(&self) -> Vec<&String> {
+        let mut ids: Vec<&String> = self.0.keys().collect();
+        ids.sort_by(|a, b| (&self.0[*a].first, *a).cmp(&(&self.0[*b].first, *b)));
+        ids
+    }
+
+    /// The sessions tree and the ids in its order.
+    fn tree(&self) -> (Tree, Vec<String>) {
+        let order = self.order();
+        let tree = Tree::new(
+            order
+                .iter()
+                .map(|id| {
+                    let head = &self.0[*id];
+                    merkle::leaf_hash(&head_data(&head.first, id, head.count, head.last))
+                })
+                .collect(),
+        );
+        (tree, order.into_iter().cloned().collect())
+    }
+}
+
 /// The chain of a store read whole: both trees, and the entries of the sessions asked for.
 pub(crate) struct ReadChain {
     pub(crate) database_id: String,
     pub(crate) head: ChainHead,
     pub(crate) entries: Tree,
-    /// Each session's (entry count, last seq), sorted by id.
-    pub(crate) heads: BTreeMap<String, (u64, u64)>,
+    pub(crate) heads: Heads,
     pub(crate) heads_tree: Tree,
-    /// The entries of the sessions asked for.
+    /// The session ids in the sessions tree's order.
+    pub(crate) order: Vec<String>,
+    /// The entries of the sessions asked for (by id, or first committed in the period).
     pub(crate) kept: HashMap<String, Vec<StoredEntry>>,
     /// For each row those entries cover (`table\0id`), its latest entry in the whole chain.
     pub(crate) latest: HashMap<String, StoredEntry>,
@@ -47,9 +112,26 @@ impl ReadChain {
     pub(crate) fn tree_heads(&self) -> TreeHeads {
         TreeHeads {
             entries: self.entries.root(),
-            sessions: self.heads.len() as u64,
+            sessions: self.order.len() as u64,
             heads: self.heads_tree.root(),
         }
+    }
+
+    /// A session's head with its proof, by its index in the sessions tree.
+    fn head_proof(&self, index: usize) -> Option<(String, HeadProof)> {
+        let id = self.order.get(index)?;
+        let head = self.heads.0.get(id)?;
+        let proof = self.heads_tree.inclusion_proof(index as u64)?;
+        Some((
+            id.clone(),
+            HeadProof {
+                index: index as u64,
+                first_committed_at: head.first.clone(),
+                count: head.count,
+                last: head.last,
+                proof: proof.iter().map(|h| hex(h)).collect(),
+            },
+        ))
     }
 }
 
@@ -72,34 +154,18 @@ fn stored_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
     })
 }
 
-/// Counts an entry into its session's head.
-fn count_into(heads: &mut BTreeMap<String, (u64, u64)>, entry: &StoredEntry) {
-    if let Some(session) = &entry.session_id {
-        let (count, last) = heads.entry(session.clone()).or_insert((0, 0));
-        *count += 1;
-        *last = entry.seq;
-    }
-}
-
-/// The sessions tree: one leaf per session's head, sorted by id.
-fn heads_tree(heads: &BTreeMap<String, (u64, u64)>) -> Tree {
-    Tree::new(
-        heads
-            .iter()
-            .map(|(id, (count, last))| merkle::leaf_hash(&head_data(id, *count, *last)))
-            .collect(),
-    )
-}
-
 /// Reads the whole chain of `conn` (inside the caller's read transaction), keeping the
-/// entries of `sessions`.
-pub(crate) fn read_chain(conn: &Connection, sessions: &[String]) -> rusqlite::Result<ReadChain> {
+/// entries of the sessions `scope` asks for.
+pub(crate) fn read_chain(conn: &Connection, scope: &Scope) -> rusqlite::Result<ReadChain> {
     let database_id = file_chain::database_id(conn)?.unwrap_or_default();
     let head = file_chain::head(conn)?;
-    let mut kept: HashMap<String, Vec<StoredEntry>> =
-        sessions.iter().map(|s| (s.clone(), Vec::new())).collect();
+    let mut kept: HashMap<String, Vec<StoredEntry>> = scope
+        .sessions
+        .iter()
+        .map(|s| (s.clone(), Vec::new()))
+        .collect();
     let mut latest: HashMap<String, StoredEntry> = HashMap::new();
-    let mut heads: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut heads = Heads::default();
     let mut leaves = Vec::new();
     let mut stmt = conn.prepare(ENTRIES)?;
     let mut rows = stmt.query([])?;
@@ -113,7 +179,11 @@ pub(crate) fn read_chain(conn: &Connection, sessions: &[String]) -> rusqlite::Re
             ));
         }
         leaves.push(entry_hash(&entry));
-        count_into(&mut heads, &entry);
+        if heads.count(&entry) && scope.holds_time(&entry.committed_at) {
+            if let Some(id) = &entry.session_id {
+                kept.entry(id.clone()).or_default();
+            }
+        }
         let key = row_key(&entry.table, &entry.row_id);
         if let Some(entries) = entry.session_id.as_ref().and_then(|s| kept.get_mut(s)) {
             entries.push(entry.clone());
@@ -122,13 +192,14 @@ pub(crate) fn read_chain(conn: &Connection, sessions: &[String]) -> rusqlite::Re
             *later = entry;
         }
     }
-    let heads_tree = heads_tree(&heads);
+    let (heads_tree, order) = heads.tree();
     Ok(ReadChain {
         database_id,
         head,
         entries: Tree::new(leaves),
         heads,
         heads_tree,
+        order,
         kept,
         latest,
     })
@@ -141,7 +212,7 @@ pub(crate) fn read_chain(conn: &Connection, sessions: &[String]) -> rusqlite::Re
 /// The store cannot be read, or its chain has a gap (`verify` says where).
 pub fn tree_heads(path: &Path) -> Result<(String, ChainHead, TreeHeads)> {
     let conn = crate::store::sqlite::open::open_read_only(path)?;
-    let chain = in_read_transaction(&conn, path, |conn| read_chain(conn, &[]))?;
+    let chain = in_read_transaction(&conn, path, |conn| read_chain(conn, &Scope::default()))?;
     Ok((chain.database_id.clone(), chain.head, chain.tree_heads()))
 }
 
@@ -165,26 +236,30 @@ fn in_read_transaction<T>(
     result
 }
 
-/// Makes the evidence bundle of `sessions` from the SQLite store at `path`.
+/// Makes the evidence bundle of what `scope` asks for — sessions by id, or every session
+/// first committed in a period — from the SQLite store at `path`.
 ///
 /// # Errors
-/// The store cannot be read; a session has no entry in its chain; a row of one is gone
-/// from the store (pruned or deleted: `verify` says which); or a checkpoint in
+/// The store cannot be read; a session asked for has no entry in its chain; a row of one is
+/// gone from the store (pruned or deleted: `verify` says which); or a checkpoint in
 /// `options.extends` is of another database, newer than the store, or one the store's
 /// chain no longer extends — evidence of tampering, which `verify` shows.
-pub fn build(path: &Path, sessions: &[String], options: &BuildOptions) -> Result<Bundle> {
+pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundle> {
     let store = path.display().to_string();
     let refuse = |message: String| Error::Evidence {
         store: store.clone(),
         message,
     };
-    let mut scope: Vec<String> = sessions.to_vec();
-    scope.sort();
-    scope.dedup();
-    if scope.is_empty() {
+    let mut scope = scope.clone();
+    scope.sessions.sort();
+    scope.sessions.dedup();
+    if scope.sessions.is_empty() && scope.since.is_none() {
         return Err(refuse(
-            "no session was asked for; give one or more ids".into(),
+            "nothing was asked for: give session ids, or a period".into(),
         ));
+    }
+    if !scope.sessions.is_empty() && (scope.since.is_some() || scope.until.is_some()) {
+        return Err(refuse("give session ids or a period, not both".into()));
     }
     let conn = crate::store::sqlite::open::open_read_only(path)?;
     let (chain, rows) = in_read_transaction(&conn, path, |conn| {
@@ -200,13 +275,50 @@ pub fn build(path: &Path, sessions: &[String], options: &BuildOptions) -> Result
         }
         Ok((chain, rows))
     })?;
-    for id in &scope {
-        if !chain.heads.contains_key(id) {
+    for id in &scope.sessions {
+        if !chain.heads.0.contains_key(id) {
             return Err(refuse(format!(
                 "session {id} has no entry in its chain: check the id with `reasonkit-audit \
                  sessions`"
             )));
         }
+    }
+    // The sessions proven, in the sessions tree's order; for a period, those first
+    // committed in it, and the heads just outside it.
+    let index: HashMap<&str, usize> = chain
+        .order
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let mut proven: Vec<usize> = chain
+        .kept
+        .keys()
+        .filter_map(|id| index.get(id.as_str()).copied())
+        .collect();
+    proven.sort_unstable();
+    let bounds = scope.since.as_ref().map(|since| {
+        let first = chain
+            .order
+            .partition_point(|id| chain.heads.0[id].first.as_str() < since.as_str());
+        let end = match &scope.until {
+            Some(until) => chain
+                .order
+                .partition_point(|id| chain.heads.0[id].first.as_str() < until.as_str()),
+            None => chain.order.len(),
+        };
+        let neighbour = |i: usize| {
+            chain
+                .head_proof(i)
+                .map(|(session_id, head)| Neighbour { session_id, head })
+        };
+        Bounds {
+            before: first.checked_sub(1).and_then(neighbour),
+            after: neighbour(end),
+        }
+    });
+    if scope.since.is_some() {
+        scope.sessions = proven.iter().map(|&i| chain.order[i].clone()).collect();
     }
     let trees = chain.tree_heads();
     let mut checkpoint = Checkpoint::of_head(&chain.database_id, &chain.head).with_trees(&trees);
@@ -238,9 +350,11 @@ pub fn build(path: &Path, sessions: &[String], options: &BuildOptions) -> Result
     let mut counts = Counts::default();
     let mut bundled = Vec::new();
     let mut range: Option<(String, String)> = None;
-    for id in &scope {
-        let (count, last) = chain.heads.get(id).copied().unwrap_or((0, 0));
-        let index = chain.heads.range::<String, _>(..id).count() as u64;
+    for &position in &proven {
+        let Some((id, head)) = chain.head_proof(position) else {
+            continue;
+        };
+        let id = &id;
         let entries = chain.kept.get(id).map_or(&[][..], Vec::as_slice);
         // Each row's latest entry in this session, in row order.
         let mut last_here: BTreeMap<String, u64> = BTreeMap::new();
@@ -249,18 +363,7 @@ pub fn build(path: &Path, sessions: &[String], options: &BuildOptions) -> Result
         }
         let mut session = SessionEvidence {
             id: id.clone(),
-            head: HeadProof {
-                index,
-                count,
-                last,
-                proof: chain
-                    .heads_tree
-                    .inclusion_proof(index)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|h| hex(h))
-                    .collect(),
-            },
+            head,
             entries: entries.iter().map(proof).collect(),
             rows: Vec::new(),
             moved: Vec::new(),
@@ -326,6 +429,7 @@ pub fn build(path: &Path, sessions: &[String], options: &BuildOptions) -> Result
         },
         checkpoint: checkpoint.to_string(),
         extends,
+        bounds,
         sessions: bundled,
     })
 }
@@ -427,10 +531,11 @@ pub(crate) fn tree_heads_at(
     let mut next = wanted.iter().copied().peekable();
     // (size, sessions, sessions tree head) at each size reached.
     let mut reached = Vec::new();
-    let mut heads: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut heads = Heads::default();
     let mut leaves: Vec<Hash> = Vec::new();
-    let mut snapshot = |heads: &BTreeMap<String, (u64, u64)>, size: u64| {
-        reached.push((size, heads.len() as u64, heads_tree(heads).root()));
+    let mut snapshot = |heads: &Heads, size: u64| {
+        let (tree, order) = heads.tree();
+        reached.push((size, order.len() as u64, tree.root()));
     };
     while next.peek() == Some(&0) {
         snapshot(&heads, 0);
@@ -444,7 +549,7 @@ pub(crate) fn tree_heads_at(
         }
         let entry = stored_entry(row)?;
         leaves.push(entry_hash(&entry));
-        count_into(&mut heads, &entry);
+        heads.count(&entry);
         while next.peek() == Some(&(leaves.len() as u64)) {
             snapshot(&heads, leaves.len() as u64);
             next.next();

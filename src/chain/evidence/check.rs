@@ -177,7 +177,13 @@ pub fn check(bundle: &Bundle, options: &CheckOptions) -> EvidenceReport {
     check_extensions(bundle, &checkpoint, &trees, database, &mut report);
     check_auditor_checkpoints(bundle, &checkpoint, database, options, &mut report);
 
-    let asked: BTreeSet<&str> = bundle.manifest.scope.iter().map(String::as_str).collect();
+    let asked: BTreeSet<&str> = bundle
+        .manifest
+        .scope
+        .sessions
+        .iter()
+        .map(String::as_str)
+        .collect();
     let proven: BTreeSet<&str> = bundle.sessions.iter().map(|s| s.id.as_str()).collect();
     if asked != proven || bundle.sessions.len() != proven.len() {
         report.find(
@@ -188,6 +194,7 @@ pub fn check(bundle: &Bundle, options: &CheckOptions) -> EvidenceReport {
             ),
         );
     }
+    check_period(bundle, &trees, &mut report);
     let mut counts = super::Counts::default();
     for session in &bundle.sessions {
         check_session(session, &checkpoint, &trees, &mut report, &mut counts);
@@ -379,12 +386,8 @@ fn check_session(
     let id = session.id.as_str();
     report.sessions += 1;
     let head = &session.head;
-    let head_leaf = merkle::leaf_hash(&head_data(id, head.count, head.last));
-    match hashes(&head.proof) {
-        Some(proof)
-            if verify_inclusion(head.index, trees.sessions, &head_leaf, &proof, &trees.heads)
-                .is_ok() => {}
-        _ => report.find(
+    if !head_is_proven(id, head, trees) {
+        report.find(
             Tampered,
             format!(
                 "session {id}: its head ({} entries, the last at seq {}) is not in the \
@@ -392,7 +395,7 @@ fn check_session(
                  bundle is of another session",
                 head.count, head.last
             ),
-        ),
+        );
     }
     // Entries: each of this session, each proven at its seq.
     let mut latest: BTreeMap<(&str, &str), u64> = BTreeMap::new();
@@ -540,6 +543,97 @@ fn check_session(
         }
     }
     counts.entries += (session.entries.len() + session.moved.len()) as u64;
+}
+
+/// Whether a session's head is leaf `index` of the checkpoint's sessions tree.
+fn head_is_proven(id: &str, head: &super::HeadProof, trees: &TreeHeads) -> bool {
+    let leaf = merkle::leaf_hash(&head_data(
+        &head.first_committed_at,
+        id,
+        head.count,
+        head.last,
+    ));
+    hashes(&head.proof).is_some_and(|proof| {
+        verify_inclusion(head.index, trees.sessions, &leaf, &proof, &trees.heads).is_ok()
+    })
+}
+
+/// A period's completeness: its sessions are first committed in it, and they are exactly
+/// the heads between its two neighbours in the sessions tree (or the tree's ends), each
+/// neighbour proven and outside the period.
+fn check_period(bundle: &Bundle, trees: &TreeHeads, report: &mut EvidenceReport) {
+    use FindingClass::{Omitted, Tampered};
+    let scope = &bundle.manifest.scope;
+    let Some(since) = scope.since.as_deref() else {
+        if bundle.bounds.is_some() || scope.until.is_some() {
+            report.find(
+                Tampered,
+                "the bundle has period bounds but no period".into(),
+            );
+        }
+        return;
+    };
+    let bounds = bundle.bounds.clone().unwrap_or_default();
+    for session in &bundle.sessions {
+        if !scope.holds_time(&session.head.first_committed_at) {
+            report.find(
+                Tampered,
+                format!(
+                    "session {} was first committed at {}, outside the period",
+                    session.id, session.head.first_committed_at
+                ),
+            );
+        }
+    }
+    if let Some(before) = &bounds.before {
+        if !head_is_proven(&before.session_id, &before.head, trees) {
+            report.find(
+                Tampered,
+                "the head before the period is not in the sessions tree".into(),
+            );
+        } else if before.head.first_committed_at.as_str() >= since {
+            report.find(
+                Tampered,
+                "the head given as before the period is inside it".into(),
+            );
+        }
+    }
+    if let Some(after) = &bounds.after {
+        let outside = scope
+            .until
+            .as_deref()
+            .is_some_and(|until| after.head.first_committed_at.as_str() >= until);
+        if !head_is_proven(&after.session_id, &after.head, trees) {
+            report.find(
+                Tampered,
+                "the head after the period is not in the sessions tree".into(),
+            );
+        } else if !outside {
+            report.find(
+                Tampered,
+                "the head given as after the period is inside it".into(),
+            );
+        }
+    }
+    let start = bounds.before.as_ref().map_or(0, |b| b.head.index + 1);
+    let end = bounds
+        .after
+        .as_ref()
+        .map_or(trees.sessions, |a| a.head.index);
+    let mut proven: Vec<u64> = bundle.sessions.iter().map(|s| s.head.index).collect();
+    proven.sort_unstable();
+    if start > end || proven != (start..end).collect::<Vec<_>>() {
+        report.find(
+            Omitted,
+            format!(
+                "the period holds the sessions at positions {start} to {} of the sessions \
+                 tree, {} of them; the bundle proves {}: sessions were left out",
+                end.saturating_sub(1),
+                end.saturating_sub(start),
+                proven.len()
+            ),
+        );
+    }
 }
 
 /// Checks an entry's inclusion proof: it is entry `seq` of the tree of `size` entries.

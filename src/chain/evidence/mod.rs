@@ -9,8 +9,10 @@
 //!   proof in the tree over all entries (the checkpoint's `tree` line), and every row at
 //!   its latest version, whose leaf is its latest entry's;
 //! - **completeness**: the session's head — how many entries it has and which is last — with
-//!   its inclusion proof in the sorted tree of all sessions' heads (the checkpoint's
-//!   `sessions` line). A bundle with one entry fewer than its head counts is caught;
+//!   its inclusion proof in the tree of all sessions' heads, sorted by when each was first
+//!   committed (the checkpoint's `sessions` line). A bundle with one entry fewer than its
+//!   head counts is caught; so is a period's bundle without one of the sessions between the
+//!   two heads just outside the period;
 //! - **continuity**: consistency proofs from checkpoints taken earlier, so that a bundle
 //!   made after the store was rewritten is caught by anyone holding one of them.
 //!
@@ -66,8 +68,11 @@ pub struct EntryProof {
 /// A session's head in the checkpoint's `sessions` tree, with its inclusion proof.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeadProof {
-    /// Its position in the tree (sessions sorted by id, bytewise), from 0.
+    /// Its position in the tree (sessions sorted by their first entry's `committed_at`,
+    /// then id, bytewise), from 0.
     pub index: u64,
+    /// The `committed_at` of the session's first entry.
+    pub first_committed_at: String,
     /// How many entries the session has in the chain up to the checkpoint.
     pub count: u64,
     /// The seq of its last one.
@@ -104,6 +109,66 @@ pub struct SessionEvidence {
     pub moved: Vec<EntryProof>,
 }
 
+/// What a bundle was asked for: sessions by id, or every session first committed in a
+/// period (`since` inclusive, `until` exclusive; UTC, in the stores' text form
+/// `YYYY-MM-DD HH:MM:SS.ffffff`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    /// The sessions asked for; for a period, the ones found in it.
+    pub sessions: Vec<String>,
+    /// The period's start: sessions whose first entry was committed at or after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The period's end (exclusive); none for up to the bundle's checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+impl Scope {
+    /// These sessions.
+    pub fn sessions(ids: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Scope {
+            sessions: ids.into_iter().map(Into::into).collect(),
+            ..Scope::default()
+        }
+    }
+
+    /// Every session first committed at or after `since` and before `until`.
+    pub fn period(since: impl Into<String>, until: Option<String>) -> Self {
+        Scope {
+            sessions: Vec::new(),
+            since: Some(since.into()),
+            until,
+        }
+    }
+
+    /// Whether a session first committed at `at` belongs to this period (never, for a
+    /// scope of sessions by id).
+    pub(crate) fn holds_time(&self, at: &str) -> bool {
+        self.since.as_deref().is_some_and(|since| at >= since)
+            && self.until.as_deref().is_none_or(|until| at < until)
+    }
+}
+
+/// A session's head just outside a period, proving where the period starts or ends in the
+/// sessions tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Neighbour {
+    /// Its id.
+    pub session_id: String,
+    /// Its head and proof.
+    pub head: HeadProof,
+}
+
+/// For a period: the heads on either side of it (none at an end of the tree).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// The last session first committed before `since`.
+    pub before: Option<Neighbour>,
+    /// The first session first committed at or after `until`.
+    pub after: Option<Neighbour>,
+}
+
 /// An earlier checkpoint the bundle's checkpoint extends, with the consistency proof.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension {
@@ -124,8 +189,8 @@ pub struct Manifest {
     pub made_at: String,
     /// By whom: the user and host that ran the export, as they said.
     pub made_by: String,
-    /// What was asked for: the session ids.
-    pub scope: Vec<String>,
+    /// What was asked for.
+    pub scope: Scope,
     /// How many rows of each table and how many chain entries it holds.
     pub counts: Counts,
     /// The earliest start and the latest end among its sessions.
@@ -162,7 +227,8 @@ pub struct Counts {
 /// });
 /// drop(guard);
 ///
-/// let bundle = evidence::build(&path, &["claim-1432".to_owned()], &evidence::BuildOptions::default())?;
+/// let scope = evidence::Scope::sessions(["claim-1432"]);
+/// let bundle = evidence::build(&path, &scope, &evidence::BuildOptions::default())?;
 /// assert_eq!(bundle.manifest.counts.steps, 1);
 /// // What an auditor runs on the file they were given (here without a key or checkpoint).
 /// let report = evidence::check(&bundle, &CheckOptions::default());
@@ -184,6 +250,10 @@ pub struct Bundle {
     /// Earlier checkpoints it extends.
     #[serde(default)]
     pub extends: Vec<Extension>,
+    /// For a period: the heads just outside it, which prove that no session of it is left
+    /// out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounds: Option<Bounds>,
     /// The sessions asked for, with their proofs.
     pub sessions: Vec<SessionEvidence>,
 }
@@ -245,11 +315,12 @@ pub(crate) fn entry_hash(entry: &StoredEntry) -> Hash {
     ))
 }
 
-/// The Merkle leaf data of a session's head: `0x07 ‖ len32(session id) ‖ count:u64 ‖
-/// last:u64`.
-pub(crate) fn head_data(session_id: &str, count: u64, last: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
+/// The Merkle leaf data of a session's head: `0x07 ‖ len32(first committed_at) ‖
+/// len32(session id) ‖ count:u64 ‖ last:u64`.
+pub(crate) fn head_data(first: &str, session_id: &str, count: u64, last: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
     out.push(HEAD_TAG);
+    push_bytes(&mut out, first.as_bytes());
     push_bytes(&mut out, session_id.as_bytes());
     out.extend_from_slice(&count.to_be_bytes());
     out.extend_from_slice(&last.to_be_bytes());
@@ -328,6 +399,7 @@ mod tests {
         let mut heads = Vec::new();
         for case in evidence["heads"].as_array().unwrap() {
             let data = head_data(
+                case["first_committed_at"].as_str().unwrap(),
                 case["session_id"].as_str().unwrap(),
                 case["count"].as_u64().unwrap(),
                 case["last"].as_u64().unwrap(),
