@@ -642,6 +642,34 @@ def check_evidence(bundle, checkpoints=(), keys=()):
             find("OMITTED", "the period holds %d sessions of the sessions tree; the bundle proves "
                  "%d: sessions were left out" % (max(end - start, 0), len(proven_indexes)))
 
+    def erased_by(session, table, row_id, seq, values, committed):
+        """docs/chain.md, "Erasure": a proven `erased` event chained after the row's entry
+        lists it with a content digest; its content columns hold the tombstones; and the
+        split leaf of its other columns with that digest is the entry's leaf."""
+        if not is_tombstoned(table, values):
+            return False
+        for event in session.get("erasures", []):
+            entry, row = event["entry"], event["row"]
+            columns = row["columns"]
+            if (entry["table"] != "audit_events" or row["table"] != "audit_events"
+                    or entry["seq"] <= seq or str(columns.get("id")) != entry["row_id"]
+                    or columns.get("kind") != "erased" or prove(entry)):
+                continue
+            try:
+                event_values = [bundle_value(columns.get(c)) for c in TABLES["audit_events"]]
+                detail = json.loads(columns.get("detail") or "{}")
+            except ValueError:
+                continue
+            if bytes.fromhex(entry["leaf"]) not in (split_leaf_hash("audit_events", event_values),
+                                                    leaf_hash("audit_events", event_values)):
+                continue
+            for listed in detail.get("rows", []):
+                if (listed[0] == table and listed[1] == row_id
+                        and split_leaf_hash(table, values, bytes.fromhex(listed[2])) == committed):
+                    return True
+        return False
+
+    erased_rows = [0]
     counts = {"sessions": 0, "steps": 0, "decisions": 0, "entries": 0}
     for session in bundle["sessions"]:
         sid, head = session["id"], session["head"]
@@ -694,7 +722,11 @@ def check_evidence(bundle, checkpoints=(), keys=()):
                 find("TAMPERED", "session %s: %s row %s: %s" % (sid, table, row_id, error))
                 continue
             committed = bytes.fromhex(by_seq[latest[key]]["leaf"])
-            if committed not in (split_leaf_hash(table, values), leaf_hash(table, values)):
+            if committed in (split_leaf_hash(table, values), leaf_hash(table, values)):
+                pass
+            elif erased_by(session, table, row_id, latest[key], values, committed):
+                erased_rows[0] += 1
+            else:
                 find("TAMPERED", "session %s: %s row %s is not what was committed at seq %d: a "
                      "value was changed" % (sid, table, row_id, latest[key]))
             belongs = {"sessions": row_id == sid,
@@ -714,11 +746,13 @@ def check_evidence(bundle, checkpoints=(), keys=()):
                 why = prove(moved[0])
                 if why:
                     find("TAMPERED", "session %s: moved %s" % (sid, why))
-        counts["entries"] += len(session["entries"]) + len(session.get("moved", []))
+        counts["entries"] += (len(session["entries"]) + len(session.get("moved", []))
+                              + len(session.get("erasures", [])))
     if counts != manifest["counts"]:
         find("TAMPERED", "the manifest counts %s, the bundle holds %s" % (
             manifest["counts"], counts))
-    return findings, notes, {"size": size, "extends": [e["size"] for e in extended]}
+    return findings, notes, {"size": size, "extends": [e["size"] for e in extended],
+                             "erased_rows": erased_rows[0]}
 
 
 def main_evidence(path, checkpoints, keys, as_json):
@@ -744,6 +778,8 @@ def main_evidence(path, checkpoints, keys, as_json):
                 scope["since"], scope.get("until") or "the checkpoint", len(scope["sessions"])))
         else:
             print("scope     sessions %s" % ", ".join(scope["sessions"]))
+        if facts["erased_rows"]:
+            print("erased    %d row(s) whose content a chained erasure replaced" % facts["erased_rows"])
         for note in notes:
             print("note      %s" % note)
         for kind, message in findings:

@@ -150,6 +150,7 @@ pub fn verify(file: &Path, options: CheckOptions, json: bool) -> Result<Outcome,
                 "sessions": report.sessions,
                 "rows": report.rows,
                 "entries": report.entries,
+                "erased": report.erased,
                 "signed_by": report.signed_by,
                 "extends": report.extends,
             })
@@ -174,6 +175,12 @@ pub fn verify(file: &Path, options: CheckOptions, json: bool) -> Result<Outcome,
         }
         if !report.signed_by.is_empty() {
             println!("  signed by {}", report.signed_by.join(", "));
+        }
+        if report.erased > 0 {
+            println!(
+                "  {} row(s) whose content a chained erasure replaced (the rest of each is proven)",
+                report.erased
+            );
         }
         if !report.extends.is_empty() {
             println!(

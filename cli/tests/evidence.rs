@@ -769,3 +769,55 @@ fn a_periods_bundle_holds_every_session_of_it_and_proves_none_is_left_out() {
     );
     both(&tail, &[], 0, "intact and complete");
 }
+
+#[test]
+fn an_erased_sessions_bundle_proves_its_rows_and_the_erasure() {
+    let t = trail();
+    succeeded(&run(
+        &t.db,
+        &[
+            "erase",
+            "--session",
+            "claim-1432",
+            "--reason",
+            "GDPR request 77",
+        ],
+    ));
+    let bundle = t.bundle("erased.json", &[]);
+    let json = read_json(&bundle);
+    assert_eq!(json["sessions"][0]["erasures"].as_array().unwrap().len(), 1);
+    let text_of = serde_json::to_string(&json).unwrap();
+    assert!(
+        !text_of.contains("ConnectionError"),
+        "erased content is not in the bundle"
+    );
+    both(&bundle, &[], 0, "intact and complete");
+    let out = verify_bundle(&bundle, &[]);
+    assert!(
+        text(&out).contains("6 row(s) whose content a chained erasure replaced"),
+        "{}",
+        text(&out)
+    );
+    let py = python_bundle(&bundle, &[]);
+    assert!(text(&py).contains("erased    6 row(s)"), "{}", text(&py));
+    // Content put back into an erased row is not the erased row.
+    let mut back = json.clone();
+    let row = back["sessions"][0]["rows"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["columns"]["module"] == "lookup")
+        .unwrap();
+    row["columns"]["error"] = "ConnectionError: policy service down".into();
+    let path = t.path("put-back.json");
+    write_json(&path, &back);
+    both(&path, &[], 1, "a value was changed");
+    // Without the erasure's event, the tombstones are unexplained.
+    let mut hidden = json.clone();
+    hidden["sessions"][0]["erasures"] = serde_json::json!([]);
+    hidden["manifest"]["counts"]["entries"] =
+        (json["manifest"]["counts"]["entries"].as_u64().unwrap() - 1).into();
+    let path = t.path("no-event.json");
+    write_json(&path, &hidden);
+    both(&path, &[], 1, "a value was changed");
+}

@@ -8,13 +8,13 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::{
-    Bounds, Bundle, Counts, EVIDENCE_FORMAT, EVIDENCE_SPEC, EntryProof, Extension, HeadProof,
-    Manifest, Neighbour, RowRecord, Scope, SessionEvidence, StoredEntry, entry_hash, head_data,
-    hex,
+    Bounds, Bundle, Counts, EVIDENCE_FORMAT, EVIDENCE_SPEC, EntryProof, EventEvidence, Extension,
+    HeadProof, Manifest, Neighbour, RowRecord, Scope, SessionEvidence, StoredEntry, entry_hash,
+    head_data, hex,
 };
 use crate::chain::checkpoint::{Checkpoint, SignerKey, TreeHeads};
 use crate::chain::merkle::{self, Tree};
-use crate::chain::{Cell, ChainHead, DECISIONS, Hash, SESSIONS, STEPS, TableSpec};
+use crate::chain::{AUDIT_EVENTS, Cell, ChainHead, DECISIONS, Hash, SESSIONS, STEPS, TableSpec};
 use crate::error::{Error, Result};
 use crate::store::sqlite::chain as file_chain;
 
@@ -262,7 +262,7 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
         return Err(refuse("give session ids or a period, not both".into()));
     }
     let conn = crate::store::sqlite::open::open_read_only(path)?;
-    let (chain, rows) = in_read_transaction(&conn, path, |conn| {
+    let (chain, rows, erasures) = in_read_transaction(&conn, path, |conn| {
         let chain = read_chain(conn, &scope)?;
         let mut rows = HashMap::new();
         for key in chain.latest.keys() {
@@ -273,7 +273,8 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
                 rows.insert(key.clone(), read_row(conn, spec, id)?);
             }
         }
-        Ok((chain, rows))
+        let erasures = read_erasures(conn)?;
+        Ok((chain, rows, erasures))
     })?;
     for id in &scope.sessions {
         if !chain.heads.0.contains_key(id) {
@@ -367,7 +368,16 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
             entries: entries.iter().map(proof).collect(),
             rows: Vec::new(),
             moved: Vec::new(),
+            erasures: Vec::new(),
         };
+        for (event, entry, listed) in &erasures {
+            if listed.iter().any(|key| last_here.contains_key(key)) {
+                session.erasures.push(EventEvidence {
+                    row: event.clone(),
+                    entry: proof(entry),
+                });
+            }
+        }
         for (key, seq) in last_here {
             let Some(latest) = chain.latest.get(&key) else {
                 continue;
@@ -406,7 +416,8 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
                 }
             }
         }
-        counts.entries += (session.entries.len() + session.moved.len()) as u64;
+        counts.entries +=
+            (session.entries.len() + session.moved.len() + session.erasures.len()) as u64;
         bundled.push(session);
     }
     Ok(Bundle {
@@ -470,6 +481,55 @@ fn extension(chain: &ReadChain, earlier: &Checkpoint) -> std::result::Result<Ext
             .map(|h| hex(h))
             .collect(),
     })
+}
+
+/// Every chained `erased` event: its row, its latest entry, and the rows it lists
+/// (`table\0id`).
+type Erasure = (RowRecord, StoredEntry, Vec<String>);
+
+fn read_erasures(conn: &Connection) -> rusqlite::Result<Vec<Erasure>> {
+    let mut stmt = conn.prepare(
+        "SELECT e.id, e.recorded_at, e.kind, e.detail, c.seq, c.table_name, c.row_id, \
+                c.session_id, c.committed_at, c.leaf_hash \
+         FROM audit_events e JOIN audit_chain c \
+           ON c.table_name = 'audit_events' AND c.row_id = CAST(e.id AS TEXT) \
+         WHERE e.kind = 'erased' ORDER BY c.seq",
+    )?;
+    let mut found: Vec<Erasure> = Vec::new();
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let mut columns = serde_json::Map::new();
+        for (i, name) in AUDIT_EVENTS.columns.iter().enumerate() {
+            columns.insert((*name).to_owned(), cell_json(Cell::from(row.get_ref(i)?)));
+        }
+        let detail: serde_json::Value = columns
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        let listed = detail["rows"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some(row_key(r[0].as_str()?, r[1].as_str()?)))
+            .collect();
+        let entry = StoredEntry {
+            seq: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
+            table: row.get(5)?,
+            row_id: row.get(6)?,
+            session_id: row.get(7)?,
+            committed_at: row.get(8)?,
+            leaf: row.get(9)?,
+        };
+        let record = RowRecord {
+            table: AUDIT_EVENTS.name.to_owned(),
+            columns,
+        };
+        // An event chained twice keeps its latest entry.
+        found.retain(|(r, _, _)| r.columns.get("id") != record.columns.get("id"));
+        found.push((record, entry, listed));
+    }
+    Ok(found)
 }
 
 pub(crate) fn spec_of(table: &str) -> Option<&'static TableSpec> {

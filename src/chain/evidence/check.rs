@@ -14,7 +14,7 @@ use super::{
 };
 use crate::chain::checkpoint::{Checkpoint, TreeHeads, VerifierKey};
 use crate::chain::merkle::{self, verify_consistency, verify_inclusion};
-use crate::chain::{Cell, Hash, TableSpec, leaf, split_leaf};
+use crate::chain::{AUDIT_EVENTS, Cell, Hash, TableSpec, leaf, split_leaf, split_leaf_with};
 
 /// What the auditor brings to a check.
 #[derive(Clone, Debug, Default)]
@@ -85,6 +85,8 @@ pub struct EvidenceReport {
     pub rows: usize,
     /// Entries checked.
     pub entries: usize,
+    /// Rows whose content a chained erasure in the bundle replaced by tombstones.
+    pub erased: usize,
     /// Names of the keys whose signatures on the checkpoint verified.
     pub signed_by: Vec<String>,
     /// Sizes of the earlier checkpoints the bundle was proven to extend.
@@ -489,6 +491,20 @@ fn check_session(
             .unwrap_or_default();
         match row_leaves(spec, &row.columns) {
             Ok((split, whole)) if committed == split || committed == whole => {}
+            Ok(_)
+                if erased(
+                    session,
+                    spec,
+                    row_id,
+                    seq,
+                    &row.columns,
+                    &committed,
+                    checkpoint.size,
+                    trees,
+                ) =>
+            {
+                report.erased += 1;
+            }
             Ok(_) => report.find(
                 Tampered,
                 format!(
@@ -542,7 +558,7 @@ fn check_session(
             ),
         }
     }
-    counts.entries += (session.entries.len() + session.moved.len()) as u64;
+    counts.entries += (session.entries.len() + session.moved.len() + session.erasures.len()) as u64;
 }
 
 /// Whether a session's head is leaf `index` of the checkpoint's sessions tree.
@@ -636,6 +652,68 @@ fn check_period(bundle: &Bundle, trees: &TreeHeads, report: &mut EvidenceReport)
     }
 }
 
+/// Whether a row whose leaves do not match its latest entry was erased (docs/chain.md,
+/// "Erasure"): an `erased` event of the bundle, proven and chained after that entry, lists
+/// it with a content digest; its content columns hold the tombstones; and the split leaf of
+/// its other columns with that digest is the entry's leaf.
+#[allow(clippy::too_many_arguments)]
+fn erased(
+    session: &SessionEvidence,
+    spec: &TableSpec,
+    row_id: &str,
+    seq: u64,
+    columns: &serde_json::Map<String, serde_json::Value>,
+    committed: &[u8],
+    size: u64,
+    trees: &TreeHeads,
+) -> bool {
+    let Ok(values) = owned_values(spec, columns) else {
+        return false;
+    };
+    let cells = cells_of(&values);
+    if !crate::chain::is_tombstoned(spec, &cells) {
+        return false;
+    }
+    session.erasures.iter().any(|event| {
+        let entry = &event.entry;
+        let proven = entry.table == AUDIT_EVENTS.name
+            && entry.seq > seq
+            && event.row.table == AUDIT_EVENTS.name
+            && event
+                .row
+                .columns
+                .get("id")
+                .map(ToString::to_string)
+                .as_deref()
+                == Some(entry.row_id.as_str())
+            && event.row.columns.get("kind").and_then(|k| k.as_str()) == Some("erased")
+            && prove_entry(entry, size, &trees.entries).is_ok()
+            && row_leaves(&AUDIT_EVENTS, &event.row.columns).is_ok_and(|(split, whole)| {
+                let leaf = unhex(&entry.leaf).unwrap_or_default();
+                leaf == split || leaf == whole
+            });
+        let detail: serde_json::Value = event
+            .row
+            .columns
+            .get("detail")
+            .and_then(|d| d.as_str())
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or_default();
+        proven
+            && detail["rows"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|listed| {
+                    listed[0].as_str() == Some(spec.name)
+                        && listed[1].as_str() == Some(row_id)
+                        && listed[2].as_str().and_then(hash_of).is_some_and(|digest| {
+                            split_leaf_with(spec, &cells, &digest).as_slice() == committed
+                        })
+                })
+    })
+}
+
 /// Checks an entry's inclusion proof: it is entry `seq` of the tree of `size` entries.
 fn prove_entry(entry: &EntryProof, size: u64, root: &Hash) -> Result<(), String> {
     let seq = entry.seq;
@@ -697,20 +775,22 @@ fn owned(value: &serde_json::Value) -> Result<Owned, String> {
     })
 }
 
-/// A bundled row's split and whole leaves.
-pub(crate) fn row_leaves(
+/// A bundled row's values, in its table's column order.
+fn owned_values(
     spec: &TableSpec,
     columns: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(Vec<u8>, Vec<u8>), String> {
+) -> Result<Vec<Owned>, String> {
     if let Some(unknown) = columns.keys().find(|k| !spec.columns.contains(&k.as_str())) {
         return Err(format!("a column {unknown:?} the table does not have"));
     }
-    let values = spec
-        .columns
+    spec.columns
         .iter()
         .map(|c| columns.get(*c).map_or(Ok(Owned::Null), owned))
-        .collect::<Result<Vec<_>, _>>()?;
-    let cells: Vec<Cell<'_>> = values
+        .collect()
+}
+
+fn cells_of(values: &[Owned]) -> Vec<Cell<'_>> {
+    values
         .iter()
         .map(|v| match v {
             Owned::Null => Cell::Null,
@@ -719,7 +799,16 @@ pub(crate) fn row_leaves(
             Owned::Text(t) => Cell::Text(t),
             Owned::Blob(b) => Cell::Blob(b),
         })
-        .collect();
+        .collect()
+}
+
+/// A bundled row's split and whole leaves.
+pub(crate) fn row_leaves(
+    spec: &TableSpec,
+    columns: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let values = owned_values(spec, columns)?;
+    let cells = cells_of(&values);
     Ok((
         split_leaf(spec, &cells).to_vec(),
         leaf(spec.name, cells.iter().copied()).to_vec(),

@@ -107,6 +107,20 @@ pub struct SessionEvidence {
     /// trace joined into another run): that later entry, proving the row moved on.
     #[serde(default)]
     pub moved: Vec<EntryProof>,
+    /// The chained `erased` events that replaced the content of some of its rows (a
+    /// person's data erased): each event's row and entry, which account for those rows'
+    /// tombstones (docs/chain.md, "Erasure").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasures: Vec<EventEvidence>,
+}
+
+/// A chained `audit_events` row and its entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventEvidence {
+    /// The event's row (`id`, `recorded_at`, `kind`, `detail`).
+    pub row: RowRecord,
+    /// Its chain entry, with its proof.
+    pub entry: EntryProof,
 }
 
 /// What a bundle was asked for: sessions by id, or every session first committed in a
