@@ -229,7 +229,13 @@ pub use capture::layer::{AuditLayer, OverflowPolicy};
 pub use chain::checkpoint::{
     Checkpoint, CheckpointError, NoteSignature, ORIGIN_PREFIX, SignerKey, TreeHeads, VerifierKey,
 };
-pub use chain::evidence;
+/// Evidence bundles: sessions, or a period, taken away from the store as one file that
+/// proves itself offline — every row is what the audit layer committed, and none of the
+/// scope is left out (docs/chain.md, "Evidence bundles").
+pub mod evidence {
+    pub use crate::chain::evidence::*;
+    pub use crate::store::sqlite::evidence::{build, tree_heads};
+}
 pub use chain::verify::{CheckpointCheck, Finding, FindingKind, OpenRow, Report, VerifyOptions};
 pub use chain::{CHAIN_FORMAT, ChainHead};
 pub use error::{Error, Result};

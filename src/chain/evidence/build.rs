@@ -1,11 +1,10 @@
-//! Making a bundle from a SQLite store: one pass over the chain in one read transaction
-//! builds both trees (entries, sessions' heads), keeps the entries of the sessions asked
-//! for, then reads their rows as they stand. Also the tree heads a checkpoint carries.
+//! Making a bundle, whatever the store: the chain read entry by entry into both trees and
+//! the entries of the sessions asked for ([`ChainReading`]), then the bundle assembled from
+//! it and the rows the store read ([`assemble`]). Also the tree heads a checkpoint carries,
+//! at one size or several ([`HeadsAt`]). The SQLite store's reading is
+//! `store/sqlite/evidence.rs`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
-
-use rusqlite::Connection;
 
 use super::{
     Bounds, Bundle, Counts, EVIDENCE_FORMAT, EVIDENCE_SPEC, EntryProof, EventEvidence, Extension,
@@ -14,9 +13,7 @@ use super::{
 };
 use crate::chain::checkpoint::{Checkpoint, SignerKey, TreeHeads};
 use crate::chain::merkle::{self, Tree};
-use crate::chain::{AUDIT_EVENTS, Cell, ChainHead, DECISIONS, Hash, SESSIONS, STEPS, TableSpec};
-use crate::error::{Error, Result};
-use crate::store::sqlite::chain as file_chain;
+use crate::chain::{Cell, ChainHead, DECISIONS, Hash, SESSIONS, STEPS, TableSpec};
 
 /// How a bundle is made.
 #[derive(Clone, Debug, Default)]
@@ -26,7 +23,8 @@ pub struct BuildOptions {
     /// Earlier checkpoints of this store the bundle must prove it extends (those with tree
     /// heads; the others cannot be proven offline and are listed in the build's notes).
     pub extends: Vec<Checkpoint>,
-    /// Who makes it, for the manifest (defaults to `$USER@host`).
+    /// Who makes it, for the manifest (the store's `build` gives `$USER@host` when none is
+    /// given).
     pub made_by: Option<String>,
 }
 
@@ -135,153 +133,173 @@ impl ReadChain {
     }
 }
 
-fn row_key(table: &str, row_id: &str) -> String {
+pub(crate) fn row_key(table: &str, row_id: &str) -> String {
     format!("{table}\0{row_id}")
 }
 
-/// Every chain entry, in seq order: what both trees are built from.
-const ENTRIES: &str = "SELECT seq, table_name, row_id, session_id, committed_at, leaf_hash \
-                       FROM audit_chain ORDER BY seq";
-
-fn stored_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEntry> {
-    Ok(StoredEntry {
-        seq: u64::try_from(row.get::<_, i64>(0)?).unwrap_or(0),
-        table: row.get(1)?,
-        row_id: row.get(2)?,
-        session_id: row.get(3)?,
-        committed_at: row.get(4)?,
-        leaf: row.get(5)?,
-    })
+/// A chain read entry by entry, in seq order, by a store: both trees, and the entries of
+/// the sessions the scope asks for.
+pub(crate) struct ChainReading {
+    scope: Scope,
+    kept: HashMap<String, Vec<StoredEntry>>,
+    latest: HashMap<String, StoredEntry>,
+    heads: Heads,
+    leaves: Vec<Hash>,
 }
 
-/// Reads the whole chain of `conn` (inside the caller's read transaction), keeping the
-/// entries of the sessions `scope` asks for.
-pub(crate) fn read_chain(conn: &Connection, scope: &Scope) -> rusqlite::Result<ReadChain> {
-    let database_id = file_chain::database_id(conn)?.unwrap_or_default();
-    let head = file_chain::head(conn)?;
-    let mut kept: HashMap<String, Vec<StoredEntry>> = scope
-        .sessions
-        .iter()
-        .map(|s| (s.clone(), Vec::new()))
-        .collect();
-    let mut latest: HashMap<String, StoredEntry> = HashMap::new();
-    let mut heads = Heads::default();
-    let mut leaves = Vec::new();
-    let mut stmt = conn.prepare(ENTRIES)?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let entry = stored_entry(row)?;
-        if entry.seq != leaves.len() as u64 + 1 {
-            // A gap or a duplicate: the tree's positions would not be the chain's.
-            return Err(rusqlite::Error::IntegralValueOutOfRange(
-                0,
-                i64::try_from(entry.seq).unwrap_or(i64::MAX),
-            ));
+impl ChainReading {
+    pub(crate) fn new(scope: &Scope) -> Self {
+        ChainReading {
+            scope: scope.clone(),
+            kept: scope
+                .sessions
+                .iter()
+                .map(|s| (s.clone(), Vec::new()))
+                .collect(),
+            latest: HashMap::new(),
+            heads: Heads::default(),
+            leaves: Vec::new(),
         }
-        leaves.push(entry_hash(&entry));
-        if heads.count(&entry) && scope.holds_time(&entry.committed_at) {
+    }
+
+    /// Takes the next entry; `Err(seq)` when it is not the next seq (a gap or a
+    /// duplicate: the tree's positions would not be the chain's).
+    pub(crate) fn push(&mut self, entry: StoredEntry) -> std::result::Result<(), u64> {
+        if entry.seq != self.leaves.len() as u64 + 1 {
+            return Err(entry.seq);
+        }
+        self.leaves.push(entry_hash(&entry));
+        if self.heads.count(&entry) && self.scope.holds_time(&entry.committed_at) {
             if let Some(id) = &entry.session_id {
-                kept.entry(id.clone()).or_default();
+                self.kept.entry(id.clone()).or_default();
             }
         }
         let key = row_key(&entry.table, &entry.row_id);
-        if let Some(entries) = entry.session_id.as_ref().and_then(|s| kept.get_mut(s)) {
+        if let Some(entries) = entry.session_id.as_ref().and_then(|s| self.kept.get_mut(s)) {
             entries.push(entry.clone());
-            latest.insert(key, entry);
-        } else if let Some(later) = latest.get_mut(&key) {
+            self.latest.insert(key, entry);
+        } else if let Some(later) = self.latest.get_mut(&key) {
             *later = entry;
         }
+        Ok(())
     }
-    let (heads_tree, order) = heads.tree();
-    Ok(ReadChain {
-        database_id,
-        head,
-        entries: Tree::new(leaves),
-        heads,
-        heads_tree,
-        order,
-        kept,
-        latest,
-    })
+
+    pub(crate) fn finish(self, database_id: String, head: ChainHead) -> ReadChain {
+        let (heads_tree, order) = self.heads.tree();
+        ReadChain {
+            database_id,
+            head,
+            entries: Tree::new(self.leaves),
+            heads: self.heads,
+            heads_tree,
+            order,
+            kept: self.kept,
+            latest: self.latest,
+        }
+    }
 }
 
-/// The tree heads of the chain of the store at `path`, at its current head, for a
-/// checkpoint (`reasonkit-audit checkpoint`).
-///
-/// # Errors
-/// The store cannot be read, or its chain has a gap (`verify` says where).
-pub fn tree_heads(path: &Path) -> Result<(String, ChainHead, TreeHeads)> {
-    let conn = crate::store::sqlite::open::open_read_only(path)?;
-    let chain = in_read_transaction(&conn, path, |conn| read_chain(conn, &Scope::default()))?;
-    Ok((chain.database_id.clone(), chain.head, chain.tree_heads()))
+/// The tree heads at several sizes (checkpoints to check), from one pass over the entries.
+pub(crate) struct HeadsAt {
+    wanted: Vec<u64>,
+    next: usize,
+    heads: Heads,
+    leaves: Vec<Hash>,
+    /// (size, sessions, sessions tree head) at each size reached.
+    reached: Vec<(u64, u64, Hash)>,
 }
 
-fn in_read_transaction<T>(
-    conn: &Connection,
-    path: &Path,
-    read: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-) -> Result<T> {
-    let failed = |e: rusqlite::Error| Error::Evidence {
-        store: path.display().to_string(),
-        message: match e {
-            rusqlite::Error::IntegralValueOutOfRange(_, seq) => format!(
-                "its chain is not dense at seq {seq}; run `reasonkit-audit verify` to see why"
-            ),
-            e => format!("reading its chain failed: {e}"),
-        },
-    };
-    conn.execute_batch("BEGIN").map_err(failed)?;
-    let result = read(conn).map_err(failed);
-    let _ = conn.execute_batch("COMMIT");
-    result
+impl HeadsAt {
+    pub(crate) fn new(sizes: &[u64]) -> Self {
+        let mut wanted: Vec<u64> = sizes.to_vec();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let mut at = HeadsAt {
+            wanted,
+            next: 0,
+            heads: Heads::default(),
+            leaves: Vec::new(),
+            reached: Vec::new(),
+        };
+        at.snapshot_if_wanted();
+        at
+    }
+
+    fn snapshot_if_wanted(&mut self) {
+        let size = self.leaves.len() as u64;
+        while self.wanted.get(self.next) == Some(&size) {
+            let (tree, order) = self.heads.tree();
+            self.reached.push((size, order.len() as u64, tree.root()));
+            self.next += 1;
+        }
+    }
+
+    /// Whether an entry beyond those read is still needed.
+    pub(crate) fn wants_more(&self) -> bool {
+        self.next < self.wanted.len()
+    }
+
+    pub(crate) fn push(&mut self, entry: &StoredEntry) {
+        self.leaves.push(entry_hash(entry));
+        self.heads.count(entry);
+        self.snapshot_if_wanted();
+    }
+
+    /// Each size with its tree heads, `None` for a size past the chain's end. The entries
+    /// tree is built once and each prefix's head read from it.
+    pub(crate) fn finish(self) -> Vec<(u64, Option<TreeHeads>)> {
+        let tree = Tree::new(self.leaves);
+        let mut out: Vec<(u64, Option<TreeHeads>)> = self
+            .reached
+            .into_iter()
+            .map(|(size, sessions, heads)| {
+                let trees = tree.prefix_root(size).map(|entries| TreeHeads {
+                    entries,
+                    sessions,
+                    heads,
+                });
+                (size, trees)
+            })
+            .collect();
+        out.extend(self.wanted[self.next..].iter().map(|&size| (size, None)));
+        out
+    }
 }
 
-/// Makes the evidence bundle of what `scope` asks for — sessions by id, or every session
-/// first committed in a period — from the SQLite store at `path`.
-///
-/// # Errors
-/// The store cannot be read; a session asked for has no entry in its chain; a row of one is
-/// gone from the store (pruned or deleted: `verify` says which); or a checkpoint in
-/// `options.extends` is of another database, newer than the store, or one the store's
-/// chain no longer extends — evidence of tampering, which `verify` shows.
-pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundle> {
-    let store = path.display().to_string();
-    let refuse = |message: String| Error::Evidence {
-        store: store.clone(),
-        message,
-    };
+/// The scope as a bundle records it (ids sorted, once each), or why it cannot be asked.
+pub(crate) fn normalised(scope: &Scope) -> std::result::Result<Scope, String> {
     let mut scope = scope.clone();
     scope.sessions.sort();
     scope.sessions.dedup();
     if scope.sessions.is_empty() && scope.since.is_none() {
-        return Err(refuse(
-            "nothing was asked for: give session ids, or a period".into(),
-        ));
+        return Err("nothing was asked for: give session ids, or a period".into());
     }
     if !scope.sessions.is_empty() && (scope.since.is_some() || scope.until.is_some()) {
-        return Err(refuse("give session ids or a period, not both".into()));
+        return Err("give session ids or a period, not both".into());
     }
-    let conn = crate::store::sqlite::open::open_read_only(path)?;
-    let (chain, rows, erasures) = in_read_transaction(&conn, path, |conn| {
-        let chain = read_chain(conn, &scope)?;
-        let mut rows = HashMap::new();
-        for key in chain.latest.keys() {
-            let Some((table, id)) = key.split_once('\0') else {
-                continue;
-            };
-            if let Some(spec) = spec_of(table) {
-                rows.insert(key.clone(), read_row(conn, spec, id)?);
-            }
-        }
-        let erasures = read_erasures(conn)?;
-        Ok((chain, rows, erasures))
-    })?;
+    Ok(scope)
+}
+
+/// Checks what `scope` asks for against the chain read, and assembles the bundle: the
+/// store has read the chain, each kept row as it stands (`None`: gone), and the erasures.
+///
+/// # Errors
+/// A message for the store to wrap: a session without entries, a row gone, a checkpoint the
+/// chain does not extend.
+pub(crate) fn assemble(
+    chain: &ReadChain,
+    rows: &HashMap<String, Option<RowRecord>>,
+    erasures: &[Erasure],
+    scope: &Scope,
+    options: &BuildOptions,
+) -> std::result::Result<Bundle, String> {
+    let mut scope = scope.clone();
     for id in &scope.sessions {
         if !chain.heads.0.contains_key(id) {
-            return Err(refuse(format!(
+            return Err(format!(
                 "session {id} has no entry in its chain: check the id with `reasonkit-audit \
                  sessions`"
-            )));
+            ));
         }
     }
     // The sessions proven, in the sessions tree's order; for a period, those first
@@ -330,8 +348,8 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
         .extends
         .iter()
         .filter(|c| c.tree_heads().is_some())
-        .map(|earlier| extension(&chain, earlier).map_err(&refuse))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|earlier| extension(chain, earlier))
+        .collect::<std::result::Result<Vec<_>, String>>()?;
 
     let proof = |entry: &StoredEntry| EntryProof {
         seq: entry.seq,
@@ -370,7 +388,7 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
             moved: Vec::new(),
             erasures: Vec::new(),
         };
-        for (event, entry, listed) in &erasures {
+        for (event, entry, listed) in erasures {
             if listed.iter().any(|key| last_here.contains_key(key)) {
                 session.erasures.push(EventEvidence {
                     row: event.clone(),
@@ -409,10 +427,10 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
                 }
                 _ => {
                     let (table, row_id) = key.split_once('\0').unwrap_or((&key, ""));
-                    return Err(refuse(format!(
+                    return Err(format!(
                         "{table} row {row_id} of session {id} is not in the store (pruned, or \
                          deleted behind the audit layer's back); run `reasonkit-audit verify`"
-                    )));
+                    ));
                 }
             }
         }
@@ -427,13 +445,7 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
             database_id: chain.database_id.clone(),
             tool: format!("reasonkit-audit {}", env!("CARGO_PKG_VERSION")),
             made_at: checkpoint.time().unwrap_or_default().to_owned(),
-            made_by: options.made_by.clone().unwrap_or_else(|| {
-                format!(
-                    "{}@{}",
-                    std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-                    crate::store::process::Identity::current().host
-                )
-            }),
+            made_by: options.made_by.clone().unwrap_or_default(),
             scope,
             counts,
             time_range: range,
@@ -483,53 +495,25 @@ fn extension(chain: &ReadChain, earlier: &Checkpoint) -> std::result::Result<Ext
     })
 }
 
-/// Every chained `erased` event: its row, its latest entry, and the rows it lists
+/// A chained `erased` event: its row, its latest entry, and the rows it lists
 /// (`table\0id`).
-type Erasure = (RowRecord, StoredEntry, Vec<String>);
+pub(crate) type Erasure = (RowRecord, StoredEntry, Vec<String>);
 
-fn read_erasures(conn: &Connection) -> rusqlite::Result<Vec<Erasure>> {
-    let mut stmt = conn.prepare(
-        "SELECT e.id, e.recorded_at, e.kind, e.detail, c.seq, c.table_name, c.row_id, \
-                c.session_id, c.committed_at, c.leaf_hash \
-         FROM audit_events e JOIN audit_chain c \
-           ON c.table_name = 'audit_events' AND c.row_id = CAST(e.id AS TEXT) \
-         WHERE e.kind = 'erased' ORDER BY c.seq",
-    )?;
-    let mut found: Vec<Erasure> = Vec::new();
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let mut columns = serde_json::Map::new();
-        for (i, name) in AUDIT_EVENTS.columns.iter().enumerate() {
-            columns.insert((*name).to_owned(), cell_json(Cell::from(row.get_ref(i)?)));
-        }
-        let detail: serde_json::Value = columns
-            .get("detail")
-            .and_then(|d| d.as_str())
-            .and_then(|d| serde_json::from_str(d).ok())
-            .unwrap_or_default();
-        let listed = detail["rows"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| Some(row_key(r[0].as_str()?, r[1].as_str()?)))
-            .collect();
-        let entry = StoredEntry {
-            seq: u64::try_from(row.get::<_, i64>(4)?).unwrap_or(0),
-            table: row.get(5)?,
-            row_id: row.get(6)?,
-            session_id: row.get(7)?,
-            committed_at: row.get(8)?,
-            leaf: row.get(9)?,
-        };
-        let record = RowRecord {
-            table: AUDIT_EVENTS.name.to_owned(),
-            columns,
-        };
-        // An event chained twice keeps its latest entry.
-        found.retain(|(r, _, _)| r.columns.get("id") != record.columns.get("id"));
-        found.push((record, entry, listed));
-    }
-    Ok(found)
+/// An erasure from its row and entry.
+pub(crate) fn erasure(record: RowRecord, entry: StoredEntry) -> Erasure {
+    let detail: serde_json::Value = record
+        .columns
+        .get("detail")
+        .and_then(|d| d.as_str())
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_default();
+    let listed = detail["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some(row_key(r[0].as_str()?, r[1].as_str()?)))
+        .collect();
+    (record, entry, listed)
 }
 
 pub(crate) fn spec_of(table: &str) -> Option<&'static TableSpec> {
@@ -539,23 +523,6 @@ pub(crate) fn spec_of(table: &str) -> Option<&'static TableSpec> {
         "decisions" => Some(&DECISIONS),
         _ => None,
     }
-}
-
-/// A row as stored, or `None` when it is gone.
-fn read_row(conn: &Connection, spec: &TableSpec, id: &str) -> rusqlite::Result<Option<RowRecord>> {
-    use rusqlite::OptionalExtension;
-    let mut stmt = conn.prepare_cached(&spec.select("WHERE id = ?1"))?;
-    stmt.query_row([id], |row| {
-        let mut columns = serde_json::Map::new();
-        for (i, name) in spec.columns.iter().enumerate() {
-            columns.insert((*name).to_owned(), cell_json(Cell::from(row.get_ref(i)?)));
-        }
-        Ok(RowRecord {
-            table: spec.name.to_owned(),
-            columns,
-        })
-    })
-    .optional()
 }
 
 /// A stored value as the bundle writes it (see [`RowRecord`]).
@@ -575,93 +542,4 @@ pub(crate) fn cell_json(cell: Cell<'_>) -> serde_json::Value {
         },
         Cell::Blob(bytes) => json!({ "blob": hex(bytes) }),
     }
-}
-
-/// The tree heads of the chain at each of `sizes` (checkpoints to check), in one pass over
-/// the chain: `None` for a size past its end. The entries tree is built once and each
-/// prefix's head read from it; the sessions tree is built at each size.
-pub(crate) fn tree_heads_at(
-    conn: &Connection,
-    sizes: &[u64],
-) -> rusqlite::Result<Vec<(u64, Option<TreeHeads>)>> {
-    let mut wanted: Vec<u64> = sizes.to_vec();
-    wanted.sort_unstable();
-    wanted.dedup();
-    let last_wanted = wanted.last().copied().unwrap_or(0);
-    let mut next = wanted.iter().copied().peekable();
-    // (size, sessions, sessions tree head) at each size reached.
-    let mut reached = Vec::new();
-    let mut heads = Heads::default();
-    let mut leaves: Vec<Hash> = Vec::new();
-    let mut snapshot = |heads: &Heads, size: u64| {
-        let (tree, order) = heads.tree();
-        reached.push((size, order.len() as u64, tree.root()));
-    };
-    while next.peek() == Some(&0) {
-        snapshot(&heads, 0);
-        next.next();
-    }
-    let mut stmt = conn.prepare(ENTRIES)?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        if leaves.len() as u64 >= last_wanted {
-            break;
-        }
-        let entry = stored_entry(row)?;
-        leaves.push(entry_hash(&entry));
-        heads.count(&entry);
-        while next.peek() == Some(&(leaves.len() as u64)) {
-            snapshot(&heads, leaves.len() as u64);
-            next.next();
-        }
-    }
-    let tree = Tree::new(leaves);
-    let mut out: Vec<(u64, Option<TreeHeads>)> = reached
-        .into_iter()
-        .map(|(size, sessions, heads)| {
-            let entries = tree.prefix_root(size);
-            (
-                size,
-                entries.map(|entries| TreeHeads {
-                    entries,
-                    sessions,
-                    heads,
-                }),
-            )
-        })
-        .collect();
-    out.extend(next.map(|size| (size, None)));
-    Ok(out)
-}
-
-/// An entry whose session is not its row's: seq, table, row id, the session it names, the
-/// session of the row.
-pub(crate) type Mislabelled = (u64, String, String, Option<String>, String);
-
-/// Chain entries whose session is not their row's: the latest entry of each session and
-/// step row must name the session the row is in (a decision's follows its step, which a
-/// join over OTLP may move, so decisions are not held to it). `(seq, table, row id,
-/// session named, session of the row)`.
-pub(crate) fn mislabelled_entries(conn: &Connection) -> rusqlite::Result<Vec<Mislabelled>> {
-    let mut stmt = conn.prepare(
-        "WITH latest AS (SELECT table_name, row_id, session_id, max(seq) AS seq \
-                         FROM audit_chain WHERE table_name IN ('sessions', 'steps') \
-                         GROUP BY table_name, row_id), \
-              held AS (SELECT l.*, CASE l.table_name WHEN 'sessions' THEN \
-                         (SELECT id FROM sessions WHERE id = l.row_id) \
-                         ELSE (SELECT session_id FROM steps WHERE id = l.row_id) END AS actual \
-                       FROM latest l) \
-         SELECT seq, table_name, row_id, session_id, actual FROM held \
-         WHERE actual IS NOT NULL AND session_id IS NOT actual ORDER BY seq",
-    )?;
-    stmt.query_map([], |r| {
-        Ok((
-            u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-        ))
-    })?
-    .collect()
 }

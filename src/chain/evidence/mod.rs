@@ -361,7 +361,7 @@ pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-pub use build::{BuildOptions, build, tree_heads};
+pub use build::BuildOptions;
 pub use check::{CheckOptions, EvidenceFinding, EvidenceReport, FindingClass, Verdict, check};
 
 #[cfg(test)]

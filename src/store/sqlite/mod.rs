@@ -11,6 +11,7 @@
 pub(crate) mod backup;
 pub(crate) mod chain;
 pub(crate) mod erase;
+pub(crate) mod evidence;
 pub(crate) mod open;
 pub(crate) mod prune;
 pub(crate) mod search;

@@ -121,7 +121,7 @@ fn check_sessions_and_trees(
     verifier: &mut Verifier,
     options: &VerifyOptions,
 ) -> rusqlite::Result<()> {
-    use crate::chain::evidence::build::{mislabelled_entries, tree_heads_at};
+    use crate::store::sqlite::evidence::{mislabelled_entries, tree_heads_at};
     for (seq, table, row_id, named, actual) in mislabelled_entries(conn)? {
         verifier.find(
             FindingKind::EntryEdited,
