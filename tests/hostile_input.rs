@@ -224,3 +224,109 @@ proptest! {
         prop_assert_eq!(attributes["flag"].as_bool(), Some(flag));
     }
 }
+
+/// A real bundle of one session (a failed step, decisions, a real, an integer), and its JSON.
+fn a_bundle() -> (tempfile::TempDir, String) {
+    use reasonkit_audit::evidence::{self, Scope};
+    let audit = Audit::new();
+    audit.run(|| {
+        info_span!("session", id = "claim-1432", input = "covered?").in_scope(|| {
+            info_span!(
+                "step",
+                module = "triage",
+                confidence = 0.87,
+                tokens_used = 512_i64,
+                output_summary = "water damage"
+            )
+            .in_scope(|| {
+                tracing::info!(name: "decision", decision_type = "route",
+                    chosen_option = "adjuster", rationale = "over the limit");
+            });
+            info_span!("step", module = "lookup", error = "ConnectionError: down").in_scope(|| {});
+        })
+    });
+    let Audit {
+        dir, path, guard, ..
+    } = audit;
+    guard.shutdown().unwrap();
+    let bundle =
+        evidence::build(&path, &Scope::sessions(["claim-1432"]), &Default::default()).unwrap();
+    (dir, serde_json::to_string(&bundle).unwrap())
+}
+
+/// Every place in a JSON value that holds a string or a number, as a JSON pointer.
+fn leaves(value: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                leaves(
+                    v,
+                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    out,
+                );
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                leaves(v, format!("{at}/{i}"), out);
+            }
+        }
+        serde_json::Value::String(_) | serde_json::Value::Number(_) => out.push(at),
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// A hostile bundle never crashes or hangs the verifier: any byte of its file changed,
+    /// it is either not a bundle (unusable) or checked like any other.
+    #[test]
+    fn a_bundle_with_any_byte_changed_is_checked_without_a_panic(
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let (_dir, text) = BUNDLE.with(|b| b.clone());
+        let mut bytes = text.into_bytes();
+        let i = at.index(bytes.len());
+        bytes[i] = byte;
+        if let Ok(bundle) = serde_json::from_slice::<reasonkit_audit::evidence::Bundle>(&bytes) {
+            let _ = reasonkit_audit::evidence::check(&bundle, &Default::default());
+        }
+    }
+
+    /// Any value of a row, an entry, a proof or a head replaced — by another string, or a
+    /// number up to 2^64 − 1 — is found: what is proven cannot be changed unnoticed.
+    #[test]
+    fn any_proven_value_changed_is_found(
+        at in any::<prop::sample::Index>(),
+        number in any::<u64>(),
+        as_text in any::<bool>(),
+    ) {
+        let (_dir, text) = BUNDLE.with(|b| b.clone());
+        let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut places = Vec::new();
+        leaves(&json["sessions"], "/sessions".into(), &mut places);
+        let place = &places[at.index(places.len())];
+        let target = json.pointer_mut(place).unwrap();
+        let new = if as_text {
+            serde_json::Value::from(format!("{target}x"))
+        } else {
+            serde_json::Value::from(number)
+        };
+        prop_assume!(*target != new);
+        *target = new;
+        // A value that no longer fits the bundle's types is unusable (exit 2), not a panic.
+        if let Ok(bundle) = serde_json::from_value::<reasonkit_audit::evidence::Bundle>(json) {
+            let report = reasonkit_audit::evidence::check(&bundle, &Default::default());
+            prop_assert!(!report.is_intact_and_complete(), "{place} changed went unnoticed");
+        }
+    }
+}
+
+thread_local! {
+    static BUNDLE: (std::rc::Rc<tempfile::TempDir>, String) = {
+        let (dir, text) = a_bundle();
+        (std::rc::Rc::new(dir), text)
+    };
+}
