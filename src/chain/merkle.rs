@@ -192,6 +192,50 @@ impl Tree {
 }
 
 /// The largest power of two smaller than `n` (for `n` ≥ 2).
+/// The head of a tree built leaf by leaf in O(log n) memory, for when only heads are
+/// wanted (a checkpoint's, or several prefixes' in one pass): it keeps the roots of the
+/// perfect subtrees the leaves so far make. RFC 6962's tree of n leaves is exactly those
+/// subtrees, largest first, joined from the right.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Frontier {
+    size: u64,
+    /// The perfect subtrees' roots, largest (leftmost) first.
+    subtrees: Vec<Hash>,
+}
+
+impl Frontier {
+    /// Appends a leaf hash: equal perfect subtrees are merged, as a binary counter carries.
+    pub(crate) fn push(&mut self, leaf: Hash) {
+        let mut node = leaf;
+        let mut carry = self.size;
+        while carry & 1 == 1 {
+            let Some(left) = self.subtrees.pop() else {
+                break;
+            };
+            node = node_hash(&left, &node);
+            carry >>= 1;
+        }
+        self.subtrees.push(node);
+        self.size += 1;
+    }
+
+    /// How many leaves it holds.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The head of the tree of the leaves so far.
+    pub(crate) fn root(&self) -> Hash {
+        match self.subtrees.split_last() {
+            None => empty_root(),
+            Some((last, rest)) => rest
+                .iter()
+                .rev()
+                .fold(*last, |right, left| node_hash(left, &right)),
+        }
+    }
+}
+
 fn largest_power_of_two_below(n: u64) -> u64 {
     if n < 2 {
         return 0;
@@ -605,10 +649,16 @@ mod tests {
     #[test]
     fn every_proof_of_every_tree_up_to_70_leaves_is_the_recursive_one_and_verifies() {
         let all = leaves(70);
+        let mut frontier = Frontier::default();
         for n in 0..=70usize {
             let tree = Tree::new(all[..n].to_vec());
             let root = mth(&all[..n]);
             assert_eq!(tree.root(), root, "head of {n}");
+            assert_eq!(frontier.root(), root, "frontier head of {n}");
+            assert_eq!(frontier.size(), n as u64);
+            if let Some(next) = all.get(n) {
+                frontier.push(*next);
+            }
             for m in 0..n {
                 let proof = tree.inclusion_proof(m as u64).unwrap();
                 assert_eq!(proof, path(m, &all[..n]), "path {m} of {n}");

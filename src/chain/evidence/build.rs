@@ -199,14 +199,15 @@ impl ChainReading {
     }
 }
 
-/// The tree heads at several sizes (checkpoints to check), from one pass over the entries.
+/// The tree heads at several sizes (checkpoints to check), from one pass over the entries,
+/// in memory that grows with the sessions, not the entries: the entries tree is kept as a
+/// [`Frontier`](merkle::Frontier).
 pub(crate) struct HeadsAt {
     wanted: Vec<u64>,
     next: usize,
     heads: Heads,
-    leaves: Vec<Hash>,
-    /// (size, sessions, sessions tree head) at each size reached.
-    reached: Vec<(u64, u64, Hash)>,
+    entries: merkle::Frontier,
+    reached: Vec<(u64, TreeHeads)>,
 }
 
 impl HeadsAt {
@@ -218,7 +219,7 @@ impl HeadsAt {
             wanted,
             next: 0,
             heads: Heads::default(),
-            leaves: Vec::new(),
+            entries: merkle::Frontier::default(),
             reached: Vec::new(),
         };
         at.snapshot_if_wanted();
@@ -226,10 +227,17 @@ impl HeadsAt {
     }
 
     fn snapshot_if_wanted(&mut self) {
-        let size = self.leaves.len() as u64;
+        let size = self.entries.size();
         while self.wanted.get(self.next) == Some(&size) {
             let (tree, order) = self.heads.tree();
-            self.reached.push((size, order.len() as u64, tree.root()));
+            self.reached.push((
+                size,
+                TreeHeads {
+                    entries: self.entries.root(),
+                    sessions: order.len() as u64,
+                    heads: tree.root(),
+                },
+            ));
             self.next += 1;
         }
     }
@@ -240,26 +248,17 @@ impl HeadsAt {
     }
 
     pub(crate) fn push(&mut self, entry: &StoredEntry) {
-        self.leaves.push(entry_hash(entry));
+        self.entries.push(entry_hash(entry));
         self.heads.count(entry);
         self.snapshot_if_wanted();
     }
 
-    /// Each size with its tree heads, `None` for a size past the chain's end. The entries
-    /// tree is built once and each prefix's head read from it.
+    /// Each size with its tree heads, `None` for a size past the chain's end.
     pub(crate) fn finish(self) -> Vec<(u64, Option<TreeHeads>)> {
-        let tree = Tree::new(self.leaves);
         let mut out: Vec<(u64, Option<TreeHeads>)> = self
             .reached
             .into_iter()
-            .map(|(size, sessions, heads)| {
-                let trees = tree.prefix_root(size).map(|entries| TreeHeads {
-                    entries,
-                    sessions,
-                    heads,
-                });
-                (size, trees)
-            })
+            .map(|(size, trees)| (size, Some(trees)))
             .collect();
         out.extend(self.wanted[self.next..].iter().map(|&size| (size, None)));
         out

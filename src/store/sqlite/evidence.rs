@@ -55,8 +55,18 @@ fn read_chain(conn: &Connection, scope: &Scope) -> rusqlite::Result<ReadChain> {
 /// The store cannot be read, or its chain has a gap (`verify` says where).
 pub fn tree_heads(path: &Path) -> Result<(String, ChainHead, TreeHeads)> {
     let conn = crate::store::sqlite::open::open_read_only(path)?;
-    let chain = in_read_transaction(&conn, path, |conn| read_chain(conn, &Scope::default()))?;
-    Ok((chain.database_id.clone(), chain.head, chain.tree_heads()))
+    in_read_transaction(&conn, path, |conn| {
+        let database_id = file_chain::database_id(conn)?.unwrap_or_default();
+        let head = file_chain::head(conn)?;
+        let trees = tree_heads_at(conn, &[head.size])?
+            .into_iter()
+            .find_map(|(_, trees)| trees)
+            .ok_or(rusqlite::Error::IntegralValueOutOfRange(
+                0,
+                i64::try_from(head.size).unwrap_or(i64::MAX),
+            ))?;
+        Ok((database_id, head, trees))
+    })
 }
 
 fn in_read_transaction<T>(
