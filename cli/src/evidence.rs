@@ -43,7 +43,8 @@ fn read(path: &Path, what: &str) -> Result<String, Failure> {
         .map_err(|e| format!("cannot read {what} {}: {e}", path.display()).into())
 }
 
-pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
+/// `evidence` on a file, or on the PostgreSQL store `url` names.
+pub fn run(path: &Path, url: Option<&str>, args: &Args) -> Result<Outcome, Failure> {
     let reader = Reader::open(path)?;
     let mut ids = Vec::new();
     for given in &args.sessions {
@@ -80,7 +81,10 @@ pub fn run(path: &Path, args: &Args) -> Result<Outcome, Failure> {
         Some(since) => Scope::period(since.0.clone(), args.until.as_ref().map(|u| u.0.clone())),
         None => Scope::sessions(ids),
     };
-    let bundle = evidence::build(path, &scope, &options)?;
+    let bundle = match url {
+        Some(url) => reasonkit_audit::postgres::evidence(url, &scope, &options)?,
+        None => evidence::build(path, &scope, &options)?,
+    };
     let text = serde_json::to_string_pretty(&bundle)? + "\n";
     if args.out.as_os_str() == "-" {
         std::io::stdout().write_all(text.as_bytes())?;

@@ -190,8 +190,7 @@ fn run(cli: Cli) -> Result<Outcome, Failure> {
         (Command::Checkpoint(_), Some(_)) => file_only("checkpoint"),
         (Command::Checkpoint(args), None) => checkpoint::run(&path, &args),
         (Command::Keygen(args), _) => checkpoint::keygen(&args),
-        (Command::Evidence(_), Some(_)) => file_only("evidence"),
-        (Command::Evidence(args), None) => evidence::run(&path, &args),
+        (Command::Evidence(args), url) => evidence::run(&path, url, &args),
         (Command::Backup(_), Some(_)) => Err("backup copies a SQLite file; back up a \
                                               PostgreSQL store with its own tools \
                                               (pg_dump, pg_basebackup)"

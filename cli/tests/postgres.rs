@@ -733,3 +733,192 @@ fn collect_writes_a_trace_sent_deepest_first_into_a_postgres_store_once() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `verify --evidence` by both verifiers, offline: its exit code and what it printed.
+fn check_bundle(bundle: &std::path::Path) -> Vec<(Option<i32>, String)> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/verify_chain.py");
+    [
+        Command::new(BIN)
+            .args(["verify", "--evidence"])
+            .arg(bundle)
+            .output()
+            .unwrap(),
+        Command::new("python3")
+            .arg(script)
+            .arg("--evidence")
+            .arg(bundle)
+            .output()
+            .unwrap(),
+    ]
+    .into_iter()
+    .map(|out| (out.status.code(), common::text(&out)))
+    .collect()
+}
+
+#[test]
+fn evidence_bundles_from_a_postgres_store_prove_themselves_written_or_imported() {
+    let Some(db) = Db::create() else { return };
+    // Written by the layer into the store, and a file imported into it.
+    let (layer, guard) = reasonkit_audit::AuditLayer::builder()
+        .postgres(format!("dbname={}", db.0))
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        info_span!("session", id = "pg-claim").in_scope(|| {
+            info_span!(
+                "step",
+                module = "triage",
+                confidence = 0.87,
+                tokens_used = 512_i64
+            )
+            .in_scope(|| {
+                tracing::info!(name: "decision", decision_type = "route",
+                        chosen_option = "adjuster", rationale = "over the limit");
+            });
+            info_span!("step", module = "lookup", error = "ConnectionError: down").in_scope(|| {});
+        });
+    });
+    guard.shutdown().unwrap();
+    let (dir, file) = example_file();
+    succeeds(&db, &["import", file.to_str().unwrap()]);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM audit_chain WHERE table_name IN ('sessions', 'steps', \
+             'decisions') AND session_id IS NULL"
+        ),
+        0,
+        "every entry of a row names its session"
+    );
+    let imported = tool(
+        "sqlite3",
+        &[
+            file.to_str().unwrap(),
+            "SELECT id FROM sessions WHERE profile = 'paranoid'",
+        ],
+    );
+    let imported = String::from_utf8_lossy(&imported.stdout).trim().to_owned();
+
+    for (name, session, steps) in [
+        ("written", "pg-claim", 2),
+        ("imported", imported.as_str(), 7),
+    ] {
+        let bundle = dir.path().join(format!("{name}.json"));
+        succeeds(
+            &db,
+            &[
+                "evidence",
+                "--session",
+                session,
+                "-o",
+                bundle.to_str().unwrap(),
+            ],
+        );
+        for (code, said) in check_bundle(&bundle) {
+            assert_eq!(code, Some(0), "{name}: {said}");
+            assert!(said.contains("intact and complete"), "{name}: {said}");
+        }
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+        assert_eq!(json["manifest"]["counts"]["steps"], steps, "{name}");
+        // A value changed is caught, as for a file's bundle.
+        let row = json["sessions"][0]["rows"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|r| r["table"] == "steps")
+            .unwrap();
+        row["columns"]["module"] = "forged".into();
+        let forged = dir.path().join(format!("{name}-forged.json"));
+        std::fs::write(&forged, json.to_string()).unwrap();
+        for (code, said) in check_bundle(&forged) {
+            assert_eq!(code, Some(1), "{name}: {said}");
+        }
+    }
+    // A period over the whole store: every session, none left out.
+    let all = dir.path().join("all.json");
+    succeeds(
+        &db,
+        &[
+            "evidence",
+            "--since",
+            "2000-01-01",
+            "-o",
+            all.to_str().unwrap(),
+        ],
+    );
+    for (code, said) in check_bundle(&all) {
+        assert_eq!(code, Some(0), "{said}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&all).unwrap()).unwrap();
+    assert_eq!(
+        json["manifest"]["scope"]["sessions"]
+            .as_array()
+            .unwrap()
+            .len() as i64,
+        count(&db, "SELECT count(*) FROM sessions")
+    );
+
+    // A store of schema 3 (no session in its chain) is brought up by `migrate`, which gives
+    // every entry its session; its bundles then verify.
+    tool(
+        "psql",
+        &[
+            "-X",
+            "-d",
+            &db.0,
+            "-c",
+            "ALTER TABLE audit_chain DROP COLUMN session_id; \
+             DELETE FROM reasonkit_schema WHERE version = 4",
+        ],
+    );
+    let out = cli(&db, &["migrate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
+    let again = dir.path().join("migrated.json");
+    succeeds(
+        &db,
+        &[
+            "evidence",
+            "--session",
+            "pg-claim",
+            "-o",
+            again.to_str().unwrap(),
+        ],
+    );
+    for (code, said) in check_bundle(&again) {
+        assert_eq!(code, Some(0), "{said}");
+    }
+
+    // The bundle's checkpoint carries the store's tree heads: `verify` on the store agrees,
+    // and catches an entry's session changed behind the writer's back.
+    let checkpoint = dir.path().join("checkpoint.txt");
+    std::fs::write(&checkpoint, json["checkpoint"].as_str().unwrap()).unwrap();
+    let text = succeeds(
+        &db,
+        &["verify", "--checkpoint", checkpoint.to_str().unwrap()],
+    );
+    assert!(text.contains("the chain extends it"), "{text}");
+    tool(
+        "psql",
+        &[
+            "-X",
+            "-d",
+            &db.0,
+            "-c",
+            "UPDATE audit_chain SET session_id = 'someone-else' WHERE seq = \
+             (SELECT max(seq) FROM audit_chain WHERE table_name = 'steps' AND session_id = 'pg-claim')",
+        ],
+    );
+    let out = cli(
+        &db,
+        &["verify", "--checkpoint", checkpoint.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let said = common::text(&out);
+    assert!(said.contains("the entry's session was changed"), "{said}");
+    assert!(
+        said.contains("tree heads that are not this chain's"),
+        "{said}"
+    );
+}

@@ -385,6 +385,10 @@ pub(crate) struct Leaf {
     pub(crate) table: &'static str,
     pub(crate) row_id: String,
     pub(crate) hash: Hash,
+    /// The session of a session or step row, from its own columns: what its chain entry
+    /// names (PostgreSQL writes it with the entry; SQLite's INSERT reads it from the row).
+    /// A decision's is its step's, which the row does not hold.
+    pub(crate) session: Option<String>,
 }
 
 impl Leaf {
@@ -400,10 +404,20 @@ impl Leaf {
             *slot = cell;
             width += 1;
         }
+        let text = |cell: Cell<'_>| match cell {
+            Cell::Text(bytes) => std::str::from_utf8(bytes).ok().map(str::to_owned),
+            _ => None,
+        };
+        let session = match table.name {
+            "sessions" => Some(row_id.clone()),
+            "steps" => text(all[1]),
+            _ => None,
+        };
         Leaf {
             table: table.name,
             row_id,
             hash: split_leaf(table, &all[..width]),
+            session,
         }
     }
 }

@@ -34,6 +34,16 @@ fn host_name() -> String {
     std::env::var("COMPUTERNAME").unwrap_or_else(|_| "unknown".to_owned())
 }
 
+/// Who is running this process, as `user@host` (the maker an evidence bundle names when
+/// it is not told).
+pub(crate) fn user_at_host() -> String {
+    format!(
+        "{}@{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        host_name()
+    )
+}
+
 /// Whether a process of this host with this pid exists. When that cannot be known, it is
 /// taken to exist, so a live run is never marked interrupted.
 #[cfg(unix)]

@@ -557,3 +557,75 @@ pub(crate) fn is_open(table: &TableSpec, cells: &[Cell<'_>]) -> bool {
         _ => false,
     }
 }
+
+/// An entry whose session is not its row's: seq, table, row id, the session it names, the
+/// session of the row.
+pub(crate) type Mislabelled = (u64, String, String, Option<String>, String);
+
+/// The sizes of the checkpoints in `options` that carry tree heads: where a store must
+/// compute its own to check them.
+pub(crate) fn tree_checkpoint_sizes(options: &VerifyOptions) -> Vec<u64> {
+    options
+        .checkpoints
+        .iter()
+        .filter(|c| c.tree_heads().is_some())
+        .map(|c| c.size)
+        .collect()
+}
+
+/// What evidence bundles rest on, whatever the store (docs/chain.md, "Evidence bundles"):
+/// each `(seq, table, row id, session named, session of the row)` a store found mislabelled
+/// is *entry edited*, and every checkpoint whose tree heads are not `held` at its size is
+/// *forked* — a signer who signed other heads is caught by whoever verifies the store.
+pub(crate) fn check_sessions_and_trees(
+    verifier: &mut Verifier,
+    mislabelled: Vec<Mislabelled>,
+    held: &[(u64, Option<crate::chain::checkpoint::TreeHeads>)],
+    options: &VerifyOptions,
+) {
+    for (seq, table, row_id, named, actual) in mislabelled {
+        verifier.find(
+            FindingKind::EntryEdited,
+            Some(seq),
+            Some((&table, &row_id)),
+            format!(
+                "entry {seq} says its {table} row {row_id} is of session {}, but the row is of \
+                 session {actual}: the entry's session was changed (an evidence bundle of \
+                 {actual} would leave it out)",
+                named.as_deref().unwrap_or("(none)")
+            ),
+        );
+    }
+    let with_trees = options
+        .checkpoints
+        .iter()
+        .filter_map(|c| c.tree_heads().map(|t| (c, t)));
+    for (checkpoint, claimed) in with_trees {
+        let at = held
+            .iter()
+            .find(|(size, _)| *size == checkpoint.size)
+            .and_then(|(_, t)| *t);
+        // A checkpoint past the chain's end is reported as truncated already.
+        if at.is_some_and(|at| at != claimed) {
+            verifier.find(
+                FindingKind::Forked,
+                Some(checkpoint.size),
+                None,
+                format!(
+                    "the checkpoint at size {} carries tree heads that are not this chain's: \
+                     its entries or their sessions were changed since, or whoever signed it \
+                     did not sign this chain",
+                    checkpoint.size
+                ),
+            );
+            if let Some(check) = verifier
+                .report
+                .checkpoints
+                .iter_mut()
+                .find(|c| c.size == checkpoint.size)
+            {
+                check.extended = false;
+            }
+        }
+    }
+}

@@ -17,6 +17,7 @@
 //! - [`search`]: the search index, written in bulk behind the writes.
 //! - `prune.rs`, `erase.rs`: retention and erasure, as for a SQLite file.
 //! - [`verify()`]: the chain checked against the rows, as for a SQLite file.
+//! - [`evidence()`]: evidence bundles of sessions or a period, as for a SQLite file.
 //! - [`import()`]: per-user SQLite files copied into the shared store.
 
 pub(crate) mod backend;
@@ -24,6 +25,7 @@ mod batch;
 mod connection;
 mod copy;
 mod erase;
+mod evidence;
 pub(crate) mod images;
 mod import;
 mod jsonb;
@@ -37,6 +39,7 @@ mod test_server;
 mod tls;
 mod verify;
 
+pub use evidence::build as evidence;
 pub use import::{ImportReport, import};
 pub use schema::PG_SCHEMA_VERSION;
 pub use target::{PgTarget, is_postgres_url};

@@ -31,10 +31,14 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../../../migrations/postgres/0003_search.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../../migrations/postgres/0004_chain_sessions.sql"),
+    },
 ];
 
 /// The schema version this release writes and reads.
-pub const PG_SCHEMA_VERSION: i64 = 3;
+pub const PG_SCHEMA_VERSION: i64 = 4;
 
 /// The advisory lock every reasonkit-audit migration takes: "rkaudit" in ASCII.
 const LOCK_KEY: i64 = 0x0072_6b61_7564_6974;

@@ -117,9 +117,13 @@ pub(crate) fn append(tx: &mut Tx<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> 
     let mut last = head.to_vec();
     // Binary COPY: the entries are new by construction (seq follows the head read under
     // the lock), so nothing can conflict, and COPY is the cheapest way in.
+    // Each entry names its row's session (docs/chain.md, "Evidence bundles"): a session or
+    // step row's comes with its leaf; a decision's is its row's `session_id` column, set
+    // after the COPY by one indexed UPDATE of this batch's decision entries.
+    let first = seq + 1;
     let sink = tx.copy_in(
-        "COPY audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
-         FROM STDIN (FORMAT binary)",
+        "COPY audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at, \
+         session_id) FROM STDIN (FORMAT binary)",
     )?;
     let mut writer = BinaryCopyInWriter::new(
         sink,
@@ -130,6 +134,7 @@ pub(crate) fn append(tx: &mut Tx<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> 
             Type::BYTEA,
             Type::BYTEA,
             Type::TIMESTAMPTZ,
+            Type::TEXT,
         ],
     );
     let now = std::time::SystemTime::now();
@@ -137,9 +142,28 @@ pub(crate) fn append(tx: &mut Tx<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> 
         seq += 1;
         last = chain::link(&last, seq, &leaf.hash).to_vec();
         let n = i64::try_from(seq).unwrap_or(i64::MAX);
-        writer.write(&[&n, &leaf.table, &leaf.row_id, &&leaf.hash[..], &last, &now])?;
+        writer.write(&[
+            &n,
+            &leaf.table,
+            &leaf.row_id,
+            &&leaf.hash[..],
+            &last,
+            &now,
+            &leaf.session,
+        ])?;
     }
     writer.finish()?;
+    if leaves.iter().any(|l| l.table == chain::DECISIONS.name) {
+        let (from, to) = (
+            i64::try_from(first).unwrap_or(i64::MAX),
+            i64::try_from(seq).unwrap_or(i64::MAX),
+        );
+        tx.execute(
+            "UPDATE audit_chain c SET session_id = d.session_id FROM decisions d \
+             WHERE c.seq BETWEEN $1 AND $2 AND c.table_name = 'decisions' AND d.id = c.row_id",
+            &[&from, &to],
+        )?;
+    }
     Ok(Some(seq))
 }
 

@@ -83,7 +83,27 @@ pub fn verify(connection: &str, options: &VerifyOptions) -> Result<Report> {
     for checkpoint in &options.checkpoints {
         verifier.check_checkpoint(checkpoint, &options.keys)?;
     }
+    check_sessions_and_trees(&mut tx, &mut verifier, options)
+        .map_err(|e| fail("reading the chain's sessions", e))?;
     Ok(verifier.report)
+}
+
+/// What evidence bundles rest on, as for a file (`store/sqlite/verify.rs`): each row's
+/// latest entry names the row's session, and every checkpoint's tree heads are the chain's.
+fn check_sessions_and_trees(
+    tx: &mut Transaction<'_>,
+    verifier: &mut Verifier,
+    options: &VerifyOptions,
+) -> std::result::Result<(), postgres::Error> {
+    let mislabelled = super::evidence::mislabelled_entries(tx)?;
+    let sizes = crate::chain::verify::tree_checkpoint_sizes(options);
+    let held = if sizes.is_empty() {
+        Vec::new()
+    } else {
+        super::evidence::tree_heads_at(tx, &sizes)?
+    };
+    crate::chain::verify::check_sessions_and_trees(verifier, mislabelled, &held, options);
+    Ok(())
 }
 
 /// Every chain entry in `seq` order, streamed.

@@ -13,6 +13,7 @@ use crate::chain::evidence::build::{
     normalised, spec_of,
 };
 use crate::chain::evidence::{Bundle, RowRecord, Scope, StoredEntry};
+use crate::chain::verify::Mislabelled;
 use crate::chain::{AUDIT_EVENTS, Cell, ChainHead, TableSpec};
 use crate::error::{Error, Result};
 use crate::store::sqlite::chain as file_chain;
@@ -119,13 +120,9 @@ pub fn build(path: &Path, scope: &Scope, options: &BuildOptions) -> Result<Bundl
         Ok((chain, rows, erasures))
     })?;
     let mut options = options.clone();
-    options.made_by.get_or_insert_with(|| {
-        format!(
-            "{}@{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
-            crate::store::process::Identity::current().host
-        )
-    });
+    options
+        .made_by
+        .get_or_insert_with(crate::store::process::user_at_host);
     assemble(&chain, &rows, &erasures, &scope, &options).map_err(refuse)
 }
 
@@ -199,10 +196,6 @@ pub(crate) fn tree_heads_at(
     }
     Ok(at.finish())
 }
-
-/// An entry whose session is not its row's: seq, table, row id, the session it names, the
-/// session of the row.
-pub(crate) type Mislabelled = (u64, String, String, Option<String>, String);
 
 /// Chain entries whose session is not their row's: the latest entry of each session and
 /// step row must name the session the row is in (a decision's follows its step, which a

@@ -122,53 +122,14 @@ fn check_sessions_and_trees(
     options: &VerifyOptions,
 ) -> rusqlite::Result<()> {
     use crate::store::sqlite::evidence::{mislabelled_entries, tree_heads_at};
-    for (seq, table, row_id, named, actual) in mislabelled_entries(conn)? {
-        verifier.find(
-            FindingKind::EntryEdited,
-            Some(seq),
-            Some((&table, &row_id)),
-            format!(
-                "entry {seq} says its {table} row {row_id} is of session {}, but the row is of                  session {actual}: the entry's session was changed (an evidence bundle of                  {actual} would leave it out)",
-                named.as_deref().unwrap_or("(none)")
-            ),
-        );
-    }
-    let with_trees: Vec<_> = options
-        .checkpoints
-        .iter()
-        .filter_map(|c| c.tree_heads().map(|t| (c, t)))
-        .collect();
-    if with_trees.is_empty() {
-        return Ok(());
-    }
-    let sizes: Vec<u64> = with_trees.iter().map(|(c, _)| c.size).collect();
-    let held = tree_heads_at(conn, &sizes)?;
-    for (checkpoint, claimed) in with_trees {
-        let at = held
-            .iter()
-            .find(|(size, _)| *size == checkpoint.size)
-            .and_then(|(_, t)| *t);
-        // A checkpoint past the chain's end is reported as truncated already.
-        if at.is_some_and(|at| at != claimed) {
-            verifier.find(
-                FindingKind::Forked,
-                Some(checkpoint.size),
-                None,
-                format!(
-                    "the checkpoint at size {} carries tree heads that are not this chain's:                      its entries or their sessions were changed since, or whoever signed it                      did not sign this chain",
-                    checkpoint.size
-                ),
-            );
-            if let Some(check) = verifier
-                .report
-                .checkpoints
-                .iter_mut()
-                .find(|c| c.size == checkpoint.size)
-            {
-                check.extended = false;
-            }
-        }
-    }
+    let mislabelled = mislabelled_entries(conn)?;
+    let sizes = crate::chain::verify::tree_checkpoint_sizes(options);
+    let held = if sizes.is_empty() {
+        Vec::new()
+    } else {
+        tree_heads_at(conn, &sizes)?
+    };
+    crate::chain::verify::check_sessions_and_trees(verifier, mislabelled, &held, options);
     Ok(())
 }
 
