@@ -341,11 +341,20 @@ impl TableCopy {
             };
             writer.write_raw(values.iter())?;
             let id = values.first().map_or(Cell::Null, Value::cell);
-            leaves.push(Leaf::of(
+            let mut leaf = Leaf::of(
                 self.table,
                 chain::row_id(id),
                 values[..chained].iter().map(Value::cell),
-            ));
+            );
+            // A decision's session is one of the columns sent beside the chained ones: its
+            // chain entry names it, with no lookup after the COPY.
+            if leaf.session.is_none()
+                && let Some(at) = self.extra.iter().position(|c| *c == "session_id")
+                && let Some(Cell::Text(bytes)) = values.get(chained + at).map(Value::cell)
+            {
+                leaf.session = std::str::from_utf8(bytes).ok().map(str::to_owned);
+            }
+            leaves.push(leaf);
         }
         writer.finish()?;
         Ok(true)

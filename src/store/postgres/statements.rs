@@ -153,7 +153,12 @@ pub(crate) fn append(tx: &mut Tx<'_>, leaves: &[Leaf]) -> PgResult<Option<u64>> 
         ])?;
     }
     writer.finish()?;
-    if leaves.iter().any(|l| l.table == chain::DECISIONS.name) {
+    // Decisions written by COPY come with their session; those of the set-based statements
+    // (the fallback) get it here.
+    if leaves
+        .iter()
+        .any(|l| l.table == chain::DECISIONS.name && l.session.is_none())
+    {
         let (from, to) = (
             i64::try_from(first).unwrap_or(i64::MAX),
             i64::try_from(seq).unwrap_or(i64::MAX),
