@@ -679,6 +679,29 @@ def check_evidence(bundle, checkpoints=(), keys=()):
                     return True
         return False
 
+    def other_profile(sid, sealed, wanted, entry):
+        """A session of a profile's period shown as of another profile: its session row
+        with the content withheld must be its latest entry's split leaf, of another profile."""
+        if wanted is None:
+            return "withheld as of another profile, but the bundle is not of a profile"
+        row, columns = sealed["row"], sealed["row"]["columns"]
+        if row["table"] != "sessions" or columns.get("id") != sid:
+            return "its withheld row is not its session row"
+        if columns.get("profile") == wanted:
+            return "it is of profile %s, yet its rows were withheld" % wanted
+        content = [TABLES["sessions"][i] for i in CONTENT["sessions"]]
+        if any(c not in TABLES["sessions"] or c in content for c in columns):
+            return "its withheld row shows a content column"
+        try:
+            values = [bundle_value(columns.get(c)) for c in TABLES["sessions"]]
+            digest = bytes.fromhex(sealed["content"])
+        except ValueError:
+            return "its withheld row is of no known form"
+        if entry is None or split_leaf_hash("sessions", values, digest) != bytes.fromhex(entry["leaf"]):
+            return "its session row, shown as of profile %s, is not what was committed" % (
+                columns.get("profile"),)
+        return None
+
     erased_rows = [0]
     counts = {"sessions": 0, "steps": 0, "decisions": 0, "entries": 0}
     for session in bundle["sessions"]:
@@ -706,6 +729,14 @@ def check_evidence(bundle, checkpoints=(), keys=()):
         if len(seqs) != head["count"] or max(seqs, default=0) != head["last"]:
             find("OMITTED", "session %s: the bundle proves %d of its %d entries: entries were "
                  "left out" % (sid, len(seqs), head["count"]))
+        sealed = session.get("other_profile")
+        if sealed is not None:
+            why = other_profile(sid, sealed, scope.get("profile"),
+                                by_seq.get(latest.get(("sessions", sid))))
+            if why:
+                find("TAMPERED", "session %s: %s" % (sid, why))
+            counts["entries"] += len(session["entries"])
+            continue
         shown = set()
         for row in session["rows"]:
             table, columns = row["table"], row["columns"]
@@ -739,6 +770,10 @@ def check_evidence(bundle, checkpoints=(), keys=()):
             else:
                 find("TAMPERED", "session %s: %s row %s is not what was committed at seq %d: a "
                      "value was changed" % (sid, table, row_id, latest[key]))
+            if (table == "sessions" and scope.get("profile") is not None
+                    and columns.get("profile") != scope["profile"]):
+                find("TAMPERED", "session %s is taken whole but is not of profile %s" % (
+                    sid, scope["profile"]))
             belongs = {"sessions": row_id == sid,
                        "steps": columns.get("session_id") == sid}.get(table, True)
             if not belongs:
@@ -784,8 +819,11 @@ def main_evidence(path, checkpoints, keys, as_json):
         print("bundle    %s, against a checkpoint at %d entries" % (path, facts["size"]))
         scope = bundle["manifest"]["scope"]
         if scope.get("since") is not None:
-            print("scope     every session first committed from %s to %s: %d session(s)" % (
-                scope["since"], scope.get("until") or "the checkpoint", len(scope["sessions"])))
+            whole = [s for s in bundle["sessions"] if s.get("other_profile") is None]
+            print("scope     every session%s first committed from %s to %s: %d session(s)" % (
+                " of profile %s" % scope["profile"] if scope.get("profile") else "",
+                scope["since"] or "the start", scope.get("until") or "the checkpoint",
+                len(whole)))
         else:
             print("scope     sessions %s" % ", ".join(scope["sessions"]))
         if facts["erased_rows"]:

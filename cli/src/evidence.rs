@@ -17,14 +17,18 @@ use crate::{Failure, Outcome};
 pub struct Args {
     /// A session to take (an id or an unambiguous beginning of one). May be given several
     /// times
-    #[arg(long = "session", value_name = "ID", required_unless_present = "since")]
+    #[arg(long = "session", value_name = "ID", required_unless_present_any = ["since", "profile"])]
     sessions: Vec<String>,
+    /// Take every session of this profile (of the period, with --since/--until), each other
+    /// session of the period proven to be of another profile with its content withheld
+    #[arg(long, value_name = "PROFILE", conflicts_with = "sessions")]
+    profile: Option<String>,
     /// Take every session first recorded at or after this time (`2026-07-01`, `24h`, …),
     /// with the proof that none of the period is left out
     #[arg(long, value_name = "TIME", conflicts_with = "sessions")]
     since: Option<Since>,
-    /// With --since: the period's end, exclusive [default: the chain's head]
-    #[arg(long, value_name = "TIME", requires = "since")]
+    /// With --since or --profile: the period's end, exclusive [default: the chain's head]
+    #[arg(long, value_name = "TIME")]
     until: Option<Since>,
     /// Write the bundle here (a new file, or `-` for standard output)
     #[arg(short, long, value_name = "FILE")]
@@ -77,9 +81,16 @@ pub fn run(path: &Path, url: Option<&str>, args: &Args) -> Result<Outcome, Failu
         }
         options.extends.extend(with_trees);
     }
-    let scope = match &args.since {
-        Some(since) => Scope::period(since.0.clone(), args.until.as_ref().map(|u| u.0.clone())),
-        None => Scope::sessions(ids),
+    if args.until.is_some() && args.since.is_none() && args.profile.is_none() {
+        return Err("--until ends a period: give --since (or --profile) with it".into());
+    }
+    let until = args.until.as_ref().map(|u| u.0.clone());
+    let scope = match (&args.profile, &args.since) {
+        (Some(profile), since) => {
+            Scope::profile(profile.clone(), since.as_ref().map(|s| s.0.clone()), until)
+        }
+        (None, Some(since)) => Scope::period(since.0.clone(), until),
+        (None, None) => Scope::sessions(ids),
     };
     let bundle = match url {
         Some(url) => reasonkit_audit::postgres::evidence(url, &scope, &options)?,
@@ -171,9 +182,19 @@ pub fn verify(file: &Path, options: CheckOptions, json: bool) -> Result<Outcome,
         let scope = &bundle.manifest.scope;
         match &scope.since {
             Some(since) => println!(
-                "  scope: every session first committed from {since} to {}: {} session(s)",
+                "  scope: every session{} first committed from {} to {}: {} session(s)",
+                scope
+                    .profile
+                    .as_ref()
+                    .map(|p| format!(" of profile {p}"))
+                    .unwrap_or_default(),
+                if since.is_empty() { "the start" } else { since },
                 scope.until.as_deref().unwrap_or("the checkpoint"),
-                scope.sessions.len()
+                bundle
+                    .sessions
+                    .iter()
+                    .filter(|s| s.other_profile.is_none())
+                    .count()
             ),
             None => println!("  scope: sessions {}", scope.sessions.join(", ")),
         }

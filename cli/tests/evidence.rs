@@ -821,3 +821,109 @@ fn an_erased_sessions_bundle_proves_its_rows_and_the_erasure() {
     write_json(&path, &hidden);
     both(&path, &[], 1, "a value was changed");
 }
+
+#[test]
+fn a_profiles_bundle_holds_its_sessions_and_proves_the_others_are_of_another() {
+    let t = trail();
+    record_with_layer(&t.db, || {
+        info_span!(
+            "session",
+            id = "inv-1",
+            profile = "billing",
+            input = "invoice 99 for ACME"
+        )
+        .in_scope(|| {
+            info_span!(
+                "step",
+                module = "ledger",
+                output_summary = "ACME owes 4,200"
+            )
+            .in_scope(|| {});
+        });
+    });
+    let bundle = t.path("claims.json");
+    succeeds_bundle(&t, &["--profile", "claims", "-o", arg(&bundle)]);
+    both(&bundle, &[], 0, "intact and complete");
+    let out = verify_bundle(&bundle, &[]);
+    assert!(text(&out).contains("of profile claims"), "{}", text(&out));
+    let json = read_json(&bundle);
+    let whole: Vec<&str> = json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s.get("other_profile").is_none())
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(whole, ["claim-1431", "claim-1432", "claim-1433"]);
+    let other = json["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "inv-1")
+        .unwrap();
+    assert_eq!(
+        other["other_profile"]["row"]["columns"]["profile"],
+        "billing"
+    );
+    assert_eq!(other["rows"], serde_json::json!([]));
+    let file = std::fs::read_to_string(&bundle).unwrap();
+    assert!(
+        !file.contains("ACME"),
+        "another profile's content stays out"
+    );
+
+    let inv = |json: &mut Value| -> usize {
+        json["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|s| s["id"] == "inv-1")
+            .unwrap()
+    };
+    // The other session said to be of the profile, yet withheld.
+    tampered(
+        &t,
+        &bundle,
+        "withheld.json",
+        "yet its rows were withheld",
+        |json| {
+            let i = inv(json);
+            json["sessions"][i]["other_profile"]["row"]["columns"]["profile"] = "claims".into();
+        },
+    );
+    // Its profile changed to another one still: not what was committed.
+    tampered(
+        &t,
+        &bundle,
+        "relabelled-profile.json",
+        "is not what was committed",
+        |json| {
+            let i = inv(json);
+            json["sessions"][i]["other_profile"]["row"]["columns"]["profile"] = "quick".into();
+        },
+    );
+    // Left out altogether: the period's sessions are counted.
+    tampered(
+        &t,
+        &bundle,
+        "no-other.json",
+        "sessions were left out",
+        |json| {
+            let i = inv(json);
+            let entries = json["sessions"][i]["entries"].as_array().unwrap().len() as u64;
+            json["sessions"].as_array_mut().unwrap().remove(i);
+            let scope = json["manifest"]["scope"]["sessions"]
+                .as_array_mut()
+                .unwrap();
+            scope.retain(|s| s != "inv-1");
+            let total = json["manifest"]["counts"]["entries"].as_u64().unwrap();
+            json["manifest"]["counts"]["entries"] = (total - entries).into();
+        },
+    );
+}
+
+fn succeeds_bundle(t: &Trail, args: &[&str]) {
+    let mut all = vec!["evidence"];
+    all.extend_from_slice(args);
+    succeeded(&run(&t.db, &all));
+}

@@ -273,6 +273,9 @@ pub(crate) fn normalised(scope: &Scope) -> std::result::Result<Scope, String> {
     if scope.sessions.is_empty() && scope.since.is_none() {
         return Err("nothing was asked for: give session ids, or a period".into());
     }
+    if scope.profile.is_some() && scope.since.is_none() {
+        return Err("a profile is taken over a period: give its start (or the empty one)".into());
+    }
     if !scope.sessions.is_empty() && (scope.since.is_some() || scope.until.is_some()) {
         return Err("give session ids or a period, not both".into());
     }
@@ -385,8 +388,21 @@ pub(crate) fn assemble(
             entries: entries.iter().map(proof).collect(),
             rows: Vec::new(),
             moved: Vec::new(),
+            other_profile: None,
             erasures: Vec::new(),
         };
+        // A profile's bundle: a session of another profile is proven so, and no more.
+        let session_row = rows
+            .get(&row_key(SESSIONS.name, id))
+            .and_then(Option::as_ref);
+        if let (Some(wanted), Some(row)) = (&scope.profile, session_row)
+            && row.columns.get("profile").and_then(|p| p.as_str()) != Some(wanted.as_str())
+        {
+            session.other_profile = Some(super::check::sealed(row)?);
+            counts.entries += session.entries.len() as u64;
+            bundled.push(session);
+            continue;
+        }
         for (event, entry, listed) in erasures {
             if listed.iter().any(|key| last_here.contains_key(key)) {
                 session.erasures.push(EventEvidence {

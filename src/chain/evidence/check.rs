@@ -199,7 +199,15 @@ pub fn check(bundle: &Bundle, options: &CheckOptions) -> EvidenceReport {
     check_period(bundle, &trees, &mut report);
     let mut counts = super::Counts::default();
     for session in &bundle.sessions {
-        check_session(session, &checkpoint, &trees, &mut report, &mut counts);
+        let profile = bundle.manifest.scope.profile.as_deref();
+        check_session(
+            session,
+            profile,
+            &checkpoint,
+            &trees,
+            &mut report,
+            &mut counts,
+        );
     }
     if counts != bundle.manifest.counts {
         report.find(
@@ -379,6 +387,7 @@ fn check_auditor_checkpoints(
 
 fn check_session(
     session: &SessionEvidence,
+    profile: Option<&str>,
     checkpoint: &Checkpoint,
     trees: &TreeHeads,
     report: &mut EvidenceReport,
@@ -442,6 +451,18 @@ fn check_session(
         );
     }
     let by_seq: HashMap<u64, &EntryProof> = session.entries.iter().map(|e| (e.seq, e)).collect();
+    if let Some(sealed) = &session.other_profile {
+        let committed = latest
+            .get(&("sessions", id))
+            .and_then(|seq| by_seq.get(seq))
+            .and_then(|e| unhex(&e.leaf))
+            .unwrap_or_default();
+        if let Err(why) = other_profile(id, sealed, profile, &committed) {
+            report.find(Tampered, format!("session {id}: {why}"));
+        }
+        counts.entries += session.entries.len() as u64;
+        return;
+    }
     // Rows: each at its latest entry's version, and of this session.
     let mut shown = BTreeSet::new();
     for row in &session.rows {
@@ -517,6 +538,15 @@ fn check_session(
                 Tampered,
                 format!("session {id}: {} row {row_id}: {why}", spec.name),
             ),
+        }
+        if spec.name == "sessions"
+            && let Some(wanted) = profile
+            && named("profile") != Some(wanted)
+        {
+            report.find(
+                Tampered,
+                format!("session {id} is taken whole but is not of profile {wanted}"),
+            );
         }
         let belongs = match spec.name {
             "sessions" => row_id == id,
@@ -659,6 +689,47 @@ fn check_period(bundle: &Bundle, trees: &TreeHeads, report: &mut EvidenceReport)
     }
 }
 
+/// A session of a profile's period shown as of another profile: its session row with the
+/// content withheld must be its latest entry's split leaf, and name another profile.
+fn other_profile(
+    id: &str,
+    sealed: &super::SealedRow,
+    profile: Option<&str>,
+    committed: &[u8],
+) -> Result<(), String> {
+    let Some(wanted) = profile else {
+        return Err("withheld as of another profile, but the bundle is not of a profile".into());
+    };
+    let columns = &sealed.row.columns;
+    if sealed.row.table != "sessions" || columns.get("id").and_then(|v| v.as_str()) != Some(id) {
+        return Err("its withheld row is not its session row".into());
+    }
+    let shown = columns.get("profile").and_then(|v| v.as_str());
+    if shown == Some(wanted) {
+        return Err(format!(
+            "it is of profile {wanted}, yet its rows were withheld"
+        ));
+    }
+    let spec = &crate::chain::SESSIONS;
+    if columns.keys().any(|name| {
+        spec.columns
+            .iter()
+            .position(|c| c == name)
+            .is_none_or(|i| spec.content.contains(&i))
+    }) {
+        return Err("its withheld row shows a content column".into());
+    }
+    let values = owned_values(spec, columns)?;
+    let digest = hash_of(&sealed.content).ok_or("its content digest is not hex")?;
+    if split_leaf_with(spec, &cells_of(&values), &digest).as_slice() != committed {
+        return Err(format!(
+            "its session row, shown as of profile {}, is not what was committed",
+            shown.unwrap_or("(none)")
+        ));
+    }
+    Ok(())
+}
+
 /// Whether a row whose leaves do not match its latest entry was erased (docs/chain.md,
 /// "Erasure"): an `erased` event of the bundle, proven and chained after that entry, lists
 /// it with a content digest; its content columns hold the tombstones; and the split leaf of
@@ -779,6 +850,34 @@ fn owned(value: &serde_json::Value) -> Result<Owned, String> {
             }
         }
         other => return Err(format!("a value {other} of no known form")),
+    })
+}
+
+/// A row with its content withheld (for a profile's bundle).
+///
+/// # Errors
+/// When the row's values are of no known form.
+pub(crate) fn sealed(row: &super::RowRecord) -> Result<super::SealedRow, String> {
+    let spec = spec_of(&row.table).ok_or("a row of a table that is not chained")?;
+    let values = owned_values(spec, &row.columns)?;
+    let digest = crate::chain::content_digest(spec, &cells_of(&values));
+    let columns = row
+        .columns
+        .iter()
+        .filter(|(name, _)| {
+            spec.columns
+                .iter()
+                .position(|c| c == name)
+                .is_some_and(|i| !spec.content.contains(&i))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ok(super::SealedRow {
+        row: super::RowRecord {
+            table: row.table.clone(),
+            columns,
+        },
+        content: super::hex(&digest),
     })
 }
 

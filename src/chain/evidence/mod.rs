@@ -107,11 +107,26 @@ pub struct SessionEvidence {
     /// trace joined into another run): that later entry, proving the row moved on.
     #[serde(default)]
     pub moved: Vec<EntryProof>,
+    /// For a profile's bundle, a session of the period of another profile: its session row
+    /// with its content withheld (the digest in its place), which proves its profile. Its
+    /// entries are all given, so this row is provably its latest version; no other row is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_profile: Option<SealedRow>,
     /// The chained `erased` events that replaced the content of some of its rows (a
     /// person's data erased): each event's row and entry, which account for those rows'
     /// tombstones (docs/chain.md, "Erasure").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub erasures: Vec<EventEvidence>,
+}
+
+/// A row with its content columns withheld: the others, and the digest of the content
+/// (docs/chain.md, "Split leaf"), which is all its split leaf needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SealedRow {
+    /// The row's table and its non-content columns.
+    pub row: RowRecord,
+    /// The digest of its content columns, hex.
+    pub content: String,
 }
 
 /// A chained `audit_events` row and its entry.
@@ -136,6 +151,10 @@ pub struct Scope {
     /// The period's end (exclusive); none for up to the bundle's checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    /// Within the period, only the sessions of this profile are taken whole; each other
+    /// session of the period is proven to be of another profile, its content withheld.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl Scope {
@@ -153,6 +172,20 @@ impl Scope {
             sessions: Vec::new(),
             since: Some(since.into()),
             until,
+            profile: None,
+        }
+    }
+
+    /// Every session of `profile` first committed in the period (from the chain's start
+    /// when `since` is `None`).
+    pub fn profile(
+        profile: impl Into<String>,
+        since: Option<String>,
+        until: Option<String>,
+    ) -> Self {
+        Scope {
+            profile: Some(profile.into()),
+            ..Scope::period(since.unwrap_or_default(), until)
         }
     }
 
