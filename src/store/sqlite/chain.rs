@@ -64,12 +64,14 @@ pub(crate) fn append(
         conn,
         leaves,
         committed_at,
+        // A session or step row's session comes with its leaf; a decision's is its step's,
+        // read from the row this transaction just wrote.
         "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at, \
-         session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE ?2 \
-             WHEN 'sessions' THEN ?3 \
-             WHEN 'steps' THEN (SELECT session_id FROM steps WHERE id = ?3) \
-             WHEN 'decisions' THEN (SELECT s.session_id FROM decisions d \
+         session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE \
+             WHEN ?7 IS NOT NULL THEN ?7 \
+             WHEN ?2 = 'decisions' THEN (SELECT s.session_id FROM decisions d \
                  JOIN steps s ON s.id = d.step_id WHERE d.id = ?3) END)",
+        true,
     )
 }
 
@@ -86,6 +88,7 @@ pub(crate) fn append_before_sessions(
         committed_at,
         "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        false,
     )
 }
 
@@ -94,6 +97,7 @@ fn append_with(
     leaves: &[Leaf],
     committed_at: &str,
     sql: &str,
+    with_session: bool,
 ) -> rusqlite::Result<Option<ChainHead>> {
     if leaves.is_empty() {
         return Ok(None);
@@ -106,14 +110,27 @@ fn append_with(
         if index > 0 {
             last = link(&last, seq, &leaf.hash);
         }
-        insert.execute((
-            i64::try_from(seq).unwrap_or(i64::MAX),
-            leaf.table,
-            &leaf.row_id,
-            &leaf.hash[..],
-            &last[..],
-            committed_at,
-        ))?;
+        let seq_value = i64::try_from(seq).unwrap_or(i64::MAX);
+        if with_session {
+            insert.execute((
+                seq_value,
+                leaf.table,
+                &leaf.row_id,
+                &leaf.hash[..],
+                &last[..],
+                committed_at,
+                &leaf.session,
+            ))?;
+        } else {
+            insert.execute((
+                seq_value,
+                leaf.table,
+                &leaf.row_id,
+                &leaf.hash[..],
+                &last[..],
+                committed_at,
+            ))?;
+        }
     }
     Ok(Some(ChainHead {
         size: seq,
