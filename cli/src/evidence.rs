@@ -11,7 +11,7 @@ use reasonkit_audit::read::Reader;
 use reasonkit_audit::{Checkpoint, SignerKey};
 
 use crate::since::Since;
-use crate::{Failure, Outcome};
+use crate::{Failure, Outcome, read};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -40,11 +40,6 @@ pub struct Args {
     /// extends each of them that carries tree heads. May be given several times
     #[arg(long, value_name = "FILE")]
     checkpoint: Vec<PathBuf>,
-}
-
-fn read(path: &Path, what: &str) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()).into())
 }
 
 /// `evidence` on a file, or on the PostgreSQL store `url` names.

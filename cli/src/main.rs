@@ -126,6 +126,12 @@ pub enum Outcome {
 /// A failure to report in one line: exit 2.
 pub type Failure = Box<dyn std::error::Error>;
 
+/// A file's text, or a one-line failure naming `what` it is and where.
+pub fn read(path: &std::path::Path, what: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()).into())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     output::set_color(cli.color);

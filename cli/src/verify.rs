@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use reasonkit_audit::{Checkpoint, Report, VerifierKey, VerifyOptions};
 
-use crate::{Failure, Outcome};
+use crate::{Failure, Outcome, read};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,11 +36,6 @@ pub struct Sources {
     /// by one of the keys given. May be given several times
     #[arg(long, value_name = "FILE")]
     key: Vec<PathBuf>,
-}
-
-fn read(path: &Path, what: &str) -> Result<String, Failure> {
-    std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()).into())
 }
 
 /// `verify --evidence`: the bundle, not the store.

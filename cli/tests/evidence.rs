@@ -880,28 +880,21 @@ fn a_profiles_bundle_holds_its_sessions_and_proves_the_others_are_of_another() {
             .position(|s| s["id"] == "inv-1")
             .unwrap()
     };
-    // The other session said to be of the profile, yet withheld.
-    tampered(
-        &t,
-        &bundle,
-        "withheld.json",
-        "yet its rows were withheld",
-        |json| {
+    // The other session said to be of the profile, yet withheld; or of yet another
+    // profile, which is not what was committed.
+    for (name, profile, says) in [
+        ("withheld.json", "claims", "yet its rows were withheld"),
+        (
+            "relabelled-profile.json",
+            "quick",
+            "is not what was committed",
+        ),
+    ] {
+        tampered(&t, &bundle, name, says, |json| {
             let i = inv(json);
-            json["sessions"][i]["other_profile"]["row"]["columns"]["profile"] = "claims".into();
-        },
-    );
-    // Its profile changed to another one still: not what was committed.
-    tampered(
-        &t,
-        &bundle,
-        "relabelled-profile.json",
-        "is not what was committed",
-        |json| {
-            let i = inv(json);
-            json["sessions"][i]["other_profile"]["row"]["columns"]["profile"] = "quick".into();
-        },
-    );
+            json["sessions"][i]["other_profile"]["row"]["columns"]["profile"] = profile.into();
+        });
+    }
     // Left out altogether: the period's sessions are counted.
     tampered(
         &t,

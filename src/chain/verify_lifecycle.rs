@@ -48,7 +48,8 @@ fn table_index(name: &str) -> Option<u8> {
         .and_then(|i| u8::try_from(i).ok())
 }
 
-fn hash_of_hex(text: &str) -> Option<Hash> {
+/// A 32-byte hash from its 64 hex digits, or `None`.
+pub(crate) fn hash_of_hex(text: &str) -> Option<Hash> {
     if text.len() != 64 {
         return None;
     }

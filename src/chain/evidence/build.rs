@@ -13,7 +13,7 @@ use super::{
 };
 use crate::chain::checkpoint::{Checkpoint, SignerKey, TreeHeads};
 use crate::chain::merkle::{self, Tree};
-use crate::chain::{Cell, ChainHead, DECISIONS, Hash, SESSIONS, STEPS, TableSpec};
+use crate::chain::{ChainHead, Hash, SESSIONS};
 
 /// How a bundle is made.
 #[derive(Clone, Debug, Default)]
@@ -398,7 +398,7 @@ pub(crate) fn assemble(
         if let (Some(wanted), Some(row)) = (&scope.profile, session_row)
             && row.columns.get("profile").and_then(|p| p.as_str()) != Some(wanted.as_str())
         {
-            session.other_profile = Some(super::check::sealed(row)?);
+            session.other_profile = Some(super::rows::sealed(row)?);
             counts.entries += session.entries.len() as u64;
             bundled.push(session);
             continue;
@@ -529,32 +529,4 @@ pub(crate) fn erasure(record: RowRecord, entry: StoredEntry) -> Erasure {
         .filter_map(|r| Some(row_key(r[0].as_str()?, r[1].as_str()?)))
         .collect();
     (record, entry, listed)
-}
-
-pub(crate) fn spec_of(table: &str) -> Option<&'static TableSpec> {
-    match table {
-        "sessions" => Some(&SESSIONS),
-        "steps" => Some(&STEPS),
-        "decisions" => Some(&DECISIONS),
-        _ => None,
-    }
-}
-
-/// A stored value as the bundle writes it (see [`RowRecord`]).
-pub(crate) fn cell_json(cell: Cell<'_>) -> serde_json::Value {
-    use serde_json::{Value, json};
-    match cell {
-        Cell::Null => Value::Null,
-        Cell::Integer(n) => Value::from(n),
-        Cell::Real(f) => match serde_json::Number::from_f64(f) {
-            Some(n) => Value::Number(n),
-            None if f > 0.0 => json!({ "real": "inf" }),
-            None => json!({ "real": "-inf" }),
-        },
-        Cell::Text(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => Value::from(text),
-            Err(_) => json!({ "text_hex": hex(bytes) }),
-        },
-        Cell::Blob(bytes) => json!({ "blob": hex(bytes) }),
-    }
 }

@@ -7,14 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::build::spec_of;
+use super::rows::{cells_of, owned_values, row_leaves, spec_of};
 use super::{
     Bundle, EVIDENCE_FORMAT, EVIDENCE_SPEC, EntryProof, SessionEvidence, entry_data, head_data,
     unhex,
 };
 use crate::chain::checkpoint::{Checkpoint, TreeHeads, VerifierKey};
 use crate::chain::merkle::{self, verify_consistency, verify_inclusion};
-use crate::chain::{AUDIT_EVENTS, Cell, Hash, TableSpec, leaf, split_leaf, split_leaf_with};
+use crate::chain::verify_lifecycle::hash_of_hex;
+use crate::chain::{AUDIT_EVENTS, Hash, TableSpec, split_leaf_with};
 
 /// What the auditor brings to a check.
 #[derive(Clone, Debug, Default)]
@@ -116,12 +117,8 @@ impl EvidenceReport {
     }
 }
 
-fn hash_of(text: &str) -> Option<Hash> {
-    unhex(text)?.try_into().ok()
-}
-
 fn hashes(texts: &[String]) -> Option<Vec<Hash>> {
-    texts.iter().map(|t| hash_of(t)).collect()
+    texts.iter().map(|t| hash_of_hex(t)).collect()
 }
 
 /// Checks `bundle` against what it carries and what the auditor brings.
@@ -720,7 +717,7 @@ fn other_profile(
         return Err("its withheld row shows a content column".into());
     }
     let values = owned_values(spec, columns)?;
-    let digest = hash_of(&sealed.content).ok_or("its content digest is not hex")?;
+    let digest = hash_of_hex(&sealed.content).ok_or("its content digest is not hex")?;
     if split_leaf_with(spec, &cells_of(&values), &digest).as_slice() != committed {
         return Err(format!(
             "its session row, shown as of profile {}, is not what was committed",
@@ -785,9 +782,12 @@ fn erased(
                 .any(|listed| {
                     listed[0].as_str() == Some(spec.name)
                         && listed[1].as_str() == Some(row_id)
-                        && listed[2].as_str().and_then(hash_of).is_some_and(|digest| {
-                            split_leaf_with(spec, &cells, &digest).as_slice() == committed
-                        })
+                        && listed[2]
+                            .as_str()
+                            .and_then(hash_of_hex)
+                            .is_some_and(|digest| {
+                                split_leaf_with(spec, &cells, &digest).as_slice() == committed
+                            })
                 })
     })
 }
@@ -817,106 +817,4 @@ fn prove_entry(entry: &EntryProof, size: u64, root: &Hash) -> Result<(), String>
             entry.table, entry.row_id
         )
     })
-}
-
-/// A bundled value as its cell's bytes.
-enum Owned {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(Vec<u8>),
-    Blob(Vec<u8>),
-}
-
-fn owned(value: &serde_json::Value) -> Result<Owned, String> {
-    use serde_json::Value;
-    Ok(match value {
-        Value::Null => Owned::Null,
-        Value::String(s) => Owned::Text(s.as_bytes().to_vec()),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) if !n.is_f64() => Owned::Integer(i),
-            (_, Some(f)) => Owned::Real(f),
-            _ => return Err(format!("the number {n} is neither an i64 nor a real")),
-        },
-        Value::Object(o) if o.len() == 1 => {
-            let (kind, v) = o.iter().next().ok_or("an empty object")?;
-            let text = v.as_str().unwrap_or_default();
-            match kind.as_str() {
-                "blob" => Owned::Blob(unhex(text).ok_or("a blob that is not hex")?),
-                "text_hex" => Owned::Text(unhex(text).ok_or("text_hex that is not hex")?),
-                "real" if text == "inf" => Owned::Real(f64::INFINITY),
-                "real" if text == "-inf" => Owned::Real(f64::NEG_INFINITY),
-                _ => return Err(format!("a value {value} of no known form")),
-            }
-        }
-        other => return Err(format!("a value {other} of no known form")),
-    })
-}
-
-/// A row with its content withheld (for a profile's bundle).
-///
-/// # Errors
-/// When the row's values are of no known form.
-pub(crate) fn sealed(row: &super::RowRecord) -> Result<super::SealedRow, String> {
-    let spec = spec_of(&row.table).ok_or("a row of a table that is not chained")?;
-    let values = owned_values(spec, &row.columns)?;
-    let digest = crate::chain::content_digest(spec, &cells_of(&values));
-    let columns = row
-        .columns
-        .iter()
-        .filter(|(name, _)| {
-            spec.columns
-                .iter()
-                .position(|c| c == name)
-                .is_some_and(|i| !spec.content.contains(&i))
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Ok(super::SealedRow {
-        row: super::RowRecord {
-            table: row.table.clone(),
-            columns,
-        },
-        content: super::hex(&digest),
-    })
-}
-
-/// A bundled row's values, in its table's column order.
-fn owned_values(
-    spec: &TableSpec,
-    columns: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Vec<Owned>, String> {
-    if let Some(unknown) = columns.keys().find(|k| !spec.columns.contains(&k.as_str())) {
-        return Err(format!("a column {unknown:?} the table does not have"));
-    }
-    spec.columns
-        .iter()
-        .map(|c| columns.get(*c).map_or(Ok(Owned::Null), owned))
-        .collect()
-}
-
-fn cells_of(values: &[Owned]) -> Vec<Cell<'_>> {
-    values
-        .iter()
-        .map(|v| match v {
-            Owned::Null => Cell::Null,
-            Owned::Integer(i) => Cell::Integer(*i),
-            Owned::Real(f) => Cell::real(*f),
-            Owned::Text(t) => Cell::Text(t),
-            Owned::Blob(b) => Cell::Blob(b),
-        })
-        .collect()
-}
-
-/// A bundled row's split and whole leaves.
-pub(crate) fn row_leaves(
-    spec: &TableSpec,
-    columns: &serde_json::Map<String, serde_json::Value>,
-) -> Result<(Vec<u8>, Vec<u8>), String> {
-    let values = owned_values(spec, columns)?;
-    let cells = cells_of(&values);
-    Ok((
-        split_leaf(spec, &cells).to_vec(),
-        leaf(spec.name, cells.iter().copied()).to_vec(),
-    ))
 }

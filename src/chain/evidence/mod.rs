@@ -26,14 +26,17 @@
 //!
 //! - this file: the two leaf encodings and the bundle's format;
 //! - `build.rs`: making a bundle from a SQLite store, and the trees of a checkpoint;
-//! - `check.rs`: checking a bundle, finding by finding.
+//! - `check.rs`: checking a bundle, finding by finding;
+//! - `rows.rs`: a row as a bundle writes it, and back.
 
 pub(crate) mod build;
 pub(crate) mod check;
+pub(crate) mod rows;
 
 use serde::{Deserialize, Serialize};
 
 use super::Hash;
+pub(crate) use super::hex;
 use super::merkle;
 
 /// Domain tags of the two Merkle leaf encodings, after those of docs/chain.md's format 1.
@@ -374,15 +377,6 @@ pub(crate) fn head_data(first: &str, session_id: &str, count: u64, last: u64) ->
     out
 }
 
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
 /// Bytes from lowercase or uppercase hex, or `None`.
 pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if text.len() % 2 != 0 || !text.is_ascii() {
@@ -459,8 +453,8 @@ mod tests {
         assert!(doc.contains(&root), "docs/chain.md lacks the heads root");
         for case in evidence["rows"].as_array().unwrap() {
             let row: RowRecord = serde_json::from_value(case.clone()).unwrap();
-            let spec = build::spec_of(&row.table).unwrap();
-            let (split, whole) = check::row_leaves(spec, &row.columns).unwrap();
+            let spec = rows::spec_of(&row.table).unwrap();
+            let (split, whole) = rows::row_leaves(spec, &row.columns).unwrap();
             assert_eq!(hex(&split), case["split_leaf"].as_str().unwrap());
             assert_eq!(hex(&whole), case["leaf"].as_str().unwrap());
         }

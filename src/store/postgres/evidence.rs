@@ -6,16 +6,16 @@
 
 use std::collections::HashMap;
 
+use postgres::Transaction;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{IsolationLevel, Transaction};
 
 use super::images;
 use super::target::message;
 use crate::chain::checkpoint::TreeHeads;
 use crate::chain::evidence::build::{
-    BuildOptions, ChainReading, Erasure, HeadsAt, ReadChain, assemble, cell_json, erasure,
-    normalised, spec_of,
+    BuildOptions, ChainReading, Erasure, HeadsAt, ReadChain, assemble, erasure, normalised,
 };
+use crate::chain::evidence::rows::{cell_json, spec_of};
 use crate::chain::evidence::{Bundle, RowRecord, Scope, StoredEntry};
 use crate::chain::verify::Mislabelled;
 use crate::chain::{ChainHead, TableSpec};
@@ -60,14 +60,7 @@ pub fn build(connection: &str, scope: &Scope, options: &BuildOptions) -> Result<
             message(&e)
         ),
     };
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(|e| fail("starting a read transaction", e))?;
-    super::schema::check_readable(&mut tx, &store)
-        .map_err(|message| Error::Postgres { message })?;
+    let mut tx = super::snapshot(&mut client, &store)?;
     let chain = match read_chain(&mut tx, &scope).map_err(|e| fail("reading the chain", e))? {
         Ok(chain) => chain,
         Err(seq) => {

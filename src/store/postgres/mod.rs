@@ -66,6 +66,28 @@ pub(crate) fn connected(connection: &str) -> Result<(PgTarget, ::postgres::Clien
     Ok((target, client))
 }
 
+/// One REPEATABLE READ, read-only snapshot of a store whose schema this release reads:
+/// what `verify` and `evidence` read, so that writers committing meanwhile cannot make rows
+/// and chain look out of step. `store` names it in errors.
+pub(crate) fn snapshot<'a>(
+    client: &'a mut ::postgres::Client,
+    store: &str,
+) -> Result<::postgres::Transaction<'a>> {
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(::postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(|e| Error::Postgres {
+            message: format!(
+                "cannot read PostgreSQL {store}: starting a read transaction: {}",
+                target::message(&e)
+            ),
+        })?;
+    schema::check_readable(&mut tx, store).map_err(|message| Error::Postgres { message })?;
+    Ok(tx)
+}
+
 /// Connects to the PostgreSQL store `connection` names for reading only: every
 /// transaction of the session is READ ONLY, so nothing read through it can write. For
 /// tools that query the trail (the `reasonkit-audit` command uses it).

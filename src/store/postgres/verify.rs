@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
+use postgres::Transaction;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{IsolationLevel, Transaction};
 
 use super::images;
 use super::target::message;
@@ -37,14 +37,7 @@ pub fn verify(connection: &str, options: &VerifyOptions) -> Result<Report> {
     let fail = |what: &str, e: postgres::Error| Error::Postgres {
         message: format!("cannot verify PostgreSQL {target}: {what}: {}", message(&e)),
     };
-    let mut tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .map_err(|e| fail("starting a read transaction", e))?;
-    super::schema::check_readable(&mut tx, &target.to_string())
-        .map_err(|message| Error::Postgres { message })?;
+    let mut tx = super::snapshot(&mut client, &target.to_string())?;
     let mut verifier = Verifier::new(&PathBuf::from(target.to_string()));
     let id: Option<String> = tx
         .query_opt(

@@ -71,7 +71,6 @@ pub(crate) fn append(
              WHEN ?7 IS NOT NULL THEN ?7 \
              WHEN ?2 = 'decisions' THEN (SELECT s.session_id FROM decisions d \
                  JOIN steps s ON s.id = d.step_id WHERE d.id = ?3) END)",
-        true,
     )
 }
 
@@ -88,7 +87,6 @@ pub(crate) fn append_before_sessions(
         committed_at,
         "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        false,
     )
 }
 
@@ -97,7 +95,6 @@ fn append_with(
     leaves: &[Leaf],
     committed_at: &str,
     sql: &str,
-    with_session: bool,
 ) -> rusqlite::Result<Option<ChainHead>> {
     if leaves.is_empty() {
         return Ok(None);
@@ -111,26 +108,18 @@ fn append_with(
             last = link(&last, seq, &leaf.hash);
         }
         let seq_value = i64::try_from(seq).unwrap_or(i64::MAX);
-        if with_session {
-            insert.execute((
-                seq_value,
-                leaf.table,
-                &leaf.row_id,
-                &leaf.hash[..],
-                &last[..],
-                committed_at,
-                &leaf.session,
-            ))?;
-        } else {
-            insert.execute((
-                seq_value,
-                leaf.table,
-                &leaf.row_id,
-                &leaf.hash[..],
-                &last[..],
-                committed_at,
-            ))?;
-        }
+        let params: [&dyn rusqlite::ToSql; 7] = [
+            &seq_value,
+            &leaf.table,
+            &leaf.row_id,
+            &&leaf.hash[..],
+            &&last[..],
+            &committed_at,
+            &leaf.session,
+        ];
+        // The statement of the migration to schema 5 takes no session (six parameters).
+        let width = insert.parameter_count().min(params.len());
+        insert.execute(&params[..width])?;
     }
     Ok(Some(ChainHead {
         size: seq,

@@ -9,9 +9,9 @@ use rusqlite::Connection;
 
 use crate::chain::checkpoint::TreeHeads;
 use crate::chain::evidence::build::{
-    BuildOptions, ChainReading, Erasure, HeadsAt, ReadChain, assemble, cell_json, erasure,
-    normalised, spec_of,
+    BuildOptions, ChainReading, Erasure, HeadsAt, ReadChain, assemble, erasure, normalised,
 };
+use crate::chain::evidence::rows::{cell_json, spec_of};
 use crate::chain::evidence::{Bundle, RowRecord, Scope, StoredEntry};
 use crate::chain::verify::Mislabelled;
 use crate::chain::{AUDIT_EVENTS, Cell, ChainHead, TableSpec};
