@@ -117,7 +117,7 @@ fn run_in_two_requests() -> (ExportTraceServiceRequest, ExportTraceServiceReques
         vec![
             attr("gen_ai.operation.name", s("invoke_agent")),
             attr("gen_ai.agent.name", s("claims")),
-            attr("gen_ai.conversation.id", s("conv-7")),
+            attr("user.id", s("u-7")),
             attr("app.custom", Value::BoolValue(true)),
         ],
     );
@@ -169,7 +169,7 @@ fn children_before_their_parent_are_written_at_once_and_nested_when_it_comes() {
     let session = rows(
         &path,
         "SELECT status, profile, started_at, ended_at, \
-         json_extract(attributes, '$.\"gen_ai.conversation.id\"'), \
+         json_extract(attributes, '$.\"user.id\"'), \
          json_extract(attributes, '$.\"otel.trace_id\"') FROM sessions",
     );
     assert_eq!(
@@ -179,7 +179,7 @@ fn children_before_their_parent_are_written_at_once_and_nested_when_it_comes() {
             "claims".to_owned(),
             "2025-06-15 15:06:40.000000".to_owned(),
             "2025-06-15 15:06:40.410000".to_owned(),
-            "conv-7".to_owned(),
+            "u-7".to_owned(),
             "09".repeat(16),
         ]]
     );
@@ -670,4 +670,195 @@ fn a_run_whose_turns_follow_it_is_one_session_whatever_order_they_come_in() {
         "turn 1's chat and tool, and the placeholder of turn 1 they named, were written in \
          its own session, then moved"
     );
+}
+
+/// A turn of conversation `conversation`: trace `trace`, its root (`invoke_agent`, asked
+/// `question`, answering `answer`, failing with `error`) and one model call under it.
+/// With `everywhere`, the model call names the conversation too (OpenInference's
+/// `using_session` puts `session.id` on every span); else only the root does.
+fn turn(
+    trace: u8,
+    ms: (u64, u64),
+    key: &str,
+    conversation: &str,
+    (question, answer, error): (&str, &str, Option<&str>),
+    everywhere: bool,
+) -> (Span, Span) {
+    let id = |at: &str| attr(key, s(at));
+    let mut chat_attrs = vec![attr("gen_ai.request.model", s("gpt-4o"))];
+    if everywhere {
+        chat_attrs.push(id(conversation));
+    }
+    let chat = span(trace, 2, 1, "chat", (ms.0 + 10, ms.1 - 10), chat_attrs);
+    let mut root = span(
+        trace,
+        1,
+        0,
+        "invoke_agent support",
+        ms,
+        vec![
+            attr("gen_ai.agent.name", s("support")),
+            id(conversation),
+            attr("gen_ai.input.messages", s(question)),
+            attr("gen_ai.output.messages", s(answer)),
+        ],
+    );
+    if let Some(error) = error {
+        root.status = Some(Status {
+            code: 2,
+            message: error.into(),
+        });
+    }
+    (chat, root)
+}
+
+/// The conversation's session: status, profile, output, error, start, end, input hash.
+fn conversation_row(path: &std::path::Path) -> Vec<String> {
+    let mut found = rows(
+        path,
+        "SELECT status, profile, json_extract(attributes, '$.output'), \
+         coalesce(json_extract(attributes, '$.error'), '-'), started_at, ended_at, input_hash \
+         FROM sessions WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'conv-42'",
+    );
+    assert_eq!(
+        found.len(),
+        1,
+        "one session for the conversation: {found:?}"
+    );
+    found.remove(0)
+}
+
+#[test]
+fn the_traces_of_one_conversation_are_one_session_whatever_order_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let c = "gen_ai.conversation.id";
+    let turn1 = turn(0x51, (0, 1000), c, "conv-42", ("q1", "a1", None), false);
+    let turn2 = turn(
+        0x52,
+        (2000, 3000),
+        c,
+        "conv-42",
+        ("q2", "a2", Some("model refused")),
+        false,
+    );
+    let turn3 = turn(0x53, (4000, 5000), c, "conv-42", ("q3", "a3", None), false);
+    // OpenInference names the same conversation `session.id`, on every span.
+    let turn4 = turn(
+        0x54,
+        (6000, 7000),
+        "session.id",
+        "conv-42",
+        ("q4", "a4", None),
+        true,
+    );
+    // A trace of no conversation: a session of its own, as always.
+    let alone = span(0x60, 1, 0, "invoke_agent other", (0, 100), vec![]);
+
+    let at = |ms: u64| {
+        let t = chrono::DateTime::from_timestamp_nanos((T0 + ms * 1_000_000) as i64);
+        t.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    };
+    let hash_of_q2;
+    {
+        let (receiver, _guard) = receiver(&path);
+        // Turn 2 first, its model call before it: written in the trace's own session,
+        // then moved when the root names the conversation.
+        receiver.export(request(vec![turn2.0.clone()])).unwrap();
+        receiver.export(request(vec![turn2.1.clone()])).unwrap();
+        let row = conversation_row(&path);
+        assert_eq!(
+            row[..6],
+            strs(&[
+                "failed",
+                "support",
+                "a2",
+                "model refused",
+                &at(2000),
+                &at(3000)
+            ])
+        );
+        hash_of_q2 = row[6].clone();
+        receiver.export(request(vec![alone])).unwrap();
+    }
+    // A receiver started again reads the conversation back, and goes on from it.
+    let (receiver, guard) = receiver(&path);
+    receiver
+        .export(request(vec![turn3.0.clone(), turn3.1.clone()]))
+        .unwrap();
+    let row = conversation_row(&path);
+    assert_eq!(
+        row,
+        strs(&[
+            "completed",
+            "support",
+            "a3",
+            "-",
+            &at(2000),
+            &at(5000),
+            &hash_of_q2
+        ]),
+        "the later turn recovered; the first turn so far is still turn 2"
+    );
+    // Turn 1 comes late: the conversation now starts with it, and was asked its question.
+    receiver.export(request(vec![turn1.0, turn1.1])).unwrap();
+    // Turn 2's root again (a retry): nothing changes.
+    receiver.export(request(vec![turn2.1])).unwrap();
+    let before_turn4 = counts(&path);
+    receiver.export(request(vec![turn4.0, turn4.1])).unwrap();
+    drop(guard);
+    let row = conversation_row(&path);
+    assert_eq!(
+        row[..6],
+        strs(&["completed", "support", "a4", "-", &at(0), &at(7000)])
+    );
+    assert_ne!(row[6], hash_of_q2, "the input is turn 1's now");
+
+    // Every turn's spans in the conversation's session, each under its own root.
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT count(*), sum(s.parent_step_id IS NULL), \
+             sum(p.module = 'support' AND json_extract(s.attributes, '$.\"otel.trace_id\"') \
+                 = json_extract(p.attributes, '$.\"otel.trace_id\"')) \
+             FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id \
+             WHERE s.session_id = (SELECT id FROM sessions \
+                 WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'conv-42')"
+        ),
+        vec![strs(&["8", "4", "4"])]
+    );
+    // Each turn's own session is a pointer to it; the other trace is a session of its own.
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT status, count(*) FROM sessions GROUP BY status ORDER BY status"
+        ),
+        vec![strs(&["completed", "2"]), strs(&["joined", "4"])]
+    );
+    // Turn 4 named its conversation on every span: joined from its first span, nothing
+    // moved — its two steps and two sessions (its pointer, and the conversation's new
+    // version) are all it added to the chain, with its pointer's close.
+    let after = counts(&path);
+    let added =
+        |i: usize| after[0][i].parse::<i64>().unwrap() - before_turn4[0][i].parse::<i64>().unwrap();
+    assert_eq!((added(0), added(1)), (1, 2));
+    assert_consistent(&path);
+    let (code, said) = common::run_python_verifier(&path, &[]);
+    assert_eq!(code, 0, "{said}");
+    let check = Reader::open(&path).unwrap().check().unwrap();
+    assert!(check.is_sound(), "{check:?}");
+
+    // The conversation's bundle holds every turn, and proves it.
+    let id = &rows(
+        &path,
+        "SELECT id FROM sessions WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'conv-42'",
+    )[0][0];
+    let bundle = evidence::build(
+        &path,
+        &evidence::Scope::sessions([id.as_str()]),
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(evidence::check(&bundle, &Default::default()).is_intact_and_complete());
+    assert_eq!(bundle.manifest.counts.steps, 8);
 }

@@ -111,14 +111,37 @@ fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
         &[],
     );
 
-    // Four runs, four sessions, named after the agent, ended as their root span ended.
+    // Four runs in three conversations (each run names `conv-<n>`, its number in its
+    // process): a session per conversation, named after the agent, ended as its last run
+    // ended. `conv-0`'s two runs came from two processes over two protocols, and are one
+    // session. Each run's own trace stays as a pointer to its conversation's session.
     assert_eq!(
         sqlite3(
             &db,
             "SELECT count(*), count(DISTINCT profile), min(profile), min(status), max(status), \
-             count(DISTINCT json_extract(attributes, '$.\"gen_ai.conversation.id\"')) FROM sessions"
+             count(DISTINCT json_extract(attributes, '$.\"otel.conversation\"')) FROM sessions \
+             WHERE status <> 'joined'"
         ),
-        "4|1|claims|completed|completed|3"
+        "3|1|claims|completed|completed|3"
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), count(DISTINCT json_extract(attributes, '$.\"otel.joined_into\"')) \
+             FROM sessions WHERE status = 'joined'"
+        ),
+        "4|3"
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), sum(parent_step_id IS NULL), \
+             count(DISTINCT json_extract(attributes, '$.\"otel.trace_id\"')) FROM steps \
+             WHERE session_id = (SELECT id FROM sessions \
+                 WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'conv-0')"
+        ),
+        "10|2|2",
+        "conv-0: two runs of five spans, each under its own run"
     );
     // Every run: the run's own step, and under it two model calls and two tools, with
     // their tokens, arguments, results, and the failure.
@@ -127,7 +150,8 @@ fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
         "SELECT s.module, coalesce(p.module, '-'), coalesce(s.tokens_used, ''), \
          coalesce(s.input_summary, ''), coalesce(s.output_summary, ''), coalesce(s.error, '') \
          FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id \
-         WHERE s.session_id = (SELECT id FROM sessions ORDER BY started_at LIMIT 1) \
+         WHERE s.session_id = (SELECT id FROM sessions \
+             WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'conv-1') \
          ORDER BY s.started_at",
     );
     let lines: Vec<&str> = one_run.lines().collect();
@@ -139,7 +163,7 @@ fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
     assert_eq!(lines[1], "gpt-4o|claims|150|||");
     assert_eq!(
         lines[2],
-        "lookup_claim|claims||{\"claim\": 1400}|{\"amount\": 950}|"
+        "lookup_claim|claims||{\"claim\": 1401}|{\"amount\": 950}|"
     );
     assert!(
         lines[3].starts_with("gpt-4o|claims|215||[{\"role\": \"assistant\""),
@@ -150,17 +174,19 @@ fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
         "notify_customer|claims||||ConnectionError: mail server down"
     );
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "20");
-    // The OTLP ids are kept: a step is found from a trace viewer's span id, a session
-    // from its trace id.
+    // The OTLP ids are kept: a step is found from a trace viewer's span id and trace id
+    // (a step in a conversation's session names its own trace), and so is the pointer.
     assert_eq!(
         sqlite3(
             &db,
             "SELECT count(DISTINCT json_extract(s.attributes, '$.\"otel.span_id\"')), \
-             count(DISTINCT json_extract(t.attributes, '$.\"otel.trace_id\"')), \
-             min(json_extract(s.attributes, '$.\"otel.scope.name\"')) \
-             FROM steps s JOIN sessions t ON t.id = s.session_id"
+             count(DISTINCT json_extract(s.attributes, '$.\"otel.trace_id\"')), \
+             min(json_extract(s.attributes, '$.\"otel.scope.name\"')), \
+             (SELECT count(DISTINCT json_extract(attributes, '$.\"otel.trace_id\"')) \
+                 FROM sessions WHERE status = 'joined') \
+             FROM steps s"
         ),
-        "20|4|claims.agent"
+        "20|4|claims.agent|4"
     );
     assert_eq!(collector.stop().code(), Some(0));
     verified(&db);
@@ -509,9 +535,10 @@ fn a_collector_killed_mid_stream_loses_nothing_it_acknowledged_and_the_retries_a
     assert_eq!(
         sqlite3(
             &db,
-            "SELECT count(*), sum(status = 'completed') FROM sessions"
+            "SELECT count(*), sum(status = 'completed'), sum(status = 'joined') FROM sessions"
         ),
-        "120|120"
+        "240|120|120",
+        "each run its conversation's session, and its own trace's pointer to it"
     );
     // No row was refused as a duplicate, by either collector.
     assert_eq!(
@@ -809,7 +836,8 @@ fn over_tls_with_a_token_both_protocols_take_spans_and_plain_http_is_refused() {
             &db,
             "SELECT count(*), sum(status = 'completed') FROM sessions"
         ),
-        "2|2"
+        "3|1",
+        "both runs name conv-0: one conversation, and each trace's pointer to it"
     );
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "10");
     verified(&db);

@@ -571,7 +571,19 @@ fn otlp_span(id: u8, parent: u8) -> Vec<u8> {
 /// One span of trace `trace`, `id` under `parent` (0: the root), following span `.1` of
 /// trace `.0` when given (a link).
 fn otlp_span_of(trace: u8, id: u8, parent: u8, follows: Option<(u8, u8)>) -> Vec<u8> {
+    otlp_span_with(trace, id, parent, follows, None)
+}
+
+/// [`otlp_span_of`], naming `conversation` (`gen_ai.conversation.id`) when given.
+fn otlp_span_with(
+    trace: u8,
+    id: u8,
+    parent: u8,
+    follows: Option<(u8, u8)>,
+    conversation: Option<&str>,
+) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Link};
     use prost::Message;
     let depth = u64::from(id);
@@ -583,6 +595,16 @@ fn otlp_span_of(trace: u8, id: u8, parent: u8, follows: Option<(u8, u8)>) -> Vec
                     span_id: vec![id; 8],
                     parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
                     name: format!("level {id}"),
+                    attributes: conversation
+                        .map(|c| KeyValue {
+                            key: "gen_ai.conversation.id".into(),
+                            value: Some(AnyValue {
+                                value: Some(Value::StringValue(c.into())),
+                            }),
+                            ..KeyValue::default()
+                        })
+                        .into_iter()
+                        .collect(),
                     start_time_unix_nano: 1_750_000_000_000_000_000 + depth * 1_000_000,
                     end_time_unix_nano: 1_750_000_001_000_000_000 - depth * 1_000_000,
                     links: follows
@@ -663,6 +685,74 @@ fn collect_joins_a_trace_that_follows_another_into_its_session_on_postgres() {
             "SELECT count(*) FROM steps WHERE attributes->>'otel.trace_id' = repeat('08', 16)"
         ),
         3
+    );
+    for command in ["verify", "check"] {
+        let out = cli(&db, &[command]);
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn collect_gathers_a_conversations_traces_into_one_session_on_postgres_across_a_restart() {
+    let Some(db) = Db::create() else { return };
+    let url = db.url();
+    // Two turns of one conversation, each a trace whose root names it; the collector is
+    // stopped and started again between them, and reads the conversation back.
+    for (trace, start) in [(0x21u8, 0u8), (0x22, 40)] {
+        let collector =
+            common::server::Collector::start(std::path::Path::new(&url), "127.0.0.1:0", "off", &[]);
+        for body in [
+            otlp_span_with(trace, start + 2, start + 1, None, None),
+            otlp_span_with(trace, start + 1, 0, None, Some("pg-conversation")),
+        ] {
+            let (code, head, answer) = common::server::request(
+                &collector.http,
+                "POST",
+                "/v1/traces",
+                &["Content-Type: application/x-protobuf"],
+                &body,
+            );
+            assert_eq!(code, 200, "{head}{}", String::from_utf8_lossy(&answer));
+        }
+        assert_eq!(collector.stop().code(), Some(0));
+    }
+    let conversation =
+        "(SELECT id FROM sessions WHERE attributes->>'otel.conversation' = 'pg-conversation')";
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM steps WHERE session_id = {conversation}")
+        ),
+        4,
+        "both turns, each with its child, in the conversation's session"
+    );
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM sessions WHERE status = 'joined' \
+                 AND attributes->>'otel.joined_into' = {conversation}"
+            )
+        ),
+        2
+    );
+    // The first turn started first and, deeper spans ending sooner here, also ended last:
+    // the session runs from its start to its end only if the second collector read the
+    // first turn back.
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM sessions WHERE id = {conversation} AND status = 'completed' \
+                 AND started_at = to_timestamp(1750000000.001) \
+                 AND ended_at = to_timestamp(1750000000.999)"
+            )
+        ),
+        1
     );
     for command in ["verify", "check"] {
         let out = cli(&db, &[command]);

@@ -15,6 +15,7 @@
 //! | `answer.rs` | [`Accepted`], [`ExportError`]: what an export answers |
 //! | `receiver.rs` | [`Receiver`]: a request in, looked up in the store, answered once committed |
 //! | `placement.rs` | each span as the writer's commands: placeholders for parents not yet arrived |
+//! | `conversation.rs` | the traces of one conversation id as one session, written from its turns |
 //! | `order.rs` | a request's spans parents first |
 //!
 //! How a trace becomes rows (the receiver's module docs say why):
@@ -22,6 +23,7 @@
 //! | OTLP | row |
 //! |---|---|
 //! | a trace | a session; `profile` from the root span's `gen_ai.agent.name` / `agent.name`, else the resource's `service.name` |
+//! | a trace naming a conversation (`gen_ai.conversation.id`, `session.id`) | a turn in the conversation's one session |
 //! | a span | a step in it, nested by `parent_span_id`; `module`, summaries, tokens and error by the conventions table |
 //! | span status ERROR | the step's `error` (the description, else the `exception` event's type and message) |
 //! | ids, name, kind, scope, events, links | `otel.span_id` (the session: `otel.trace_id`), `otel.name`, … in `attributes` |
@@ -32,6 +34,7 @@
 //! Requires the `otlp` cargo feature.
 
 mod answer;
+mod conversation;
 mod decode;
 mod names;
 mod order;

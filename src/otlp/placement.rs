@@ -13,6 +13,9 @@
 //! already written into the trace's own session, that session is joined into the other
 //! ([`Command::Joined`]); either way the trace's own session row stays, as the pointer
 //! (`joined`, `otel.joined_into`) that a receiver started later finds.
+//!
+//! A span that names a conversation joins its trace to the conversation's session the same
+//! way, and a turn's root span rewrites that session whole ([`crate::otlp::conversation`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +25,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 
 use crate::ids::AuditId;
 use crate::otlp::answer::{self, ExportError};
+use crate::otlp::conversation::{self, Conversation};
 use crate::otlp::spans::{self, SpanId, TraceId};
 use crate::read::presence::Presence;
 use crate::record::{
@@ -44,6 +48,8 @@ pub(super) struct State {
     pub(super) traces: HashMap<TraceId, Trace>,
     /// Sessions joined into another: the one each was joined into.
     pub(super) joined: HashMap<AuditId, AuditId>,
+    /// The sessions of conversations: what each one's turns have made it so far.
+    pub(super) conversations: HashMap<AuditId, Conversation>,
     /// The number of the last command sent to the writer.
     pub(super) sent: u64,
     /// Every command up to this number is committed.
@@ -87,6 +93,8 @@ pub(super) struct Item<'a> {
     pub(super) parent: Option<SpanId>,
     /// For a root span: the trace it follows (see [`spans::followed`]).
     pub(super) follows: Option<TraceId>,
+    /// The conversation the span names (see [`conversation::of`]).
+    pub(super) conversation: Option<String>,
     pub(super) resource: usize,
     pub(super) scope: &'a str,
     pub(super) span: &'a Span,
@@ -111,6 +119,7 @@ impl State {
             self.traces
                 .retain(|trace, _| rows.contains_key(&spans::session_id(trace)));
             self.joined.retain(|from, _| rows.contains_key(from));
+            self.conversations.retain(|id, _| rows.contains_key(id));
         }
     }
 }
@@ -258,6 +267,51 @@ impl Sending<'_> {
             let sent = self.send(Command::Opened(opened))?;
             self.state.rows.insert(target.clone(), Known::Open { sent });
         }
+        self.move_into(item, own, target)
+    }
+
+    /// A span names its conversation: its trace joins the conversation's session, unless
+    /// it joined a run's or a conversation's already (see [`crate::otlp::conversation`]).
+    fn join_conversation(
+        &mut self,
+        item: &Item<'_>,
+        id: &str,
+        resource: &Fields,
+    ) -> Result<(), ExportError> {
+        let own = spans::session_id(&item.trace);
+        if self.session_of(item) != own {
+            return Ok(());
+        }
+        let target = conversation::session_id(id);
+        let conversation = self
+            .state
+            .conversations
+            .entry(target.clone())
+            .or_insert_with(|| Conversation::new(id.to_owned()));
+        if !self.state.rows.contains_key(&target) {
+            // Its first span anywhere: the session is opened now, and each turn's root
+            // completes it.
+            let fields = conversation.opening(resource);
+            let opened = self.opened(
+                Kind::Session,
+                &target,
+                spans::time(item.span.start_time_unix_nano),
+                fields,
+            );
+            let sent = self.send(Command::Opened(opened))?;
+            self.state.rows.insert(target.clone(), Known::Open { sent });
+        }
+        self.move_into(item, own, target)
+    }
+
+    /// `item`'s trace, whose session was `own`, goes to `target`: the steps it has there
+    /// already move, and `own` becomes the pointer to `target`.
+    fn move_into(
+        &mut self,
+        item: &Item<'_>,
+        own: AuditId,
+        target: AuditId,
+    ) -> Result<(), ExportError> {
         if self.state.rows.contains_key(&own) {
             // Some of its spans are written in its own session already: they move.
             let sent = self.send(Command::Joined(Joined {
@@ -310,6 +364,9 @@ impl Sending<'_> {
         if let Some(followed) = &item.follows {
             self.join(item, followed)?;
         }
+        if let Some(conversation) = &item.conversation {
+            self.join_conversation(item, conversation, resource)?;
+        }
         let own = spans::session_id(&item.trace);
         if !self.state.rows.contains_key(&own) {
             let opened = self.session_placeholder(item, resource);
@@ -341,10 +398,12 @@ impl Sending<'_> {
             // Its session's `otel.trace_id` is another trace's: it names its own.
             fields.push(trace_id_field(&item.trace));
         }
-        // The root completes its trace's session, unless the trace joined another: that
-        // one is completed by its own root.
-        let session_fields = (item.parent.is_none() && session == own)
+        // The root completes its trace's session, unless the trace joined another: a
+        // run's is completed by the run's own root, a conversation's by every turn's.
+        let conversation = self.state.conversations.contains_key(&session);
+        let session_fields = (item.parent.is_none() && (session == own || conversation))
             .then(|| spans::session_fields(&fields, resource));
+        let sent_before = matches!(self.state.rows.get(&id), Some(Known::Ended { .. }));
         match self.state.rows.get(&id).copied() {
             Some(Known::Ended { .. }) => {}
             None => {
@@ -391,9 +450,56 @@ impl Sending<'_> {
             }
         }
 
-        if let Some(recorded) = session_fields {
-            self.close_session(item, resource, session, start, end, recorded)?;
+        match session_fields {
+            Some(recorded) if session == own => {
+                self.close_session(item, resource, session, start, end, recorded)?;
+            }
+            // A turn sent again changes nothing: its conversation has it already.
+            Some(turn) if !sent_before => {
+                self.close_conversation(resource, session, start, end, &turn)?;
+            }
+            _ => {}
         }
+        Ok(())
+    }
+
+    /// A turn of a conversation ended (its trace's root span arrived): the conversation's
+    /// session is written again, whole, as its turns now make it.
+    fn close_conversation(
+        &mut self,
+        resource: &Fields,
+        session: AuditId,
+        start: SystemTime,
+        end: SystemTime,
+        turn: &Fields,
+    ) -> Result<(), ExportError> {
+        let Some(conversation) = self.state.conversations.get_mut(&session) else {
+            return Ok(());
+        };
+        conversation.turn(start, end, turn, resource);
+        let recorded = conversation.fields();
+        let started = conversation.started().unwrap_or(start);
+        let ended = conversation.ended().unwrap_or(end);
+        let opening = conversation.opening(resource);
+        if !matches!(self.state.rows.get(&session), Some(Known::Open { .. })) {
+            // Written and closed before (or by a receiver before this one): the writer
+            // takes it up again, and the close rewrites it.
+            let adopted = self.opened(Kind::Session, &session, started, opening);
+            let sent = self.send(Command::Adopted(adopted))?;
+            self.state
+                .rows
+                .insert(session.clone(), Known::Open { sent });
+        }
+        let sent = self.send(Command::Closed(Closed {
+            id: session.clone(),
+            at: ended,
+            learned: Some(Box::new(Learned {
+                recorded,
+                started: Some(started),
+                ..Learned::default()
+            })),
+        }))?;
+        self.state.rows.insert(session, Known::Ended { sent });
         Ok(())
     }
 

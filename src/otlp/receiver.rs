@@ -24,6 +24,11 @@
 //! joins that trace's session; spans of it written before the link was known are moved
 //! there, and its own session stays as a pointer (see `placement.rs`).
 //!
+//! # A conversation spread over many traces
+//! A trace whose spans name a conversation (`gen_ai.conversation.id`, OpenInference's
+//! `session.id`) joins the conversation's session the same way; each turn's root then
+//! rewrites that session from all the turns so far (see `conversation.rs`).
+//!
 //! # Acknowledged means committed
 //! Each request's rows are sent to the writer followed by a flush, and the answer waits for
 //! that commit. A full queue is waited on for [`Receiver::queue_wait`], then answered
@@ -43,6 +48,7 @@ use parking_lot::Mutex;
 use crate::capture::layer::AuditLayer;
 use crate::ids::AuditId;
 use crate::otlp::answer::{self, Accepted, ExportError};
+use crate::otlp::conversation::{self, Conversation};
 use crate::otlp::order::parents_first;
 use crate::otlp::placement::{Item, Sending, State, Trace, known};
 use crate::otlp::spans::{self, TraceId};
@@ -163,6 +169,7 @@ impl Receiver {
                             id,
                             parent,
                             follows: spans::followed(span, &trace),
+                            conversation: conversation::of(span),
                             resource: resources.len() - 1,
                             scope,
                             span,
@@ -212,8 +219,25 @@ impl Receiver {
     /// sessions of traces it has not seen, and of the traces their root spans follow (a
     /// session says the millisecond its trace's step ids start with, and the session it
     /// joined, if it did; a trace new to the store takes its earliest start in this
-    /// request), then the steps.
+    /// request), then the sessions of the conversations they name (a conversation's is
+    /// read back whole: its next turn writes it again), then the steps.
     fn look_up(&self, state: &mut State, items: &[Item<'_>]) -> Result<(), ExportError> {
+        let mut conversations: Vec<AuditId> = Vec::new();
+        let fresh = self.look_up_sessions(state, items, &mut conversations)?;
+        self.look_up_conversations(state, items, &mut conversations)?;
+        self.load_conversations(state, conversations)?;
+        self.look_up_steps(state, items, &fresh)
+    }
+
+    /// The sessions of the traces of `items` the receiver has not seen, and of the traces
+    /// their root spans follow. Sessions found that are conversations' go to
+    /// `conversations`, to be read back. Returns the traces the store has no session of.
+    fn look_up_sessions(
+        &self,
+        state: &mut State,
+        items: &[Item<'_>],
+        conversations: &mut Vec<AuditId>,
+    ) -> Result<HashSet<TraceId>, ExportError> {
         let mut new_traces: HashMap<TraceId, u64> = HashMap::new();
         let mut fresh: HashSet<TraceId> = HashSet::new();
         for item in items {
@@ -251,8 +275,79 @@ impl Receiver {
                 };
                 state.traces.insert(trace, Trace { id_ms, session });
             }
-            self.follow_pointers(state, pointers)?;
+            self.follow_pointers(state, pointers, conversations)?;
         }
+        Ok(fresh)
+    }
+
+    /// The sessions of the conversations `items` name that the receiver does not know:
+    /// those found go to `conversations`, to be read back.
+    fn look_up_conversations(
+        &self,
+        state: &mut State,
+        items: &[Item<'_>],
+        conversations: &mut Vec<AuditId>,
+    ) -> Result<(), ExportError> {
+        let mut unknown: Vec<AuditId> = Vec::new();
+        for id in items.iter().filter_map(|item| item.conversation.as_deref()) {
+            let session = conversation::session_id(id);
+            if !state.conversations.contains_key(&session) && !unknown.contains(&session) {
+                unknown.push(session);
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let found = self.ask(&unknown)?;
+        for session in unknown {
+            if let Some(row) = found.get(&session.to_string()) {
+                state.rows.insert(session.clone(), known(row.presence));
+                if row.conversation && !conversations.contains(&session) {
+                    conversations.push(session);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads back the session rows of `conversations`, written by a receiver before this
+    /// one (or by this one, before it forgot them), so that the next turn writes them
+    /// whole again.
+    fn load_conversations(
+        &self,
+        state: &mut State,
+        conversations: Vec<AuditId>,
+    ) -> Result<(), ExportError> {
+        for session in conversations {
+            if state.conversations.contains_key(&session) {
+                continue;
+            }
+            let rows = self
+                .inner
+                .reader
+                .lock()
+                .select_sessions(&Default::default(), Some(&session.to_string()))
+                .map_err(|e| {
+                    ExportError::Unavailable(format!(
+                        "could not read conversation session {session} back from the store: {e}"
+                    ))
+                })?;
+            if let Some(row) = rows.first() {
+                state
+                    .conversations
+                    .insert(session, Conversation::stored(row));
+            }
+        }
+        Ok(())
+    }
+
+    /// The steps of `items`, and their parents', that the receiver does not remember.
+    fn look_up_steps(
+        &self,
+        state: &mut State,
+        items: &[Item<'_>],
+        fresh: &HashSet<TraceId>,
+    ) -> Result<(), ExportError> {
         let mut unknown: HashSet<AuditId> = HashSet::new();
         for item in items {
             // A trace whose session the store does not hold has no steps there either (a
@@ -284,6 +379,7 @@ impl Receiver {
         &self,
         state: &mut State,
         mut pointers: Vec<AuditId>,
+        conversations: &mut Vec<AuditId>,
     ) -> Result<(), ExportError> {
         for _ in 0..8 {
             pointers.retain(|id| !state.rows.contains_key(id));
@@ -297,6 +393,9 @@ impl Receiver {
                     continue;
                 };
                 state.rows.insert(id.clone(), known(row.presence));
+                if row.conversation {
+                    conversations.push(id.clone());
+                }
                 if let Some(into) = row.joined_into.as_deref().and_then(joined_id) {
                     state.joined.insert(id, into.clone());
                     next.push(into);

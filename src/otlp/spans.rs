@@ -58,7 +58,8 @@ pub(crate) fn step_id(trace: &TraceId, span: &SpanId, id_ms: u64) -> AuditId {
     AuditId::Generated(uuid::Builder::from_unix_timestamp_millis(id_ms, &random).into_uuid())
 }
 
-fn derived(parts: &[&[u8]]) -> AuditId {
+/// A UUIDv8 of the SHA-256 of `parts`: a row id that is the same wherever it is derived.
+pub(crate) fn derived(parts: &[&[u8]]) -> AuditId {
     let digest = digest(parts);
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::read::reader::{Param, Query, Reader, int, text};
+use crate::read::reader::{Param, Query, Reader, Row, int, text};
 
 /// What the store holds of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,30 +16,36 @@ pub(crate) enum Presence {
     Ended,
 }
 
-/// A row found, and for a session the `otel.id_ms` its trace's row ids start with and,
-/// when it was joined into another session, that session's id (`otel.joined_into`).
+/// A row found, and for a session the `otel.id_ms` its trace's row ids start with, when
+/// it was joined into another session that session's id (`otel.joined_into`), and whether
+/// it is a conversation's session (`otel.conversation`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Found {
     pub(crate) presence: Presence,
     pub(crate) id_ms: Option<i64>,
     pub(crate) joined_into: Option<String>,
+    pub(crate) conversation: bool,
 }
 
 const SESSIONS: Query<'static> = Query {
     sqlite: "SELECT id, ended_at IS NULL AS open, \
              json_extract(attributes, '$.\"otel.id_ms\"') AS id_ms, \
-             json_extract(attributes, '$.\"otel.joined_into\"') AS joined_into FROM sessions \
+             json_extract(attributes, '$.\"otel.joined_into\"') AS joined_into, \
+             json_extract(attributes, '$.\"otel.conversation\"') IS NOT NULL AS conversation \
+             FROM sessions \
              WHERE id IN (SELECT value FROM json_each(?1))",
     postgres: "SELECT id, ended_at IS NULL AS open, (attributes->>'otel.id_ms')::bigint AS id_ms, \
-               attributes->>'otel.joined_into' AS joined_into \
+               attributes->>'otel.joined_into' AS joined_into, \
+               attributes ? 'otel.conversation' AS conversation \
                FROM sessions WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
 const STEPS: Query<'static> = Query {
-    sqlite: "SELECT id, ended_at IS NULL AS open, NULL AS id_ms, NULL AS joined_into FROM steps \
+    sqlite: "SELECT id, ended_at IS NULL AS open, NULL AS id_ms, NULL AS joined_into, \
+             0 AS conversation FROM steps \
              WHERE id IN (SELECT value FROM json_each(?1))",
     postgres: "SELECT id, ended_at IS NULL AS open, NULL::bigint AS id_ms, \
-               NULL::text AS joined_into FROM steps \
+               NULL::text AS joined_into, false AS conversation FROM steps \
                WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
@@ -55,12 +61,7 @@ impl Reader {
             let list = serde_json::Value::from(chunk.to_vec()).to_string();
             for query in [&SESSIONS, &STEPS] {
                 self.each_row(query, &[Param::Text(Some(list.clone()))], |row| {
-                    let open = match row.get("open") {
-                        Some(serde_json::Value::Bool(b)) => *b,
-                        Some(serde_json::Value::Number(n)) => n.as_i64() == Some(1),
-                        _ => false,
-                    };
-                    let presence = if open {
+                    let presence = if flag(&row, "open") {
                         Presence::Open
                     } else {
                         Presence::Ended
@@ -74,6 +75,7 @@ impl Reader {
                                 presence,
                                 id_ms,
                                 joined_into,
+                                conversation: flag(&row, "conversation"),
                             },
                         );
                     }
@@ -82,5 +84,14 @@ impl Reader {
             }
         }
         Ok(found)
+    }
+}
+
+/// A boolean column: SQLite gives 0 or 1, PostgreSQL a boolean.
+fn flag(row: &Row, column: &str) -> bool {
+    match row.get(column) {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
     }
 }

@@ -258,7 +258,7 @@ impl Reader {
             .collect()
     }
 
-    fn select_sessions(
+    pub(crate) fn select_sessions(
         &self,
         filter: &SessionFilter,
         id: Option<&str>,
