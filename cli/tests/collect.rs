@@ -904,3 +904,61 @@ fn a_full_queue_is_answered_429_with_retry_after_and_the_retry_is_taken() {
     );
     verified(&db);
 }
+
+/// HTTP/2's client preface and an empty SETTINGS frame: what a gRPC client sends first.
+const HTTP2_HELLO: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+#[test]
+fn the_grpc_port_holds_at_most_max_connections_and_closes_one_that_never_speaks() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(
+        &db,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &["--max-connections", "2"],
+    );
+    let grpc = collector.grpc.clone().expect("gRPC served");
+    // Two connections take both slots and say nothing.
+    let mut silent: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let stream = TcpStream::connect(&grpc).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            stream
+        })
+        .collect();
+    // A third speaks HTTP/2 at once, and is not answered while they hold the slots (it
+    // waits in the kernel's backlog: a server without the cap answers at once).
+    let mut third = TcpStream::connect(&grpc).unwrap();
+    third.write_all(HTTP2_HELLO).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut frame = [0u8; 9];
+    let early = third.read(&mut frame);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "answered past the cap: {early:?} {frame:?}"
+    );
+    // The silent two are closed 10 s after they were accepted; then the third is served:
+    // the server's SETTINGS frame (type 4) comes.
+    third
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    third.read_exact(&mut frame).unwrap();
+    assert_eq!(frame[3], 4, "a SETTINGS frame: {frame:?}");
+    // Each silent one was closed by the server: its stream ends (after the server's own
+    // SETTINGS, which HTTP/2 servers send unasked) rather than time out.
+    for stream in &mut silent {
+        let mut rest = Vec::new();
+        if let Err(e) = stream.read_to_end(&mut rest) {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        }
+    }
+    drop(third);
+    assert_eq!(collector.stop().code(), Some(0));
+}

@@ -4,18 +4,33 @@
 //! `RESOURCE_EXHAUSTED` over `--max-body` or when the writer's queue stays full, and
 //! `UNAVAILABLE` when the store cannot commit (both retried by the exporters); gzip
 //! requests are accepted.
+//!
+//! The connections are bounded as the HTTP server's are: at most `--max-connections` open
+//! at once (past the cap, new ones wait in the kernel's backlog), and a connection that
+//! sends nothing for [`HEADER_READ_TIMEOUT`] after it is accepted — no HTTP/2 preface, no
+//! TLS handshake — is closed, so a client cannot hold a slot without speaking. An idle
+//! HTTP/2 connection that did speak keeps its slot, as an exporter's channel does between
+//! batches; HTTP/2 keepalive pings close it when its peer is gone.
 
+use std::io;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use reasonkit_audit::otlp::{ExportError, ExportTraceServiceRequest, ExportTraceServiceResponse};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::codec::CompressionEncoding;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::{Request, Response, Status};
 
 use super::{App, UNAUTHORIZED};
+use crate::serve::HEADER_READ_TIMEOUT;
 
 struct Traces {
     app: Arc<App>,
@@ -44,10 +59,12 @@ impl TraceService for Traces {
     }
 }
 
-/// Serves OTLP/gRPC on `listener` until `stop` completes.
+/// Serves OTLP/gRPC on `listener` until `stop` completes, at most `max_connections`
+/// connections at once.
 pub async fn serve(
     app: Arc<App>,
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
+    max_connections: usize,
     tls: Option<(PathBuf, PathBuf)>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
@@ -66,13 +83,120 @@ pub async fn serve(
         // ring, as everywhere else in this binary (a second provider may be in the build).
         let _ = rustls::crypto::ring::default_provider().install_default();
         server = server
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(identity)
+                    .timeout(HEADER_READ_TIMEOUT),
+            )
             .map_err(|e| format!("the certificate and key do not make a TLS server: {e}"))?;
     }
     server
         .add_service(service)
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), stop)
+        .serve_with_incoming_shutdown(capped(listener, max_connections), stop)
         .await
         .map_err(|e| format!("the OTLP/gRPC server stopped: {e}"))?;
     Ok(())
+}
+
+/// The listener's connections, each accepted only once a slot is free and holding it
+/// until it closes.
+fn capped(
+    listener: TcpListener,
+    max_connections: usize,
+) -> impl futures_util::Stream<Item = io::Result<Capped>> {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    futures_util::stream::unfold((listener, slots), |(listener, slots)| async move {
+        loop {
+            // The semaphore is never closed: this waits for a slot.
+            let slot = slots.clone().acquire_owned().await.ok()?;
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    // gRPC's small frames go out at once, as tonic's own listener does.
+                    let _ = stream.set_nodelay(true);
+                    let capped = Capped {
+                        stream,
+                        _slot: slot,
+                        silence: Some(Box::pin(tokio::time::sleep(HEADER_READ_TIMEOUT))),
+                    };
+                    return Some((Ok(capped), (listener, slots)));
+                }
+                // A connection that failed before it was accepted: the next one is served.
+                Err(_) => continue,
+            }
+        }
+    })
+}
+
+/// An accepted connection holding its slot, closed if it sends nothing in time.
+struct Capped {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+    /// Until the first byte arrives: when the client must have spoken by.
+    silence: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl AsyncRead for Capped {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if self.silence.is_some() {
+            match &read {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => self.silence = None,
+                Poll::Pending => {
+                    if let Some(silence) = self.silence.as_mut()
+                        && silence.as_mut().poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the client sent nothing after connecting",
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+        read
+    }
+}
+
+impl AsyncWrite for Capped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+impl Connected for Capped {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
 }

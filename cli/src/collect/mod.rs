@@ -59,7 +59,8 @@ pub struct Args {
     /// RESOURCE_EXHAUSTED with a time to retry after
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     queue_wait_ms: u64,
-    /// Keep at most this many HTTP connections open; more wait to be accepted
+    /// Keep at most this many connections open on each protocol (HTTP, gRPC); more wait
+    /// to be accepted
     #[arg(long, default_value_t = 256, value_name = "N")]
     max_connections: usize,
 }
@@ -182,6 +183,7 @@ pub fn run(store: PathBuf, url: Option<&str>, args: &Args) -> Result<Outcome, Fa
             tokio::spawn(grpc::serve(
                 app.clone(),
                 listener,
+                args.max_connections,
                 tls.clone(),
                 wait_for(stopped.clone()),
             ))
