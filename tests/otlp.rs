@@ -862,3 +862,57 @@ fn the_traces_of_one_conversation_are_one_session_whatever_order_and_restarts() 
     assert!(evidence::check(&bundle, &Default::default()).is_intact_and_complete());
     assert_eq!(bundle.manifest.counts.steps, 8);
 }
+
+#[test]
+fn a_handoff_is_its_agents_decision_once_however_often_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    // OpenInference's handoff span (the OpenAI Agents SDK): a TOOL span under the agent
+    // that hands off, from and to in its input and output. It comes before its agent.
+    let handoff = span(
+        0x70,
+        2,
+        1,
+        "handoff to Payments",
+        (100, 110),
+        vec![
+            attr("openinference.span.kind", s("TOOL")),
+            attr("input.value", s("Triage")),
+            attr("output.value", s("Payments")),
+        ],
+    );
+    let agent = span(
+        0x70,
+        1,
+        0,
+        "Triage",
+        (0, 200),
+        vec![attr("openinference.span.kind", s("AGENT"))],
+    );
+    {
+        let (receiver, _guard) = receiver(&path);
+        receiver.export(request(vec![handoff.clone()])).unwrap();
+        receiver.export(request(vec![handoff.clone()])).unwrap();
+    }
+    let (receiver, guard) = receiver(&path);
+    receiver.export(request(vec![handoff, agent])).unwrap();
+    drop(guard);
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT d.decision_type, d.chosen_option, s.module, s.ended_at IS NOT NULL, \
+             json_extract(d.attributes, '$.from_agent') \
+             FROM decisions d JOIN steps s ON s.id = d.step_id"
+        ),
+        vec![strs(&["handoff", "Payments", "Triage", "1", "Triage"])],
+        "one decision, of the agent's step (a placeholder when it was written, completed since)"
+    );
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT coalesce(max(count), 0) FROM audit_health WHERE kind = 'write_errors'"
+        ),
+        vec![strs(&["0"])]
+    );
+    assert_consistent(&path);
+}

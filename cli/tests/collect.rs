@@ -264,6 +264,20 @@ fn an_openai_agents_run_with_a_handoff_and_a_failing_tool_is_one_session_and_a_g
         ],
         "{kinds}"
     );
+    // The handoff is also a decision, made in the triage agent's turn: it chose the
+    // payments agent, when the handoff ended.
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT d.decision_type, d.chosen_option, s.module, a.module, \
+               json_extract(d.attributes, '$.from_agent'), d.decided_at = h.ended_at \
+             FROM decisions d JOIN steps s ON s.id = d.step_id \
+             JOIN steps a ON a.id = s.parent_step_id \
+             JOIN steps h ON json_extract(h.attributes, '$.\"otel.span_id\"') \
+               = json_extract(d.attributes, '$.\"otel.span_id\"')"
+        ),
+        "handoff|Payments|turn|Triage|Triage|1"
+    );
     assert_eq!(
         sqlite3(
             &db,
@@ -614,6 +628,14 @@ fn a_rust_app_exporting_through_tracing_opentelemetry_lands_in_the_same_trail() 
             "gen_ai.tool.call.arguments" = r#"{"claim":7}"#,
         )
         .entered();
+        // The layer's own convention for a decision, exported as a span like any other.
+        let _decision = tracing::info_span!(
+            "decision",
+            decision_type = "coverage",
+            chosen_option = "covered",
+            rationale = "policy 12 covers water damage",
+        )
+        .entered();
     });
     provider.force_flush().unwrap();
     provider.shutdown().unwrap();
@@ -638,8 +660,19 @@ fn a_rust_app_exporting_through_tracing_opentelemetry_lands_in_the_same_trail() 
         vec![
             "rust-claims|-||",
             "local-model|rust-claims|42|",
-            r#"lookup_claim|rust-claims||{"claim":7}"#
+            r#"lookup_claim|rust-claims||{"claim":7}"#,
+            "decision|lookup_claim||",
         ]
+    );
+    // The decision span is the tool step's decision, as the layer writes it (and a step
+    // too, over OTLP: a span's children may come before it, and need a step to name).
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT d.decision_type, d.chosen_option, d.rationale, s.module FROM decisions d \
+             JOIN steps s ON s.id = d.step_id"
+        ),
+        "coverage|covered|policy 12 covers water damage|lookup_claim"
     );
     verified(&db);
 }

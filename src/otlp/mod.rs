@@ -16,6 +16,7 @@
 //! | `receiver.rs` | [`Receiver`]: a request in, looked up in the store, answered once committed |
 //! | `placement.rs` | each span as the writer's commands: placeholders for parents not yet arrived |
 //! | `conversation.rs` | the traces of one conversation id as one session, written from its turns |
+//! | `decision.rs` | spans that are decisions (handoffs, `decision` spans) as `decisions` rows too |
 //! | `order.rs` | a request's spans parents first |
 //!
 //! How a trace becomes rows (the receiver's module docs say why):
@@ -25,6 +26,7 @@
 //! | a trace | a session; `profile` from the root span's `gen_ai.agent.name` / `agent.name`, else the resource's `service.name` |
 //! | a trace naming a conversation (`gen_ai.conversation.id`, `session.id`) | a turn in the conversation's one session |
 //! | a span | a step in it, nested by `parent_span_id`; `module`, summaries, tokens and error by the conventions table |
+//! | a handoff, a `decision` span | also a decision of its enclosing step |
 //! | span status ERROR | the step's `error` (the description, else the `exception` event's type and message) |
 //! | ids, name, kind, scope, events, links | `otel.span_id` (the session: `otel.trace_id`), `otel.name`, … in `attributes` |
 //!
@@ -35,6 +37,7 @@
 
 mod answer;
 mod conversation;
+mod decision;
 mod decode;
 mod names;
 mod order;

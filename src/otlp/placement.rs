@@ -26,10 +26,11 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use crate::ids::AuditId;
 use crate::otlp::answer::{self, ExportError};
 use crate::otlp::conversation::{self, Conversation};
+use crate::otlp::decision;
 use crate::otlp::spans::{self, SpanId, TraceId};
 use crate::read::presence::Presence;
 use crate::record::{
-    Closed, Command, FieldLimits, FieldValue, Fields, Joined, Kind, Learned, Opened,
+    Closed, Command, Decided, FieldLimits, FieldValue, Fields, Joined, Kind, Learned, Opened,
 };
 
 /// The target of every OTLP row: a step without a name the conventions read is named by
@@ -404,6 +405,16 @@ impl Sending<'_> {
         let session_fields = (item.parent.is_none() && (session == own || conversation))
             .then(|| spans::session_fields(&fields, resource));
         let sent_before = matches!(self.state.rows.get(&id), Some(Known::Ended { .. }));
+        // A decision is written with its span's first complete row, never again.
+        let decision = (!sent_before)
+            .then(|| decision::of(item.span, &fields))
+            .flatten()
+            .map(|fields| Decided {
+                id: decision::id(&item.trace, &item.id),
+                step: parent.clone().unwrap_or_else(|| id.clone()),
+                at: end,
+                fields,
+            });
         match self.state.rows.get(&id).copied() {
             Some(Known::Ended { .. }) => {}
             None => {
@@ -448,6 +459,9 @@ impl Sending<'_> {
                 }))?;
                 self.state.rows.insert(id, Known::Ended { sent });
             }
+        }
+        if let Some(decided) = decision {
+            self.send(Command::Decided(decided))?;
         }
 
         match session_fields {
