@@ -5,13 +5,20 @@
 //! and of rows per CPU second of the whole process (what the audit trail costs the
 //! machine; less at the mercy of the neighbours' load).
 //!
+//! Beside them, two baselines measured in the same rounds: direct rusqlite writing the
+//! realistic rows (ids, times and hashes made as it goes), and the storage limit — the
+//! rows of each shape made before the clock, then one INSERT each, 1,000 a transaction:
+//! what SQLite alone does with them.
+//!
 //! Self-contained (public API only; the shapes in `support/shapes.rs`), so that the same
 //! files build against an earlier commit and the two builds can be run in alternation on one machine:
 //! `benches/compare_commits.sh <commit>` does that. Alone: `cargo bench --bench rows`.
 
 use std::time::{Duration, Instant};
 
-use shapes::{direct_realistic, realistic, text_free};
+use shapes::{
+    direct_prepared, direct_realistic, prepare_realistic, prepare_text_free, realistic, text_free,
+};
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
 
@@ -151,6 +158,10 @@ fn main() {
         )
         .unwrap();
     let (mut direct_rates, mut versus) = (Vec::new(), Vec::new());
+    // The storage limit: the same rows made before the clock, one INSERT each (realistic,
+    // then text-free), in the same rounds.
+    let (mut limit_realistic, mut limit_text_free) = (Vec::new(), Vec::new());
+    let (mut versus_limit_realistic, mut versus_limit_text_free) = (Vec::new(), Vec::new());
     let mut next = 0;
     for _ in 0..rounds {
         for (n, (_, shape, threads)) in cases.iter().enumerate() {
@@ -164,6 +175,27 @@ fn main() {
         let d = rows as f64 / start.elapsed().as_secs_f64();
         direct_rates.push(d);
         versus.push(rates[1].last().copied().unwrap_or(0.0) / d);
+        for (prepared, limits, ratios, case) in [
+            (
+                prepare_realistic(next, SESSIONS),
+                &mut limit_realistic,
+                &mut versus_limit_realistic,
+                1,
+            ),
+            (
+                prepare_text_free(next, SESSIONS),
+                &mut limit_text_free,
+                &mut versus_limit_text_free,
+                0,
+            ),
+        ] {
+            next += SESSIONS;
+            let start = Instant::now();
+            let rows = direct_prepared(&mut direct, &prepared);
+            let limit = rows as f64 / start.elapsed().as_secs_f64();
+            limits.push(limit);
+            ratios.push(rates[case].last().copied().unwrap_or(0.0) / limit);
+        }
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -175,6 +207,18 @@ fn main() {
         "direct rusqlite, realistic rows, no index, no chain: median {d:.0} rows/s; \
          realistic 1 thread / direct: median ratio {m:.2} (range {lo:.2}-{hi:.2})"
     );
+    for (name, limits, ratios) in [
+        ("realistic", limit_realistic, versus_limit_realistic),
+        ("text-free", limit_text_free, versus_limit_text_free),
+    ] {
+        let (l, _, _) = median(limits);
+        let (m, lo, hi) = median(ratios);
+        println!(
+            "storage limit, {name} rows made before the clock, one INSERT each, 1,000 a \
+             transaction: median {l:.0} rows/s; {name} 1 thread / limit: median ratio {m:.2} \
+             (range {lo:.2}-{hi:.2})"
+        );
+    }
     if args.iter().any(|a| a == "--sustained") {
         sustained(&dir);
     }

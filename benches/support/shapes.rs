@@ -155,3 +155,139 @@ pub fn direct_realistic(conn: &mut rusqlite::Connection, first: u64, sessions: u
     tx.commit().unwrap();
     rows
 }
+
+/// One session's rows, made before the clock: what [`direct_prepared`] inserts.
+pub struct SessionRows {
+    id: String,
+    at: String,
+    input_hash: String,
+    attributes: &'static str,
+    steps: Vec<StepRow>,
+}
+
+struct StepRow {
+    id: String,
+    module: &'static str,
+    at: String,
+    input: Option<String>,
+    output: Option<String>,
+    confidence: f64,
+    tokens: i64,
+    attributes: String,
+    decision: Option<(String, String)>,
+}
+
+/// The rows [`realistic`] makes for sessions `first..first + sessions`, with their ids,
+/// times, hashes and texts made now, so that [`direct_prepared`] times SQLite alone.
+pub fn prepare_realistic(first: u64, sessions: u64) -> Vec<SessionRows> {
+    prepare(first, sessions, |i, k| StepRow {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        module: ["gigathink", "laserlogic", "bedrock", "proofguard"][(k % 4) as usize],
+        at: now_text(),
+        input: Some(summary(i * 10 + k)),
+        output: Some(summary(i * 10 + k + 7)),
+        confidence: 0.55 + (k as f64) / 25.0,
+        tokens: (120 + k) as i64,
+        attributes: "{}".to_owned(),
+        decision: (k % 3 == 0).then(|| {
+            (
+                uuid::Uuid::now_v7().hyphenated().to_string(),
+                summary(i + k),
+            )
+        }),
+    })
+}
+
+/// The rows [`text_free`] makes, as [`prepare_realistic`] does for realistic ones.
+pub fn prepare_text_free(first: u64, sessions: u64) -> Vec<SessionRows> {
+    prepare(first, sessions, |i, k| StepRow {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        module: "gigathink",
+        at: now_text(),
+        input: None,
+        output: None,
+        confidence: 0.8,
+        tokens: k as i64,
+        attributes: format!("{{\"n\":{i}}}"),
+        decision: None,
+    })
+}
+
+fn prepare(first: u64, sessions: u64, step: impl Fn(u64, u64) -> StepRow) -> Vec<SessionRows> {
+    use sha2::Digest;
+    (first..first + sessions)
+        .map(|i| {
+            let input = format!("question {i}: {}", summary(i));
+            SessionRows {
+                id: uuid::Uuid::now_v7().hyphenated().to_string(),
+                at: now_text(),
+                input_hash: sha2::Sha256::digest(input.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+                attributes: "{}",
+                steps: (0..10).map(|k| step(i, k)).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The storage limit: `sessions`' rows, made before the clock, inserted one INSERT per
+/// row with cached statements, 1,000 rows per transaction — no chain, no search index,
+/// nothing computed. What SQLite itself does with these rows in WAL mode,
+/// `synchronous=NORMAL`. Returns the rows written.
+pub fn direct_prepared(conn: &mut rusqlite::Connection, sessions: &[SessionRows]) -> u64 {
+    let mut tx = conn.transaction().unwrap();
+    let mut rows = 0u64;
+    let mut in_tx = 0u64;
+    for session in sessions {
+        tx.prepare_cached(
+            "INSERT INTO sessions (id, started_at, ended_at, profile, input_hash, status, attributes, pid, host)
+             VALUES (?1, ?2, ?2, 'balanced', ?3, 'completed', ?4, 1, 'host')",
+        )
+        .unwrap()
+        .execute((&session.id, &session.at, &session.input_hash, session.attributes))
+        .unwrap();
+        rows += 1;
+        for step in &session.steps {
+            tx.prepare_cached(
+                "INSERT INTO steps (id, session_id, module, started_at, ended_at, input_summary,
+                 output_summary, confidence, tokens_used, attributes)
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .unwrap()
+            .execute((
+                &step.id,
+                &session.id,
+                step.module,
+                &step.at,
+                &step.input,
+                &step.output,
+                step.confidence,
+                step.tokens,
+                &step.attributes,
+            ))
+            .unwrap();
+            rows += 1;
+            if let Some((id, rationale)) = &step.decision {
+                tx.prepare_cached(
+                    "INSERT INTO decisions (id, step_id, decision_type, options_considered,
+                     chosen_option, rationale, decided_at, attributes)
+                     VALUES (?1, ?2, 'branch', '[\"deepen\", \"stop\"]', 'deepen', ?3, ?4, '{}')",
+                )
+                .unwrap()
+                .execute((id, &step.id, rationale, &step.at))
+                .unwrap();
+                rows += 1;
+            }
+        }
+        in_tx += 1 + session.steps.len() as u64;
+        if in_tx >= 1_000 {
+            tx.commit().unwrap();
+            tx = conn.transaction().unwrap();
+            in_tx = 0;
+        }
+    }
+    tx.commit().unwrap();
+    rows
+}
