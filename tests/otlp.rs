@@ -916,3 +916,63 @@ fn a_handoff_is_its_agents_decision_once_however_often_it_is_sent() {
     );
     assert_consistent(&path);
 }
+
+#[test]
+fn an_erased_conversation_stays_erased_when_its_next_turn_comes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let c = "gen_ai.conversation.id";
+    let first = turn(
+        0x81,
+        (0, 1000),
+        c,
+        "conv-9",
+        ("my card is 4111", "noted", None),
+        false,
+    );
+    let second = turn(
+        0x82,
+        (2000, 3000),
+        c,
+        "conv-9",
+        ("and now?", "done", None),
+        false,
+    );
+    let (receiver, guard) = receiver(&path);
+    receiver.export(request(vec![first.0, first.1])).unwrap();
+    let id = rows(
+        &path,
+        "SELECT id FROM sessions WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'conv-9'",
+    )[0][0]
+        .clone();
+    // Erased while the collector runs and remembers the first turn's question.
+    let report = reasonkit_audit::erase(
+        &path,
+        &reasonkit_audit::Erase::session(id.as_str()).reason("GDPR Art. 17 request 7"),
+    )
+    .unwrap();
+    assert_eq!(report.sessions, 1);
+    receiver.export(request(vec![second.0, second.1])).unwrap();
+    drop(guard);
+    // The row is as the erasure left it; the second turn's steps are recorded in it.
+    assert_eq!(
+        rows(
+            &path,
+            &format!(
+                "SELECT input_hash, attributes, (SELECT count(*) FROM steps WHERE session_id = '{id}') \
+                 FROM sessions WHERE id = '{id}'"
+            )
+        ),
+        vec![strs(&["erased", "{}", "4"])]
+    );
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT count(*) FROM sessions WHERE attributes LIKE '%4111%' OR input LIKE '%4111%'"
+        ),
+        vec![strs(&["0"])]
+    );
+    assert_consistent(&path);
+    let (code, said) = common::run_python_verifier(&path, &[]);
+    assert_eq!(code, 0, "{said}");
+}

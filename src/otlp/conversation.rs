@@ -18,7 +18,9 @@
 //!
 //! Each turn rewrites the row with all of it (a new version, chained like any other), so
 //! two turns committed together, or in any order, leave the same row. A receiver started
-//! again reads the row back ([`Conversation::stored`]) and goes on from it.
+//! again reads the row back ([`Conversation::stored`]) and goes on from it. An erased
+//! conversation's row is never written again ([`Conversation::erased`]): the receiver asks
+//! the store about every conversation a request names.
 
 use std::time::SystemTime;
 
@@ -93,6 +95,8 @@ pub(crate) struct Conversation {
     first: Option<(SystemTime, Fields)>,
     /// When the last turn ended, and what it gave the session.
     last: Option<(SystemTime, Fields)>,
+    /// The session was erased: its row is not written again (see [`Conversation::erased`]).
+    erased: bool,
 }
 
 impl Conversation {
@@ -102,7 +106,23 @@ impl Conversation {
             id,
             first: None,
             last: None,
+            erased: false,
         }
+    }
+
+    /// A conversation whose session an erasure emptied. Its row stays as the erasure left
+    /// it: writing it again from what this receiver remembers would bring the erased
+    /// content back. Later turns' steps are still recorded in it.
+    pub(crate) fn erased(id: String) -> Conversation {
+        Conversation {
+            erased: true,
+            ..Conversation::new(id)
+        }
+    }
+
+    /// Whether the session was erased.
+    pub(crate) fn is_erased(&self) -> bool {
+        self.erased
     }
 
     /// A conversation as its session row in the store says, written by a receiver before
@@ -141,6 +161,7 @@ impl Conversation {
             id,
             first: Some((started, first)),
             last: row.ended_at.map(|at| (SystemTime::from(at), last)),
+            erased: false,
         }
     }
 

@@ -490,6 +490,9 @@ impl Sending<'_> {
         let Some(conversation) = self.state.conversations.get_mut(&session) else {
             return Ok(());
         };
+        if conversation.is_erased() {
+            return Ok(());
+        }
         conversation.turn(start, end, turn, resource);
         let recorded = conversation.fields();
         let started = conversation.started().unwrap_or(start);

@@ -280,31 +280,48 @@ impl Receiver {
         Ok(fresh)
     }
 
-    /// The sessions of the conversations `items` name that the receiver does not know:
-    /// those found go to `conversations`, to be read back.
+    /// The sessions of the conversations `items` name: those the receiver does not know
+    /// and finds go to `conversations`, to be read back; those erased since are marked so
+    /// (asked every time: an erasure is another process's doing).
     fn look_up_conversations(
         &self,
         state: &mut State,
         items: &[Item<'_>],
         conversations: &mut Vec<AuditId>,
     ) -> Result<(), ExportError> {
-        let mut unknown: Vec<AuditId> = Vec::new();
+        let mut asked: Vec<(AuditId, &str)> = Vec::new();
         for id in items.iter().filter_map(|item| item.conversation.as_deref()) {
             let session = conversation::session_id(id);
-            if !state.conversations.contains_key(&session) && !unknown.contains(&session) {
-                unknown.push(session);
+            let settled = state
+                .conversations
+                .get(&session)
+                .is_some_and(Conversation::is_erased);
+            if !settled && !asked.iter().any(|(s, _)| *s == session) {
+                asked.push((session, id));
             }
         }
-        if unknown.is_empty() {
+        if asked.is_empty() {
             return Ok(());
         }
-        let found = self.ask(&unknown)?;
-        for session in unknown {
-            if let Some(row) = found.get(&session.to_string()) {
-                state.rows.insert(session.clone(), known(row.presence));
-                if row.conversation && !conversations.contains(&session) {
-                    conversations.push(session);
-                }
+        let ids: Vec<AuditId> = asked.iter().map(|(s, _)| s.clone()).collect();
+        let found = self.ask(&ids)?;
+        for (session, id) in asked {
+            let Some(row) = found.get(&session.to_string()) else {
+                continue;
+            };
+            state
+                .rows
+                .entry(session.clone())
+                .or_insert(known(row.presence));
+            if row.erased {
+                state
+                    .conversations
+                    .insert(session, Conversation::erased(id.to_owned()));
+            } else if row.conversation
+                && !state.conversations.contains_key(&session)
+                && !conversations.contains(&session)
+            {
+                conversations.push(session);
             }
         }
         Ok(())

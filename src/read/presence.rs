@@ -17,35 +17,37 @@ pub(crate) enum Presence {
 }
 
 /// A row found, and for a session the `otel.id_ms` its trace's row ids start with, when
-/// it was joined into another session that session's id (`otel.joined_into`), and whether
-/// it is a conversation's session (`otel.conversation`).
+/// it was joined into another session that session's id (`otel.joined_into`), whether it
+/// is a conversation's session (`otel.conversation`), and whether it was erased.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Found {
     pub(crate) presence: Presence,
     pub(crate) id_ms: Option<i64>,
     pub(crate) joined_into: Option<String>,
     pub(crate) conversation: bool,
+    /// A session whose content an erasure replaced by tombstones (`input_hash` `erased`).
+    pub(crate) erased: bool,
 }
 
 const SESSIONS: Query<'static> = Query {
     sqlite: "SELECT id, ended_at IS NULL AS open, \
              json_extract(attributes, '$.\"otel.id_ms\"') AS id_ms, \
              json_extract(attributes, '$.\"otel.joined_into\"') AS joined_into, \
-             json_extract(attributes, '$.\"otel.conversation\"') IS NOT NULL AS conversation \
-             FROM sessions \
+             json_extract(attributes, '$.\"otel.conversation\"') IS NOT NULL AS conversation, \
+             input_hash = 'erased' AS erased FROM sessions \
              WHERE id IN (SELECT value FROM json_each(?1))",
     postgres: "SELECT id, ended_at IS NULL AS open, (attributes->>'otel.id_ms')::bigint AS id_ms, \
                attributes->>'otel.joined_into' AS joined_into, \
-               attributes ? 'otel.conversation' AS conversation \
-               FROM sessions WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
+               attributes ? 'otel.conversation' AS conversation, \
+               input_hash = 'erased' AS erased FROM sessions WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
 const STEPS: Query<'static> = Query {
     sqlite: "SELECT id, ended_at IS NULL AS open, NULL AS id_ms, NULL AS joined_into, \
-             0 AS conversation FROM steps \
+             0 AS conversation, 0 AS erased FROM steps \
              WHERE id IN (SELECT value FROM json_each(?1))",
     postgres: "SELECT id, ended_at IS NULL AS open, NULL::bigint AS id_ms, \
-               NULL::text AS joined_into, false AS conversation FROM steps \
+               NULL::text AS joined_into, false AS conversation, false AS erased FROM steps \
                WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
 };
 
@@ -76,6 +78,7 @@ impl Reader {
                                 id_ms,
                                 joined_into,
                                 conversation: flag(&row, "conversation"),
+                                erased: flag(&row, "erased"),
                             },
                         );
                     }
