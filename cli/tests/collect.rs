@@ -55,6 +55,41 @@ fn otel_python() -> Option<PathBuf> {
     None
 }
 
+/// The OpenTelemetry SDK for JavaScript, as `.ci/run` installs it from the npm registry.
+const MAKE_NODE_MODULES: &str = "npm install --prefix target/otel-node \
+    @opentelemetry/sdk-trace-base@2.12.1 @opentelemetry/resources@2.12.1 @opentelemetry/api@1.9.1 \
+    @opentelemetry/exporter-trace-otlp-proto@0.223.1 @opentelemetry/exporter-trace-otlp-grpc@0.223.1";
+
+/// The `node_modules` with the JavaScript SDK and its exporters, if `node` and they are
+/// there; else `None` after saying why (or a failure, when the run requires them).
+fn otel_node_modules() -> Option<PathBuf> {
+    let modules = std::env::var_os("REASONKIT_AUDIT_OTEL_NODE_MODULES").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/otel-node/node_modules"),
+        PathBuf::from,
+    );
+    let has_clients = Command::new("node")
+        .args([
+            "-e",
+            "require('@opentelemetry/sdk-trace-base'); require('@opentelemetry/exporter-trace-otlp-proto'); \
+             require('@opentelemetry/exporter-trace-otlp-grpc')",
+        ])
+        .env("NODE_PATH", &modules)
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if has_clients {
+        return Some(modules);
+    }
+    let why = format!(
+        "no node with the OpenTelemetry JavaScript SDK at {} (make it with: {MAKE_NODE_MODULES})",
+        modules.display()
+    );
+    if std::env::var_os("REASONKIT_AUDIT_REQUIRE_OTEL").is_some() {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    None
+}
+
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/support")
@@ -994,4 +1029,95 @@ fn the_grpc_port_holds_at_most_max_connections_and_closes_one_that_never_speaks(
     }
     drop(third);
     assert_eq!(collector.stop().code(), Some(0));
+}
+
+#[test]
+fn a_javascript_agent_s_conversation_arrives_over_http_and_grpc_as_one_session_each() {
+    let Some(modules) = otel_node_modules() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(&db, "127.0.0.1:0", "127.0.0.1:0", &[]);
+    let grpc = collector.grpc.clone().expect("gRPC served");
+    for (endpoint, protocol, conversation) in [
+        (
+            format!("http://{}/v1/traces", collector.http),
+            "http",
+            "js-conv-1",
+        ),
+        (format!("http://{grpc}"), "grpc", "js-conv-2"),
+    ] {
+        let out = Command::new("node")
+            .arg(script("otel_js_run.cjs"))
+            .args([endpoint.as_str(), protocol, conversation])
+            .env("NODE_PATH", &modules)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{protocol}: {}", text(&out));
+        assert!(
+            text(&out).contains(r#"{"acknowledged":6}"#),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_eq!(collector.stop().code(), Some(0));
+
+    // Two conversations of two turns: a session each, named after the agent, asked the
+    // first turn's question, standing as the second turn left it; each turn's trace a
+    // pointer to it.
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT json_extract(attributes, '$.\"otel.conversation\"'), profile, status, \
+             json_extract(attributes, '$.\"service.name\"'), \
+             json_extract(attributes, '$.output') LIKE '%Claim 1402 is covered%', \
+             (SELECT count(*) FROM sessions p WHERE p.status = 'joined' \
+                AND json_extract(p.attributes, '$.\"otel.joined_into\"') = s.id) \
+             FROM sessions s WHERE status <> 'joined' ORDER BY 1"
+        ),
+        "js-conv-1|claims|completed|claims-web|1|2\njs-conv-2|claims|completed|claims-web|1|2"
+    );
+    // Each turn's model call and tool under its own run; the first turn's tool failed.
+    let steps = sqlite3(
+        &db,
+        "SELECT s.module, coalesce(p.module, '-'), coalesce(s.tokens_used, ''), \
+         coalesce(s.input_summary, ''), coalesce(s.output_summary, ''), coalesce(s.error, '') \
+         FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id \
+         WHERE s.session_id = (SELECT id FROM sessions \
+             WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'js-conv-1') \
+         ORDER BY s.started_at",
+    );
+    let lines: Vec<&str> = steps.lines().collect();
+    assert_eq!(lines.len(), 6, "{steps}");
+    assert!(lines[0].starts_with("claims|-||[{"), "{steps}");
+    assert_eq!(lines[1], "gpt-4o|claims|111|||");
+    assert_eq!(
+        lines[2],
+        r#"lookup_claim|claims||{"claim":1401}||TimeoutError: claims database timed out"#
+    );
+    assert_eq!(lines[4], "gpt-4o|claims|112|||");
+    assert_eq!(
+        lines[5],
+        r#"lookup_claim|claims||{"claim":1402}|{"amount":950}|"#
+    );
+    // The conversation was asked the first turn's question: its input hash is that one's.
+    let question =
+        r#"[{"role":"user","parts":[{"type":"text","content":"Is claim 1401 covered?"}]}]"#;
+    let expected: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(question.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT input_hash FROM sessions \
+             WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'js-conv-1'"
+        ),
+        expected
+    );
+    verified(&db);
 }
