@@ -327,9 +327,20 @@ impl AuditLayerBuilder {
                     Some(path) => path,
                     None => default_path()?,
                 };
-                let conn =
+                let mut conn =
                     open::open_for_writing(&path, self.busy_timeout, self.max_db_size, &identity)?;
-                (Box::new(crate::store::sqlite::SqliteBackend { conn }), path)
+                let checkpointer = crate::store::sqlite::checkpointer::Checkpointer::start(
+                    &path,
+                    &mut conn,
+                    self.busy_timeout,
+                );
+                (
+                    Box::new(crate::store::sqlite::SqliteBackend {
+                        _checkpointer: checkpointer,
+                        conn,
+                    }),
+                    path,
+                )
             }
         };
         if let Some(file) = &self.checkpoints {

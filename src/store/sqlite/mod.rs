@@ -10,6 +10,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod chain;
+pub(crate) mod checkpointer;
 pub(crate) mod erase;
 pub(crate) mod evidence;
 pub(crate) mod open;
@@ -29,8 +30,13 @@ use crate::store::rows::Row;
 use crate::store::sqlite::chain as file_chain;
 use crate::store::{self, Backend, Batch, Committed, Op, WriteOptions};
 
-/// The writer's SQLite connection.
+/// The writer's SQLite connection, and the thread that checkpoints its WAL (see
+/// `checkpointer.rs`; `None` where it could not start, SQLite then checkpointing inside the
+/// writer's commits as by default).
 pub(crate) struct SqliteBackend {
+    /// Declared first, so dropped first: the writer's connection is then the last one to
+    /// close, and folds the WAL into the database.
+    pub(crate) _checkpointer: Option<checkpointer::Checkpointer>,
     pub(crate) conn: Connection,
 }
 
