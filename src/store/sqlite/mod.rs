@@ -1,6 +1,7 @@
 //! The SQLite store: the writer's batches as one IMMEDIATE transaction each, through the
 //! statements of `statements.rs`; `open.rs` opens a file (pragmas, migrations, version
-//! checks) and `search.rs` keeps its full-text index. The file's lifecycle sits beside
+//! checks), `search.rs` keeps its full-text index and `checkpointer.rs` moves the WAL into
+//! the file on a thread of its own. The file's lifecycle sits beside
 //! it, under the same names as PostgreSQL's: `prune.rs`, `erase.rs`, `verify.rs` (its
 //! feed of verify's engine), and `backup.rs`, which only a file has.
 //!
