@@ -571,16 +571,17 @@ fn otlp_span(id: u8, parent: u8) -> Vec<u8> {
 /// One span of trace `trace`, `id` under `parent` (0: the root), following span `.1` of
 /// trace `.0` when given (a link).
 fn otlp_span_of(trace: u8, id: u8, parent: u8, follows: Option<(u8, u8)>) -> Vec<u8> {
-    otlp_span_with(trace, id, parent, follows, None)
+    otlp_span_with(trace, id, parent, follows, None, &[])
 }
 
-/// [`otlp_span_of`], naming `conversation` (`gen_ai.conversation.id`) when given.
+/// [`otlp_span_of`], named `name` (else `level <id>`) and with these string attributes.
 fn otlp_span_with(
     trace: u8,
     id: u8,
     parent: u8,
     follows: Option<(u8, u8)>,
-    conversation: Option<&str>,
+    name: Option<&str>,
+    attributes: &[(&str, &str)],
 ) -> Vec<u8> {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
@@ -594,16 +595,16 @@ fn otlp_span_with(
                     trace_id: vec![trace; 16],
                     span_id: vec![id; 8],
                     parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
-                    name: format!("level {id}"),
-                    attributes: conversation
-                        .map(|c| KeyValue {
-                            key: "gen_ai.conversation.id".into(),
+                    name: name.map_or_else(|| format!("level {id}"), str::to_owned),
+                    attributes: attributes
+                        .iter()
+                        .map(|(key, value)| KeyValue {
+                            key: (*key).into(),
                             value: Some(AnyValue {
-                                value: Some(Value::StringValue(c.into())),
+                                value: Some(Value::StringValue((*value).into())),
                             }),
                             ..KeyValue::default()
                         })
-                        .into_iter()
                         .collect(),
                     start_time_unix_nano: 1_750_000_000_000_000_000 + depth * 1_000_000,
                     end_time_unix_nano: 1_750_000_001_000_000_000 - depth * 1_000_000,
@@ -705,9 +706,19 @@ fn collect_gathers_a_conversations_traces_into_one_session_on_postgres_across_a_
     for (trace, start) in [(0x21u8, 0u8), (0x22, 40)] {
         let collector =
             common::server::Collector::start(std::path::Path::new(&url), "127.0.0.1:0", "off", &[]);
+        // Each turn's agent hands off (a decision), before its root names the conversation.
+        let handoff = [("output.value", "Payments"), ("input.value", "Triage")];
+        let conversation = [("gen_ai.conversation.id", "pg-conversation")];
         for body in [
-            otlp_span_with(trace, start + 2, start + 1, None, None),
-            otlp_span_with(trace, start + 1, 0, None, Some("pg-conversation")),
+            otlp_span_with(
+                trace,
+                start + 2,
+                start + 1,
+                None,
+                Some("handoff to Payments"),
+                &handoff,
+            ),
+            otlp_span_with(trace, start + 1, 0, None, None, &conversation),
         ] {
             let (code, head, answer) = common::server::request(
                 &collector.http,
@@ -729,6 +740,18 @@ fn collect_gathers_a_conversations_traces_into_one_session_on_postgres_across_a_
         ),
         4,
         "both turns, each with its child, in the conversation's session"
+    );
+    // Each handoff is its turn's decision, once, in the conversation's session.
+    assert_eq!(
+        count(
+            &db,
+            &format!(
+                "SELECT count(*) FROM decisions d JOIN steps s ON s.id = d.step_id \
+                 WHERE d.decision_type = 'handoff' AND d.chosen_option = 'Payments' \
+                 AND s.parent_step_id IS NULL AND s.session_id = {conversation}"
+            )
+        ),
+        2
     );
     assert_eq!(
         count(
