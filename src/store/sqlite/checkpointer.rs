@@ -114,3 +114,72 @@ fn run(conn: &Connection, inbox: &Receiver<Message>) {
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        let _: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        conn
+    }
+
+    fn size(path: &Path) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+
+    #[test]
+    fn past_a_thousand_pages_the_thread_moves_them_into_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let mut conn = writer(&path);
+        let checkpointer = Checkpointer::start(&path, &mut conn, Duration::from_secs(1)).unwrap();
+        // One transaction of about 1,200 pages; then the writer does nothing more.
+        let tx = conn.transaction().unwrap();
+        for _ in 0..1_200 {
+            tx.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while size(&path) < 1_000 * 4_096 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            size(&path) >= 1_000 * 4_096,
+            "the thread checkpointed the WAL into the file: {} bytes",
+            size(&path)
+        );
+        drop(checkpointer);
+        drop(conn);
+        // The writer's connection closed last and folded the WAL in.
+        assert!(!dir.path().join("audit.db-wal").exists());
+    }
+
+    #[test]
+    fn a_writer_that_never_pauses_still_keeps_the_wal_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.db");
+        let wal = dir.path().join("audit.db-wal");
+        let mut conn = writer(&path);
+        let _checkpointer = Checkpointer::start(&path, &mut conn, Duration::from_secs(1)).unwrap();
+        // About 100 MB through the WAL, a page or two a commit, without a pause.
+        let mut largest = 0;
+        for _ in 0..25_000 {
+            conn.execute("INSERT INTO t VALUES (zeroblob(4000))", [])
+                .unwrap();
+            largest = largest.max(size(&wal));
+        }
+        // MAX_WAL_FRAMES pages of 4 KiB and their headers, with room for the commits that
+        // land while the writer's own checkpoint waits on the thread's.
+        assert!(
+            largest < 2 * (MAX_WAL_FRAMES as u64) * 4_120,
+            "the WAL grew to {largest} bytes"
+        );
+    }
+}
