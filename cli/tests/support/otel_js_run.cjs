@@ -102,6 +102,10 @@ function turn(n, question, answer, toolFails) {
 
 async function main() {
   turn(1, "Is claim 1401 covered?", "The claims database timed out; please ask again.", true);
+  // A person answers between two turns. Without a pause the second turn could seem to end
+  // first: the SDK anchors each trace's clock to Date.now(), whole milliseconds, at its
+  // root's start.
+  await new Promise((resolve) => setTimeout(resolve, 50));
   turn(2, "Is claim 1402 covered?", "Claim 1402 is covered: 950.", false);
   await provider.forceFlush();
   await provider.shutdown();
