@@ -176,6 +176,14 @@ impl Sending<'_> {
         Ok((committed, self.state.sent))
     }
 
+    /// Sends a row's opening, remembered as open: its close is still to be sent.
+    fn open(&mut self, opened: Opened) -> Result<(), ExportError> {
+        let id = opened.id.clone();
+        let sent = self.send(Command::Opened(opened))?;
+        self.state.rows.insert(id, Known::Open { sent });
+        Ok(())
+    }
+
     /// Waits until everything sent so far is committed.
     fn commit_now(&mut self) -> Result<(), ExportError> {
         let (answer, flushed) = self.flush()?;
@@ -265,8 +273,7 @@ impl Sending<'_> {
                 session: followed_own,
             });
             let opened = self.trace_placeholder(followed, item);
-            let sent = self.send(Command::Opened(opened))?;
-            self.state.rows.insert(target.clone(), Known::Open { sent });
+            self.open(opened)?;
         }
         self.move_into(item, own, target)
     }
@@ -299,8 +306,7 @@ impl Sending<'_> {
                 spans::time(item.span.start_time_unix_nano),
                 fields,
             );
-            let sent = self.send(Command::Opened(opened))?;
-            self.state.rows.insert(target.clone(), Known::Open { sent });
+            self.open(opened)?;
         }
         self.move_into(item, own, target)
     }
@@ -371,8 +377,7 @@ impl Sending<'_> {
         let own = spans::session_id(&item.trace);
         if !self.state.rows.contains_key(&own) {
             let opened = self.session_placeholder(item, resource);
-            let sent = self.send(Command::Opened(opened))?;
-            self.state.rows.insert(own.clone(), Known::Open { sent });
+            self.open(opened)?;
         }
         let session = self.session_of(item);
         let id_ms = self.id_ms(item);
@@ -381,10 +386,7 @@ impl Sending<'_> {
             && !self.state.rows.contains_key(parent_id)
         {
             let opened = self.step_placeholder(item, parent_span);
-            let sent = self.send(Command::Opened(opened))?;
-            self.state
-                .rows
-                .insert(parent_id.clone(), Known::Open { sent });
+            self.open(opened)?;
         }
 
         let id = spans::step_id(&item.trace, &item.id, id_ms);
@@ -421,8 +423,7 @@ impl Sending<'_> {
                 let mut opened = self.opened(Kind::Step, &id, start, fields);
                 opened.parent = Some(session.clone());
                 opened.parent_step = parent.clone();
-                let sent = self.send(Command::Opened(opened))?;
-                self.state.rows.insert(id.clone(), Known::Open { sent });
+                self.open(opened)?;
                 let sent = self.send(Command::Closed(Closed {
                     id: id.clone(),
                     at: end,

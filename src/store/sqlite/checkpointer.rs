@@ -102,13 +102,12 @@ impl Drop for Checkpointer {
 
 /// Checkpoints when asked, at most once per [`INTERVAL`], until told to stop.
 fn run(conn: &Connection, inbox: &Receiver<Message>) {
-    let mut last = Instant::now() - INTERVAL;
+    let mut last: Option<Instant> = None;
     while let Ok(Message::Due) = inbox.recv() {
-        let since = last.elapsed();
-        if since < INTERVAL {
-            std::thread::sleep(INTERVAL - since);
+        if let Some(wait) = last.and_then(|at| INTERVAL.checked_sub(at.elapsed())) {
+            std::thread::sleep(wait);
         }
-        last = Instant::now();
+        last = Some(Instant::now());
         // An error (the disk, a lock held past the busy timeout) leaves the pages in the
         // WAL for the next checkpoint.
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
