@@ -1079,6 +1079,8 @@ fn a_javascript_agent_s_conversation_arrives_over_http_and_grpc_as_one_session_e
         "js-conv-1|claims|completed|claims-web|1|2\njs-conv-2|claims|completed|claims-web|1|2"
     );
     // Each turn's model call and tool under its own run; the first turn's tool failed.
+    // (A span started within the microsecond of the one before it ties on its start: the
+    // names, in the order a turn runs them, break the tie.)
     let steps = sqlite3(
         &db,
         "SELECT s.module, coalesce(p.module, '-'), coalesce(s.tokens_used, ''), \
@@ -1086,7 +1088,7 @@ fn a_javascript_agent_s_conversation_arrives_over_http_and_grpc_as_one_session_e
          FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id \
          WHERE s.session_id = (SELECT id FROM sessions \
              WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'js-conv-1') \
-         ORDER BY s.started_at",
+         ORDER BY s.started_at, s.module",
     );
     let lines: Vec<&str> = steps.lines().collect();
     assert_eq!(lines.len(), 6, "{steps}");
