@@ -385,6 +385,7 @@ impl AuditLayerBuilder {
             health: health.clone(),
             callsites: crate::capture::conventions::Callsites::new(self.frameworks),
             unplaced: std::sync::atomic::AtomicUsize::new(0),
+            open: crate::capture::open_spans::OpenSpans::new(),
         };
         let guard = AuditGuard {
             sender,

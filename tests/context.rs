@@ -279,3 +279,70 @@ fn two_audit_layers_stacked_on_one_registry_both_record_every_span() {
         assert_eq!(rows, [["both", "completed", "m"]], "{file}");
     }
 }
+
+/// One action of a script: open a span (a `step` the layer records, or one it ignores),
+/// or close one of the spans still open, picked by an index.
+#[derive(Clone, Debug)]
+enum Action {
+    Open { audited: bool },
+    Close(usize),
+}
+
+fn scripts() -> impl proptest::strategy::Strategy<Value = Vec<Action>> {
+    use proptest::prelude::*;
+    let action = prop_oneof![
+        any::<bool>().prop_map(|audited| Action::Open { audited }),
+        any::<usize>().prop_map(Action::Close),
+    ];
+    proptest::collection::vec(action, 1..300)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+    /// The layer decides an unrelated span's close without looking it up (a counting
+    /// filter over span ids): whatever the order spans of both kinds open and close in,
+    /// and however their ids are reused, every step is recorded closed, once, and nothing
+    /// else is recorded.
+    #[test]
+    fn steps_and_unrelated_spans_closing_in_any_order_are_each_recorded_once(
+        script in scripts()
+    ) {
+        let audit = Audit::new();
+        let mut steps = 0;
+        audit.run(|| {
+            let session = info_span!("session", id = "filter");
+            let _entered = session.enter();
+            let mut open: Vec<tracing::Span> = Vec::new();
+            for (n, action) in script.iter().enumerate() {
+                match action {
+                    Action::Open { audited: true } => {
+                        steps += 1;
+                        open.push(info_span!("step", module = "m", n = n as u64));
+                    }
+                    Action::Open { audited: false } => {
+                        open.push(info_span!("http_request", n = n as u64));
+                    }
+                    Action::Close(pick) if !open.is_empty() => {
+                        let index = pick % open.len();
+                        drop(open.swap_remove(index));
+                    }
+                    Action::Close(_) => {}
+                }
+            }
+            // The rest close in reverse order of opening.
+            while open.pop().is_some() {}
+        });
+        audit.guard.flush().unwrap();
+        let rows = audit.rows(
+            "SELECT count(*), count(ended_at), count(DISTINCT id), \
+             count(*) FILTER (WHERE session_id = 'filter') FROM steps",
+        );
+        let expected = steps.to_string();
+        proptest::prop_assert_eq!(
+            &rows,
+            &vec![vec![expected.clone(), expected.clone(), expected.clone(), expected]]
+        );
+        proptest::prop_assert_eq!(audit.one("SELECT count(*) FROM sessions"), "1");
+    }
+}

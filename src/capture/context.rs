@@ -121,12 +121,26 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let span = span?;
-    let skip = usize::from(!include_self);
-    span.scope().skip(skip).find_map(|ancestor| {
-        let extensions = ancestor.extensions();
+    let held = |span: &SpanRef<'_, S>| {
+        let extensions = span.extensions();
         let state = extensions.get::<Audited>()?.get(layer)?;
         Some((state.session.clone(), state.step.clone()))
-    })
+    };
+    if include_self {
+        if let Some(found) = held(span) {
+            return Some(found);
+        }
+    }
+    // Parent by parent rather than `scope().skip(1)`, which would look the span itself up
+    // once more in the registry: this runs for every audited span that opens.
+    let mut next = span.parent();
+    while let Some(ancestor) = next {
+        if let Some(found) = held(&ancestor) {
+            return Some(found);
+        }
+        next = ancestor.parent();
+    }
+    None
 }
 
 /// The id of the reasoning session the current span belongs to, as written in the

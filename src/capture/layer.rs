@@ -20,6 +20,7 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use crate::capture::context::{self, SpanState, Undecided};
 use crate::capture::conventions::{self, Callsites, Meaning, Resolved, Said};
 use crate::capture::fields::Collector;
+use crate::capture::open_spans::OpenSpans;
 use crate::health::Health;
 use crate::ids::AuditId;
 use crate::record::{self, Closed, Command, Decided, Kind, Learned, Opened};
@@ -71,6 +72,9 @@ pub struct AuditLayer {
     /// How many spans wait to be placed ([`crate::capture::placement`]): while none do, a
     /// `follows_from` costs one load.
     pub(crate) unplaced: AtomicUsize,
+    /// The spans open now whose callsite this layer does not ignore, so that an unrelated
+    /// span's close is decided without a lookup.
+    pub(crate) open: OpenSpans,
 }
 
 /// What the layer does when the queue to the writer is full.
@@ -438,6 +442,7 @@ where
         if meaning.is_ignored() {
             return;
         }
+        self.open.opened(id);
         self.new_span(attrs, id, ctx, meaning);
     }
 
@@ -531,11 +536,16 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        // Most spans of an application are not the layer's: decided by one load.
+        if !self.open.may_hold(&id) {
+            return;
+        }
         let Some(span) = ctx.span(&id) else { return };
         let meaning = self.callsites.meaning(span.metadata());
         if meaning.is_ignored() {
             return;
         }
+        self.open.closed(&id);
         self.close(&span, meaning, &ctx);
     }
 

@@ -11,9 +11,11 @@
 //! - `placement.rs`: where a framework step opened outside every session belongs (rig
 //!   links its turns by `follows_from` only).
 //! - `fields.rs`: the field visitor, copying values and cutting long ones.
+//! - `open_spans.rs`: which closing spans may be the layer's, known without a lookup.
 
 pub(crate) mod context;
 pub(crate) mod conventions;
 pub(crate) mod fields;
 pub(crate) mod layer;
+pub(crate) mod open_spans;
 pub(crate) mod placement;
