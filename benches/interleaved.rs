@@ -4,7 +4,10 @@
 //! other, and on a shared 2-core machine its ratios drift with the neighbours' load.
 //!
 //! Prints, for each target, the median of the per-round ratios and their range.
-//! Run: `cargo bench --bench interleaved` (`-- --caller` for targets 1 and 2 only).
+//! Run: `cargo bench --bench interleaved` (`-- --caller` for targets 1 and 2 only). Target
+//! 1 also times the floor layer (`support/floor.rs`): the least any layer that records a
+//! span's fields and times off the caller's thread pays, to tell the audit layer's share
+//! from what tracing's registry and the queue cost everyone.
 
 use std::time::{Duration, Instant};
 
@@ -89,23 +92,44 @@ fn main() {
     let bare = Dispatch::new(tracing_subscriber::registry());
     let flush = || guard.flush().unwrap();
     let nothing = || {};
+    let (floor_layer, floor_drain) =
+        support::floor::floor_layer(reasonkit_audit::DEFAULT_QUEUE_CAPACITY);
+    let floor = Dispatch::new(tracing_subscriber::registry().with(floor_layer));
+    let drain_floor = || floor_drain.wait();
     let (mut step, mut other) = (Vec::new(), Vec::new());
-    let (mut step_ns, mut bare_ns) = (Vec::new(), Vec::new());
+    let (mut over_floor, mut floor_over_bare) = (Vec::new(), Vec::new());
+    let (mut step_ns, mut bare_ns, mut floor_ns) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         let b = per_span(&bare, step_span, true, &nothing);
         let a = per_span(&dispatch, step_span, true, &flush);
+        let f = per_span(&floor, step_span, true, &drain_floor);
         step.push(a / b);
+        over_floor.push(a / f);
+        floor_over_bare.push(f / b);
         step_ns.push(a);
         bare_ns.push(b);
+        floor_ns.push(f);
         let b = per_span(&bare, other_span, false, &nothing);
         let a = per_span(&dispatch, other_span, false, &flush);
         other.push(a / b);
     }
     report("1. step span, audit layer / bare registry", "<= 2.0", step);
     println!(
-        "   step span: median {:.0} ns with the audit layer, {:.0} ns on the bare registry",
+        "   step span: median {:.0} ns with the audit layer, {:.0} ns on the bare registry, \
+         {:.0} ns with the floor layer (benches/support/floor.rs)",
         median(step_ns).0,
-        median(bare_ns).0
+        median(bare_ns).0,
+        median(floor_ns).0
+    );
+    report(
+        "   step span, floor layer / bare registry",
+        "(the least any layer recording the span's fields and times pays)",
+        floor_over_bare,
+    );
+    report(
+        "   step span, audit layer / floor layer",
+        "(what the audit layer adds to the least a recording layer does)",
+        over_floor,
     );
     report(
         "2. other span, audit layer / bare registry",

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use tracing::info_span;
 
+pub mod floor;
 pub mod shapes;
 
 /// A `step` span with five fields, entered and closed: what a caller pays per step.
