@@ -1032,6 +1032,86 @@ fn the_grpc_port_holds_at_most_max_connections_and_closes_one_that_never_speaks(
 }
 
 #[test]
+fn a_tls_handshake_that_stalls_on_the_grpc_port_is_cut_off_and_frees_its_slot() {
+    use std::io::Read;
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((cert, key)) = self_signed(dir.path()) else {
+        return;
+    };
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(
+        &db,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &[
+            "--max-connections",
+            "1",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let grpc = collector.grpc.clone().expect("gRPC served");
+    // The first bytes of a TLS handshake record announcing 512 bytes, then nothing. The
+    // client has spoken, so the "never speaks" cut-off does not apply: only the handshake's
+    // own time limit can free the one slot.
+    let mut stalled = TcpStream::connect(&grpc).unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    // A real TLS client waits behind it, in the kernel's backlog, and completes its
+    // handshake once the stalled one is cut off.
+    let mut waiting = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            grpc.as_str(),
+            "-alpn",
+            "h2",
+            "-CAfile",
+        ])
+        .arg(&cert)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said = waiting.stdout.take().unwrap();
+    let (done, handshake) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Until the handshake's summary has been printed, or s_client ends.
+        while !String::from_utf8_lossy(&text).contains("Verify return code") {
+            match said.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = done.send(String::from_utf8_lossy(&text).into_owned());
+    });
+    // The server closes the stalled connection (its stream ends, or is reset) instead of
+    // holding it until the read gives up.
+    let mut rest = Vec::new();
+    if let Err(e) = stalled.read_to_end(&mut rest) {
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    }
+    let said = handshake
+        .recv_timeout(Duration::from_secs(60))
+        .expect("s_client finishes its handshake once the slot is free");
+    drop(waiting.stdin.take());
+    let _ = waiting.wait();
+    assert!(
+        said.contains("Verify return code: 0 (ok)") && said.contains("ALPN protocol: h2"),
+        "{said}"
+    );
+    assert_eq!(collector.stop().code(), Some(0));
+}
+
+#[test]
 fn a_javascript_agent_s_conversation_arrives_over_http_and_grpc_as_one_session_each() {
     let Some(modules) = otel_node_modules() else {
         return;
