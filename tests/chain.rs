@@ -268,3 +268,58 @@ fn verify_reads_one_snapshot_so_a_live_database_verifies_while_the_layer_writes(
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     });
 }
+
+/// docs/chain.md, "What is chained": a span that opens and closes within one batch is
+/// written once — one INSERT of its final row, one leaf — while one still open at a commit
+/// is inserted `running` (visible after a crash) and chained again when it closes.
+#[test]
+fn a_span_closed_within_its_batch_is_one_leaf_and_one_open_across_a_commit_is_two() {
+    // Batches end only at a flush here: no timer splits what the test puts in one.
+    let audit = Audit::with(|b| b.flush_interval(std::time::Duration::from_secs(3_600)));
+    let (session, held) = tracing::dispatcher::with_default(&audit.dispatch, || {
+        let session = info_span!("session", id = "batched");
+        let held = session.in_scope(|| info_span!("step", module = "held"));
+        session.in_scope(|| {
+            for n in 0..3_u64 {
+                info_span!("step", module = "quick", n).in_scope(|| {});
+            }
+        });
+        (session, held)
+    });
+    audit.guard.flush().unwrap();
+    let entries = "SELECT module, ended_at IS NULL, (SELECT count(*) FROM audit_chain c \
+                   WHERE c.table_name = 'steps' AND c.row_id = s.id) FROM steps s \
+                   ORDER BY module, started_at";
+    let sessions = "SELECT status, (SELECT count(*) FROM audit_chain c \
+                    WHERE c.table_name = 'sessions' AND c.row_id = s.id) FROM sessions s";
+    assert_eq!(
+        audit.rows(entries),
+        [
+            ["held", "1", "1"],
+            ["quick", "0", "1"],
+            ["quick", "0", "1"],
+            ["quick", "0", "1"],
+        ]
+    );
+    assert_eq!(audit.rows(sessions), [["running", "1"]]);
+    assert_chain_intact(&audit.path);
+
+    // Closed under their subscriber: the registry releases a closing child's parent
+    // through the thread's default subscriber.
+    audit.run(|| {
+        drop(held);
+        drop(session);
+    });
+    assert_eq!(
+        audit.rows(entries),
+        [
+            ["held", "0", "2"],
+            ["quick", "0", "1"],
+            ["quick", "0", "1"],
+            ["quick", "0", "1"],
+        ]
+    );
+    assert_eq!(audit.rows(sessions), [["completed", "2"]]);
+    let report = assert_chain_intact(&audit.path);
+    assert_eq!(report.entries, 7);
+}
