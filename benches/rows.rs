@@ -67,10 +67,33 @@ fn produce(
     (rows as f64 / wall, rows as f64 / cpu)
 }
 
+/// Rows of the file at `path` that the search index has not caught up with.
+fn unindexed(path: &std::path::Path) -> i64 {
+    let reader = rusqlite::Connection::open(path).unwrap();
+    reader
+        .query_row(
+            "SELECT (SELECT count(*) FROM steps WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'steps'))
+                  + (SELECT count(*) FROM decisions WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'decisions'))",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0)
+}
+
+/// Waits until the writer of `path` has indexed every row for search. The writer indexes
+/// when it has been idle for a while, so without this wait one case's indexing would run
+/// while the next case (or the baselines) is timed, on the same two cores.
+fn wait_for_the_index(path: &std::path::Path) {
+    while unindexed(path) > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Realistic sessions without a pause, so that the writer is never idle: it indexes for
 /// search after a commit whenever 65,536 rows wait. Prints rows/s until `flush()` returns,
-/// and how long after that the index has caught up.
-fn sustained(dir: &tempfile::TempDir) {
+/// and how long after that the index has caught up; returns rows/s until `flush()` and
+/// until the index has caught up.
+fn sustained(dir: &tempfile::TempDir) -> (f64, f64) {
     let path = dir.path().join("sustained.db");
     let (layer, guard) = reasonkit_audit::AuditLayer::builder()
         .path(&path)
@@ -82,27 +105,18 @@ fn sustained(dir: &tempfile::TempDir) {
         tracing::dispatcher::with_default(&dispatch, || (0..20_000).map(realistic).sum());
     guard.flush().unwrap();
     let written = start.elapsed();
-    let reader = rusqlite::Connection::open(&path).unwrap();
-    let behind = || -> i64 {
-        reader
-            .query_row(
-                "SELECT (SELECT count(*) FROM steps WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'steps'))
-                      + (SELECT count(*) FROM decisions WHERE rowid > (SELECT indexed_rowid FROM search_index_state WHERE name = 'decisions'))",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap_or(0)
-    };
-    let at_flush = behind();
-    while behind() > 0 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let at_flush = unindexed(&path);
+    wait_for_the_index(&path);
     println!(
         "sustained, realistic, 1 thread: {rows} rows, {:.0} rows/s until flush(); {at_flush} rows \
          waiting for the index then, all indexed {:.2} s later",
         rows as f64 / written.as_secs_f64(),
         (start.elapsed() - written).as_secs_f64()
     );
+    (
+        rows as f64 / written.as_secs_f64(),
+        rows as f64 / start.elapsed().as_secs_f64(),
+    )
 }
 
 fn main() {
@@ -168,6 +182,7 @@ fn main() {
             let (wall, cpu) = produce(&audited[n].0, &audited[n].1, *shape, *threads);
             rates[n].push(wall);
             per_cpu[n].push(cpu);
+            wait_for_the_index(&dir.path().join(format!("{n}.db")));
         }
         let start = Instant::now();
         let rows = direct_realistic(&mut direct, next, SESSIONS);
@@ -207,11 +222,15 @@ fn main() {
         "direct rusqlite, realistic rows, no index, no chain: median {d:.0} rows/s; \
          realistic 1 thread / direct: median ratio {m:.2} (range {lo:.2}-{hi:.2})"
     );
+    let mut realistic_limit = 0.0;
     for (name, limits, ratios) in [
         ("realistic", limit_realistic, versus_limit_realistic),
         ("text-free", limit_text_free, versus_limit_text_free),
     ] {
         let (l, _, _) = median(limits);
+        if name == "realistic" {
+            realistic_limit = l;
+        }
         let (m, lo, hi) = median(ratios);
         println!(
             "storage limit, {name} rows made before the clock, one INSERT each, 1,000 a \
@@ -220,7 +239,12 @@ fn main() {
         );
     }
     if args.iter().any(|a| a == "--sustained") {
-        sustained(&dir);
+        let (flushed, indexed) = sustained(&dir);
+        println!(
+            "sustained / realistic limit: {:.2} until flush(), {:.2} until indexed for search",
+            flushed / realistic_limit,
+            indexed / realistic_limit
+        );
     }
     for (n, (name, _, _)) in cases.iter().enumerate() {
         let mut r = rates[n].clone();
