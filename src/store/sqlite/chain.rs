@@ -4,7 +4,7 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::chain::{AUDIT_EVENTS, Cell, ChainHead, Leaf, TableSpec, genesis, link};
+use crate::chain::{AUDIT_EVENTS, Cell, ChainHead, DECISIONS, Leaf, TableSpec, genesis, link};
 
 /// The database's random id, from `audit_meta`.
 pub(crate) fn database_id(conn: &Connection) -> rusqlite::Result<Option<String>> {
@@ -49,6 +49,22 @@ pub(crate) fn head(conn: &Connection) -> rusqlite::Result<ChainHead> {
     Ok(ChainHead { size, hash })
 }
 
+/// The entry of a row whose session the writer knows (a session's, a step's, or none:
+/// health rows and events belong to no session).
+const APPEND: &str = "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, \
+     committed_at, session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// The entry of a decision: its session is its step's, read from the rows this
+/// transaction just wrote.
+const APPEND_DECISION: &str = "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, \
+     chain_hash, committed_at, session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, \
+     (SELECT s.session_id FROM decisions d JOIN steps s ON s.id = d.step_id WHERE d.id = ?3))";
+
+/// The entry of the migration to schema 5, which seals the rows found when the chain was
+/// created: `audit_chain` has no `session_id` yet (schema 8 fills it for these entries).
+const APPEND_BEFORE_SESSIONS: &str = "INSERT INTO audit_chain (seq, table_name, row_id, \
+     leaf_hash, chain_hash, committed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
 /// Appends `leaves` to the chain, after its current head. Must run inside the write
 /// transaction that wrote the rows, so that the head read here is the head this commit
 /// extends even when several processes write the file. Each entry is given the session of
@@ -58,49 +74,37 @@ pub(crate) fn append(
     leaves: &[Leaf],
     committed_at: &str,
 ) -> rusqlite::Result<Option<ChainHead>> {
-    // One row per entry: multi-row INSERTs of 64 entries were tried and counted the same
-    // instructions under callgrind, so the simple statement stays.
-    append_with(
-        conn,
-        leaves,
-        committed_at,
-        // A session or step row's session comes with its leaf; a decision's is its step's,
-        // read from the row this transaction just wrote.
-        "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at, \
-         session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE \
-             WHEN ?7 IS NOT NULL THEN ?7 \
-             WHEN ?2 = 'decisions' THEN (SELECT s.session_id FROM decisions d \
-                 JOIN steps s ON s.id = d.step_id WHERE d.id = ?3) END)",
-    )
+    append_with(conn, leaves, committed_at, true)
 }
 
-/// [`append`] for the migration to schema 5, which seals the rows found when the chain was
-/// created: `audit_chain` has no `session_id` yet (schema 8 fills it for these entries).
+/// [`append`] for the migration to schema 5, before `audit_chain` had a `session_id`.
 pub(crate) fn append_before_sessions(
     conn: &Connection,
     leaves: &[Leaf],
     committed_at: &str,
 ) -> rusqlite::Result<Option<ChainHead>> {
-    append_with(
-        conn,
-        leaves,
-        committed_at,
-        "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, committed_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
+    append_with(conn, leaves, committed_at, false)
 }
 
 fn append_with(
     conn: &Connection,
     leaves: &[Leaf],
     committed_at: &str,
-    sql: &str,
+    with_sessions: bool,
 ) -> rusqlite::Result<Option<ChainHead>> {
     if leaves.is_empty() {
         return Ok(None);
     }
     let (mut seq, previous) = stored_head(conn)?;
-    let mut insert = conn.prepare_cached(sql)?;
+    // One row per entry: multi-row INSERTs of 64 entries were tried and counted the same
+    // instructions under callgrind, so the simple statement stays. A decision's entry has
+    // a statement of its own, so that the others bind their session and look nothing up.
+    let mut plain = conn.prepare_cached(if with_sessions {
+        APPEND
+    } else {
+        APPEND_BEFORE_SESSIONS
+    })?;
+    let mut decision = None;
     let mut last = link(&previous, seq + 1, &leaves[0].hash);
     for (index, leaf) in leaves.iter().enumerate() {
         seq += 1;
@@ -108,18 +112,27 @@ fn append_with(
             last = link(&last, seq, &leaf.hash);
         }
         let seq_value = i64::try_from(seq).unwrap_or(i64::MAX);
-        let params: [&dyn rusqlite::ToSql; 7] = [
+        let entry = (
             &seq_value,
             &leaf.table,
             &leaf.row_id,
             &&leaf.hash[..],
             &&last[..],
             &committed_at,
-            &leaf.session,
-        ];
-        // The statement of the migration to schema 5 takes no session (six parameters).
-        let width = insert.parameter_count().min(params.len());
-        insert.execute(&params[..width])?;
+        );
+        if !with_sessions {
+            plain.execute(entry)?;
+        } else if leaf.session.is_none() && leaf.table == DECISIONS.name {
+            if decision.is_none() {
+                decision = Some(conn.prepare_cached(APPEND_DECISION)?);
+            }
+            if let Some(statement) = decision.as_mut() {
+                statement.execute(entry)?;
+            }
+        } else {
+            let (a, b, c, d, e, f) = entry;
+            plain.execute((a, b, c, d, e, f, &leaf.session))?;
+        }
     }
     Ok(Some(ChainHead {
         size: seq,
