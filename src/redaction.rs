@@ -21,16 +21,12 @@
 //! `input` (with `store_inputs`) is the redacted one.
 //!
 //! The caller's thread does none of this: the values cross the queue in memory, as they
-//! are, and are redacted when the writer receives them. On the writer, a text is first
-//! searched for the literals every default pattern's match contains ([`DEFAULT_LITERALS`],
-//! one pass of a multi-literal search); only a text that holds one (or that is not ASCII,
-//! or when rules of your own are set) is run through the patterns themselves.
+//! are, and are redacted when the writer receives them.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use aho_corasick::AhoCorasick;
 use regex::{Captures, Regex, RegexSet};
 
 use crate::record::{FieldValue, Fields};
@@ -76,40 +72,6 @@ pub const DEFAULT_PATTERNS: [(&str, &str); 7] = [
     // `password: "…"`, `api_key=…` inside `Debug` output, JSON, URLs and log lines: the
     // value goes, the name stays (see `NAMED_SECRET`).
     (NAMED_SECRET, NAMED_SECRET_PATTERN),
-];
-
-/// Literals, compared ignoring ASCII case, of which every match of a default pattern in an
-/// ASCII text contains at least one: a text with none of them holds no default secret, and
-/// is not run through the patterns. (A text that is not ASCII always is: under Unicode
-/// case folding `ſ` matches `s` and the Kelvin sign `k`.) A property test checks the claim
-/// against the patterns themselves.
-pub const DEFAULT_LITERALS: [&str; 19] = [
-    // private_key
-    "-----BEGIN ",
-    // anthropic_key and provider_key
-    "sk-",
-    // aws_access_key
-    "AKIA",
-    "ASIA",
-    // bearer_token
-    "bearer",
-    // jwt
-    "eyJ",
-    // named_secret: each name of NAMED_SECRET_PATTERN (`access_token` holds `token`,
-    // `secret_key` holds `secret`, `credentials` holds `credential`)
-    "api_key",
-    "api-key",
-    "apikey",
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "authorization",
-    "cookie",
-    "credential",
-    "private_key",
-    "private-key",
-    "privatekey",
 ];
 
 /// The rule for OpenAI-style keys, whose matches must also look generated.
@@ -247,9 +209,6 @@ pub(crate) struct Redactor {
     /// Every pattern (and the named-secret one) in one automaton: a text that none of them
     /// matches, nearly every text, is scanned once.
     any: Option<RegexSet>,
-    /// [`DEFAULT_LITERALS`], when the patterns are exactly the defaults: an ASCII text
-    /// with none of them skips `any` too.
-    literals: Option<AhoCorasick>,
     function: Option<Arc<RedactFn>>,
     /// Field name (by the address and length of its `&'static str`) → the rule it
     /// matches, if any: judged once per distinct name, looked up without hashing its text.
@@ -273,16 +232,6 @@ impl Redactor {
                 }
             }
         }
-        // The literals stand for the default patterns only; a rule of the user's may match
-        // text that holds none of them.
-        let literals = (config.defaults && config.patterns.is_empty())
-            .then(|| {
-                AhoCorasick::builder()
-                    .ascii_case_insensitive(true)
-                    .build(DEFAULT_LITERALS)
-                    .ok()
-            })
-            .flatten();
         patterns.extend(config.patterns.iter().cloned());
         let any = RegexSet::new(
             patterns
@@ -296,7 +245,6 @@ impl Redactor {
             patterns,
             named_secret,
             any,
-            literals,
             function: config.function.clone(),
             judged: HashMap::new(),
             count: 0,
@@ -367,20 +315,11 @@ impl Redactor {
         }
     }
 
-    /// Whether any pattern might match `text`: false only when it is certain none does.
-    fn might_match(&self, text: &str) -> bool {
-        let literal = match &self.literals {
-            Some(literals) if text.is_ascii() => literals.is_match(text),
-            _ => true,
-        };
-        literal && self.any.as_ref().is_none_or(|any| any.is_match(text))
-    }
-
     /// `text` with every pattern's matches replaced, or `None` when nothing matched.
     fn text(&mut self, name: &str, text: &str) -> Option<String> {
         let mut current: Option<String> = None;
         let mut replaced = 0;
-        let scan = self.might_match(text);
+        let scan = self.any.as_ref().is_none_or(|any| any.is_match(text));
         for (rule, regex) in self.patterns.iter().filter(|_| scan) {
             let source = current.as_deref().unwrap_or(text);
             if !regex.is_match(source) {
@@ -555,131 +494,6 @@ mod tests {
             let core = if which == 2 { upper.clone() } else { key.clone() };
             proptest::prop_assert!(!out.contains(&core), "{out:?}");
         }
-    }
-
-    /// What the default patterns look for, written out from the patterns here rather than
-    /// taken from [`DEFAULT_LITERALS`], so that a literal missing there is found.
-    const PATTERN_PIECES: [&str; 30] = [
-        "-----BEGIN ",
-        "-----BEGIN RSA PRIVATE KEY-----",
-        "sk-",
-        "sk-ant-",
-        "AKIA",
-        "ASIA",
-        "Bearer ",
-        "bearer\t",
-        "eyJ",
-        "api_key",
-        "api-key",
-        "apikey",
-        "API_KEY",
-        "password",
-        "passwd",
-        "secret",
-        "secret_key",
-        "secret-key",
-        "secretkey",
-        "access_token",
-        "access-token",
-        "accesstoken",
-        "token",
-        "authorization",
-        "cookie",
-        "credential",
-        "credentials",
-        "private_key",
-        "private-key",
-        "privatekey",
-    ];
-
-    /// Pieces of text near the patterns: what they look for, in other cases and with a
-    /// character left out, separators, key-like runs, and letters.
-    fn near_secrets() -> impl proptest::strategy::Strategy<Value = String> {
-        use proptest::prelude::*;
-        let pieces = || proptest::sample::select(PATTERN_PIECES.to_vec());
-        let piece = prop_oneof![
-            pieces().prop_map(str::to_owned),
-            pieces().prop_map(|l| l.to_ascii_uppercase()),
-            pieces().prop_map(|l| l.to_ascii_lowercase()),
-            // One character left out: near misses.
-            (pieces(), 0usize..64).prop_map(|(l, cut)| {
-                let cut = cut % l.len();
-                format!("{}{}", &l[..cut], &l[cut + 1..])
-            }),
-            proptest::sample::select(vec![
-                "-", "_", ".", "=", ": ", "\"", " ", "\n", "-----", "s", "k", "key", "KIA",
-            ])
-            .prop_map(str::to_owned),
-            "[A-Za-z0-9]{1,24}",
-            "[A-Z0-9]{16}",
-            "[A-Za-z0-9]{20}Aa0",
-        ];
-        let loose = proptest::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat());
-        // A piece followed by a separator and a value, as a secret is written: in any case,
-        // after any prefix, a JWT's dots sometimes.
-        let shaped = (
-            "[ -~]{0,6}",
-            proptest::sample::select(PATTERN_PIECES.to_vec()),
-            any::<bool>(),
-            proptest::sample::select(vec!["", "=", ": ", "\": \"", " ", "\t"]),
-            "[A-Za-z0-9_-]{4,30}",
-            proptest::option::of(("[A-Za-z0-9_-]{4,8}", "[A-Za-z0-9_-]{4,8}")),
-        )
-            .prop_map(|(before, name, upper, separator, value, jwt)| {
-                let name = if upper {
-                    name.to_ascii_uppercase()
-                } else {
-                    name.to_owned()
-                };
-                let jwt = jwt.map(|(a, b)| format!(".{a}.{b}")).unwrap_or_default();
-                format!("{before}{name}{separator}{value}{jwt}")
-            });
-        prop_oneof![loose, shaped]
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(1_000))]
-        /// The literal pre-search only ever skips texts that no pattern matches: whatever
-        /// it says no to, the patterns say no to, and redaction with it gives what
-        /// redaction without it gives.
-        #[test]
-        fn the_literal_search_never_skips_a_text_a_default_pattern_matches(
-            text in near_secrets()
-        ) {
-            let mut with = redactor();
-            proptest::prop_assert!(with.literals.is_some());
-            let mut without = redactor();
-            without.literals = None;
-            if !with.might_match(&text) {
-                let any = without.any.as_ref().unwrap();
-                proptest::prop_assert!(!any.is_match(&text), "{text:?}");
-            }
-            proptest::prop_assert_eq!(with.text("note", &text), without.text("note", &text));
-        }
-    }
-
-    #[test]
-    fn the_literal_search_is_used_only_for_ascii_text_and_the_default_rules() {
-        // Under Unicode case folding the long s matches `s`: not ASCII, so scanned in full.
-        assert_eq!(
-            redact("\u{17F}ecret=hunter2"),
-            "\u{17F}ecret=[REDACTED:\u{17F}ecret]"
-        );
-        let custom = Redaction::default()
-            .pattern("ticket", r"TCK-[0-9]{6}")
-            .unwrap();
-        let mut r = Redactor::new(&custom);
-        assert!(
-            r.literals.is_none(),
-            "a rule of the user's has no literals of ours"
-        );
-        assert_eq!(
-            r.text("note", "see TCK-123456").as_deref(),
-            Some("see [REDACTED:ticket]")
-        );
-        assert!(Redactor::new(&Redaction::none()).literals.is_none());
-        // Prose without any literal skips the patterns.
-        assert!(!redactor().might_match("the quarterly filing shows revenue growth"));
     }
 
     #[test]
