@@ -8,7 +8,8 @@
 //! Beside them, two baselines measured in the same rounds: direct rusqlite writing the
 //! realistic rows (ids, times and hashes made as it goes), and the storage limit — the
 //! rows of each shape made before the clock, then one INSERT each, 1,000 a transaction:
-//! what SQLite alone does with them.
+//! what SQLite alone does with them; and the same with each row's chain entry inserted
+//! after it, the floor for a writer that chains every row.
 //!
 //! Self-contained (public API only; the shapes in `support/shapes.rs`), so that the same
 //! files build against an earlier commit and the two builds can be run in alternation on one machine:
@@ -17,7 +18,8 @@
 use std::time::{Duration, Instant};
 
 use shapes::{
-    direct_prepared, direct_realistic, prepare_realistic, prepare_text_free, realistic, text_free,
+    direct_prepared, direct_prepared_chained, direct_realistic, prepare_realistic,
+    prepare_text_free, realistic, text_free,
 };
 use tracing::Dispatch;
 use tracing_subscriber::prelude::*;
@@ -176,6 +178,10 @@ fn main() {
     // then text-free), in the same rounds.
     let (mut limit_realistic, mut limit_text_free) = (Vec::new(), Vec::new());
     let (mut versus_limit_realistic, mut versus_limit_text_free) = (Vec::new(), Vec::new());
+    // The same with each row's chain entry inserted too: where the floor is for a writer
+    // that chains every row.
+    let (mut chained_realistic, mut chained_text_free) = (Vec::new(), Vec::new());
+    let (mut versus_chained_realistic, mut versus_chained_text_free) = (Vec::new(), Vec::new());
     let mut next = 0;
     for _ in 0..rounds {
         for (n, (_, shape, threads)) in cases.iter().enumerate() {
@@ -190,23 +196,44 @@ fn main() {
         let d = rows as f64 / start.elapsed().as_secs_f64();
         direct_rates.push(d);
         versus.push(rates[1].last().copied().unwrap_or(0.0) / d);
-        for (prepared, limits, ratios, case) in [
+        for (prepare, limits, ratios, case, chained) in [
             (
-                prepare_realistic(next, SESSIONS),
+                prepare_realistic as fn(u64, u64) -> Vec<shapes::SessionRows>,
                 &mut limit_realistic,
                 &mut versus_limit_realistic,
                 1,
+                false,
             ),
             (
-                prepare_text_free(next, SESSIONS),
+                prepare_text_free,
                 &mut limit_text_free,
                 &mut versus_limit_text_free,
                 0,
+                false,
+            ),
+            (
+                prepare_realistic,
+                &mut chained_realistic,
+                &mut versus_chained_realistic,
+                1,
+                true,
+            ),
+            (
+                prepare_text_free,
+                &mut chained_text_free,
+                &mut versus_chained_text_free,
+                0,
+                true,
             ),
         ] {
+            let prepared = prepare(next, SESSIONS);
             next += SESSIONS;
             let start = Instant::now();
-            let rows = direct_prepared(&mut direct, &prepared);
+            let rows = if chained {
+                direct_prepared_chained(&mut direct, &prepared)
+            } else {
+                direct_prepared(&mut direct, &prepared)
+            };
             let limit = rows as f64 / start.elapsed().as_secs_f64();
             limits.push(limit);
             ratios.push(rates[case].last().copied().unwrap_or(0.0) / limit);
@@ -235,6 +262,18 @@ fn main() {
         println!(
             "storage limit, {name} rows made before the clock, one INSERT each, 1,000 a \
              transaction: median {l:.0} rows/s; {name} 1 thread / limit: median ratio {m:.2} \
+             (range {lo:.2}-{hi:.2})"
+        );
+    }
+    for (name, limits, ratios) in [
+        ("realistic", chained_realistic, versus_chained_realistic),
+        ("text-free", chained_text_free, versus_chained_text_free),
+    ] {
+        let (l, _, _) = median(limits);
+        let (m, lo, hi) = median(ratios);
+        println!(
+            "storage limit with chain entries, {name}: the same and one audit_chain INSERT per \
+             row: median {l:.0} rows/s; {name} 1 thread / it: median ratio {m:.2} \
              (range {lo:.2}-{hi:.2})"
         );
     }

@@ -237,7 +237,48 @@ fn prepare(first: u64, sessions: u64, step: impl Fn(u64, u64) -> StepRow) -> Vec
 /// nothing computed. What SQLite itself does with these rows in WAL mode,
 /// `synchronous=NORMAL`. Returns the rows written.
 pub fn direct_prepared(conn: &mut rusqlite::Connection, sessions: &[SessionRows]) -> u64 {
+    direct_prepared_with(conn, sessions, false)
+}
+
+/// [`direct_prepared`] and, after each row, its `audit_chain` entry as the writer shapes
+/// it (table, row id, two 32-byte hashes, commit time, session), every value made before
+/// the clock: what SQLite itself does with the rows and the chain's second row per row.
+pub fn direct_prepared_chained(conn: &mut rusqlite::Connection, sessions: &[SessionRows]) -> u64 {
+    direct_prepared_with(conn, sessions, true)
+}
+
+fn direct_prepared_with(
+    conn: &mut rusqlite::Connection,
+    sessions: &[SessionRows],
+    chained: bool,
+) -> u64 {
+    let (leaf_hash, chain_hash, committed_at) = ([7u8; 32], [9u8; 32], now_text());
+    let mut seq: i64 = conn
+        .query_row("SELECT coalesce(max(seq), 0) FROM audit_chain", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
     let mut tx = conn.transaction().unwrap();
+    let mut entry = |tx: &rusqlite::Transaction<'_>, table: &str, id: &str, session: &str| {
+        if chained {
+            seq += 1;
+            tx.prepare_cached(
+                "INSERT INTO audit_chain (seq, table_name, row_id, leaf_hash, chain_hash, \
+                 committed_at, session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .unwrap()
+            .execute((
+                seq,
+                table,
+                id,
+                &leaf_hash[..],
+                &chain_hash[..],
+                &committed_at,
+                session,
+            ))
+            .unwrap();
+        }
+    };
     let mut rows = 0u64;
     let mut in_tx = 0u64;
     for session in sessions {
@@ -248,6 +289,7 @@ pub fn direct_prepared(conn: &mut rusqlite::Connection, sessions: &[SessionRows]
         .unwrap()
         .execute((&session.id, &session.at, &session.input_hash, session.attributes))
         .unwrap();
+        entry(&tx, "sessions", &session.id, &session.id);
         rows += 1;
         for step in &session.steps {
             tx.prepare_cached(
@@ -268,6 +310,7 @@ pub fn direct_prepared(conn: &mut rusqlite::Connection, sessions: &[SessionRows]
                 &step.attributes,
             ))
             .unwrap();
+            entry(&tx, "steps", &step.id, &session.id);
             rows += 1;
             if let Some((id, rationale)) = &step.decision {
                 tx.prepare_cached(
@@ -278,6 +321,7 @@ pub fn direct_prepared(conn: &mut rusqlite::Connection, sessions: &[SessionRows]
                 .unwrap()
                 .execute((id, &step.id, rationale, &step.at))
                 .unwrap();
+                entry(&tx, "decisions", id, &session.id);
                 rows += 1;
             }
         }
