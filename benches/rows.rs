@@ -249,32 +249,36 @@ fn main() {
         "direct rusqlite, realistic rows, no index, no chain: median {d:.0} rows/s; \
          realistic 1 thread / direct: median ratio {m:.2} (range {lo:.2}-{hi:.2})"
     );
-    let mut realistic_limit = 0.0;
-    for (name, limits, ratios) in [
-        ("realistic", limit_realistic, versus_limit_realistic),
-        ("text-free", limit_text_free, versus_limit_text_free),
+    let realistic_limit = median(limit_realistic.clone()).0;
+    let limit = (
+        "storage limit",
+        "made before the clock, one INSERT each, 1,000 a transaction",
+    );
+    let chained = (
+        "limit with chain entries",
+        "as for the storage limit, and one audit_chain INSERT per row",
+    );
+    for ((what, how), name, limits, ratios) in [
+        (limit, "realistic", limit_realistic, versus_limit_realistic),
+        (limit, "text-free", limit_text_free, versus_limit_text_free),
+        (
+            chained,
+            "realistic",
+            chained_realistic,
+            versus_chained_realistic,
+        ),
+        (
+            chained,
+            "text-free",
+            chained_text_free,
+            versus_chained_text_free,
+        ),
     ] {
         let (l, _, _) = median(limits);
-        if name == "realistic" {
-            realistic_limit = l;
-        }
         let (m, lo, hi) = median(ratios);
         println!(
-            "storage limit, {name} rows made before the clock, one INSERT each, 1,000 a \
-             transaction: median {l:.0} rows/s; {name} 1 thread / limit: median ratio {m:.2} \
-             (range {lo:.2}-{hi:.2})"
-        );
-    }
-    for (name, limits, ratios) in [
-        ("realistic", chained_realistic, versus_chained_realistic),
-        ("text-free", chained_text_free, versus_chained_text_free),
-    ] {
-        let (l, _, _) = median(limits);
-        let (m, lo, hi) = median(ratios);
-        println!(
-            "storage limit with chain entries, {name}: the same and one audit_chain INSERT per \
-             row: median {l:.0} rows/s; {name} 1 thread / it: median ratio {m:.2} \
-             (range {lo:.2}-{hi:.2})"
+            "{what}, {name} rows {how}: median {l:.0} rows/s; {name} 1 thread / {what}: median \
+             ratio {m:.2} (range {lo:.2}-{hi:.2})"
         );
     }
     if args.iter().any(|a| a == "--sustained") {

@@ -295,7 +295,8 @@ pub(crate) fn timestamp(at: SystemTime) -> String {
     ] {
         text[at] = separator;
     }
-    std::str::from_utf8(&text).map_or_else(|_| timestamp_formatted(&t), str::to_owned)
+    // ASCII digits and separators only, so nothing is replaced.
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// [`timestamp`] through `write!`, for any year.

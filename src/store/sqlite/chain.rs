@@ -104,7 +104,10 @@ fn append_with(
     } else {
         APPEND_BEFORE_SESSIONS
     })?;
-    let mut decision = None;
+    // Before schema 8 there is no session to look up, and no column for it.
+    let mut of_decision = with_sessions
+        .then(|| conn.prepare_cached(APPEND_DECISION))
+        .transpose()?;
     let mut last = link(&previous, seq + 1, &leaves[0].hash);
     for (index, leaf) in leaves.iter().enumerate() {
         seq += 1;
@@ -112,27 +115,22 @@ fn append_with(
             last = link(&last, seq, &leaf.hash);
         }
         let seq_value = i64::try_from(seq).unwrap_or(i64::MAX);
-        let entry = (
+        let params: [&dyn rusqlite::ToSql; 7] = [
             &seq_value,
             &leaf.table,
             &leaf.row_id,
             &&leaf.hash[..],
             &&last[..],
             &committed_at,
-        );
-        if !with_sessions {
-            plain.execute(entry)?;
-        } else if leaf.session.is_none() && leaf.table == DECISIONS.name {
-            if decision.is_none() {
-                decision = Some(conn.prepare_cached(APPEND_DECISION)?);
-            }
-            if let Some(statement) = decision.as_mut() {
-                statement.execute(entry)?;
-            }
-        } else {
-            let (a, b, c, d, e, f) = entry;
-            plain.execute((a, b, c, d, e, f, &leaf.session))?;
-        }
+            &leaf.session,
+        ];
+        let insert = match of_decision.as_mut() {
+            Some(lookup) if leaf.session.is_none() && leaf.table == DECISIONS.name => lookup,
+            _ => &mut plain,
+        };
+        // The statements without a session parameter take the first six.
+        let width = insert.parameter_count().min(params.len());
+        insert.execute(&params[..width])?;
     }
     Ok(Some(ChainHead {
         size: seq,
