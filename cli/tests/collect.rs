@@ -1,7 +1,8 @@
 //! `reasonkit-audit collect` with clients nobody here wrote: Python's OpenTelemetry SDK
 //! and its OTLP exporters (HTTP and gRPC), the OpenAI Agents SDK traced by OpenInference,
 //! and a Rust app exporting through `tracing-opentelemetry` and `opentelemetry-otlp`. Then
-//! what the HTTP answers say to a bad request, and a collector killed mid-stream.
+//! what the HTTP answers say to a bad request, a collector killed mid-stream, and an
+//! OpenTelemetry collector (rotel) in front of `collect`, forwarding and retrying.
 //!
 //! The Python clients live in a venv `.ci/run` makes (`target/otel-venv`, or
 //! `REASONKIT_AUDIT_OTEL_PYTHON`); without it these tests skip with one line, and
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{Collector, free_port, request};
+use common::server::{Collector, Relay, free_port, request};
 use common::{run, sqlite3, succeeded, text};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -23,7 +24,7 @@ use prost::Message;
 
 const MAKE_VENV: &str = "python3 -m venv target/otel-venv && target/otel-venv/bin/pip install \
     opentelemetry-sdk opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-proto-grpc \
-    openai-agents openinference-instrumentation-openai-agents";
+    openai-agents openinference-instrumentation-openai-agents rotel==0.0.1a15";
 
 /// The venv's Python, if it has the clients; else `None` after saying why (or a failure,
 /// when the run requires them).
@@ -123,6 +124,46 @@ fn verified(db: &Path) {
     assert!(out.status.success(), "verify: {}", text(&out));
 }
 
+/// Checks run `n` of `otel_genai_run.py` (conversation `conv-<n>`, claim `1400 + n`) as
+/// the conventions table maps it: the run's own step, and under it two model calls and two
+/// tools, with their tokens, arguments, results, and the failure.
+fn one_run_as_the_conventions_say(db: &Path, n: u32) {
+    let one_run = sqlite3(
+        db,
+        &format!(
+            "SELECT s.module, coalesce(p.module, '-'), coalesce(s.tokens_used, ''), \
+             coalesce(s.input_summary, ''), coalesce(s.output_summary, ''), \
+             coalesce(s.error, '') \
+             FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id \
+             WHERE s.session_id = (SELECT id FROM sessions \
+                 WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'conv-{n}') \
+             ORDER BY s.started_at"
+        ),
+    );
+    let lines: Vec<&str> = one_run.lines().collect();
+    assert_eq!(lines.len(), 5, "{one_run}");
+    assert!(
+        lines[0].starts_with("claims|-||[{\"role\": \"user\""),
+        "{one_run}"
+    );
+    assert_eq!(lines[1], "gpt-4o|claims|150|||");
+    assert_eq!(
+        lines[2],
+        format!(
+            "lookup_claim|claims||{{\"claim\": {}}}|{{\"amount\": 950}}|",
+            1400 + n
+        )
+    );
+    assert!(
+        lines[3].starts_with("gpt-4o|claims|215||[{\"role\": \"assistant\""),
+        "{one_run}"
+    );
+    assert_eq!(
+        lines[4],
+        "notify_customer|claims||||ConnectionError: mail server down"
+    );
+}
+
 #[test]
 fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
     let Some(python) = otel_python() else { return };
@@ -178,36 +219,7 @@ fn python_sdk_genai_runs_arrive_over_http_and_grpc_as_nested_sessions() {
         "10|2|2",
         "conv-0: two runs of five spans, each under its own run"
     );
-    // Every run: the run's own step, and under it two model calls and two tools, with
-    // their tokens, arguments, results, and the failure.
-    let one_run = sqlite3(
-        &db,
-        "SELECT s.module, coalesce(p.module, '-'), coalesce(s.tokens_used, ''), \
-         coalesce(s.input_summary, ''), coalesce(s.output_summary, ''), coalesce(s.error, '') \
-         FROM steps s LEFT JOIN steps p ON p.id = s.parent_step_id \
-         WHERE s.session_id = (SELECT id FROM sessions \
-             WHERE json_extract(attributes, '$.\"otel.conversation\"') = 'conv-1') \
-         ORDER BY s.started_at",
-    );
-    let lines: Vec<&str> = one_run.lines().collect();
-    assert_eq!(lines.len(), 5, "{one_run}");
-    assert!(
-        lines[0].starts_with("claims|-||[{\"role\": \"user\""),
-        "{one_run}"
-    );
-    assert_eq!(lines[1], "gpt-4o|claims|150|||");
-    assert_eq!(
-        lines[2],
-        "lookup_claim|claims||{\"claim\": 1401}|{\"amount\": 950}|"
-    );
-    assert!(
-        lines[3].starts_with("gpt-4o|claims|215||[{\"role\": \"assistant\""),
-        "{one_run}"
-    );
-    assert_eq!(
-        lines[4],
-        "notify_customer|claims||||ConnectionError: mail server down"
-    );
+    one_run_as_the_conventions_say(&db, 1);
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "20");
     // The OTLP ids are kept: a step is found from a trace viewer's span id and trace id
     // (a step in a conversation's session names its own trace), and so is the pointer.
@@ -1202,4 +1214,243 @@ fn a_javascript_agent_s_conversation_arrives_over_http_and_grpc_as_one_session_e
         expected
     );
     verified(&db);
+}
+
+/// rotel's `rotel-agent`, from PyPI's `rotel` wheel in the clients' venv (`.ci/run` pins
+/// it); else `None` after saying why (or a failure, when the run requires the clients).
+fn rotel_agent(python: &Path) -> Option<PathBuf> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import pathlib, rotel; print(pathlib.Path(rotel.__file__).with_name('rotel-agent'))",
+        ])
+        .output();
+    let agent = out
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .filter(|agent| agent.is_file());
+    if agent.is_none() {
+        let why = format!(
+            "no rotel collector in {} (make it with: {} -m pip install rotel==0.0.1a15)",
+            python.display(),
+            python.display()
+        );
+        if std::env::var_os("REASONKIT_AUDIT_REQUIRE_OTEL").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("skipped: {why}");
+    }
+    agent
+}
+
+/// Waits, at most `limit`, until `sql` answers `want` on `db`. A relay answers its client
+/// at once and forwards when its batch is due, so its spans land some time after the
+/// client returns; the wait says what the store and the relay had when it gave up.
+fn eventually(db: &Path, sql: &str, want: &str, relay: &Relay, limit: Duration) {
+    let started = Instant::now();
+    loop {
+        let got = sqlite3(db, sql);
+        if got == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{sql}: {got:?} after {limit:?}, want {want:?}; rotel printed:\n{}",
+            relay.printed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn services_behind_an_opentelemetry_collector_land_through_it_over_http_and_grpc_with_a_token() {
+    let Some(python) = otel_python() else { return };
+    let Some(agent) = rotel_agent(&python) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let token = "relay-token-of-at-least-16";
+    let collector = Collector::start(&db, "127.0.0.1:0", "127.0.0.1:0", &["--token", token]);
+    let bearer = format!("authorization=Bearer {token}");
+    let relay = |name: &str, endpoint: String, protocol: &str| {
+        let dir = dir.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        Relay::start(
+            &agent,
+            &dir,
+            &[
+                "--otlp-exporter-endpoint",
+                &endpoint,
+                "--otlp-exporter-protocol",
+                protocol,
+                "--otlp-exporter-compression",
+                "gzip",
+                "--otlp-exporter-custom-headers",
+                &bearer,
+            ],
+        )
+    };
+    // Two collectors in front: one forwards over OTLP/HTTP (protobuf, gzip), the other
+    // over OTLP/gRPC, both with the bearer token `collect` asks for.
+    let over_http = relay("over-http", format!("http://{}", collector.http), "http");
+    let grpc = collector.grpc.clone().expect("gRPC served");
+    let over_grpc = relay("over-grpc", format!("http://{grpc}"), "grpc");
+
+    // The services know only their collector: two runs, each span alone as it ends,
+    // over gRPC to the first; three runs batched, over HTTP to the second.
+    client(
+        &python,
+        "otel_genai_run.py",
+        &[&format!("http://{}", over_http.grpc), "grpc", "--runs", "2"],
+        &[],
+    );
+    client(
+        &python,
+        "otel_genai_run.py",
+        &[
+            &format!("http://{}/v1/traces", over_grpc.http),
+            "http",
+            "--batch",
+            "--runs",
+            "3",
+        ],
+        &[],
+    );
+    let whole = Duration::from_secs(60);
+    eventually(&db, "SELECT count(*) FROM steps", "25", &over_http, whole);
+
+    // What the collectors forwarded is what the services sent, mapped as if they had sent
+    // it to `collect` themselves: three conversations (`conv-0` and `conv-1` from both
+    // services), each trace's pointer, every span once with its OTLP ids, the service's
+    // resource and the tracer's scope.
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), sum(status = 'completed'), sum(status = 'joined') FROM sessions"
+        ),
+        "8|3|5"
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(DISTINCT json_extract(attributes, '$.\"otel.span_id\"')), \
+             count(DISTINCT json_extract(attributes, '$.\"otel.trace_id\"')), \
+             min(json_extract(attributes, '$.\"otel.scope.name\"')), \
+             sum(parent_step_id IS NULL) FROM steps"
+        ),
+        "25|5|claims.agent|5"
+    );
+    one_run_as_the_conventions_say(&db, 2);
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT coalesce(max(count), 0) FROM audit_health WHERE kind = 'write_errors'"
+        ),
+        "0"
+    );
+    drop((over_http, over_grpc));
+    assert_eq!(collector.stop().code(), Some(0));
+    verified(&db);
+}
+
+#[test]
+fn a_collector_in_front_holds_spans_while_collect_is_down_or_killed_and_each_lands_once() {
+    let Some(python) = otel_python() else { return };
+    let Some(agent) = rotel_agent(&python) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let relay = Relay::start(
+        &agent,
+        dir.path(),
+        &[
+            "--otlp-exporter-endpoint",
+            &format!("http://{listen}"),
+            "--otlp-exporter-protocol",
+            "http",
+            "--otlp-exporter-retry-initial-backoff",
+            "100ms",
+            "--otlp-exporter-retry-max-backoff",
+            "500ms",
+        ],
+    );
+    let whole = Duration::from_secs(120);
+
+    // Nothing listens where the relay forwards: it takes four runs and retries.
+    client(
+        &python,
+        "otel_genai_run.py",
+        &[&format!("http://{}", relay.grpc), "grpc", "--runs", "4"],
+        &[],
+    );
+    let started = Instant::now();
+    while !relay.printed().contains("Exporting failed") {
+        assert!(
+            started.elapsed() < whole,
+            "rotel never retried: {}",
+            relay.printed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first = Collector::start(&db, &listen, "off", &[]);
+    eventually(&db, "SELECT count(*) FROM steps", "20", &relay, whole);
+
+    // A stream of 120 runs, each span alone as it ends, and `collect` killed (SIGKILL: no
+    // shutdown, no last flush) as soon as the stream's first spans are committed; back on
+    // the same port a second later. The relay holds what it could not deliver and sends it
+    // again: a span it sent into the kill may have been committed already, and must not
+    // be written twice.
+    let stream = python_command(&python, "otel_genai_run.py")
+        .args([&format!("http://{}", relay.grpc), "grpc", "--runs", "120"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while sqlite3(&db, "SELECT count(*) FROM steps") == "20" {
+        assert!(
+            started.elapsed() < whole,
+            "nothing of the stream arrived: {}",
+            relay.printed()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(first);
+    std::thread::sleep(Duration::from_secs(1));
+    let second = Collector::start(&db, &listen, "off", &[]);
+    let out = stream.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    eventually(&db, "SELECT count(*) FROM steps", "620", &relay, whole);
+
+    // Every span once; the stream's `conv-0` to `conv-3` joined the sessions the first
+    // four runs made.
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(DISTINCT json_extract(attributes, '$.\"otel.span_id\"')) FROM steps"
+        ),
+        "620"
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT count(*), sum(status = 'completed'), sum(status = 'joined') FROM sessions"
+        ),
+        "244|120|124"
+    );
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT coalesce(max(count), 0) FROM audit_health WHERE kind = 'write_errors'"
+        ),
+        "0"
+    );
+    drop(relay);
+    assert_eq!(second.stop().code(), Some(0));
+    verified(&db);
+    succeeded(&run(&db, &["check"]));
 }

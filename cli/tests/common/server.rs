@@ -183,3 +183,74 @@ pub fn request(
         .unwrap_or(0);
     (code, head, body)
 }
+
+/// An OpenTelemetry collector in front of `collect`, as deployments run one: rotel, a
+/// collector written in Rust (PyPI's `rotel` wheel carries its `rotel-agent` binary),
+/// receiving OTLP on two loopback ports of its own and exporting what it batched to
+/// `collect` with its own OTLP exporter and retries. Killed when dropped.
+pub struct Relay {
+    child: Child,
+    log: std::path::PathBuf,
+    /// Where it takes OTLP/gRPC, `127.0.0.1:PORT`.
+    pub grpc: String,
+    /// Where it takes OTLP/HTTP, `127.0.0.1:PORT`.
+    pub http: String,
+}
+
+impl Relay {
+    /// Starts `rotel-agent start` with its receivers on free loopback ports, its pid and
+    /// log files in `dir`, and `exporter` (the `--otlp-exporter-*` options saying where
+    /// and how it forwards); returns once both receivers take connections.
+    pub fn start(agent: &Path, dir: &Path, exporter: &[&str]) -> Relay {
+        let (grpc, http) = (
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+        );
+        let log = dir.join("rotel.out");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(agent)
+            .args(["start", "--otlp-grpc-endpoint", &grpc])
+            .args(["--otlp-http-endpoint", &http, "--exporter", "otlp"])
+            .arg("--pid-file")
+            .arg(dir.join("rotel.pid"))
+            .arg("--log-file")
+            .arg(dir.join("rotel.log"))
+            .args(exporter)
+            .env("NO_COLOR", "1")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let relay = Relay {
+            child,
+            log,
+            grpc,
+            http,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while [&relay.grpc, &relay.http]
+            .iter()
+            .any(|addr| TcpStream::connect(addr.as_str()).is_err())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rotel did not listen within 30 s: {}",
+                relay.printed()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        relay
+    }
+
+    /// What it printed so far (its log lines), for a failure's message.
+    pub fn printed(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
