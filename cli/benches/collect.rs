@@ -17,6 +17,10 @@
 //! collector at once (each its own provider and exporter, a quarter of the runs each) show
 //! what the collector takes when it is kept busy.
 //!
+//! Through a collector in front (rotel, from the venv `.ci/run` makes; skipped without it):
+//! one service exports to rotel, which answers at once and forwards its own batches to
+//! `collect`; timed until the store holds every span.
+//!
 //! Beside it, the collector alone: the same spans as OTLP requests of 512, encoded before
 //! the clock starts, posted one after the other (as an exporter posts them) and by four
 //! senders at once — what the collector costs without the exporter's side.
@@ -100,6 +104,32 @@ fn through_layer(runs: u64) -> Duration {
     took
 }
 
+/// A service's exporting: the SDK's batch processor (batches of 512) and the OTLP/HTTP
+/// protobuf exporter, sending to `http` (`127.0.0.1:PORT`), with a queue that holds all of
+/// `runs`: the SDK drops what does not fit, which would make the figure a measure of
+/// dropping.
+fn service(http: &str, runs: u64) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("http://{http}/v1/traces"))
+        .with_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                .with_max_queue_size((runs * 5) as usize + 1024)
+                .with_max_export_batch_size(512)
+                .with_scheduled_delay(Duration::from_millis(50))
+                .build(),
+        )
+        .build();
+    opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build()
+}
+
 /// Seconds for `runs` runs to be exported to a collector and committed, by `services`
 /// processes' worth of exporters at once (each its own provider, batch processor and
 /// exporter, as separate services exporting to one collector are); checks they all arrived.
@@ -108,29 +138,7 @@ fn through_collect(runs: u64, services: u64) -> Duration {
     let path = dir.path().join("audit.db");
     let collector = server::Collector::start(&path, "127.0.0.1:0", "off", &[]);
     let providers: Vec<_> = (0..services)
-        .map(|_| {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(format!("http://{}/v1/traces", collector.http))
-                .with_timeout(Duration::from_secs(60))
-                .build()
-                .unwrap();
-            // A queue that holds every span: the SDK drops what does not fit, which would
-            // make the figure a measure of dropping.
-            let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
-                .with_batch_config(
-                    opentelemetry_sdk::trace::BatchConfigBuilder::default()
-                        .with_max_queue_size((runs * 5) as usize + 1024)
-                        .with_max_export_batch_size(512)
-                        .with_scheduled_delay(Duration::from_millis(50))
-                        .build(),
-                )
-                .build();
-            opentelemetry_sdk::trace::SdkTracerProvider::builder()
-                .with_span_processor(processor)
-                .build()
-        })
+        .map(|_| service(&collector.http, runs))
         .collect();
     let start = Instant::now();
     std::thread::scope(|scope| {
@@ -159,6 +167,76 @@ fn through_collect(runs: u64, services: u64) -> Duration {
     took
 }
 
+/// rotel's `rotel-agent` (an OpenTelemetry collector written in Rust, from PyPI's `rotel`
+/// wheel): `REASONKIT_AUDIT_ROTEL`, or the one in the venv `.ci/run` makes.
+fn rotel_agent() -> Option<std::path::PathBuf> {
+    if let Some(agent) = std::env::var_os("REASONKIT_AUDIT_ROTEL") {
+        return Some(agent.into());
+    }
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/otel-venv/bin/python");
+    let out = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import pathlib, rotel; print(pathlib.Path(rotel.__file__).with_name('rotel-agent'))",
+        ])
+        .output()
+        .ok()?;
+    let agent = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    (out.status.success() && agent.is_file()).then_some(agent)
+}
+
+/// Seconds for `runs` runs to reach the store through a collector in front of `collect`,
+/// as deployments run one: the service exports to rotel (its defaults: batches of up to
+/// 8,192 spans or 200 ms, gzip), which answers the service at once and forwards to
+/// `collect` over OTLP/HTTP. Timed until every span is committed in the store, which is
+/// read every 5 ms; checks they all arrived.
+fn through_relay(agent: &std::path::Path, runs: u64) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let collector = server::Collector::start(&path, "127.0.0.1:0", "off", &[]);
+    let relay = server::Relay::start(
+        agent,
+        dir.path(),
+        &[
+            "--otlp-exporter-endpoint",
+            &format!("http://{}", collector.http),
+            "--otlp-exporter-protocol",
+            "http",
+        ],
+    );
+    let provider = service(&relay.http, runs);
+    let store =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let committed = || -> u64 {
+        store
+            .query_row("SELECT count(*) FROM steps", [], |r| r.get::<_, i64>(0))
+            .unwrap() as u64
+    };
+    let start = Instant::now();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    tracing::subscriber::with_default(subscriber, || (0..runs).for_each(agent_run));
+    provider.force_flush().unwrap();
+    while committed() < runs * 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "{} of {} spans after 10 minutes; rotel printed:\n{}",
+            committed(),
+            runs * 5,
+            relay.printed()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = start.elapsed();
+    provider.shutdown().unwrap();
+    drop(relay);
+    assert_eq!(collector.stop().code(), Some(0));
+    assert_eq!(committed(), runs * 5, "every span arrived, once");
+    took
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -169,32 +247,44 @@ fn main() {
     let rounds = env_or("ROUNDS", 5);
     let spans = (runs * 5) as f64;
     let mut layer = Vec::new();
-    let mut ratios: [Vec<f64>; 4] = Default::default();
+    let mut ratios: [Vec<f64>; 5] = Default::default();
+    let agent = rotel_agent();
+    if agent.is_none() {
+        println!(
+            "no rotel (REASONKIT_AUDIT_ROTEL, or target/otel-venv as .ci/run makes it): \
+             the path through a collector in front is not run"
+        );
+    }
     for round in 0..rounds {
         let l = spans / through_layer(runs).as_secs_f64();
         let c = spans / through_collect(runs, 1).as_secs_f64();
         let c4 = spans / through_collect(runs, 4).as_secs_f64();
+        let r = agent.as_deref().map_or(f64::NAN, |agent| {
+            spans / through_relay(agent, runs).as_secs_f64()
+        });
         let a = spans / collector_alone(runs, 1).as_secs_f64();
         let a4 = spans / collector_alone(runs, 4).as_secs_f64();
         println!(
             "round {round}: layer {l:.0} spans/s; collect from the Rust SDK, 1 service {c:.0} \
-             ({:.2}x), 4 services {c4:.0} ({:.2}x); collector alone, 1 sender {a:.0} ({:.2}x), \
-             4 senders {a4:.0} ({:.2}x)",
+             ({:.2}x), 4 services {c4:.0} ({:.2}x), 1 service through rotel {r:.0} ({:.2}x); \
+             collector alone, 1 sender {a:.0} ({:.2}x), 4 senders {a4:.0} ({:.2}x)",
             c / l,
             c4 / l,
+            r / l,
             a / l,
             a4 / l
         );
         layer.push(l);
-        for (ratio, value) in ratios.iter_mut().zip([c, c4, a, a4]) {
+        for (ratio, value) in ratios.iter_mut().zip([c, c4, r, a, a4]) {
             ratio.push(value / l);
         }
     }
-    let [c, c4, a, a4] = ratios.map(median);
+    let [c, c4, r, a, a4] = ratios.map(median);
     println!(
         "median of {rounds} rounds, {runs} runs of 5 spans: layer {:.0} spans/s; collect / \
-         layer from the Rust SDK: 1 service {c:.2}, 4 services {c4:.2}; the collector alone \
-         (requests encoded before the clock): 1 sender {a:.2}, 4 senders {a4:.2}",
+         layer from the Rust SDK: 1 service {c:.2}, 4 services {c4:.2}, 1 service through \
+         rotel {r:.2}; the collector alone (requests encoded before the clock): 1 sender \
+         {a:.2}, 4 senders {a4:.2}",
         median(layer),
     );
 }
