@@ -24,7 +24,8 @@ use prost::Message;
 
 const MAKE_VENV: &str = "python3 -m venv target/otel-venv && target/otel-venv/bin/pip install \
     opentelemetry-sdk opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-proto-grpc \
-    openai-agents openinference-instrumentation-openai-agents rotel==0.0.1a15";
+    openai-agents openinference-instrumentation-openai-agents rotel==0.0.1a15 \
+    grpcio-health-checking";
 
 /// The venv's Python, if it has the clients; else `None` after saying why (or a failure,
 /// when the run requires them).
@@ -38,7 +39,7 @@ fn otel_python() -> Option<PathBuf> {
             "-c",
             "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http, \
              opentelemetry.exporter.otlp.proto.grpc, agents, \
-             openinference.instrumentation.openai_agents",
+             openinference.instrumentation.openai_agents, grpc_health.v1",
         ])
         .output()
         .is_ok_and(|out| out.status.success());
@@ -1453,4 +1454,143 @@ fn a_collector_in_front_holds_spans_while_collect_is_down_or_killed_and_each_lan
     assert_eq!(second.stop().code(), Some(0));
     verified(&db);
     succeeded(&run(&db, &["check"]));
+}
+
+/// Runs `ask_grpc_health.py` against `addr` for `services`: the JSON it printed.
+fn grpc_health(python: &Path, addr: &str, services: &[&str]) -> String {
+    client(
+        python,
+        "ask_grpc_health.py",
+        &[&[addr][..], services].concat(),
+        &[],
+    )
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn health_says_serving_until_commits_fail_and_again_once_they_succeed_on_both_protocols() {
+    let Some(python) = otel_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let token = "health-token-of-at-least-16";
+    let collector = Collector::start(&db, "127.0.0.1:0", "127.0.0.1:0", &["--token", token]);
+    let grpc = collector.grpc.clone().expect("gRPC served");
+    let bearer = format!("Authorization: Bearer {token}");
+    let watched = "watch:opentelemetry.proto.collector.trace.v1.TraceService";
+    let trace_service = "opentelemetry.proto.collector.trace.v1.TraceService";
+    let serving = format!(
+        r#"{{"": "SERVING", "no.such.Service": "NOT_FOUND", "{trace_service}": "SERVING", "watch:{trace_service}": "SERVING"}}"#
+    );
+
+    // Serving, and asked without the token: a probe needs none.
+    let (code, _, body) = request(&collector.http, "GET", "/health", &[], b"");
+    assert_eq!(
+        (code, String::from_utf8_lossy(&body).as_ref()),
+        (200, r#"{"status":"serving"}"#)
+    );
+    assert_eq!(
+        grpc_health(
+            &python,
+            &grpc,
+            &["", trace_service, "no.such.Service", watched],
+        ),
+        serving
+    );
+
+    // Another process holds the write lock past the writer's busy timeout: a request's
+    // commit fails, and both health checks say so until it succeeds.
+    let blocker = rusqlite::Connection::open(&db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let proto = "Content-Type: application/x-protobuf";
+    let answered = std::thread::scope(|scope| {
+        let sender = scope.spawn(|| {
+            let body = one_span(1, 1).encode_to_vec();
+            request(
+                &collector.http,
+                "POST",
+                "/v1/traces",
+                &[proto, &bearer],
+                &body,
+            )
+            .0
+        });
+        let started = Instant::now();
+        let failing = loop {
+            let (code, head, body) = request(&collector.http, "GET", "/health", &[], b"");
+            if code != 200 {
+                break (code, head, String::from_utf8_lossy(&body).into_owned());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "still serving while its commits fail"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // Without the token, only the status; with it, why.
+        assert_eq!(failing.0, 503);
+        assert!(failing.1.contains("retry-after: 1"), "{}", failing.1);
+        assert_eq!(failing.2, r#"{"status":"not_serving"}"#);
+        let (code, _, why) = request(&collector.http, "GET", "/health", &[&bearer], b"");
+        let why = String::from_utf8_lossy(&why).into_owned();
+        assert_eq!(code, 503, "{why}");
+        assert!(
+            why.contains(r#""status":"not_serving""#) && why.contains("locked"),
+            "{why}"
+        );
+        let started = Instant::now();
+        while grpc_health(&python, &grpc, &["", trace_service, watched])
+            .matches("NOT_SERVING")
+            .count()
+            < 3
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "gRPC still serving"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        blocker.execute_batch("ROLLBACK").unwrap();
+        sender.join().unwrap()
+    });
+    // The request was answered as soon as its commit failed: 503, which exporters retry.
+    // The writer kept its spans and commits them once the lock is gone: serving again, on
+    // both, and the exporter's retry adds nothing twice.
+    assert_eq!(answered, 503);
+    let started = Instant::now();
+    while request(&collector.http, "GET", "/health", &[], b"").0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not serving again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    while grpc_health(
+        &python,
+        &grpc,
+        &["", trace_service, "no.such.Service", watched],
+    ) != serving
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "gRPC not serving again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let body = one_span(1, 1).encode_to_vec();
+    assert_eq!(
+        request(
+            &collector.http,
+            "POST",
+            "/v1/traces",
+            &[proto, &bearer],
+            &body
+        )
+        .0,
+        200
+    );
+    assert_eq!(collector.stop().code(), Some(0));
+    assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "1");
+    verified(&db);
 }

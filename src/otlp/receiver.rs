@@ -46,6 +46,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use parking_lot::Mutex;
 
 use crate::capture::layer::AuditLayer;
+use crate::health::Health;
 use crate::ids::AuditId;
 use crate::otlp::answer::{self, Accepted, ExportError};
 use crate::otlp::conversation::{self, Conversation};
@@ -112,6 +113,7 @@ impl std::fmt::Debug for Receiver {
 
 struct Inner {
     sender: Sender<Command>,
+    health: Arc<Health>,
     limits: Arc<FieldLimits>,
     reader: Mutex<Reader>,
     state: Mutex<State>,
@@ -125,6 +127,7 @@ impl Receiver {
         Receiver {
             inner: Arc::new(Inner {
                 sender: layer.sender.clone(),
+                health: layer.health.clone(),
                 limits: layer.limits.clone(),
                 reader: Mutex::new(store),
                 state: Mutex::new(State::default()),
@@ -146,6 +149,34 @@ impl Receiver {
     pub fn commit_wait(mut self, wait: Duration) -> Receiver {
         self.commit_wait = wait;
         self
+    }
+
+    /// Why the store is not taking spans right now, or `None` while it is: what a health
+    /// check answers. Its commits are failing (the writer keeps the records and retries;
+    /// the text is the last failure, which may name the store's path), or its writer has
+    /// been asked to stop. Says nothing of a queue that is only full: that is
+    /// [`ExportError::Busy`], answered per request.
+    ///
+    /// ```
+    /// use reasonkit_audit::{AuditLayer, otlp::Receiver, read::Reader};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("audit.db");
+    /// let (layer, guard) = AuditLayer::builder().path(&path).build()?;
+    /// let receiver = Receiver::new(&layer, Reader::open(&path)?);
+    /// assert_eq!(receiver.fault(), None);
+    /// guard.shutdown()?;
+    /// assert!(receiver.fault().is_some(), "a stopped writer takes nothing");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fault(&self) -> Option<String> {
+        if let Some(fault) = self.inner.health.fault() {
+            return Some(format!("the audit store's commits are failing: {fault}"));
+        }
+        self.inner
+            .health
+            .stop_deadline()
+            .map(|_| "the audit writer is stopping".to_owned())
     }
 
     /// Writes a request's spans and returns once they are committed. Blocks.

@@ -1,9 +1,15 @@
-//! OTLP/gRPC: the trace service opentelemetry-proto generates for tonic.
+//! OTLP/gRPC: the trace service opentelemetry-proto generates for tonic, and the standard
+//! health service (`grpc.health.v1.Health`, tonic-health's), which needs no token.
 //!
 //! The same rules as OTLP/HTTP, in gRPC's words: `UNAUTHENTICATED` without the token,
 //! `RESOURCE_EXHAUSTED` over `--max-body` or when the writer's queue stays full, and
 //! `UNAVAILABLE` when the store cannot commit (both retried by the exporters); gzip
 //! requests are accepted.
+//!
+//! The health service answers `SERVING` for the server (`""`) and for
+//! `opentelemetry.proto.collector.trace.v1.TraceService` while the store takes spans, and
+//! `NOT_SERVING` while its commits fail or the collector is stopping, as `GET /health`
+//! does; it looks again every [`HEALTH_INTERVAL`], and `Watch` streams the changes.
 //!
 //! The connections are bounded as the HTTP server's are: at most `--max-connections` open
 //! at once (past the cap, new ones wait in the kernel's backlog), and a connection that
@@ -31,6 +37,33 @@ use tonic::{Request, Response, Status};
 
 use super::{App, UNAUTHORIZED};
 use crate::serve::HEADER_READ_TIMEOUT;
+
+/// How often the health service's status is brought up to date.
+const HEALTH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Keeps the health service's status as the store's: serving while it takes spans.
+async fn report_health(app: Arc<App>, reporter: tonic_health::server::HealthReporter) {
+    let mut serving = None;
+    loop {
+        let now = app.fault().is_none();
+        if serving != Some(now) {
+            let status = if now {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status(
+                    <TraceServiceServer<Traces> as tonic::server::NamedService>::NAME,
+                    status,
+                )
+                .await;
+            serving = Some(now);
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
 
 struct Traces {
     app: Arc<App>,
@@ -69,6 +102,8 @@ pub async fn serve(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let max_body = app.max_body;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let health_of = app.clone();
     let service = TraceServiceServer::new(Traces { app })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_body);
@@ -90,12 +125,15 @@ pub async fn serve(
             )
             .map_err(|e| format!("the certificate and key do not make a TLS server: {e}"))?;
     }
-    server
+    let reporting = tokio::spawn(report_health(health_of, reporter));
+    let served = server
+        .add_service(health)
         .add_service(service)
         .serve_with_incoming_shutdown(capped(listener, max_connections), stop)
         .await
-        .map_err(|e| format!("the OTLP/gRPC server stopped: {e}"))?;
-    Ok(())
+        .map_err(|e| format!("the OTLP/gRPC server stopped: {e}"));
+    reporting.abort();
+    served
 }
 
 /// The listener's connections, each accepted only once a slot is free and holding it

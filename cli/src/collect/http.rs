@@ -1,4 +1,4 @@
-//! OTLP/HTTP: `POST /v1/traces`.
+//! OTLP/HTTP: `POST /v1/traces`, and `GET /health` for what runs in front.
 //!
 //! The answers are the specification's: 200 with an `ExportTraceServiceResponse` (its
 //! `partial_success` saying what was not taken) once the spans are committed; 400 with a
@@ -6,6 +6,12 @@
 //! `--max-body`; 415 for another content type or encoding; 429 when the writer's queue
 //! stays full and 503 when the store cannot commit — both with `Retry-After`, which the
 //! exporters honour. Every answer is in the request's own encoding (protobuf or JSON).
+//!
+//! `GET /health` answers 200 `{"status":"serving"}` while the store takes spans, and 503
+//! `{"status":"not_serving"}` with `Retry-After` while its commits fail or the collector is
+//! stopping (see [`Receiver::fault`](reasonkit_audit::otlp::Receiver::fault)). It needs no
+//! token, so that a load balancer or a probe can ask; the reason is added for a caller that
+//! may write (any caller, on loopback without a token), since it can name the store's path.
 
 use std::sync::Arc;
 
@@ -14,7 +20,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use prost::Message;
 use reasonkit_audit::otlp::{
     DecodeError, Encoding, ExportError, ExportTraceServiceResponse, decode,
@@ -41,6 +47,7 @@ const UNAVAILABLE: i32 = 14;
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/traces", post(traces))
+        .route("/health", get(health))
         // The body limit is checked by the decoder (as sent and once inflated); this one
         // only stops a body from being read far past it.
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -117,6 +124,22 @@ async fn traces(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
             answer
         }
     }
+}
+
+async fn health(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some(reason) = app.fault() else {
+        return json(StatusCode::OK, &serde_json::json!({ "status": "serving" }));
+    };
+    let body = if app.allows(header_text(&headers, header::AUTHORIZATION)) {
+        serde_json::json!({ "status": "not_serving", "reason": reason })
+    } else {
+        serde_json::json!({ "status": "not_serving" })
+    };
+    let mut answer = json(StatusCode::SERVICE_UNAVAILABLE, &body);
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1));
+    answer
 }
 
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {

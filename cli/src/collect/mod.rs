@@ -83,6 +83,11 @@ impl App {
         }
     }
 
+    /// Why the store is not taking spans now, or `None`: what both health checks answer.
+    fn fault(&self) -> Option<String> {
+        self.receiver.fault()
+    }
+
     /// Exports on a blocking thread: the receiver waits for the commit.
     async fn export(&self, request: ExportTraceServiceRequest) -> Result<Accepted, ExportError> {
         let receiver = self.receiver.clone();
