@@ -7,8 +7,8 @@
 //! | file | what it does |
 //! |---|---|
 //! | `mod.rs` | the command: the writer, the receiver, the two servers, shutdown |
-//! | `http.rs` | OTLP/HTTP: the token, the body's type, encoding and size, the answers |
-//! | `grpc.rs` | OTLP/gRPC: the same on tonic |
+//! | `http.rs` | OTLP/HTTP: the token, the body's type, encoding and size, the answers; `GET /health` |
+//! | `grpc.rs` | OTLP/gRPC: the same on tonic; the standard gRPC health service |
 //!
 //! Loopback by default; any other address needs a token (`Authorization: Bearer`), made
 //! and printed when none is given. `--tls-cert`/`--tls-key` serve both over TLS.
