@@ -21,6 +21,12 @@
 //! one service exports to rotel, which answers at once and forwards its own batches to
 //! `collect`; timed until the store holds every span.
 //!
+//! One service whose batch processor runs on tokio (the SDK's async-runtime processor,
+//! behind its `experimental_trace_batch_span_processor_with_async_runtime` feature),
+//! exporting over OTLP/gRPC one batch at a time and up to four at a time
+//! (`with_max_concurrent_exports`): what a service that lets several batches wait for
+//! their commit gets.
+//!
 //! Beside it, the collector alone: the same spans as OTLP requests of 512, encoded before
 //! the clock starts, posted one after the other (as an exporter posts them) and by four
 //! senders at once — what the collector costs without the exporter's side.
@@ -167,6 +173,60 @@ fn through_collect(runs: u64, services: u64) -> Duration {
     took
 }
 
+/// Seconds for `runs` runs exported by one service whose batch processor runs on tokio
+/// (the SDK's async-runtime processor, batches of 512) and may have `concurrent` batches
+/// in flight at once, over OTLP/gRPC; `force_flush` returns once every batch is answered,
+/// and `collect` answers once committed. Checks they all arrived.
+fn through_collect_concurrent(runs: u64, concurrent: usize) -> Duration {
+    use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let collector = server::Collector::start(&path, "127.0.0.1:0", "127.0.0.1:0", &[]);
+    let grpc = collector.grpc.clone().expect("gRPC served");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let provider = runtime.block_on(async {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(format!("http://{grpc}"))
+            .with_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let processor = BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio)
+            .with_batch_config(
+                opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                    .with_max_queue_size((runs * 5) as usize + 1024)
+                    .with_max_export_batch_size(512)
+                    .with_scheduled_delay(Duration::from_millis(50))
+                    .with_max_concurrent_exports(concurrent)
+                    .build(),
+            )
+            .build();
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build()
+    });
+    let start = Instant::now();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    tracing::subscriber::with_default(subscriber, || (0..runs).for_each(agent_run));
+    provider.force_flush().unwrap();
+    let took = start.elapsed();
+    provider.shutdown().unwrap();
+    drop(runtime);
+    assert_eq!(collector.stop().code(), Some(0));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let steps: i64 = conn
+        .query_row("SELECT count(*) FROM steps", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(steps as u64, runs * 5, "every span arrived");
+    took
+}
+
 /// rotel's `rotel-agent` (an OpenTelemetry collector written in Rust, from PyPI's `rotel`
 /// wheel): `REASONKIT_AUDIT_ROTEL`, or the one in the venv `.ci/run` makes.
 fn rotel_agent() -> Option<std::path::PathBuf> {
@@ -247,7 +307,7 @@ fn main() {
     let rounds = env_or("ROUNDS", 5);
     let spans = (runs * 5) as f64;
     let mut layer = Vec::new();
-    let mut ratios: [Vec<f64>; 5] = Default::default();
+    let mut ratios: [Vec<f64>; 7] = Default::default();
     let agent = rotel_agent();
     if agent.is_none() {
         println!(
@@ -262,29 +322,36 @@ fn main() {
         let r = agent.as_deref().map_or(f64::NAN, |agent| {
             spans / through_relay(agent, runs).as_secs_f64()
         });
+        let g1 = spans / through_collect_concurrent(runs, 1).as_secs_f64();
+        let g4 = spans / through_collect_concurrent(runs, 4).as_secs_f64();
         let a = spans / collector_alone(runs, 1).as_secs_f64();
         let a4 = spans / collector_alone(runs, 4).as_secs_f64();
         println!(
             "round {round}: layer {l:.0} spans/s; collect from the Rust SDK, 1 service {c:.0} \
-             ({:.2}x), 4 services {c4:.0} ({:.2}x), 1 service through rotel {r:.0} ({:.2}x); \
-             collector alone, 1 sender {a:.0} ({:.2}x), 4 senders {a4:.0} ({:.2}x)",
+             ({:.2}x), 4 services {c4:.0} ({:.2}x), 1 service through rotel {r:.0} ({:.2}x), \
+             1 service on tokio over gRPC, 1 batch at a time {g1:.0} ({:.2}x), 4 at a time \
+             {g4:.0} ({:.2}x); collector alone, 1 sender {a:.0} ({:.2}x), 4 senders {a4:.0} \
+             ({:.2}x)",
             c / l,
             c4 / l,
             r / l,
+            g1 / l,
+            g4 / l,
             a / l,
             a4 / l
         );
         layer.push(l);
-        for (ratio, value) in ratios.iter_mut().zip([c, c4, r, a, a4]) {
+        for (ratio, value) in ratios.iter_mut().zip([c, c4, r, g1, g4, a, a4]) {
             ratio.push(value / l);
         }
     }
-    let [c, c4, r, a, a4] = ratios.map(median);
+    let [c, c4, r, g1, g4, a, a4] = ratios.map(median);
     println!(
         "median of {rounds} rounds, {runs} runs of 5 spans: layer {:.0} spans/s; collect / \
          layer from the Rust SDK: 1 service {c:.2}, 4 services {c4:.2}, 1 service through \
-         rotel {r:.2}; the collector alone (requests encoded before the clock): 1 sender \
-         {a:.2}, 4 senders {a4:.2}",
+         rotel {r:.2}, 1 service on tokio over gRPC, 1 batch at a time {g1:.2}, 4 at a time \
+         {g4:.2}; the collector alone (requests encoded before the clock): 1 sender {a:.2}, \
+         4 senders {a4:.2}",
         median(layer),
     );
 }
