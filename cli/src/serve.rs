@@ -28,6 +28,32 @@ pub fn needs_token(addr: &SocketAddr) -> bool {
     }
 }
 
+/// Binds `addr` for `command`'s server, the one its `flag` chooses. When the address is
+/// taken or not this machine's, the error says so and what to do, not only the OS error.
+pub async fn listen(addr: SocketAddr, command: &str, flag: &str) -> Result<TcpListener, Failure> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        let what = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "another program listens there{}; stop it, or choose another address with \
+                 {flag}",
+                if command == "collect" {
+                    " (an OpenTelemetry collector on this host takes 4317 and 4318)"
+                } else {
+                    ""
+                }
+            ),
+            std::io::ErrorKind::AddrNotAvailable => {
+                format!("it is not an address of this machine; choose one with {flag}")
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                format!("ports below 1024 need privileges; choose another with {flag}")
+            }
+            _ => format!("choose another address with {flag}"),
+        };
+        format!("{command}: cannot listen on {addr} ({e}): {what}").into()
+    })
+}
+
 /// A token for a server whose user gave none: 32 random bytes, hex.
 pub fn generated_token() -> Result<String, Failure> {
     let mut bytes = [0u8; 32];

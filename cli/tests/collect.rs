@@ -1594,3 +1594,26 @@ fn health_says_serving_until_commits_fail_and_again_once_they_succeed_on_both_pr
     assert_eq!(sqlite3(&db, "SELECT count(*) FROM steps"), "1");
     verified(&db);
 }
+
+#[test]
+fn a_port_already_taken_is_refused_with_what_to_do_for_either_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    // Something else listens (as a collector on this host would on 4317 and 4318).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    for (listen, grpc, flag) in [
+        (taken.as_str(), "off", "--listen"),
+        ("127.0.0.1:0", taken.as_str(), "--grpc"),
+    ] {
+        let out = run(&db, &["collect", "--listen", listen, "--grpc", grpc]);
+        let said = text(&out);
+        assert!(!out.status.success(), "{said}");
+        assert!(
+            said.contains(&format!("collect: cannot listen on {taken}"))
+                && said.contains("another program listens there")
+                && said.contains(&format!("choose another address with {flag}")),
+            "{said}"
+        );
+    }
+}

@@ -829,3 +829,23 @@ fn a_request_never_finished_is_cut_off_so_capped_connections_free_up() {
         );
     }
 }
+
+#[test]
+fn a_port_already_taken_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    common::record_with_layer(&db, || info_span!("session").in_scope(|| {}));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let out = common::run(&db, &["ui", "--listen", &taken]);
+    let said = common::text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("ui: cannot listen on {taken}"))
+            && said.contains(
+                "another program listens there; stop it, or choose another \
+                              address with --listen"
+            ),
+        "{said}"
+    );
+}

@@ -155,15 +155,9 @@ pub fn run(store: PathBuf, url: Option<&str>, args: &Args) -> Result<Outcome, Fa
         .build()
         .map_err(|e| format!("cannot start the collector's runtime: {e}"))?;
     runtime.block_on(async {
-        let http_listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let http_listener = crate::serve::listen(args.listen, "collect", "--listen").await?;
         let grpc_listener = match grpc {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
-            ),
+            Some(addr) => Some(crate::serve::listen(addr, "collect", "--grpc").await?),
             None => None,
         };
         let scheme = if tls.is_some() { "https" } else { "http" };

@@ -197,9 +197,7 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn serve(app: Arc<App>, args: &Args) -> Result<(), Failure> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listener = crate::serve::listen(args.listen, "ui", "--listen").await?;
     let addr = listener.local_addr()?;
     let url = match &app.token {
         Some(token) => format!("http://{addr}/?token={token}"),
