@@ -110,10 +110,18 @@ fn through_layer(runs: u64) -> Duration {
     took
 }
 
-/// A service's exporting: the SDK's batch processor (batches of 512) and the OTLP/HTTP
-/// protobuf exporter, sending to `http` (`127.0.0.1:PORT`), with a queue that holds all of
-/// `runs`: the SDK drops what does not fit, which would make the figure a measure of
-/// dropping.
+/// The SDK's batching for `runs` runs: batches of 512, sent 50 ms after the first span
+/// waits, and a queue that holds every span (the SDK drops what does not fit, which would
+/// make the figure a measure of dropping).
+fn batches(runs: u64) -> opentelemetry_sdk::trace::BatchConfigBuilder {
+    opentelemetry_sdk::trace::BatchConfigBuilder::default()
+        .with_max_queue_size((runs * 5) as usize + 1024)
+        .with_max_export_batch_size(512)
+        .with_scheduled_delay(Duration::from_millis(50))
+}
+
+/// A service's exporting: the SDK's thread-based batch processor ([`batches`]) and the
+/// OTLP/HTTP protobuf exporter, sending to `http` (`127.0.0.1:PORT`).
 fn service(http: &str, runs: u64) -> opentelemetry_sdk::trace::SdkTracerProvider {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
@@ -123,13 +131,7 @@ fn service(http: &str, runs: u64) -> opentelemetry_sdk::trace::SdkTracerProvider
         .build()
         .unwrap();
     let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
-        .with_batch_config(
-            opentelemetry_sdk::trace::BatchConfigBuilder::default()
-                .with_max_queue_size((runs * 5) as usize + 1024)
-                .with_max_export_batch_size(512)
-                .with_scheduled_delay(Duration::from_millis(50))
-                .build(),
-        )
+        .with_batch_config(batches(runs).build())
         .build();
     opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_span_processor(processor)
@@ -164,12 +166,7 @@ fn through_collect(runs: u64, services: u64) -> Duration {
     for provider in providers {
         provider.shutdown().unwrap();
     }
-    assert_eq!(collector.stop().code(), Some(0));
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let steps: i64 = conn
-        .query_row("SELECT count(*) FROM steps", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(steps as u64, runs * 5, "every span arrived");
+    stopped_with_every_span(collector, &path, runs);
     took
 }
 
@@ -198,10 +195,7 @@ fn through_collect_concurrent(runs: u64, concurrent: usize) -> Duration {
             .unwrap();
         let processor = BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio)
             .with_batch_config(
-                opentelemetry_sdk::trace::BatchConfigBuilder::default()
-                    .with_max_queue_size((runs * 5) as usize + 1024)
-                    .with_max_export_batch_size(512)
-                    .with_scheduled_delay(Duration::from_millis(50))
+                batches(runs)
                     .with_max_concurrent_exports(concurrent)
                     .build(),
             )
@@ -218,32 +212,18 @@ fn through_collect_concurrent(runs: u64, concurrent: usize) -> Duration {
     let took = start.elapsed();
     provider.shutdown().unwrap();
     drop(runtime);
-    assert_eq!(collector.stop().code(), Some(0));
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let steps: i64 = conn
-        .query_row("SELECT count(*) FROM steps", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(steps as u64, runs * 5, "every span arrived");
+    stopped_with_every_span(collector, &path, runs);
     took
 }
 
-/// rotel's `rotel-agent` (an OpenTelemetry collector written in Rust, from PyPI's `rotel`
-/// wheel): `REASONKIT_AUDIT_ROTEL`, or the one in the venv `.ci/run` makes.
+/// rotel's `rotel-agent`: `REASONKIT_AUDIT_ROTEL`, or the one in the venv `.ci/run` makes.
 fn rotel_agent() -> Option<std::path::PathBuf> {
     if let Some(agent) = std::env::var_os("REASONKIT_AUDIT_ROTEL") {
         return Some(agent.into());
     }
-    let python =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/otel-venv/bin/python");
-    let out = std::process::Command::new(python)
-        .args([
-            "-c",
-            "import pathlib, rotel; print(pathlib.Path(rotel.__file__).with_name('rotel-agent'))",
-        ])
-        .output()
-        .ok()?;
-    let agent = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    (out.status.success() && agent.is_file()).then_some(agent)
+    server::rotel_agent_of(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/otel-venv/bin/python"),
+    )
 }
 
 /// Seconds for `runs` runs to reach the store through a collector in front of `collect`,
@@ -266,14 +246,7 @@ fn through_relay(agent: &std::path::Path, runs: u64) -> Duration {
         ],
     );
     let provider = service(&relay.http, runs);
-    let store =
-        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let committed = || -> u64 {
-        store
-            .query_row("SELECT count(*) FROM steps", [], |r| r.get::<_, i64>(0))
-            .unwrap() as u64
-    };
+    let committed = || steps(&path);
     let start = Instant::now();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
@@ -292,9 +265,25 @@ fn through_relay(agent: &std::path::Path, runs: u64) -> Duration {
     let took = start.elapsed();
     provider.shutdown().unwrap();
     drop(relay);
-    assert_eq!(collector.stop().code(), Some(0));
-    assert_eq!(committed(), runs * 5, "every span arrived, once");
+    stopped_with_every_span(collector, &path, runs);
     took
+}
+
+/// The steps the store at `path` holds.
+fn steps(path: &std::path::Path) -> u64 {
+    let store =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    store
+        .query_row("SELECT count(*) FROM steps", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64
+}
+
+/// Stops `collector` (what it holds is committed) and checks that every span of `runs`
+/// runs is in its store, once.
+fn stopped_with_every_span(collector: server::Collector, path: &std::path::Path, runs: u64) {
+    assert_eq!(collector.stop().code(), Some(0));
+    assert_eq!(steps(path), runs * 5, "every span arrived, once");
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

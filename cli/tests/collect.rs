@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{Collector, Relay, free_port, request};
+use common::server::{Collector, Relay, free_port, request, rotel_agent_of};
 use common::{run, sqlite3, succeeded, text};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -1220,17 +1220,7 @@ fn a_javascript_agent_s_conversation_arrives_over_http_and_grpc_as_one_session_e
 /// rotel's `rotel-agent`, from PyPI's `rotel` wheel in the clients' venv (`.ci/run` pins
 /// it); else `None` after saying why (or a failure, when the run requires the clients).
 fn rotel_agent(python: &Path) -> Option<PathBuf> {
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import pathlib, rotel; print(pathlib.Path(rotel.__file__).with_name('rotel-agent'))",
-        ])
-        .output();
-    let agent = out
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-        .filter(|agent| agent.is_file());
+    let agent = rotel_agent_of(python);
     if agent.is_none() {
         let why = format!(
             "no rotel collector in {} (make it with: {} -m pip install rotel==0.0.1a15)",
@@ -1245,23 +1235,30 @@ fn rotel_agent(python: &Path) -> Option<PathBuf> {
     agent
 }
 
+/// Asks `done` every 20 ms until it says yes; fails with `why` after `limit`.
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool, why: impl Fn() -> String) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "after {limit:?}: {}", why());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits, at most `limit`, until `sql` answers `want` on `db`. A relay answers its client
 /// at once and forwards when its batch is due, so its spans land some time after the
 /// client returns; the wait says what the store and the relay had when it gave up.
 fn eventually(db: &Path, sql: &str, want: &str, relay: &Relay, limit: Duration) {
-    let started = Instant::now();
-    loop {
-        let got = sqlite3(db, sql);
-        if got == want {
-            return;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{sql}: {got:?} after {limit:?}, want {want:?}; rotel printed:\n{}",
-            relay.printed()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        limit,
+        || sqlite3(db, sql) == want,
+        || {
+            format!(
+                "{sql}: {:?}, want {want:?}; rotel printed:\n{}",
+                sqlite3(db, sql),
+                relay.printed()
+            )
+        },
+    );
 }
 
 #[test]
@@ -1388,15 +1385,11 @@ fn a_collector_in_front_holds_spans_while_collect_is_down_or_killed_and_each_lan
         &[&format!("http://{}", relay.grpc), "grpc", "--runs", "4"],
         &[],
     );
-    let started = Instant::now();
-    while !relay.printed().contains("Exporting failed") {
-        assert!(
-            started.elapsed() < whole,
-            "rotel never retried: {}",
-            relay.printed()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        whole,
+        || relay.printed().contains("Exporting failed"),
+        || format!("rotel never retried: {}", relay.printed()),
+    );
     let first = Collector::start(&db, &listen, "off", &[]);
     eventually(&db, "SELECT count(*) FROM steps", "20", &relay, whole);
 
@@ -1411,15 +1404,11 @@ fn a_collector_in_front_holds_spans_while_collect_is_down_or_killed_and_each_lan
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while sqlite3(&db, "SELECT count(*) FROM steps") == "20" {
-        assert!(
-            started.elapsed() < whole,
-            "nothing of the stream arrived: {}",
-            relay.printed()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        whole,
+        || sqlite3(&db, "SELECT count(*) FROM steps") != "20",
+        || format!("nothing of the stream arrived: {}", relay.printed()),
+    );
     drop(first);
     std::thread::sleep(Duration::from_secs(1));
     let second = Collector::start(&db, &listen, "off", &[]);
@@ -1515,18 +1504,16 @@ fn health_says_serving_until_commits_fail_and_again_once_they_succeed_on_both_pr
             )
             .0
         });
-        let started = Instant::now();
-        let failing = loop {
-            let (code, head, body) = request(&collector.http, "GET", "/health", &[], b"");
-            if code != 200 {
-                break (code, head, String::from_utf8_lossy(&body).into_owned());
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "still serving while its commits fail"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let mut failing = (200, String::new(), String::new());
+        wait_until(
+            Duration::from_secs(60),
+            || {
+                let (code, head, body) = request(&collector.http, "GET", "/health", &[], b"");
+                failing = (code, head, String::from_utf8_lossy(&body).into_owned());
+                code != 200
+            },
+            || "still serving while its commits fail".to_owned(),
+        );
         // Without the token, only the status; with it, why.
         assert_eq!(failing.0, 503);
         assert!(failing.1.contains("retry-after: 1"), "{}", failing.1);
@@ -1538,18 +1525,16 @@ fn health_says_serving_until_commits_fail_and_again_once_they_succeed_on_both_pr
             why.contains(r#""status":"not_serving""#) && why.contains("locked"),
             "{why}"
         );
-        let started = Instant::now();
-        while grpc_health(&python, &grpc, &["", trace_service, watched])
-            .matches("NOT_SERVING")
-            .count()
-            < 3
-        {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "gRPC still serving"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(
+            Duration::from_secs(30),
+            || {
+                grpc_health(&python, &grpc, &["", trace_service, watched])
+                    .matches("NOT_SERVING")
+                    .count()
+                    == 3
+            },
+            || "gRPC still serving".to_owned(),
+        );
         blocker.execute_batch("ROLLBACK").unwrap();
         sender.join().unwrap()
     });
@@ -1557,27 +1542,23 @@ fn health_says_serving_until_commits_fail_and_again_once_they_succeed_on_both_pr
     // The writer kept its spans and commits them once the lock is gone: serving again, on
     // both, and the exporter's retry adds nothing twice.
     assert_eq!(answered, 503);
-    let started = Instant::now();
-    while request(&collector.http, "GET", "/health", &[], b"").0 != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "not serving again"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let started = Instant::now();
-    while grpc_health(
-        &python,
-        &grpc,
-        &["", trace_service, "no.such.Service", watched],
-    ) != serving
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "gRPC not serving again"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let again = Duration::from_secs(30);
+    wait_until(
+        again,
+        || request(&collector.http, "GET", "/health", &[], b"").0 == 200,
+        || "not serving again".to_owned(),
+    );
+    wait_until(
+        again,
+        || {
+            grpc_health(
+                &python,
+                &grpc,
+                &["", trace_service, "no.such.Service", watched],
+            ) == serving
+        },
+        || "gRPC not serving again".to_owned(),
+    );
     let body = one_span(1, 1).encode_to_vec();
     assert_eq!(
         request(

@@ -9,7 +9,7 @@
 //! The health service answers `SERVING` for the server (`""`) and for
 //! `opentelemetry.proto.collector.trace.v1.TraceService` while the store takes spans, and
 //! `NOT_SERVING` while its commits fail or the collector is stopping, as `GET /health`
-//! does; it looks again every [`HEALTH_INTERVAL`], and `Watch` streams the changes.
+//! does; it looks again every [`HEALTH_INTERVAL`], and `Watch` answers as `Check` does.
 //!
 //! The connections are bounded as the HTTP server's are: at most `--max-connections` open
 //! at once (past the cap, new ones wait in the kernel's backlog), and a connection that

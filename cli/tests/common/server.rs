@@ -184,6 +184,21 @@ pub fn request(
     (code, head, body)
 }
 
+/// rotel's `rotel-agent`, as the `rotel` wheel installed for `python` carries it, if it
+/// does.
+pub fn rotel_agent_of(python: &Path) -> Option<std::path::PathBuf> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import pathlib, rotel; print(pathlib.Path(rotel.__file__).with_name('rotel-agent'))",
+        ])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let agent = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    agent.is_file().then_some(agent)
+}
+
 /// An OpenTelemetry collector in front of `collect`, as deployments run one: rotel, a
 /// collector written in Rust (PyPI's `rotel` wheel carries its `rotel-agent` binary),
 /// receiving OTLP on two loopback ports of its own and exporting what it batched to
