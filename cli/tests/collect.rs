@@ -1597,4 +1597,24 @@ fn a_port_already_taken_is_refused_with_what_to_do_for_either_protocol() {
             "{said}"
         );
     }
+    // An address that is not this machine's (192.0.2.1, set aside for documentation).
+    let out = run(
+        &db,
+        &[
+            "collect",
+            "--listen",
+            "192.0.2.1:4318",
+            "--grpc",
+            "off",
+            "--token",
+            "not-this-machine-16",
+        ],
+    );
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("cannot listen on 192.0.2.1:4318")
+            && said.contains("it is not an address of this machine; choose one with --listen"),
+        "{said}"
+    );
 }
