@@ -672,6 +672,78 @@ fn a_run_whose_turns_follow_it_is_one_session_whatever_order_they_come_in() {
     );
 }
 
+#[test]
+fn a_chain_of_runs_each_following_the_last_is_one_session_however_long_and_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let (first, first_guard) = receiver(&path);
+    // Run k (trace k) follows run k − 1, and the newest comes first: each run's session
+    // has been joined by the runs after it when it joins the one before. Forty of them,
+    // more than the hops a lookup follows, so the runs that joined must move with it.
+    const RUNS: u8 = 40;
+    for k in (1..=RUNS).rev() {
+        let ms = u64::from(k) * 100;
+        let root = span(k, 1, 0, &format!("run {k}"), (ms, ms + 90), vec![]);
+        let root = if k == 1 {
+            root
+        } else {
+            following(root, k - 1, 1)
+        };
+        first.export(request(vec![root])).unwrap();
+    }
+    // Then a late step of every run, the newest run's first.
+    let late: Vec<Span> = (1..=RUNS)
+        .rev()
+        .map(|k| {
+            let ms = u64::from(k) * 100;
+            span(
+                k,
+                2,
+                1,
+                &format!("step of run {k}"),
+                (ms + 10, ms + 80),
+                vec![],
+            )
+        })
+        .collect();
+    first.export(request(late)).unwrap();
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT s.status, count(t.id), sum(p.session_id = t.session_id AND p.module =              replace(t.module, 'step of ', '')) FROM sessions s JOIN steps t ON t.session_id = s.id \
+             LEFT JOIN steps p ON p.id = t.parent_step_id GROUP BY s.id"
+        ),
+        vec![strs(&["completed", "80", "40"])],
+        "every run's steps in the first run's session, each late step under its run"
+    );
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT count(*) FROM sessions WHERE status = 'joined'"
+        ),
+        vec![strs(&["39"])],
+        "each later run's own session stays, as the pointer to the run it followed"
+    );
+    // A receiver started again gets one more late step of the newest run: it follows the
+    // pointers back to the first run, however many.
+    drop(first);
+    drop(first_guard);
+    let (receiver, guard) = receiver(&path);
+    let ms = u64::from(RUNS) * 100;
+    let last = span(RUNS, 3, 1, "last step", (ms + 81, ms + 85), vec![]);
+    receiver.export(request(vec![last])).unwrap();
+    drop(guard);
+    assert_eq!(
+        rows(
+            &path,
+            "SELECT s.status, p.module FROM steps t JOIN sessions s ON s.id = t.session_id \
+             JOIN steps p ON p.id = t.parent_step_id WHERE t.module = 'last step'"
+        ),
+        vec![strs(&["completed", &format!("run {RUNS}")])]
+    );
+    assert_consistent(&path);
+}
+
 /// A turn of conversation `conversation`: trace `trace`, its root (`invoke_agent`, asked
 /// `question`, answering `answer`, failing with `error`) and one model call under it.
 /// With `everywhere`, the model call names the conversation too (OpenInference's

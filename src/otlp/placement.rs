@@ -47,6 +47,10 @@ pub(super) struct State {
     pub(super) rows: HashMap<AuditId, Known>,
     /// Each trace seen: where its step ids start and where its steps go.
     pub(super) traces: HashMap<TraceId, Trace>,
+    /// The traces whose steps go to a session other than their own, by that session: the
+    /// ones that move when it joins another in turn (so a join costs what moves, not a
+    /// pass over every trace remembered).
+    pub(super) followers: HashMap<AuditId, Vec<TraceId>>,
     /// Sessions joined into another: the one each was joined into.
     pub(super) joined: HashMap<AuditId, AuditId>,
     /// The sessions of conversations: what each one's turns have made it so far.
@@ -121,16 +125,34 @@ impl State {
                 .retain(|trace, _| rows.contains_key(&spans::session_id(trace)));
             self.joined.retain(|from, _| rows.contains_key(from));
             self.conversations.retain(|id, _| rows.contains_key(id));
+            let traces = &self.traces;
+            self.followers.retain(|_, followers| {
+                followers.retain(|trace| traces.contains_key(trace));
+                !followers.is_empty()
+            });
         }
+    }
+
+    /// Remembers `trace`, whose steps go to `trace.session`.
+    pub(super) fn add_trace(&mut self, id: TraceId, trace: Trace) {
+        if trace.session != spans::session_id(&id) {
+            self.followers
+                .entry(trace.session.clone())
+                .or_default()
+                .push(id);
+        }
+        self.traces.insert(id, trace);
     }
 }
 
 impl State {
-    /// Where a session's steps are: itself, or the session it was joined into (followed
-    /// to the end, at most a few hops: a chain of runs each following the last).
+    /// Where a session's steps are: itself, or the session it was joined into, followed
+    /// to the end (one hop for what this receiver joined, as [`Sending::move_into`] keeps
+    /// it; a chain of runs each following the last, read from the store, is flattened as
+    /// it is read). A cycle, which no receiver writes, ends the walk.
     pub(super) fn resolve(&self, session: &AuditId) -> AuditId {
         let mut at = session;
-        for _ in 0..32 {
+        for _ in 0..=self.joined.len() {
             match self.joined.get(at) {
                 Some(next) if next != session => at = next,
                 _ => break,
@@ -343,11 +365,19 @@ impl Sending<'_> {
             self.state.rows.insert(own.clone(), Known::Ended { sent });
         }
         self.state.joined.insert(own.clone(), target.clone());
-        for trace in self.state.traces.values_mut() {
-            if trace.session == own {
-                trace.session = target.clone();
+        // The traces whose steps went to `own` now go to `target`: `item`'s own and those
+        // that joined `own` before (kept one hop from where their steps are).
+        let state = &mut *self.state;
+        let mut moved = state.followers.remove(&own).unwrap_or_default();
+        moved.push(item.trace);
+        moved.retain(|trace| match state.traces.get_mut(trace) {
+            Some(t) if t.session == own => {
+                t.session = target.clone();
+                true
             }
-        }
+            _ => false,
+        });
+        state.followers.entry(target).or_default().extend(moved);
         Ok(())
     }
 

@@ -286,6 +286,7 @@ impl Receiver {
             let sessions: Vec<AuditId> = new_traces.keys().map(spans::session_id).collect();
             let found = self.ask(&sessions)?;
             let mut pointers: Vec<AuditId> = Vec::new();
+            let mut learned = Vec::with_capacity(new_traces.len());
             for (trace, first_start) in new_traces {
                 let own = spans::session_id(&trace);
                 let (id_ms, session) = match found.get(&own.to_string()) {
@@ -304,9 +305,15 @@ impl Receiver {
                         (first_start, own)
                     }
                 };
-                state.traces.insert(trace, Trace { id_ms, session });
+                learned.push((trace, id_ms, session));
             }
             self.follow_pointers(state, pointers, conversations)?;
+            // A trace that joined a session that joined another in turn goes straight to
+            // where its steps are now.
+            for (trace, id_ms, session) in learned {
+                let session = state.resolve(&session);
+                state.add_trace(trace, Trace { id_ms, session });
+            }
         }
         Ok(fresh)
     }
@@ -422,15 +429,18 @@ impl Receiver {
     }
 
     /// Learns the sessions that joined sessions point to: whether each is in the store,
-    /// and whether it joined another in turn (a few hops at most).
+    /// and whether it joined another in turn, to the end of every chain (a run that
+    /// followed a run that followed another … is as many hops as runs; each hop is one
+    /// question to the store, asked once, and a session is never asked twice).
     fn follow_pointers(
         &self,
         state: &mut State,
         mut pointers: Vec<AuditId>,
         conversations: &mut Vec<AuditId>,
     ) -> Result<(), ExportError> {
-        for _ in 0..8 {
-            pointers.retain(|id| !state.rows.contains_key(id));
+        loop {
+            let mut asked = HashSet::new();
+            pointers.retain(|id| !state.rows.contains_key(id) && asked.insert(id.clone()));
             if pointers.is_empty() {
                 break;
             }
