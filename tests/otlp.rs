@@ -710,7 +710,9 @@ fn a_chain_of_runs_each_following_the_last_is_one_session_however_long_and_backw
     assert_eq!(
         rows(
             &path,
-            "SELECT s.status, count(t.id), sum(p.session_id = t.session_id AND p.module =              replace(t.module, 'step of ', '')) FROM sessions s JOIN steps t ON t.session_id = s.id \
+            "SELECT s.status, count(t.id), sum(p.session_id = t.session_id AND \
+             p.module = replace(t.module, 'step of ', '')) \
+             FROM sessions s JOIN steps t ON t.session_id = s.id \
              LEFT JOIN steps p ON p.id = t.parent_step_id GROUP BY s.id"
         ),
         vec![strs(&["completed", "80", "40"])],
@@ -1047,4 +1049,265 @@ fn an_erased_conversation_stays_erased_when_its_next_turn_comes() {
     assert_consistent(&path);
     let (code, said) = common::run_python_verifier(&path, &[]);
     assert_eq!(code, 0, "{said}");
+}
+
+/// One span of the generated runs: its trace, id, parent (0: root), what it names.
+#[derive(Clone, Debug)]
+struct Planned {
+    trace: u8,
+    id: u8,
+    parent: u8,
+    conversation: Option<&'static str>,
+    follows: Option<u8>,
+    kind: u8,
+}
+
+impl Planned {
+    fn span(&self) -> Span {
+        let start = u64::from(self.trace) * 1_000 + u64::from(self.id % 16) * 10;
+        let end = u64::from(self.trace) * 1_000 + 500 - u64::from(self.id % 16) * 10;
+        let mut attrs = match self.kind {
+            0 => vec![
+                attr("gen_ai.operation.name", s("chat")),
+                attr("gen_ai.request.model", s("gpt-4o")),
+                attr(
+                    "gen_ai.usage.input_tokens",
+                    Value::IntValue(i64::from(self.id)),
+                ),
+                attr("gen_ai.output.messages", s(&format!("answer {}", self.id))),
+            ],
+            1 => vec![
+                attr("gen_ai.operation.name", s("execute_tool")),
+                attr("gen_ai.tool.name", s("lookup")),
+                attr(
+                    "gen_ai.tool.call.arguments",
+                    s(&format!("{{\"n\":{}}}", self.id)),
+                ),
+            ],
+            2 => vec![
+                attr("gen_ai.operation.name", s("handoff")),
+                attr("output.value", s("billing")),
+            ],
+            _ => vec![
+                attr("gen_ai.operation.name", s("invoke_agent")),
+                attr("gen_ai.agent.name", s("claims")),
+                attr("gen_ai.input.messages", s(&format!("question {}", self.id))),
+            ],
+        };
+        if let Some(conversation) = self.conversation {
+            attrs.push(attr("gen_ai.conversation.id", s(conversation)));
+        }
+        let name = ["chat", "execute_tool", "handoff", "invoke_agent"][usize::from(self.kind)];
+        let span = span(self.trace, self.id, self.parent, name, (start, end), attrs);
+        match self.follows {
+            Some(followed) => following(span, followed, followed * 16 + 1),
+            None => span,
+        }
+    }
+}
+
+/// What a client does next: send some spans, send an earlier request again, or restart
+/// the collector.
+#[derive(Clone, Debug)]
+enum Step {
+    Send(Vec<Planned>),
+    Retry(usize),
+    Restart,
+}
+
+/// Up to four traces of up to five spans each (the root first in id, any parent for the
+/// rest), roots that name one of two conversations or follow another trace, children
+/// that name their root's conversation too or not; sent in random pieces and order, with
+/// retries and restarts between.
+fn client_script() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+    use proptest::prelude::*;
+    let trace = (
+        0..3usize,
+        0..5u8,
+        proptest::collection::vec((0..4u8, 0..4u8, any::<bool>()), 0..5),
+    );
+    proptest::collection::vec(trace, 1..5)
+        .prop_flat_map(|traces| {
+            let mut planned = Vec::new();
+            let count = traces.len() as u8;
+            for (t, (conversation, follows, children)) in traces.into_iter().enumerate() {
+                let trace = t as u8 + 1;
+                let conversation = [None, Some("conv-a"), Some("conv-b")][conversation];
+                let follows =
+                    (follows > 0 && follows <= count && follows != trace).then_some(follows);
+                planned.push(Planned {
+                    trace,
+                    id: trace * 16 + 1,
+                    parent: 0,
+                    conversation,
+                    follows,
+                    kind: 3,
+                });
+                for (i, (parent, kind, named)) in children.into_iter().enumerate() {
+                    let id = trace * 16 + 2 + i as u8;
+                    let parent = trace * 16 + 1 + parent.min(i as u8);
+                    planned.push(Planned {
+                        trace,
+                        id,
+                        parent,
+                        conversation: conversation.filter(|_| named),
+                        follows: None,
+                        kind,
+                    });
+                }
+            }
+            let n = planned.len();
+            (
+                Just(planned).prop_shuffle(),
+                proptest::collection::vec(1..4usize, n),
+                proptest::collection::vec((0..8usize, 0..3u8), 0..4),
+            )
+        })
+        .prop_map(|(planned, sizes, extras)| {
+            let mut steps = Vec::new();
+            let mut rest = planned.as_slice();
+            for size in sizes {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, after) = rest.split_at(size.min(rest.len()));
+                steps.push(Step::Send(piece.to_vec()));
+                rest = after;
+            }
+            for (at, what) in extras {
+                let at = at.min(steps.len());
+                let sent = steps[..at]
+                    .iter()
+                    .filter(|s| matches!(s, Step::Send(_)))
+                    .count();
+                match what {
+                    0 if sent > 0 => steps.insert(at, Step::Retry(at % sent)),
+                    1 => steps.insert(at, Step::Restart),
+                    _ => {}
+                }
+            }
+            steps
+        })
+}
+
+/// Runs `script` against a store at `path`, the receiver remembering `remember` rows.
+fn play(path: &std::path::Path, script: &[Step], remember: usize) {
+    let start = |path: &std::path::Path| {
+        let (receiver, guard) = receiver(path);
+        (receiver.remember(remember), guard)
+    };
+    let (mut receiver, mut guard) = start(path);
+    let mut sent: Vec<Vec<Planned>> = Vec::new();
+    for step in script {
+        match step {
+            Step::Send(piece) => {
+                receiver
+                    .export(request(piece.iter().map(Planned::span).collect()))
+                    .unwrap();
+                sent.push(piece.clone());
+            }
+            Step::Retry(i) => {
+                receiver
+                    .export(request(sent[*i].iter().map(Planned::span).collect()))
+                    .unwrap();
+            }
+            Step::Restart => {
+                drop(receiver);
+                guard.shutdown().unwrap();
+                (receiver, guard) = start(path);
+            }
+        }
+    }
+    guard.shutdown().unwrap();
+}
+
+/// Every row as a reader sees it, but for the moment a pointer was joined (the clock's).
+fn every_row(path: &std::path::Path) -> Vec<Vec<String>> {
+    let mut all = rows(
+        path,
+        "SELECT 'session', id, started_at, CASE WHEN status = 'joined' THEN '-' ELSE \
+         coalesce(ended_at, 'open') END, profile, input_hash, status, input, attributes \
+         FROM sessions ORDER BY id",
+    );
+    all.extend(rows(path, "SELECT 'step', * FROM steps ORDER BY id"));
+    all.extend(rows(
+        path,
+        "SELECT 'decision', * FROM decisions ORDER BY id",
+    ));
+    all
+}
+
+/// The case the property below first found: a trace that a turn's root follows, after
+/// that turn joined a conversation (so the link opens nothing), then arriving itself. Its
+/// step ids used to start at the follower's millisecond in a receiver that remembered
+/// the link, and at its own in one that had forgotten it.
+#[test]
+fn a_trace_only_followed_so_far_has_the_same_ids_however_much_is_remembered() {
+    let handoff = Planned {
+        trace: 1,
+        id: 18,
+        parent: 17,
+        conversation: Some("conv-a"),
+        follows: None,
+        kind: 2,
+    };
+    let turn = Planned {
+        trace: 1,
+        id: 17,
+        parent: 0,
+        conversation: Some("conv-a"),
+        follows: Some(2),
+        kind: 3,
+    };
+    let followed = Planned {
+        trace: 2,
+        id: 33,
+        parent: 0,
+        conversation: None,
+        follows: None,
+        kind: 3,
+    };
+    let script = [
+        Step::Send(vec![handoff]),
+        Step::Send(vec![turn]),
+        Step::Send(vec![followed]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (remembering, forgetting) = (dir.path().join("r.db"), dir.path().join("f.db"));
+    play(&remembering, &script, usize::MAX);
+    play(&forgetting, &script, 0);
+    assert_eq!(every_row(&remembering), every_row(&forgetting));
+    // Trace 2's session and step take its own root's millisecond (1750000002010).
+    assert_eq!(
+        rows(
+            &remembering,
+            "SELECT json_extract(s.attributes, '$.\"otel.id_ms\"'), substr(t.id, 1, 13) \
+             FROM sessions s JOIN steps t ON t.session_id = s.id WHERE t.module = 'claims' \
+             AND json_extract(s.attributes, '$.\"otel.trace_id\"') LIKE '0202%'"
+        ),
+        // A UUIDv7's first 48 bits are its millisecond: 1750000002010 is 0x01977420e3da.
+        vec![strs(&["1750000002010", "01977420-e3da"])]
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+
+    /// How much the receiver remembers changes nothing it writes: a receiver that forgets
+    /// every committed row after each request (and asks the store instead) writes the same
+    /// rows as one that forgets nothing, whatever the spans, their order, the retries and
+    /// the restarts.
+    #[test]
+    fn what_the_receiver_remembers_changes_nothing_it_writes(script in client_script()) {
+        let dir = tempfile::tempdir().unwrap();
+        let remembering = dir.path().join("remembering.db");
+        let forgetting = dir.path().join("forgetting.db");
+        play(&remembering, &script, usize::MAX);
+        play(&forgetting, &script, 0);
+        let (kept, asked) = (every_row(&remembering), every_row(&forgetting));
+        proptest::prop_assert!(!kept.is_empty());
+        proptest::prop_assert_eq!(kept, asked);
+        assert_consistent(&remembering);
+        assert_consistent(&forgetting);
+    }
 }

@@ -38,12 +38,13 @@ use crate::record::{
 const TARGET: &str = "otlp";
 
 /// Above this many remembered rows, those known committed and ended are forgotten (the
-/// store is asked again if they come back).
-const MAX_REMEMBERED: usize = 200_000;
+/// store is asked again if they come back): [`crate::otlp::Receiver::remember`]'s default.
+pub(super) const MAX_REMEMBERED: usize = 200_000;
 
 /// What the receiver knows of the rows it has seen.
-#[derive(Default)]
 pub(super) struct State {
+    /// Above this many rows in `rows`, those committed and ended are forgotten.
+    pub(super) remember: usize,
     pub(super) rows: HashMap<AuditId, Known>,
     /// Each trace seen: where its step ids start and where its steps go.
     pub(super) traces: HashMap<TraceId, Trace>,
@@ -113,10 +114,25 @@ pub(super) fn known(presence: Presence) -> Known {
     }
 }
 
+impl Default for State {
+    fn default() -> State {
+        State {
+            remember: MAX_REMEMBERED,
+            rows: HashMap::new(),
+            traces: HashMap::new(),
+            followers: HashMap::new(),
+            joined: HashMap::new(),
+            conversations: HashMap::new(),
+            sent: 0,
+            committed: 0,
+        }
+    }
+}
+
 impl State {
     /// Forgets ended rows known committed, when the memory is large.
     pub(super) fn forget_committed(&mut self) {
-        if self.rows.len() > MAX_REMEMBERED {
+        if self.rows.len() > self.remember {
             let committed = self.committed;
             self.rows
                 .retain(|_, known| !matches!(known, Known::Ended { sent } if *sent <= committed));

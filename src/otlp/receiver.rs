@@ -151,6 +151,28 @@ impl Receiver {
         self
     }
 
+    /// How many rows the receiver remembers, for this receiver and its clones: which rows
+    /// exist and where each trace's steps go, known without asking the store. Past this
+    /// many, the rows committed and ended are forgotten after a request. 200,000 by
+    /// default (some tens of MiB). What is written does not depend on it: a forgotten row
+    /// that comes back (a retry, a late span, a conversation's next turn, a run's turn) is
+    /// asked of the store, as a receiver started again would.
+    ///
+    /// ```
+    /// use reasonkit_audit::{AuditLayer, otlp::Receiver, read::Reader};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("audit.db");
+    /// let (layer, _guard) = AuditLayer::builder().path(&path).build()?;
+    /// // A small collector beside a small agent: forget sooner, ask the store more.
+    /// let receiver = Receiver::new(&layer, Reader::open(&path)?).remember(10_000);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remember(self, rows: usize) -> Receiver {
+        self.inner.state.lock().remember = rows;
+        self
+    }
+
     /// Why the store is not taking spans right now, or `None` while it is: what a health
     /// check answers. Its commits are failing (the writer keeps the records and retries;
     /// the text is the last failure, which may name the store's path), or its writer has
@@ -269,17 +291,21 @@ impl Receiver {
         items: &[Item<'_>],
         conversations: &mut Vec<AuditId>,
     ) -> Result<HashSet<TraceId>, ExportError> {
-        let mut new_traces: HashMap<TraceId, u64> = HashMap::new();
+        // Each trace not seen, with the earliest start of its own spans here (`None` for a
+        // trace only followed: its step ids start where the span that follows it opens its
+        // session, if it does — see `Sending::join`).
+        let mut new_traces: HashMap<TraceId, Option<u64>> = HashMap::new();
         let mut fresh: HashSet<TraceId> = HashSet::new();
         for item in items {
             let start = spans::millis(item.span.start_time_unix_nano);
-            for trace in std::iter::once(&item.trace).chain(&item.follows) {
-                if !state.traces.contains_key(trace) {
-                    new_traces
-                        .entry(*trace)
-                        .and_modify(|ms| *ms = (*ms).min(start))
-                        .or_insert(start);
-                }
+            if !state.traces.contains_key(&item.trace) {
+                let earliest = new_traces.entry(item.trace).or_insert(Some(start));
+                *earliest = Some(earliest.map_or(start, |ms| ms.min(start)));
+            }
+            if let Some(followed) = item.follows
+                && !state.traces.contains_key(&followed)
+            {
+                new_traces.entry(followed).or_insert(None);
             }
         }
         if !new_traces.is_empty() {
@@ -302,6 +328,9 @@ impl Receiver {
                     }
                     None => {
                         fresh.insert(trace);
+                        let Some(first_start) = first_start else {
+                            continue;
+                        };
                         (first_start, own)
                     }
                 };
