@@ -768,6 +768,17 @@ fn a_rust_run_whose_turns_only_follow_it_is_one_session_through_tracing_opentele
         .collect::<Vec<_>>(),
         vec!["completed|1", "joined|2"]
     );
+    // The run's session was opened by the first turn's link, before the run's own span
+    // came: it still has the run's resource (the SDK's service and telemetry attributes).
+    assert_eq!(
+        sqlite3(
+            &db,
+            "SELECT json_extract(attributes, '$.\"service.name\"'), \
+             json_extract(attributes, '$.\"telemetry.sdk.language\"') FROM sessions \
+             WHERE status = 'completed'"
+        ),
+        "rust-claims|rust"
+    );
     assert_eq!(
         sqlite3(
             &db,

@@ -567,7 +567,9 @@ impl Sending<'_> {
         Ok(())
     }
 
-    /// The root span arrived: the session takes its start, end, profile and outcome.
+    /// The root span arrived: the session takes its start, end, profile and outcome, and
+    /// the resource's attributes (a session opened by a span that follows its trace was
+    /// opened without them).
     fn close_session(
         &mut self,
         item: &Item<'_>,
@@ -575,8 +577,10 @@ impl Sending<'_> {
         session: AuditId,
         start: SystemTime,
         end: SystemTime,
-        recorded: Fields,
+        root: Fields,
     ) -> Result<(), ExportError> {
+        let mut recorded = resource.clone();
+        recorded.extend(root);
         match self.state.rows.get(&session).copied() {
             Some(Known::Ended { .. }) => return Ok(()),
             Some(Known::Stored) => {
