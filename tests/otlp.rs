@@ -1096,6 +1096,16 @@ impl Planned {
                 attr("gen_ai.operation.name", s("handoff")),
                 attr("output.value", s("billing")),
             ],
+            4 => vec![
+                attr("gen_ai.operation.name", s("execute_tool")),
+                attr("gen_ai.tool.name", s("refund")),
+                attr("error.type", s("PermissionDenied")),
+            ],
+            5 => vec![
+                attr("decision_type", s("route")),
+                attr("chosen_option", s(&format!("option {}", self.id % 3))),
+                attr("options_considered", s("[\"a\",\"b\",\"c\"]")),
+            ],
             _ => vec![
                 attr("gen_ai.operation.name", s("invoke_agent")),
                 attr("gen_ai.agent.name", s("claims")),
@@ -1103,10 +1113,29 @@ impl Planned {
             ],
         };
         if let Some(conversation) = self.conversation {
-            attrs.push(attr("gen_ai.conversation.id", s(conversation)));
+            // Odd traces name it as the GenAI conventions do, even ones as OpenInference.
+            let key = if self.trace % 2 == 1 {
+                "gen_ai.conversation.id"
+            } else {
+                "session.id"
+            };
+            attrs.push(attr(key, s(conversation)));
         }
-        let name = ["chat", "execute_tool", "handoff", "invoke_agent"][usize::from(self.kind)];
-        let span = span(self.trace, self.id, self.parent, name, (start, end), attrs);
+        let name = [
+            "chat",
+            "execute_tool",
+            "handoff",
+            "invoke_agent",
+            "execute_tool",
+            "decision",
+        ][usize::from(self.kind)];
+        let mut span = span(self.trace, self.id, self.parent, name, (start, end), attrs);
+        if self.kind == 4 {
+            span.status = Some(Status {
+                code: 2,
+                message: "not allowed".into(),
+            });
+        }
         match self.follows {
             Some(followed) => following(span, followed, followed * 16 + 1),
             None => span,
@@ -1132,7 +1161,7 @@ fn client_script() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
     let trace = (
         0..3usize,
         0..5u8,
-        proptest::collection::vec((0..4u8, 0..4u8, any::<bool>()), 0..5),
+        proptest::collection::vec((0..4u8, 0..6u8, any::<bool>()), 0..5),
     );
     proptest::collection::vec(trace, 1..5)
         .prop_flat_map(|traces| {
@@ -1198,6 +1227,36 @@ fn client_script() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
         })
 }
 
+/// A request of `spans`, each under its service's resource: odd traces are one service's,
+/// even ones another's.
+fn request_of(spans: &[Planned]) -> ExportTraceServiceRequest {
+    let mut request = ExportTraceServiceRequest::default();
+    for (parity, service) in [(1, "claims-odd"), (0, "claims-even")] {
+        let spans: Vec<Span> = spans
+            .iter()
+            .filter(|p| p.trace % 2 == parity)
+            .map(Planned::span)
+            .collect();
+        if !spans.is_empty() {
+            request.resource_spans.push(ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![
+                        attr("service.name", s(service)),
+                        attr("deployment.environment", s("test")),
+                    ],
+                    ..Resource::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..ScopeSpans::default()
+                }],
+                ..ResourceSpans::default()
+            });
+        }
+    }
+    request
+}
+
 /// Runs `script` against a store at `path`, the receiver remembering `remember` rows.
 fn play(path: &std::path::Path, script: &[Step], remember: usize) {
     let start = |path: &std::path::Path| {
@@ -1209,15 +1268,11 @@ fn play(path: &std::path::Path, script: &[Step], remember: usize) {
     for step in script {
         match step {
             Step::Send(piece) => {
-                receiver
-                    .export(request(piece.iter().map(Planned::span).collect()))
-                    .unwrap();
+                receiver.export(request_of(piece)).unwrap();
                 sent.push(piece.clone());
             }
             Step::Retry(i) => {
-                receiver
-                    .export(request(sent[*i].iter().map(Planned::span).collect()))
-                    .unwrap();
+                receiver.export(request_of(&sent[*i])).unwrap();
             }
             Step::Restart => {
                 drop(receiver);
