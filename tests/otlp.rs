@@ -6,10 +6,13 @@
 #![cfg(feature = "otlp")]
 
 mod common;
+#[allow(dead_code)]
+#[path = "support/otlp_scripts.rs"]
+mod scripts;
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use reasonkit_audit::otlp::{ExportError, ExportTraceServiceRequest, Receiver};
@@ -17,35 +20,7 @@ use reasonkit_audit::read::Reader;
 use reasonkit_audit::{AuditLayer, evidence};
 
 use common::{assert_consistent, rows};
-
-const T0: u64 = 1_750_000_000_000_000_000;
-
-fn attr(key: &str, value: Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..KeyValue::default()
-    }
-}
-
-fn s(text: &str) -> Value {
-    Value::StringValue(text.into())
-}
-
-/// A span of trace `trace`, id `id`, child of `parent` (0: root), from `start` to `end` ms.
-fn span(trace: u8, id: u8, parent: u8, name: &str, ms: (u64, u64), attrs: Vec<KeyValue>) -> Span {
-    Span {
-        trace_id: vec![trace; 16],
-        span_id: vec![id; 8],
-        parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
-        name: name.into(),
-        kind: 1,
-        start_time_unix_nano: T0 + ms.0 * 1_000_000,
-        end_time_unix_nano: T0 + ms.1 * 1_000_000,
-        attributes: attrs,
-        ..Span::default()
-    }
-}
+use scripts::{Planned, Step, T0, attr, following, play, s, span, throughout};
 
 fn request(spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
@@ -472,18 +447,6 @@ fn spans_received_over_otlp_are_redacted_and_counted_like_the_layers() {
     guard.flush().unwrap();
     assert!(guard.stats().redactions >= 2, "{:?}", guard.stats());
     assert_consistent(&path);
-}
-
-/// A root span of trace `trace` that follows span `span` of trace `followed` (a link, as
-/// `tracing-opentelemetry` exports `follows_from`).
-fn following(mut root: Span, followed: u8, span: u8) -> Span {
-    root.links
-        .push(opentelemetry_proto::tonic::trace::v1::span::Link {
-            trace_id: vec![followed; 16],
-            span_id: vec![span; 8],
-            ..Default::default()
-        });
-    root
 }
 
 #[test]
@@ -1059,229 +1022,13 @@ fn an_erased_conversation_stays_erased_when_its_next_turn_comes() {
     assert_eq!(code, 0, "{said}");
 }
 
-/// One span of the generated runs: its trace, id, parent (0: root), what it names.
-#[derive(Clone, Debug)]
-struct Planned {
-    trace: u8,
-    id: u8,
-    parent: u8,
-    conversation: Option<&'static str>,
-    follows: Option<u8>,
-    kind: u8,
-}
-
-impl Planned {
-    fn span(&self) -> Span {
-        let start = u64::from(self.trace) * 1_000 + u64::from(self.id % 16) * 10;
-        let end = u64::from(self.trace) * 1_000 + 500 - u64::from(self.id % 16) * 10;
-        let mut attrs = match self.kind {
-            0 => vec![
-                attr("gen_ai.operation.name", s("chat")),
-                attr("gen_ai.request.model", s("gpt-4o")),
-                attr(
-                    "gen_ai.usage.input_tokens",
-                    Value::IntValue(i64::from(self.id)),
-                ),
-                attr("gen_ai.output.messages", s(&format!("answer {}", self.id))),
-            ],
-            1 => vec![
-                attr("gen_ai.operation.name", s("execute_tool")),
-                attr("gen_ai.tool.name", s("lookup")),
-                attr(
-                    "gen_ai.tool.call.arguments",
-                    s(&format!("{{\"n\":{}}}", self.id)),
-                ),
-            ],
-            2 => vec![
-                attr("gen_ai.operation.name", s("handoff")),
-                attr("output.value", s("billing")),
-            ],
-            4 => vec![
-                attr("gen_ai.operation.name", s("execute_tool")),
-                attr("gen_ai.tool.name", s("refund")),
-                attr("error.type", s("PermissionDenied")),
-            ],
-            5 => vec![
-                attr("decision_type", s("route")),
-                attr("chosen_option", s(&format!("option {}", self.id % 3))),
-                attr("options_considered", s("[\"a\",\"b\",\"c\"]")),
-            ],
-            _ => vec![
-                attr("gen_ai.operation.name", s("invoke_agent")),
-                attr("gen_ai.agent.name", s("claims")),
-                attr("gen_ai.input.messages", s(&format!("question {}", self.id))),
-            ],
-        };
-        if let Some(conversation) = self.conversation {
-            // Odd traces name it as the GenAI conventions do, even ones as OpenInference.
-            let key = if self.trace % 2 == 1 {
-                "gen_ai.conversation.id"
-            } else {
-                "session.id"
-            };
-            attrs.push(attr(key, s(conversation)));
-        }
-        let name = [
-            "chat",
-            "execute_tool",
-            "handoff",
-            "invoke_agent",
-            "execute_tool",
-            "decision",
-        ][usize::from(self.kind)];
-        let mut span = span(self.trace, self.id, self.parent, name, (start, end), attrs);
-        if self.kind == 4 {
-            span.status = Some(Status {
-                code: 2,
-                message: "not allowed".into(),
-            });
-        }
-        match self.follows {
-            Some(followed) => following(span, followed, followed * 16 + 1),
-            None => span,
-        }
-    }
-}
-
-/// What a client does next: send some spans, send an earlier request again, or restart
-/// the collector.
-#[derive(Clone, Debug)]
-enum Step {
-    Send(Vec<Planned>),
-    Retry(usize),
-    Restart,
-}
-
-/// Up to four traces of up to five spans each (the root first in id, any parent for the
-/// rest), roots that name one of two conversations or follow another trace, children
-/// that name their root's conversation too or not; sent in random pieces and order, with
-/// retries and restarts between.
-fn client_script() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
-    use proptest::prelude::*;
-    let trace = (
-        0..3usize,
-        0..5u8,
-        proptest::collection::vec((0..4u8, 0..6u8, any::<bool>()), 0..5),
-    );
-    proptest::collection::vec(trace, 1..5)
-        .prop_flat_map(|traces| {
-            let mut planned = Vec::new();
-            let count = traces.len() as u8;
-            for (t, (conversation, follows, children)) in traces.into_iter().enumerate() {
-                let trace = t as u8 + 1;
-                let conversation = [None, Some("conv-a"), Some("conv-b")][conversation];
-                let follows =
-                    (follows > 0 && follows <= count && follows != trace).then_some(follows);
-                planned.push(Planned {
-                    trace,
-                    id: trace * 16 + 1,
-                    parent: 0,
-                    conversation,
-                    follows,
-                    kind: 3,
-                });
-                for (i, (parent, kind, named)) in children.into_iter().enumerate() {
-                    let id = trace * 16 + 2 + i as u8;
-                    let parent = trace * 16 + 1 + parent.min(i as u8);
-                    planned.push(Planned {
-                        trace,
-                        id,
-                        parent,
-                        conversation: conversation.filter(|_| named),
-                        follows: None,
-                        kind,
-                    });
-                }
-            }
-            let n = planned.len();
-            (
-                Just(planned).prop_shuffle(),
-                proptest::collection::vec(1..4usize, n),
-                proptest::collection::vec((0..8usize, 0..3u8), 0..4),
-            )
-        })
-        .prop_map(|(planned, sizes, extras)| {
-            let mut steps = Vec::new();
-            let mut rest = planned.as_slice();
-            for size in sizes {
-                if rest.is_empty() {
-                    break;
-                }
-                let (piece, after) = rest.split_at(size.min(rest.len()));
-                steps.push(Step::Send(piece.to_vec()));
-                rest = after;
-            }
-            for (at, what) in extras {
-                let at = at.min(steps.len());
-                let sent = steps[..at]
-                    .iter()
-                    .filter(|s| matches!(s, Step::Send(_)))
-                    .count();
-                match what {
-                    0 if sent > 0 => steps.insert(at, Step::Retry(at % sent)),
-                    1 => steps.insert(at, Step::Restart),
-                    _ => {}
-                }
-            }
-            steps
-        })
-}
-
-/// A request of `spans`, each under its service's resource: odd traces are one service's,
-/// even ones another's.
-fn request_of(spans: &[Planned]) -> ExportTraceServiceRequest {
-    let mut request = ExportTraceServiceRequest::default();
-    for (parity, service) in [(1, "claims-odd"), (0, "claims-even")] {
-        let spans: Vec<Span> = spans
-            .iter()
-            .filter(|p| p.trace % 2 == parity)
-            .map(Planned::span)
-            .collect();
-        if !spans.is_empty() {
-            request.resource_spans.push(ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![
-                        attr("service.name", s(service)),
-                        attr("deployment.environment", s("test")),
-                    ],
-                    ..Resource::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..ScopeSpans::default()
-                }],
-                ..ResourceSpans::default()
-            });
-        }
-    }
-    request
-}
-
-/// Runs `script` against a store at `path`, the receiver remembering `remember` rows.
-fn play(path: &std::path::Path, script: &[Step], remember: usize) {
-    let start = |path: &std::path::Path| {
-        let (receiver, guard) = receiver(path);
-        (receiver.remember(remember), guard)
-    };
-    let (mut receiver, mut guard) = start(path);
-    let mut sent: Vec<Vec<Planned>> = Vec::new();
-    for step in script {
-        match step {
-            Step::Send(piece) => {
-                receiver.export(request_of(piece)).unwrap();
-                sent.push(piece.clone());
-            }
-            Step::Retry(i) => {
-                receiver.export(request_of(&sent[*i])).unwrap();
-            }
-            Step::Restart => {
-                drop(receiver);
-                guard.shutdown().unwrap();
-                (receiver, guard) = start(path);
-            }
-        }
-    }
-    guard.shutdown().unwrap();
+/// A receiver over the file at `path` that remembers `rows` rows.
+fn remembering_receiver(
+    path: &std::path::Path,
+    rows: usize,
+) -> (Receiver, reasonkit_audit::AuditGuard) {
+    let (receiver, guard) = receiver(path);
+    (receiver.remember(rows), guard)
 }
 
 /// Every row as a reader sees it, but for the moment a pointer was joined (the clock's).
@@ -1337,8 +1084,8 @@ fn a_trace_only_followed_so_far_has_the_same_ids_however_much_is_remembered() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let (remembering, forgetting) = (dir.path().join("r.db"), dir.path().join("f.db"));
-    play(&remembering, &script, usize::MAX);
-    play(&forgetting, &script, 0);
+    play(&script, || remembering_receiver(&remembering, usize::MAX));
+    play(&script, || remembering_receiver(&forgetting, 0));
     assert_eq!(every_row(&remembering), every_row(&forgetting));
     // Trace 2's session and step take its own root's millisecond (1750000002010).
     assert_eq!(
@@ -1361,14 +1108,12 @@ proptest::proptest! {
     /// now and then, writes the same rows as one that forgets nothing and runs throughout,
     /// whatever the spans, their order and the retries.
     #[test]
-    fn what_the_receiver_remembers_changes_nothing_it_writes(script in client_script()) {
+    fn what_the_receiver_remembers_changes_nothing_it_writes(script in scripts::client_script()) {
         let dir = tempfile::tempdir().unwrap();
         let remembering = dir.path().join("remembering.db");
         let forgetting = dir.path().join("forgetting.db");
-        let throughout: Vec<Step> =
-            script.iter().filter(|s| !matches!(s, Step::Restart)).cloned().collect();
-        play(&remembering, &throughout, usize::MAX);
-        play(&forgetting, &script, 0);
+        play(&throughout(&script), || remembering_receiver(&remembering, usize::MAX));
+        play(&script, || remembering_receiver(&forgetting, 0));
         let (kept, asked) = (every_row(&remembering), every_row(&forgetting));
         proptest::prop_assert!(!kept.is_empty());
         proptest::prop_assert_eq!(kept, asked);

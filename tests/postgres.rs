@@ -13,6 +13,10 @@ mod common;
 mod pg_env;
 #[path = "support/reused_ids.rs"]
 mod reused_ids;
+#[cfg(feature = "otlp")]
+#[allow(dead_code)]
+#[path = "support/otlp_scripts.rs"]
+mod scripts;
 
 use pg_env::{admin, config};
 
@@ -1728,4 +1732,111 @@ fn the_read_api_and_the_comparison_read_a_postgres_store_like_a_file() {
         .unwrap();
     assert_eq!(oldest.len(), 1);
     assert_eq!(oldest[0].id, "pg-orig");
+}
+
+/// Every session of `store` as a reader sees it, with its steps (by id) and their
+/// decisions; a pointer's end left out (the clock's, when its trace joined another).
+#[cfg(feature = "otlp")]
+fn every_session(store: &str) -> Vec<reasonkit_audit::read::Session> {
+    let reader = reasonkit_audit::read::Reader::open(store).unwrap();
+    let mut summaries = reader.sessions(&Default::default()).unwrap();
+    summaries.sort_by(|a, b| a.id.cmp(&b.id));
+    summaries
+        .iter()
+        .map(|summary| {
+            let mut session = reader.session(&summary.id).unwrap().unwrap();
+            session.steps.sort_by(|a, b| a.id.cmp(&b.id));
+            if session.status == "joined" {
+                session.summary.ended_at = None;
+            }
+            session
+        })
+        .collect()
+}
+
+#[cfg(feature = "otlp")]
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// The OTLP receiver writes the same sessions, steps and decisions into PostgreSQL as
+    /// into a SQLite file, whatever the spans, their order, the retries and the restarts
+    /// (random scripts of conversations, links between traces, handoffs, failing tools
+    /// and decisions): the statements that move a joined trace's steps, adopt a row a
+    /// receiver before wrote, and rewrite a conversation are each store's own.
+    #[test]
+    fn the_receiver_writes_the_same_sessions_in_postgresql_as_in_a_file(
+        script in scripts::client_script()
+    ) {
+        let Some(db) = TestDb::create() else {
+            return Ok(());
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.db");
+        scripts::play(&script, || {
+            let (layer, guard) = AuditLayer::builder().path(&file).build().unwrap();
+            let reader = reasonkit_audit::read::Reader::open(&file).unwrap();
+            (reasonkit_audit::otlp::Receiver::new(&layer, reader), guard)
+        });
+        scripts::play(&script, || {
+            let (layer, guard) = db.layer();
+            let reader = reasonkit_audit::read::Reader::open(db.url()).unwrap();
+            (reasonkit_audit::otlp::Receiver::new(&layer, reader), guard)
+        });
+        let in_file = every_session(file.to_str().unwrap());
+        proptest::prop_assert!(!in_file.is_empty());
+        proptest::prop_assert_eq!(in_file, every_session(&db.url()));
+        assert_intact(&db);
+        common::assert_consistent(&file);
+    }
+}
+
+/// Reads back one scripted case in both stores: the same sessions.
+#[cfg(feature = "otlp")]
+fn same_in_both(script: &[scripts::Step]) {
+    let Some(db) = TestDb::create() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.db");
+    scripts::play(script, || {
+        let (layer, guard) = AuditLayer::builder().path(&file).build().unwrap();
+        let reader = reasonkit_audit::read::Reader::open(&file).unwrap();
+        (reasonkit_audit::otlp::Receiver::new(&layer, reader), guard)
+    });
+    scripts::play(script, || {
+        let (layer, guard) = db.layer();
+        let reader = reasonkit_audit::read::Reader::open(db.url()).unwrap();
+        (reasonkit_audit::otlp::Receiver::new(&layer, reader), guard)
+    });
+    assert_eq!(
+        every_session(file.to_str().unwrap()),
+        every_session(&db.url())
+    );
+    assert_intact(&db);
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn a_run_closed_after_its_turn_joined_another_trace_is_closed_on_postgres() {
+    use scripts::{Planned, Step};
+    let p = |trace, id, parent, conversation, follows, kind| Planned {
+        trace,
+        id,
+        parent,
+        conversation,
+        follows,
+        kind,
+    };
+    same_in_both(&[
+        Step::Send(vec![p(1, 19, 18, None, None, 0)]),
+        Step::Send(vec![
+            p(1, 18, 17, None, None, 5),
+            p(2, 34, 33, None, None, 5),
+        ]),
+        Step::Send(vec![
+            p(2, 35, 34, Some("conv-b"), None, 4),
+            p(1, 17, 0, None, Some(2), 3),
+        ]),
+        Step::Send(vec![p(2, 33, 0, Some("conv-b"), None, 3)]),
+    ]);
 }

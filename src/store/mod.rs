@@ -148,6 +148,56 @@ pub(crate) fn follow_joined(rows: &mut HashMap<AuditId, Tracked>, joined: &Joine
     }
 }
 
+/// What [`follow_joined`] changes in the writer's tracked steps during an attempt at a
+/// batch, kept so that an attempt that did not commit can be undone: the next attempt
+/// moves the stored steps again, and must find the tracked ones where the store has them.
+/// (Without it, a close after a join in a batch whose first attempt was rolled back named
+/// the session the steps had been moved to, and on PostgreSQL, whose closes find a step by
+/// its session and id, matched nothing: the close was lost.)
+pub(crate) struct JoinUndo(Vec<(AuditId, Option<AuditId>, usize)>);
+
+impl JoinUndo {
+    /// The steps of the sessions that `ops` join into others, as they are now.
+    pub(crate) fn of(rows: &HashMap<AuditId, Tracked>, ops: &[Op]) -> JoinUndo {
+        let from: std::collections::HashSet<&AuditId> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Joined(joined) => Some(&joined.from),
+                _ => None,
+            })
+            .collect();
+        if from.is_empty() {
+            return JoinUndo(Vec::new());
+        }
+        JoinUndo(
+            rows.iter()
+                .filter(|(_, t)| {
+                    t.row.opened.kind == crate::record::Kind::Step
+                        && t.row
+                            .opened
+                            .parent
+                            .as_ref()
+                            .is_some_and(|p| from.contains(p))
+                })
+                .map(|(id, t)| {
+                    let opened = &t.row.opened;
+                    (id.clone(), opened.parent.clone(), opened.fields.len())
+                })
+                .collect(),
+        )
+    }
+
+    /// Puts those steps back as they were.
+    pub(crate) fn restore(&self, rows: &mut HashMap<AuditId, Tracked>) {
+        for (id, parent, fields) in &self.0 {
+            if let Some(tracked) = rows.get_mut(id) {
+                tracked.row.opened.parent = parent.clone();
+                tracked.row.opened.fields.truncate(*fields);
+            }
+        }
+    }
+}
+
 /// The attribute that names a span's trace, on a step whose session is another trace's.
 pub(crate) const TRACE_ID: &str = "otel.trace_id";
 

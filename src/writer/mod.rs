@@ -485,15 +485,19 @@ impl Writer {
             self.health_of_batch = None;
             return Ok((Committed::default(), health));
         }
-        let committed = self.backend.commit(Batch {
-            number: self.batch_number,
-            rows: &mut self.rows,
-            ops: &self.ops,
-            config: &self.config.write,
-            health: &self.health,
-            health_written: &self.health_written,
-            health_now: &health,
-        })?;
+        let undo = crate::store::JoinUndo::of(&self.rows, &self.ops);
+        let committed = self
+            .backend
+            .commit(Batch {
+                number: self.batch_number,
+                rows: &mut self.rows,
+                ops: &self.ops,
+                config: &self.config.write,
+                health: &self.health,
+                health_written: &self.health_written,
+                health_now: &health,
+            })
+            .inspect_err(|_| undo.restore(&mut self.rows))?;
         self.batch_number += 1;
         self.health_of_batch = None;
         Ok((committed, health))

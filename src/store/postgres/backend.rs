@@ -8,6 +8,12 @@
 //!   so writers on many hosts lock rows in the same order, and a span that opened and
 //!   closed in the batch is one finished row. Closes of rows committed earlier are one
 //!   `UPDATE … FROM unnest(…)` per table.
+//! - A batch in which a session joins another (the OTLP receiver's runs and conversations)
+//!   is written in parts, cut after each join, in the order the writer took them: a row
+//!   sent after a join may name a step the join moved, and the steps' keys hold their
+//!   session. The writer's memory of the moved steps is put back when an attempt is
+//!   rolled back ([`store::JoinUndo`]), so the next attempt finds them where the store has
+//!   them.
 //! - The statements RETURN the rows they wrote through [`super::images`], and every leaf
 //!   is appended to the chain at the end of the transaction, under a transaction-level
 //!   advisory lock: the chain is one sequence however many writers there are, and the lock
@@ -171,18 +177,16 @@ fn write_batch(
 ) -> PgResult<Committed> {
     // Both ways below insert a batch's sessions in one statement each.
     store::rename_repeated_sessions(batch.rows, batch.ops, batch.health);
-    let planned = if connection.stores_as_sent()? {
-        NewRows::plan(batch.rows, batch.ops)
-    } else {
-        None
-    };
-    if let Some(new_rows) = planned {
-        let copy = Inserts::Copy(&new_rows);
-        match transaction(connection, writer_id, number, &mut batch, copy) {
+    if connection.stores_as_sent()? {
+        let undo = store::JoinUndo::of(batch.rows, batch.ops);
+        match transaction(connection, writer_id, number, &mut batch, Inserts::Copy) {
             Ok(Some(committed)) => return Ok(committed),
-            // A row without a COPY form, or one the store refused: the statements write it.
-            Ok(None) => {}
-            Err(error) if error.as_db_error().is_some() && !connection.is_closed() => {}
+            // A row without a COPY form, or one the store refused: the statements write it,
+            // from the rows as they were before this attempt's joins.
+            Ok(None) => undo.restore(batch.rows),
+            Err(error) if error.as_db_error().is_some() && !connection.is_closed() => {
+                undo.restore(batch.rows);
+            }
             Err(error) => return Err(error),
         }
     }
@@ -197,47 +201,87 @@ fn write_batch(
 }
 
 /// How a batch's new rows go in.
-enum Inserts<'a> {
-    Copy(&'a NewRows),
+#[derive(Clone, Copy)]
+enum Inserts {
+    Copy,
     Statements,
 }
 
-/// One batch's transaction: its record in `audit_batches`, its new rows, the closes of rows
-/// committed earlier, the health counters that grew, the chain, COMMIT. `None` when the
-/// new rows had no COPY form after all, and the transaction was rolled back.
+/// One batch's transaction: its record in `audit_batches`, then each part of the batch in
+/// turn (its new rows, the closes of rows committed earlier, and the session joined at its
+/// end), the health counters that grew, the chain, COMMIT. `None` when new rows had no COPY
+/// form after all, and the transaction was rolled back.
+///
+/// A batch is cut after each [`Op::Joined`]: what came before a join is written before its
+/// steps move, and what came after it is written after, as the ops were sent. (A span that
+/// names a conversation after its trace's earlier spans were sent moves them; its own row,
+/// in the conversation's session, names a parent step that is there only once they moved.)
 fn transaction(
     connection: &mut Writing,
     writer_id: &str,
     number: i64,
     batch: &mut Batch<'_>,
-    inserts: Inserts<'_>,
+    inserts: Inserts,
 ) -> PgResult<Option<Committed>> {
     let (mut tx, first_time) = connection.begin_batch(writer_id, number)?;
     if !first_time {
-        // An earlier attempt's COMMIT landed, though its answer was lost.
+        // An earlier attempt's COMMIT landed, though its answer was lost (and the writer
+        // undid that attempt's joins in its memory): the steps moved.
         tx.rollback()?;
-        return Ok(Some(Committed::default()));
-    }
-    let (mut leaves, refused) = match inserts {
-        Inserts::Copy(new_rows) => {
-            match new_rows.write(
-                &mut tx,
-                batch.rows,
-                batch.ops,
-                batch.config.store_inputs,
-                &batch.config.identity,
-            )? {
-                Copied::Rows(leaves) => (leaves, Vec::new()),
-                Copied::NoCopyForm => {
-                    tx.rollback()?;
-                    return Ok(None);
-                }
+        for op in batch.ops {
+            if let Op::Joined(joined) = op {
+                store::follow_joined(batch.rows, joined);
             }
         }
-        Inserts::Statements => insert_by_statements(&mut tx, batch)?,
-    };
-    leaves.extend(closes(&mut tx, batch)?);
-    leaves.extend(joins(&mut tx, batch)?);
+        return Ok(Some(Committed::default()));
+    }
+    let mut leaves = Vec::new();
+    let mut refused: Refused = Vec::new();
+    // The new rows the parts before this one have put in the store.
+    let mut written: HashSet<AuditId> = HashSet::new();
+    for ops in batch.ops.split_inclusive(|op| matches!(op, Op::Joined(_))) {
+        let mut part = Batch {
+            number: batch.number,
+            rows: &mut *batch.rows,
+            ops,
+            config: batch.config,
+            health: batch.health,
+            health_written: batch.health_written,
+            health_now: batch.health_now,
+        };
+        match inserts {
+            Inserts::Copy => {
+                let copied = match NewRows::plan(part.rows, ops, &written) {
+                    Some(new_rows) => new_rows.write(
+                        &mut tx,
+                        part.rows,
+                        ops,
+                        part.config.store_inputs,
+                        &part.config.identity,
+                    )?,
+                    None => Copied::NoCopyForm,
+                };
+                match copied {
+                    Copied::Rows(copied) => leaves.extend(copied),
+                    Copied::NoCopyForm => {
+                        tx.rollback()?;
+                        return Ok(None);
+                    }
+                }
+                written.extend(ops.iter().filter_map(|op| match op {
+                    Op::Insert(id) => Some(id.clone()),
+                    _ => None,
+                }));
+            }
+            Inserts::Statements => {
+                let (inserted, refusals) = insert_by_statements(&mut tx, &mut part)?;
+                leaves.extend(inserted);
+                refused.extend(refusals);
+            }
+        }
+        leaves.extend(closes(&mut tx, &part)?);
+        leaves.extend(joins(&mut tx, &mut part)?);
+    }
     leaves.extend(health_rows(&mut tx, batch)?);
     let chain_size = append(&mut tx, &leaves)?;
     tx.commit()?;

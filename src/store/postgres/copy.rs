@@ -65,10 +65,15 @@ pub(crate) enum Copied {
 impl NewRows {
     /// Which of the batch's ops are new rows, in COPY order; `None` when a step's session
     /// or parent step, or a decision's step, is not known to be in the store (the
-    /// statements look them up, and refuse what is missing).
-    pub(crate) fn plan(rows: &mut HashMap<AuditId, Tracked>, ops: &[Op]) -> Option<NewRows> {
+    /// statements look them up, and refuse what is missing). `written`: the new rows this
+    /// transaction has put in the store before these ops (an earlier part of the batch).
+    pub(crate) fn plan(
+        rows: &mut HashMap<AuditId, Tracked>,
+        ops: &[Op],
+        written: &HashSet<AuditId>,
+    ) -> Option<NewRows> {
         // Every new row of the batch is in the store once the COPY succeeds.
-        let mut present: HashSet<AuditId> = HashSet::new();
+        let mut present: HashSet<AuditId> = written.clone();
         let mut sessions = Vec::new();
         let mut steps = Vec::new();
         for op in ops {
@@ -643,7 +648,8 @@ mod tests {
         let mut writing = super::super::connection::Writing::new(db.migrated());
         assert!(writing.stores_as_sent().unwrap());
         let (mut rows, ops) = batch();
-        let plan = NewRows::plan(&mut rows, &ops).expect("every row has a COPY form");
+        let plan =
+            NewRows::plan(&mut rows, &ops, &HashSet::new()).expect("every row has a COPY form");
         let mut tx = writing.begin().unwrap();
         let Copied::Rows(leaves) = plan.write(&mut tx, &rows, &ops, true, &identity()).unwrap()
         else {
@@ -694,7 +700,7 @@ mod tests {
         let fields = &mut rows.get_mut(&step).unwrap().row.opened.fields;
         fields.push(("k\0", FieldValue::I64(1)));
         fields.push(("k\u{FFFD}", FieldValue::I64(2)));
-        let plan = NewRows::plan(&mut rows, &ops).unwrap();
+        let plan = NewRows::plan(&mut rows, &ops, &HashSet::new()).unwrap();
         let mut tx = writing.begin().unwrap();
         let copied = plan
             .write(&mut tx, &rows, &ops, false, &identity())
@@ -710,10 +716,10 @@ mod tests {
             Op::Insert(id) => id,
             _ => unreachable!(),
         };
-        assert!(NewRows::plan(&mut rows, &ops).is_none());
+        assert!(NewRows::plan(&mut rows, &ops, &HashSet::new()).is_none());
         // One the writer believes committed, which is not there: the COPY fails.
         rows.get_mut(&session).unwrap().committed = true;
-        let plan = NewRows::plan(&mut rows, &ops).unwrap();
+        let plan = NewRows::plan(&mut rows, &ops, &HashSet::new()).unwrap();
         let mut tx = writing.begin().unwrap();
         let error = match plan.write(&mut tx, &rows, &ops, false, &identity()) {
             Err(error) => error,
@@ -729,7 +735,7 @@ mod tests {
         assert!(stored_leaves(&mut client).is_empty());
         // And the connection writes the next batch.
         let (mut rows, ops) = batch();
-        let plan = NewRows::plan(&mut rows, &ops).unwrap();
+        let plan = NewRows::plan(&mut rows, &ops, &HashSet::new()).unwrap();
         let mut tx = writing.begin().unwrap();
         assert!(matches!(
             plan.write(&mut tx, &rows, &ops, false, &identity())
