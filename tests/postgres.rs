@@ -1840,3 +1840,28 @@ fn a_run_closed_after_its_turn_joined_another_trace_is_closed_on_postgres() {
         Step::Send(vec![p(2, 33, 0, Some("conv-b"), None, 3)]),
     ]);
 }
+
+#[cfg(feature = "otlp")]
+#[test]
+fn a_span_naming_a_step_that_its_own_batch_moved_lands_on_postgres() {
+    use scripts::{Planned, Step};
+    let p = |id, parent, conversation, kind| Planned {
+        trace: 1,
+        id,
+        parent,
+        conversation,
+        follows: None,
+        kind,
+    };
+    // Span 20 opens its trace's session and the placeholder of 17; span 18 names the
+    // conversation, which moves them; span 21 names 18, after the move: one batch.
+    same_in_both(&[
+        Step::Send(vec![
+            p(20, 17, None, 5),
+            p(21, 18, Some("conv-a"), 0),
+            p(18, 17, Some("conv-a"), 1),
+        ]),
+        Step::Send(vec![p(17, 0, Some("conv-a"), 3)]),
+        Step::Send(vec![p(19, 18, Some("conv-a"), 1)]),
+    ]);
+}
