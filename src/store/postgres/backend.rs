@@ -239,7 +239,11 @@ fn transaction(
     let mut refused: Refused = Vec::new();
     // The new rows the parts before this one have put in the store.
     let mut written: HashSet<AuditId> = HashSet::new();
-    for ops in batch.ops.split_inclusive(|op| matches!(op, Op::Joined(_))) {
+    let parts: Vec<&[Op]> = batch
+        .ops
+        .split_inclusive(|op| matches!(op, Op::Joined(_)))
+        .collect();
+    for (i, &ops) in parts.iter().enumerate() {
         let mut part = Batch {
             number: batch.number,
             rows: &mut *batch.rows,
@@ -268,10 +272,12 @@ fn transaction(
                         return Ok(None);
                     }
                 }
-                written.extend(ops.iter().filter_map(|op| match op {
-                    Op::Insert(id) => Some(id.clone()),
-                    _ => None,
-                }));
+                if i + 1 < parts.len() {
+                    written.extend(ops.iter().filter_map(|op| match op {
+                        Op::Insert(id) => Some(id.clone()),
+                        _ => None,
+                    }));
+                }
             }
             Inserts::Statements => {
                 let (inserted, refusals) = insert_by_statements(&mut tx, &mut part)?;
