@@ -177,9 +177,27 @@ fn write_batch(
 ) -> PgResult<Committed> {
     // Both ways below insert a batch's sessions in one statement each.
     store::rename_repeated_sessions(batch.rows, batch.ops, batch.health);
-    if connection.stores_as_sent()? {
+    // The first part's plan (see `transaction`), made before any statement: a batch
+    // whose rows have no COPY form goes to the statements at once.
+    let first_part = batch
+        .ops
+        .split_inclusive(|op| matches!(op, Op::Joined(_)))
+        .next()
+        .unwrap_or_default();
+    let planned = if connection.stores_as_sent()? {
+        NewRows::plan(batch.rows, first_part, &HashSet::new())
+    } else {
+        None
+    };
+    if let Some(first) = planned {
         let undo = store::JoinUndo::of(batch.rows, batch.ops);
-        match transaction(connection, writer_id, number, &mut batch, Inserts::Copy) {
+        match transaction(
+            connection,
+            writer_id,
+            number,
+            &mut batch,
+            Inserts::Copy(first),
+        ) {
             Ok(Some(committed)) => return Ok(committed),
             // A row without a COPY form, or one the store refused: the statements write it,
             // from the rows as they were before this attempt's joins.
@@ -201,9 +219,9 @@ fn write_batch(
 }
 
 /// How a batch's new rows go in.
-#[derive(Clone, Copy)]
 enum Inserts {
-    Copy,
+    /// By COPY, the first part's rows as planned.
+    Copy(NewRows),
     Statements,
 }
 
@@ -221,7 +239,7 @@ fn transaction(
     writer_id: &str,
     number: i64,
     batch: &mut Batch<'_>,
-    inserts: Inserts,
+    mut inserts: Inserts,
 ) -> PgResult<Option<Committed>> {
     let (mut tx, first_time) = connection.begin_batch(writer_id, number)?;
     if !first_time {
@@ -253,9 +271,14 @@ fn transaction(
             health_written: batch.health_written,
             health_now: batch.health_now,
         };
-        match inserts {
-            Inserts::Copy => {
-                let copied = match NewRows::plan(part.rows, ops, &written) {
+        match &mut inserts {
+            Inserts::Copy(first) => {
+                let planned = if i == 0 {
+                    Some(std::mem::take(first))
+                } else {
+                    NewRows::plan(part.rows, ops, &written)
+                };
+                let copied = match planned {
                     Some(new_rows) => new_rows.write(
                         &mut tx,
                         part.rows,
