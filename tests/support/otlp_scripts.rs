@@ -154,52 +154,69 @@ pub enum Step {
 
 /// Up to four traces of up to five spans each (the root first in id, any parent for the
 /// rest), roots that name one of two conversations or follow another trace, children
-/// that name their root's conversation too or not; sent in random pieces and order, with
-/// retries and restarts between.
-pub fn client_script() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+/// that name their root's conversation too or not. With `one_way`, a root follows only an
+/// earlier trace that names no conversation, and never while its own trace names one:
+/// where its spans land then does not depend on which of them comes first (a trace's
+/// first link wins, by design), nor does what its session says (a trace that follows a
+/// run counts as a turn of that run's conversation only when the run had joined it first:
+/// see the note on `the_order_spans_arrive_in_changes_nothing_but_their_ids`).
+fn planned_spans(one_way: bool) -> impl proptest::strategy::Strategy<Value = Vec<Planned>> {
     use proptest::prelude::*;
     let trace = (
         0..3usize,
         0..5u8,
         proptest::collection::vec((0..4u8, 0..6u8, any::<bool>()), 0..5),
     );
-    proptest::collection::vec(trace, 1..5)
-        .prop_flat_map(|traces| {
-            let mut planned = Vec::new();
-            let count = traces.len() as u8;
-            for (t, (conversation, follows, children)) in traces.into_iter().enumerate() {
-                let trace = t as u8 + 1;
-                let conversation = [None, Some("conv-a"), Some("conv-b")][conversation];
-                let follows =
-                    (follows > 0 && follows <= count && follows != trace).then_some(follows);
+    proptest::collection::vec(trace, 1..5).prop_map(move |traces| {
+        let mut planned = Vec::new();
+        let count = traces.len() as u8;
+        let conversations: Vec<usize> = traces.iter().map(|t| t.0).collect();
+        for (t, (conversation, follows, children)) in traces.into_iter().enumerate() {
+            let trace = t as u8 + 1;
+            let conversation = [None, Some("conv-a"), Some("conv-b")][conversation];
+            let follows = (follows > 0 && follows <= count && follows != trace).then_some(follows);
+            let follows = if one_way {
+                follows.filter(|f| {
+                    *f < trace && conversation.is_none() && conversations[usize::from(*f) - 1] == 0
+                })
+            } else {
+                follows
+            };
+            planned.push(Planned {
+                trace,
+                id: trace * 16 + 1,
+                parent: 0,
+                conversation,
+                follows,
+                kind: 3,
+            });
+            for (i, (parent, kind, named)) in children.into_iter().enumerate() {
+                let id = trace * 16 + 2 + i as u8;
+                let parent = trace * 16 + 1 + parent.min(i as u8);
                 planned.push(Planned {
                     trace,
-                    id: trace * 16 + 1,
-                    parent: 0,
-                    conversation,
-                    follows,
-                    kind: 3,
+                    id,
+                    parent,
+                    conversation: conversation.filter(|_| named),
+                    follows: None,
+                    kind,
                 });
-                for (i, (parent, kind, named)) in children.into_iter().enumerate() {
-                    let id = trace * 16 + 2 + i as u8;
-                    let parent = trace * 16 + 1 + parent.min(i as u8);
-                    planned.push(Planned {
-                        trace,
-                        id,
-                        parent,
-                        conversation: conversation.filter(|_| named),
-                        follows: None,
-                        kind,
-                    });
-                }
             }
-            let n = planned.len();
-            (
-                Just(planned).prop_shuffle(),
-                proptest::collection::vec(1..4usize, n),
-                proptest::collection::vec((0..8usize, 0..3u8), 0..4),
-            )
-        })
+        }
+        planned
+    })
+}
+
+/// `planned` sent in random order and pieces of one to three spans, with retries and
+/// restarts between.
+fn sent_in_pieces(planned: Vec<Planned>) -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+    use proptest::prelude::*;
+    let n = planned.len();
+    (
+        Just(planned).prop_shuffle(),
+        proptest::collection::vec(1..4usize, n),
+        proptest::collection::vec((0..8usize, 0..3u8), 0..4),
+    )
         .prop_map(|(planned, sizes, extras)| {
             let mut steps = Vec::new();
             let mut rest = planned.as_slice();
@@ -225,6 +242,20 @@ pub fn client_script() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
             }
             steps
         })
+}
+
+/// A client's script: [`planned_spans`] sent in random pieces, with retries and restarts.
+pub fn client_script() -> impl proptest::strategy::Strategy<Value = Vec<Step>> {
+    use proptest::prelude::*;
+    planned_spans(false).prop_flat_map(sent_in_pieces)
+}
+
+/// The same spans (one way: see [`planned_spans`]) sent by two clients in two different
+/// orders and groupings.
+pub fn two_orders() -> impl proptest::strategy::Strategy<Value = (Vec<Step>, Vec<Step>)> {
+    use proptest::prelude::*;
+    planned_spans(true)
+        .prop_flat_map(|planned| (sent_in_pieces(planned.clone()), sent_in_pieces(planned)))
 }
 
 /// A request of `spans`, each under its service's resource: odd traces are one service's,
