@@ -697,6 +697,26 @@ fn a_chain_of_runs_each_following_the_last_is_one_session_however_long_and_backw
         vec![strs(&["39"])],
         "each later run's own session stays, as the pointer to the run it followed"
     );
+    // The newest run's pointer leads through the 38 runs between to the first run's.
+    let newest = rows(
+        &path,
+        &format!(
+            "SELECT id FROM sessions WHERE json_extract(attributes, '$.\"otel.trace_id\"') = '{}'",
+            format!("{RUNS:02x}").repeat(16)
+        ),
+    );
+    let chain = Reader::open(&path)
+        .unwrap()
+        .joined_chain(&newest[0][0])
+        .unwrap();
+    assert_eq!(chain.len(), 39);
+    assert_eq!(
+        rows(
+            &path,
+            &format!("SELECT status FROM sessions WHERE id = '{}'", chain[38])
+        ),
+        vec![strs(&["completed"])]
+    );
     // A receiver started again gets one more late step of the newest run: it follows the
     // pointers back to the first run, however many.
     drop(first);

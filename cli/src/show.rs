@@ -44,7 +44,8 @@ pub fn run(store: &Path, args: &Args) -> Result<Outcome, Failure> {
     let Some(session) = reader.session(&id)? else {
         return not_found(&args.id);
     };
-    print_replay(&session)?;
+    let joined = reader.joined_chain(&session.id)?;
+    print_replay(&session, &joined)?;
     Ok(Outcome::Done)
 }
 
@@ -58,7 +59,9 @@ fn elapsed_ms(start: DateTime<Utc>, end: Option<DateTime<Utc>>) -> Option<f64> {
     end.map(|end| (end - start).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0)
 }
 
-fn print_replay(session: &Session) -> Result<(), Failure> {
+/// Prints `session`; `joined`: the sessions its `otel.joined_into` leads through to the one
+/// holding its steps ([`Reader::joined_chain`]).
+fn print_replay(session: &Session, joined: &[String]) -> Result<(), Failure> {
     let mut out = anstream::stdout().lock();
     let status = session.status.as_str();
     let status_style = match status {
@@ -91,10 +94,20 @@ fn print_replay(session: &Session) -> Result<(), Failure> {
     for (depth, step) in session.walk() {
         print_step(&mut out, step, depth)?;
     }
-    if let Some(into) = session.joined_into() {
+    if let Some((last, through)) = joined.split_last() {
+        // "joined into session A, which joined B, which joined C: its steps are there".
+        let mut said = String::new();
+        for (i, hop) in through.iter().chain([last]).enumerate() {
+            said.push_str(if i == 0 {
+                "joined into session "
+            } else {
+                ", which joined "
+            });
+            said.push_str(hop);
+        }
         writeln!(
             out,
-            "joined into session {into}: its steps are there (reasonkit-audit show {into})"
+            "{said}: its steps are there (reasonkit-audit show {last})"
         )?;
     } else if session.steps.is_empty() {
         writeln!(out, "{DIM}(no steps){DIM:#}")?;

@@ -815,6 +815,67 @@ fn a_rust_run_whose_turns_only_follow_it_is_one_session_through_tracing_opentele
     verified(&db);
 }
 
+#[test]
+fn show_follows_a_pointer_through_a_run_that_joined_another_to_where_the_steps_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let collector = Collector::start(&db, "127.0.0.1:0", "off", &[]);
+    // Runs 3, 2 and 1, each following the one before it, sent newest first: run 3 joins
+    // run 2's session before run 2 joins run 1's.
+    for trace in [3_u8, 2, 1] {
+        let mut export = one_span(trace, trace);
+        let span = &mut export.resource_spans[0].scope_spans[0].spans[0];
+        span.name = format!("run {trace}");
+        if trace > 1 {
+            span.links
+                .push(opentelemetry_proto::tonic::trace::v1::span::Link {
+                    trace_id: vec![trace - 1; 16],
+                    span_id: vec![trace - 1; 8],
+                    ..Default::default()
+                });
+        }
+        let (code, _, body) = request(
+            &collector.http,
+            "POST",
+            "/v1/traces",
+            &["Content-Type: application/x-protobuf"],
+            &export.encode_to_vec(),
+        );
+        assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    }
+    assert_eq!(collector.stop().code(), Some(0));
+    let session_of = |trace: u8| {
+        sqlite3(
+            &db,
+            &format!(
+                "SELECT id FROM sessions WHERE json_extract(attributes, '$.\"otel.trace_id\"') \
+                 = '{}'",
+                format!("{trace:02x}").repeat(16)
+            ),
+        )
+    };
+    let (one, two, three) = (session_of(1), session_of(2), session_of(3));
+    let out = run(&db, &["show", &three]);
+    succeeded(&out);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "joined into session {two}, which joined {one}: its steps are there \
+             (reasonkit-audit show {one})"
+        )),
+        "{shown}"
+    );
+    // The first run's session holds all three runs.
+    assert_eq!(
+        sqlite3(
+            &db,
+            &format!("SELECT count(*) FROM steps WHERE session_id = '{one}'")
+        ),
+        "3"
+    );
+    verified(&db);
+}
+
 /// A self-signed certificate for 127.0.0.1 and its key, made by the `openssl` command.
 fn self_signed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));

@@ -339,6 +339,49 @@ impl Reader {
         }))
     }
 
+    /// Where the steps of a joined session went: the sessions its `otel.joined_into` leads
+    /// through, hop by hop, to one that joined no other (the last, which holds them). A
+    /// trace received over OTLP that joined a run which later joined a conversation points
+    /// at the run, and the run at the conversation. Empty for a session that joined none.
+    /// A hop to a session not in the store ends the walk there, and so does a cycle,
+    /// which no receiver writes.
+    ///
+    /// ```
+    /// use reasonkit_audit::{AuditLayer, read::Reader};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("audit.db");
+    /// let (_layer, guard) = AuditLayer::builder().path(&path).build()?;
+    /// drop(guard);
+    /// // A session the layer wrote joined none (and an unknown id leads nowhere).
+    /// assert!(Reader::open(&path)?.joined_chain("no-such-session")?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Read`] when the store cannot be queried.
+    pub fn joined_chain(&self, id: &str) -> Result<Vec<String>> {
+        let mut chain: Vec<String> = Vec::new();
+        let mut at = id.to_owned();
+        loop {
+            let Some(summary) = self
+                .select_sessions(&SessionFilter::default(), Some(&at))?
+                .into_iter()
+                .next()
+            else {
+                return Ok(chain);
+            };
+            let Some(into) = summary.joined_into() else {
+                return Ok(chain);
+            };
+            if into == id || chain.iter().any(|seen| seen == into) {
+                return Ok(chain);
+            }
+            chain.push(into.to_owned());
+            at = into.to_owned();
+        }
+    }
+
     /// The sessions `filter` selects, loaded one at a time as the iterator is advanced: a
     /// large store is read holding the list of ids and one session's steps and decisions
     /// at a time.
