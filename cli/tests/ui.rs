@@ -107,6 +107,14 @@ impl Browser {
         self.client.as_ref().unwrap()
     }
 
+    /// Opens the page of session `id` on `ui`.
+    async fn open_session(&self, ui: &Ui, id: &str) {
+        self.client()
+            .goto(&session_url(ui, id))
+            .await
+            .unwrap_or_else(|e| panic!("opening session {id}: {e}"));
+    }
+
     async fn text(&self, css: &str) -> String {
         self.client()
             .find(Locator::Css(css))
@@ -394,22 +402,41 @@ const PAYLOADS: [&str; 4] = [
     "</textarea><svg onload=\"document.title='pwned'\">",
 ];
 
+/// The address of session `id`'s page on `ui`.
+fn session_url(ui: &Ui, id: &str) -> String {
+    format!(
+        "{}/session?{}",
+        ui.base(),
+        serde_urlencoded::to_string([("id", id)]).unwrap()
+    )
+}
+
 /// A run received over OTLP, and a turn (its own trace) that follows it: the turn's own
 /// session becomes the pointer to the run's. Returns (the run's session, the pointer).
 fn write_joined_run(db: &Path) -> (String, String) {
+    let (run, pointer, _) = write_joined_runs(db, false);
+    (run, pointer)
+}
+
+/// [`write_joined_run`]; with `earlier`, the run itself follows an earlier run (trace 9),
+/// which comes last, so that the run's session joins the earlier run's after the turn
+/// joined it. Returns (the session holding the steps, the turn's pointer, the run's own
+/// session: a pointer too when `earlier`).
+fn write_joined_runs(db: &Path, earlier: bool) -> (String, String, String) {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Link};
-    let span = |trace: u8, id: u8, parent: u8, name: &str, follows: bool| Span {
+    // `follows`: the trace (and root span) this root follows, or 0.
+    let span = |trace: u8, id: u8, parent: u8, name: &str, follows: u8| Span {
         trace_id: vec![trace; 16],
         span_id: vec![id; 8],
         parent_span_id: if parent == 0 { vec![] } else { vec![parent; 8] },
         name: name.into(),
         start_time_unix_nano: 1_750_000_000_000_000_000 + u64::from(id) * 1_000_000,
         end_time_unix_nano: 1_750_000_001_000_000_000 - u64::from(id) * 1_000_000,
-        links: if follows {
+        links: if follows > 0 {
             vec![Link {
-                trace_id: vec![1; 16],
-                span_id: vec![1; 8],
+                trace_id: vec![follows; 16],
+                span_id: vec![follows; 8],
                 ..Link::default()
             }]
         } else {
@@ -436,19 +463,37 @@ fn write_joined_run(db: &Path) -> (String, String) {
     );
     // The turn's chat first, then the turn (which says whom it follows), then the run.
     receiver
-        .export(request(vec![span(2, 3, 2, "chat", false)]))
+        .export(request(vec![span(2, 3, 2, "chat", 0)]))
         .unwrap();
     receiver
-        .export(request(vec![span(2, 2, 0, "turn", true)]))
+        .export(request(vec![span(2, 2, 0, "turn", 1)]))
         .unwrap();
     receiver
-        .export(request(vec![span(1, 1, 0, "run", false)]))
+        .export(request(vec![span(
+            1,
+            1,
+            0,
+            "run",
+            if earlier { 9 } else { 0 },
+        )]))
         .unwrap();
+    if earlier {
+        receiver
+            .export(request(vec![span(9, 9, 0, "earlier run", 0)]))
+            .unwrap();
+    }
     guard.shutdown().unwrap();
     let one = |sql: &str| common::sqlite3(db, sql);
+    let own = |trace: u8| {
+        one(&format!(
+            "SELECT id FROM sessions WHERE json_extract(attributes, '$.\"otel.trace_id\"') = '{}'",
+            format!("{trace:02x}").repeat(16)
+        ))
+    };
     (
         one("SELECT id FROM sessions WHERE status = 'completed'"),
-        one("SELECT id FROM sessions WHERE status = 'joined'"),
+        own(2),
+        own(1),
     )
 }
 
@@ -461,14 +506,7 @@ async fn a_joined_turns_page_leads_to_the_run_where_its_steps_are() {
     let db = dir.path().join("audit.db");
     let (run, pointer) = write_joined_run(&db);
     let ui = Ui::start(&db, &[]);
-    let c = browser.client();
-    c.goto(&format!(
-        "{}/session?{}",
-        ui.base(),
-        serde_urlencoded::to_string([("id", pointer.as_str())]).unwrap()
-    ))
-    .await
-    .unwrap();
+    browser.open_session(&ui, &pointer).await;
     assert_eq!(browser.text("#status").await, "joined");
     assert_eq!(browser.text("#step-count").await, "0");
     assert_eq!(browser.text("#joined-into").await, run);
@@ -477,12 +515,40 @@ async fn a_joined_turns_page_leads_to_the_run_where_its_steps_are() {
     assert_eq!(browser.text("#step-count").await, "3");
     let modules: Vec<String> = {
         let mut found = Vec::new();
-        for element in c.find_all(Locator::Css("span.module")).await.unwrap() {
+        for element in browser
+            .client()
+            .find_all(Locator::Css("span.module"))
+            .await
+            .unwrap()
+        {
             found.push(element.text().await.unwrap());
         }
         found
     };
     assert_eq!(modules, ["run", "turn", "chat"]);
+    browser.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_whose_run_joined_an_earlier_run_leads_to_where_its_steps_are_now() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("audit.db");
+    let (earlier, pointer, run) = write_joined_runs(&db, true);
+    let ui = Ui::start(&db, &[]);
+    browser.open_session(&ui, &pointer).await;
+    // The turn joined the run, and the run joined the earlier run after: the page names
+    // the run it went by way of, and leads to the earlier run, which holds every step.
+    assert_eq!(browser.text("#joined-into").await, earlier);
+    assert_eq!(
+        browser.text("#joined-through").await,
+        format!("(joined by way of {run})")
+    );
+    browser.click_to("#joined-into", &earlier).await;
+    assert_eq!(browser.text("h1 .id").await, earlier);
+    assert_eq!(browser.text("#step-count").await, "4");
     browser.stop().await;
 }
 
@@ -514,11 +580,7 @@ async fn recorded_markup_is_shown_as_text_and_runs_nothing() {
     });
     let ui = Ui::start(&db, &[]);
     let c = browser.client();
-    let session = format!(
-        "{}/session?{}",
-        ui.base(),
-        serde_urlencoded::to_string([("id", PAYLOADS[0])]).unwrap()
-    );
+    let session = session_url(&ui, PAYLOADS[0]);
     for page in [
         ui.url.clone(),
         session.clone(),

@@ -179,7 +179,8 @@ pub async fn session(State(app): State<Arc<App>>, Query(query): Query<SessionQue
             .session(&id)?
             .ok_or_else(|| Failed::missing(format!("no session has the id '{id}'")))?;
         let replays = reader.replays_of(&id)?;
-        Ok(app.verdict(|verdict| views::session(&session, &replays, verdict)))
+        let joined = reader.joined_chain(&session.id)?;
+        Ok(app.verdict(|verdict| views::session(&session, &replays, &joined, verdict)))
     })
     .await
 }

@@ -242,7 +242,14 @@ fn tampered(verdict: Option<&Verdict>, id: &str) -> Markup {
 }
 
 /// One session: its header, the waterfall of its steps, their decisions, live while it runs.
-pub fn session(session: &Session, replays: &[SessionSummary], verdict: Option<&Verdict>) -> Markup {
+/// A session's page. `joined`: the sessions its `otel.joined_into` leads through to the one
+/// holding its steps ([`reasonkit_audit::read::Reader::joined_chain`]), empty for most.
+pub fn session(
+    session: &Session,
+    replays: &[SessionSummary],
+    joined: &[String],
+    verdict: Option<&Verdict>,
+) -> Markup {
     let steps = session.walk();
     let micros = |at: DateTime<Utc>| at.timestamp_micros();
     let start = micros(session.started_at);
@@ -271,10 +278,22 @@ pub fn session(session: &Session, replays: &[SessionSummary], verdict: Option<&V
             @if let Some(of) = session.replay_of() {
                 tr { th { "Replay of" } td { a href=(session_href(of)) { (of) } } }
             }
-            @if let Some(into) = session.joined_into() {
+            @if let Some((last, through)) = joined.split_last() {
                 tr {
                     th { "Joined into" }
-                    td { a #joined-into href=(session_href(into)) { (into) } " — its steps are there" }
+                    td {
+                        a #joined-into href=(session_href(last)) { (last) } " — its steps are there"
+                        @if !through.is_empty() {
+                            span #joined-through {
+                                " (joined by way of "
+                                @for (i, hop) in through.iter().enumerate() {
+                                    @if i > 0 { ", " }
+                                    a href=(session_href(hop)) { (hop) }
+                                }
+                                ")"
+                            }
+                        }
+                    }
                 }
             }
             @for (label, text) in [("Instructions", session.instructions()), ("Input", session.input.clone()), ("Answer", session.answer()), ("Error", session.error())] {
