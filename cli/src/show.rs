@@ -94,20 +94,12 @@ fn print_replay(session: &Session, joined: &[String]) -> Result<(), Failure> {
     for (depth, step) in session.walk() {
         print_step(&mut out, step, depth)?;
     }
-    if let Some((last, through)) = joined.split_last() {
+    if let Some(last) = joined.last() {
         // "joined into session A, which joined B, which joined C: its steps are there".
-        let mut said = String::new();
-        for (i, hop) in through.iter().chain([last]).enumerate() {
-            said.push_str(if i == 0 {
-                "joined into session "
-            } else {
-                ", which joined "
-            });
-            said.push_str(hop);
-        }
         writeln!(
             out,
-            "{said}: its steps are there (reasonkit-audit show {last})"
+            "joined into session {}: its steps are there (reasonkit-audit show {last})",
+            joined.join(", which joined ")
         )?;
     } else if session.steps.is_empty() {
         writeln!(out, "{DIM}(no steps){DIM:#}")?;

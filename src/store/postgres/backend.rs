@@ -179,24 +179,20 @@ fn write_batch(
     store::rename_repeated_sessions(batch.rows, batch.ops, batch.health);
     // The first part's plan (see `transaction`), made before any statement: a batch
     // whose rows have no COPY form goes to the statements at once.
-    let first_part = batch
-        .ops
-        .split_inclusive(|op| matches!(op, Op::Joined(_)))
-        .next()
-        .unwrap_or_default();
+    let first_part = parts(batch.ops).next().unwrap_or_default();
     let planned = if connection.stores_as_sent()? {
         NewRows::plan(batch.rows, first_part, &HashSet::new())
     } else {
         None
     };
-    if let Some(first) = planned {
+    if planned.is_some() {
         let undo = store::JoinUndo::of(batch.rows, batch.ops);
         match transaction(
             connection,
             writer_id,
             number,
             &mut batch,
-            Inserts::Copy(first),
+            Inserts::Copy(planned),
         ) {
             Ok(Some(committed)) => return Ok(committed),
             // A row without a COPY form, or one the store refused: the statements write it,
@@ -220,9 +216,15 @@ fn write_batch(
 
 /// How a batch's new rows go in.
 enum Inserts {
-    /// By COPY, the first part's rows as planned.
-    Copy(NewRows),
+    /// By COPY: the first part's rows as planned (taken by the first part; each later part
+    /// is planned after the joins before it).
+    Copy(Option<NewRows>),
     Statements,
+}
+
+/// A batch's parts: its ops cut after each [`Op::Joined`] (see [`transaction`]).
+fn parts(ops: &[Op]) -> impl Iterator<Item = &[Op]> {
+    ops.split_inclusive(|op| matches!(op, Op::Joined(_)))
 }
 
 /// One batch's transaction: its record in `audit_batches`, then each part of the batch in
@@ -257,10 +259,7 @@ fn transaction(
     let mut refused: Refused = Vec::new();
     // The new rows the parts before this one have put in the store.
     let mut written: HashSet<AuditId> = HashSet::new();
-    let parts: Vec<&[Op]> = batch
-        .ops
-        .split_inclusive(|op| matches!(op, Op::Joined(_)))
-        .collect();
+    let parts: Vec<&[Op]> = parts(batch.ops).collect();
     for (i, &ops) in parts.iter().enumerate() {
         let mut part = Batch {
             number: batch.number,
@@ -273,11 +272,9 @@ fn transaction(
         };
         match &mut inserts {
             Inserts::Copy(first) => {
-                let planned = if i == 0 {
-                    Some(std::mem::take(first))
-                } else {
-                    NewRows::plan(part.rows, ops, &written)
-                };
+                let planned = first
+                    .take()
+                    .or_else(|| NewRows::plan(part.rows, ops, &written));
                 let copied = match planned {
                     Some(new_rows) => new_rows.write(
                         &mut tx,

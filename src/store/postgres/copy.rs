@@ -46,7 +46,6 @@ use crate::store::{self, Op, Tracked};
 /// A batch's new rows, each table's sorted by key: which rows, and in what order they go.
 /// Their columns are made as each is sent, so that the writer makes the next while the
 /// server stores the last.
-#[derive(Default)]
 pub(crate) struct NewRows {
     sessions: Vec<AuditId>,
     steps: Vec<AuditId>,
